@@ -1,0 +1,361 @@
+// admission_core: the admission queue's decisions and bookkeeping as a pure,
+// single-threaded state machine. No locks, no threads, no clock reads: the
+// caller passes `now`. admission_queue (admission_queue.hpp) is the thin
+// thread-safe shell around it; tests drive this class directly and
+// deterministically.
+//
+// Layout: tasks live in a slab of nodes (grown on demand up to capacity and
+// then reused, so a steady queue does not allocate). Every node is on one
+// global FIFO list and, for policies that look at priorities, on the FIFO
+// list of its priority level. An id index maps ids to nodes. All operations
+// are O(1) except position_of (O(position)).
+#pragma once
+
+#include <orchcore/admission_policy.hpp>
+#include <orchcore/admission_result.hpp>
+#include <orchcore/detail/id_index.hpp>
+#include <orchcore/error.hpp>
+#include <orchcore/metrics.hpp>
+#include <orchcore/priority.hpp>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace orchcore {
+
+namespace detail {
+inline void validate_queue_options(const queue_options& o) {
+    if (o.capacity > max_queue_capacity)
+        throw invalid_argument("capacity", std::to_string(o.capacity),
+                               "must be at most " + std::to_string(max_queue_capacity));
+    if (o.min_retry_after.count() < 0)
+        throw invalid_argument("min_retry_after", std::to_string(o.min_retry_after.count()) + "ms", "must be >= 0");
+    if (o.max_retry_after < o.min_retry_after)
+        throw invalid_argument("max_retry_after", std::to_string(o.max_retry_after.count()) + "ms",
+                               "must be >= min_retry_after (" + std::to_string(o.min_retry_after.count()) + "ms)");
+    if (o.default_retry_after < o.min_retry_after || o.default_retry_after > o.max_retry_after)
+        throw invalid_argument("default_retry_after", std::to_string(o.default_retry_after.count()) + "ms",
+                               "must lie within [min_retry_after, max_retry_after]");
+}
+}  // namespace detail
+
+template <class T, admission_policy Policy = policy::reject_new, class Id = job_id>
+class admission_core {
+public:
+    using value_type = T;
+    using id_type = Id;
+    using policy_type = Policy;
+    using entry_type = queue_entry<T, Id>;
+    using result_type = admission_result<T, Id>;
+    using request_type = admission_request<Id>;
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+
+    /// Result of admit(): the admission result, plus, for handoff-only
+    /// policies, the accepted task to give to the waiting consumer.
+    struct admit_outcome {
+        result_type result;
+        std::optional<entry_type> handoff;
+    };
+
+    explicit admission_core(queue_options options = {}) : options_(options) {
+        detail::validate_queue_options(options_);
+    }
+
+    /// Decides on one admission and applies it. `consumer_waiting` tells a
+    /// handoff-only policy (fail-fast) that a consumer is blocked and would
+    /// take the task now. On rejection `value` is left untouched and the
+    /// queue is unchanged except for the rejection counter.
+    admit_outcome admit(T&& value, const request_type& req, time_point now, bool consumer_waiting = false) {
+        admit_outcome out;
+        result_type& r = out.result;
+        r.id = req.id;
+
+        if (closed_) return reject(out, rejection_reason::closed, "queue is closed", now);
+        if (!priority::is_valid(req.priority))
+            return reject(out, rejection_reason::invalid_request, "priority out of range [0, 20]", now);
+        if (req.id && index_.find(*req.id) != npos)
+            return reject(out, rejection_reason::invalid_request, "duplicate id: a task with this id is queued", now);
+
+        if constexpr (Policy::handoff_only) {
+            if (!consumer_waiting)
+                return reject(out, rejection_reason::policy_violation, "fail-fast: no consumer is waiting", now);
+            Id id = req.id ? *req.id : next_generated_id();
+            ++accepted_;
+            ++dequeued_;
+            ++handed_off_;
+            wait_time_.record(std::chrono::nanoseconds{0});
+            dequeue_rate_.record(now);
+            r.is_accepted = true;
+            r.id = id;
+            r.position = 0;
+            out.handoff.emplace(entry_type{std::move(id), std::move(value), req.priority, now});
+            return out;
+        } else {
+            if (size_ >= options_.capacity) {
+                if constexpr (Policy::on_full == policy::when_full::reject) {
+                    return reject(out, rejection_reason::queue_full, "queue is full", now);
+                } else {
+                    if (size_ == 0) return reject(out, rejection_reason::queue_full, "queue capacity is 0", now);
+                    const int lowest = std::countr_zero(nonempty_levels_);
+                    std::uint32_t victim = npos;
+                    if constexpr (Policy::on_full == policy::when_full::evict_oldest_of_lowest) {
+                        victim = levels_[static_cast<std::size_t>(lowest)].head;
+                    } else {
+                        if (req.priority <= lowest)
+                            return reject(out, rejection_reason::queue_full,
+                                          "queue is full and no queued task has a lower priority", now);
+                        victim = levels_[static_cast<std::size_t>(lowest)].tail;
+                    }
+                    r.evicted.emplace(take(victim));
+                    ++evicted_;
+                }
+            }
+            Id id = req.id ? *req.id : next_generated_id();
+            r.position = position_for_new(req.priority);
+            insert(std::move(id), std::move(value), req.priority, now);
+            r.is_accepted = true;
+            r.id = nodes_[last_inserted_].id;
+            ++accepted_;
+            return out;
+        }
+    }
+
+    /// Removes and returns the next task in dequeue order.
+    std::optional<entry_type> pop(time_point now) {
+        if (size_ == 0) return std::nullopt;
+        entry_type e = take(next_index());
+        note_dequeue(e, now);
+        return e;
+    }
+
+    /// Removes up to `max` tasks in dequeue order, appending them to `out`.
+    template <class OutputIt>
+    std::size_t pop_batch(OutputIt out, std::size_t max, time_point now) {
+        std::size_t n = 0;
+        for (; n < max && size_ > 0; ++n) {
+            entry_type e = take(next_index());
+            note_dequeue(e, now);
+            *out++ = std::move(e);
+        }
+        return n;
+    }
+
+    /// Removes a queued task by id (cancellation). Returns it, or nullopt if
+    /// no task with that id is queued (so cancelling twice is a no-op).
+    std::optional<entry_type> cancel(const Id& id) {
+        const std::uint32_t i = index_.find(id);
+        if (i == npos) return std::nullopt;
+        ++cancelled_;
+        return take(i);
+    }
+
+    bool contains(const Id& id) const { return index_.find(id) != npos; }
+
+    /// 0-based position of a queued task in dequeue order, or nullopt.
+    std::optional<std::size_t> position_of(const Id& id) const {
+        const std::uint32_t target = index_.find(id);
+        if (target == npos) return std::nullopt;
+        std::size_t pos = 0;
+        if constexpr (Policy::order == policy::dequeue_order::fifo) {
+            for (std::uint32_t i = head_; i != target; i = nodes_[i].next) ++pos;
+        } else {
+            const int p = nodes_[target].priority;
+            for (int q = priority::max; q > p; --q) pos += levels_[static_cast<std::size_t>(q)].count;
+            for (std::uint32_t i = levels_[static_cast<std::size_t>(p)].head; i != target; i = nodes_[i].level_next)
+                ++pos;
+        }
+        return pos;
+    }
+
+    /// Ids of queued tasks in the order they would be dequeued.
+    std::vector<Id> ids_in_dequeue_order() const {
+        std::vector<Id> ids;
+        ids.reserve(size_);
+        if constexpr (Policy::order == policy::dequeue_order::fifo) {
+            for (std::uint32_t i = head_; i != npos; i = nodes_[i].next) ids.push_back(nodes_[i].id);
+        } else {
+            for (int q = priority::max; q >= priority::min; --q)
+                for (std::uint32_t i = levels_[static_cast<std::size_t>(q)].head; i != npos; i = nodes_[i].level_next)
+                    ids.push_back(nodes_[i].id);
+        }
+        return ids;
+    }
+
+    /// Stops admissions (they are rejected with reason `closed`); queued
+    /// tasks stay and can still be dequeued or cancelled.
+    void close() noexcept { closed_ = true; }
+    bool is_closed() const noexcept { return closed_; }
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t capacity() const noexcept { return options_.capacity; }
+    const queue_options& options() const noexcept { return options_; }
+
+    queue_metrics metrics(time_point now) const {
+        queue_metrics m;
+        m.policy = Policy::name;
+        m.depth = size_;
+        m.capacity = options_.capacity;
+        m.accepted = accepted_;
+        m.dequeued = dequeued_;
+        m.handed_off = handed_off_;
+        m.evicted = evicted_;
+        m.cancelled = cancelled_;
+        m.rejected_by_reason = rejected_;
+        m.dequeue_rate_per_second = dequeue_rate_.per_second(now);
+        m.wait_time = wait_time_;
+        return m;
+    }
+
+    /// Retry-after hint at `now`: the measured mean time between dequeues
+    /// (one slot frees up per dequeue), clamped to the configured bounds.
+    std::chrono::milliseconds retry_after_hint(time_point now) const {
+        if (!dequeue_rate_.has_estimate()) return options_.default_retry_after;
+        const double ms = std::ceil(dequeue_rate_.interval_seconds(now) * 1000.0);
+        const double lo = static_cast<double>(options_.min_retry_after.count());
+        const double hi = static_cast<double>(options_.max_retry_after.count());
+        return std::chrono::milliseconds{static_cast<std::int64_t>(std::clamp(ms, lo, hi))};
+    }
+
+private:
+    static constexpr std::uint32_t npos = detail::id_index<Id>::npos;
+    // Per-priority lanes are needed to order by priority or to pick a
+    // victim by priority; reject-new and fail-fast skip their upkeep.
+    static constexpr bool tracks_levels =
+        Policy::order == policy::dequeue_order::by_priority || Policy::on_full != policy::when_full::reject;
+
+    struct node {
+        Id id{};
+        std::optional<T> value;
+        int priority = priority::normal;
+        time_point enqueued_at{};
+        std::uint32_t prev = npos, next = npos;              // global FIFO list / free list
+        std::uint32_t level_prev = npos, level_next = npos;  // FIFO list of its priority
+    };
+    struct level {
+        std::uint32_t head = npos, tail = npos;
+        std::size_t count = 0;
+    };
+
+    admit_outcome& reject(admit_outcome& out, rejection_reason why, std::string_view detail, time_point now) {
+        ++rejected_[static_cast<std::size_t>(why)];
+        out.result.is_accepted = false;
+        out.result.reason = why;
+        out.result.detail = detail;
+        const bool retry_helps = why == rejection_reason::queue_full || why == rejection_reason::policy_violation;
+        out.result.retry_after = retry_helps ? retry_after_hint(now) : std::chrono::milliseconds{0};
+        return out;
+    }
+
+    Id next_generated_id() {
+        for (;;) {
+            Id id = id_traits<Id>::generate(++id_seq_);
+            if (index_.find(id) == npos) return id;
+        }
+    }
+
+    std::size_t position_for_new(int p) const noexcept {
+        if constexpr (Policy::order == policy::dequeue_order::fifo) {
+            return size_;
+        } else {
+            std::size_t ahead = 0;
+            for (int q = priority::max; q >= p; --q) ahead += levels_[static_cast<std::size_t>(q)].count;
+            return ahead;
+        }
+    }
+
+    std::uint32_t next_index() const noexcept {
+        if constexpr (Policy::order == policy::dequeue_order::fifo) {
+            return head_;
+        } else {
+            const int highest = 31 - std::countl_zero(nonempty_levels_);
+            return levels_[static_cast<std::size_t>(highest)].head;
+        }
+    }
+
+    void insert(Id&& id, T&& value, int p, time_point now) {
+        std::uint32_t i;
+        if (free_ != npos) {
+            i = free_;
+            free_ = nodes_[i].next;
+        } else {
+            i = static_cast<std::uint32_t>(nodes_.size());
+            nodes_.emplace_back();
+        }
+        node& n = nodes_[i];
+        n.id = std::move(id);
+        n.value.emplace(std::move(value));
+        n.priority = p;
+        n.enqueued_at = now;
+        index_.insert(n.id, i);
+        // global FIFO list
+        n.prev = tail_;
+        n.next = npos;
+        if (tail_ != npos) nodes_[tail_].next = i; else head_ = i;
+        tail_ = i;
+        if constexpr (tracks_levels) {
+            level& l = levels_[static_cast<std::size_t>(p)];
+            n.level_prev = l.tail;
+            n.level_next = npos;
+            if (l.tail != npos) nodes_[l.tail].level_next = i; else l.head = i;
+            l.tail = i;
+            ++l.count;
+            nonempty_levels_ |= (1u << p);
+        }
+        ++size_;
+        last_inserted_ = i;
+    }
+
+    // Unlinks node i, returns its contents and puts the node on the free list.
+    entry_type take(std::uint32_t i) {
+        node& n = nodes_[i];
+        index_.erase(n.id);
+        if (n.prev != npos) nodes_[n.prev].next = n.next; else head_ = n.next;
+        if (n.next != npos) nodes_[n.next].prev = n.prev; else tail_ = n.prev;
+        if constexpr (tracks_levels) {
+            level& l = levels_[static_cast<std::size_t>(n.priority)];
+            if (n.level_prev != npos) nodes_[n.level_prev].level_next = n.level_next; else l.head = n.level_next;
+            if (n.level_next != npos) nodes_[n.level_next].level_prev = n.level_prev; else l.tail = n.level_prev;
+            if (--l.count == 0) nonempty_levels_ &= ~(1u << n.priority);
+        }
+        entry_type e{std::move(n.id), std::move(*n.value), n.priority, n.enqueued_at};
+        n.value.reset();
+        n.next = free_;
+        free_ = i;
+        --size_;
+        return e;
+    }
+
+    void note_dequeue(const entry_type& e, time_point now) {
+        ++dequeued_;
+        wait_time_.record(now - e.enqueued_at);
+        dequeue_rate_.record(now);
+    }
+
+    queue_options options_;
+    std::vector<node> nodes_;
+    detail::id_index<Id> index_;
+    std::array<level, static_cast<std::size_t>(priority::levels)> levels_{};
+    std::uint32_t nonempty_levels_ = 0;
+    std::uint32_t head_ = npos, tail_ = npos, free_ = npos, last_inserted_ = npos;
+    std::size_t size_ = 0;
+    std::uint64_t id_seq_ = 0;
+    bool closed_ = false;
+
+    std::uint64_t accepted_ = 0, dequeued_ = 0, handed_off_ = 0, evicted_ = 0, cancelled_ = 0;
+    std::array<std::uint64_t, rejection_reason_count> rejected_{};
+    latency_histogram wait_time_;
+    rate_estimator dequeue_rate_;
+};
+
+}  // namespace orchcore
