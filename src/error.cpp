@@ -22,6 +22,9 @@ public:
             case errc::illegal_transition: return "illegal state transition";
             case errc::stale_token: return "stale fencing token";
             case errc::backend_unavailable: return "backend unavailable";
+            case errc::task_finished: return "task already finished";
+            case errc::rejected: return "rejected by admission";
+            case errc::task_failed: return "task failed";
         }
         return "unknown orchcore error " + std::to_string(code);
     }

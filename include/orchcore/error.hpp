@@ -34,6 +34,9 @@ enum class errc : int {
     illegal_transition,    // a state change that the state machine forbids
     stale_token,           // a fencing token that is no longer current
     backend_unavailable,   // storage or transport could not be reached
+    task_finished,         // the task already reached a terminal state
+    rejected,              // admission turned the task away
+    task_failed,           // the task ended failed or timed out
 };
 
 /// The `orchcore` error category (name "orchcore").

@@ -1,0 +1,21 @@
+# orchcore_set_warnings(<target>)
+#
+# Adds the project's warning flags to <target>. The flags are PRIVATE (or, for
+# INTERFACE libraries, not added at all) so they never propagate to consumers.
+# -Werror is added when ORCHCORE_WARNINGS_AS_ERRORS is ON.
+include_guard(GLOBAL)
+
+function(orchcore_set_warnings target)
+  get_target_property(_type ${target} TYPE)
+  if(_type STREQUAL "INTERFACE_LIBRARY")
+    return()
+  endif()
+
+  set(_gnu_like "$<OR:$<CXX_COMPILER_ID:GNU>,$<CXX_COMPILER_ID:Clang>,$<CXX_COMPILER_ID:AppleClang>>")
+  target_compile_options(${target} PRIVATE
+    "$<${_gnu_like}:-Wall;-Wextra;-Wpedantic>"
+  )
+  if(ORCHCORE_WARNINGS_AS_ERRORS)
+    target_compile_options(${target} PRIVATE "$<${_gnu_like}:-Werror>")
+  endif()
+endfunction()

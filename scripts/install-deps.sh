@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Install orchcore's build/test dependencies on Debian 12 (bookworm).
+#
+# Fast no-op (no apt calls) when everything is already installed.
+# Never installs libboost-dev: it pulls in Boost 1.74, which conflicts with
+# the libboost1.81-dev we build against.
+#
+# Environment:
+#   ORCHCORE_SKIP_DEPS=1   do nothing (e.g. on non-Debian systems with deps present)
+set -euo pipefail
+
+packages=(
+  build-essential
+  g++
+  clang
+  cmake
+  ninja-build
+  pkg-config
+  git
+  libboost1.81-dev
+  libboost-json1.81-dev
+  libfmt-dev
+  catch2
+  librapidcheck-dev
+  libbenchmark-dev
+  libhiredis-dev
+  redis-server
+  redis-tools
+  libtbb-dev
+  libconcurrentqueue-dev
+)
+
+if [[ "${ORCHCORE_SKIP_DEPS:-0}" == "1" ]]; then
+  echo "install-deps: ORCHCORE_SKIP_DEPS=1, skipping dependency check"
+  exit 0
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "install-deps: dpkg-query not found; this script supports Debian 12 only." >&2
+  echo "install-deps: install the equivalents of: ${packages[*]}" >&2
+  echo "install-deps: (set ORCHCORE_SKIP_DEPS=1 to silence this check)" >&2
+  exit 1
+fi
+
+# One dpkg-query call for all packages (unknown packages just don't appear).
+declare -A installed=()
+while IFS='|' read -r pkg status; do
+  if [[ "$status" == "install ok installed" ]]; then
+    installed["$pkg"]=1
+  fi
+done < <(dpkg-query -W -f='${Package}|${Status}\n' "${packages[@]}" 2>/dev/null || true)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: installing missing packages: ${missing[*]}"
+
+if [[ "$(id -u)" -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "install-deps: not root and sudo is unavailable; install as root: ${missing[*]}" >&2
+  exit 1
+fi
+
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${missing[@]}"
