@@ -109,7 +109,7 @@ inline constexpr std::size_t max_queue_capacity = 0xFFFF'FFF0u;
 /// Consistent snapshot of a queue's counters, taken under its lock.
 /// Conservation: accepted == depth + dequeued + evicted + cancelled.
 struct queue_metrics {
-    std::string_view policy;
+    std::string_view policy{};
     std::size_t depth = 0;
     std::size_t capacity = 0;
     std::uint64_t accepted = 0;
@@ -119,7 +119,7 @@ struct queue_metrics {
     std::uint64_t cancelled = 0;
     std::array<std::uint64_t, rejection_reason_count> rejected_by_reason{};
     double dequeue_rate_per_second = 0.0;
-    latency_histogram wait_time;  ///< admission to dequeue
+    latency_histogram wait_time{};  ///< admission to dequeue
 
     std::uint64_t rejected(rejection_reason r) const noexcept {
         return rejected_by_reason[static_cast<std::size_t>(r)];

@@ -50,7 +50,7 @@ struct autoscale_options {
 struct scale_decision {
     std::size_t from = 0;
     std::size_t to = 0;
-    std::string_view reason;  ///< static text: "below min_workers", "queue depth high", "queue depth low"
+    std::string_view reason{};  ///< static text: "below min_workers", "queue depth high", "queue depth low"
     bool changes() const noexcept { return from != to; }
 };
 
@@ -89,7 +89,7 @@ private:
     autoscale_options o_;
     unsigned up_streak_ = 0;
     unsigned down_streak_ = 0;
-    std::optional<clock::time_point> last_change_;
+    std::optional<clock::time_point> last_change_{};
 };
 
 }  // namespace orchcore

@@ -10,3 +10,14 @@
 #include <orchcore/admission_core.hpp>
 #include <orchcore/admission_queue.hpp>
 #include <orchcore/any_admission_queue.hpp>
+#include <orchcore/task_status.hpp>
+#include <orchcore/backoff.hpp>
+#include <orchcore/autoscaler.hpp>
+#include <orchcore/lease_table.hpp>
+#include <orchcore/codec.hpp>
+#include <orchcore/task.hpp>
+#include <orchcore/event_bus.hpp>
+#include <orchcore/worker_pool.hpp>
+#include <orchcore/coordinator.hpp>
+#include <orchcore/task_store.hpp>
+#include <orchcore/worker_registry.hpp>

@@ -7,11 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +53,60 @@ void wait_for_waiters(const Q& q, std::size_t n) {
     REQUIRE(q.waiting_consumers() == n);
 }
 
+// Polls `pred` for up to 10 s (a guard against hanging, not a timing test).
+template <class Pred>
+bool wait_until_true(Pred pred) {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > give_up) return false;
+        std::this_thread::sleep_for(100us);
+    }
+    return true;
+}
+
+// Joins the threads once each has counted itself in `finished` (its last
+// action). If they have not all finished within 10 s the queue is broken
+// (e.g. close() did not wake a consumer): the threads are detached instead,
+// so the test fails instead of hanging. Such threads must own, through a
+// shared_ptr, everything they touch.
+bool join_or_abandon(std::vector<std::thread>& threads, const std::atomic<int>& finished) {
+    const auto n = static_cast<int>(threads.size());
+    const bool all = wait_until_true([&] { return finished.load() == n; });
+    for (auto& t : threads) {
+        if (all) t.join(); else t.detach();
+    }
+    return all;
+}
+
+// A thread running `f`. wait() gives it up to 10 s to finish and reports
+// whether it finished without throwing, so a consumer that never receives
+// its task fails the test instead of hanging it (the close_on_exit guard
+// then releases it). An exception in `f` is kept, never terminates.
+class worker {
+public:
+    template <class F>
+    explicit worker(F f)
+        : thread_([this, f]() mutable {
+              try {
+                  f();
+              } catch (...) {
+                  error_ = std::current_exception();
+              }
+              done_ = true;
+          }) {}
+    bool wait() {
+        if (!wait_until_true([&] { return done_.load(); })) return false;
+        thread_.join();
+        return error_ == nullptr;
+    }
+    bool done() const { return done_.load(); }
+
+private:
+    std::exception_ptr error_;
+    std::atomic<bool> done_{false};
+    std::jthread thread_;
+};
+
 // Closes the queue on scope exit so that a failed REQUIRE never leaves a
 // consumer blocked forever in a thread that is about to be joined. Declare it
 // after the threads: it is destroyed (and closes) before they are joined.
@@ -86,21 +142,16 @@ void require_conservation(const oc::queue_metrics& m) {
 
 TEST_CASE("pop blocks until a task is pushed, then returns it", "[queue][blocking]") {
     oc::reject_new_queue<std::string> q{opts(4)};
-    std::atomic<bool> returned{false};
     std::optional<oc::queue_entry<std::string>> got;
-    std::jthread consumer([&] {
-        got = q.pop();
-        returned = true;
-    });
+    worker consumer([&] { got = q.pop(); });
     close_on_exit<decltype(q)> guard{q};
     wait_for_waiters(q, 1);
-    REQUIRE_FALSE(returned.load());  // still blocked: nothing was pushed
+    REQUIRE_FALSE(consumer.done());  // still blocked: nothing was pushed
 
     const auto r = q.try_push(std::string("payload"), with_id(17, 3));
     REQUIRE(r.accepted());
     REQUIRE(r.position == 0u);
-    consumer.join();
-    REQUIRE(returned.load());
+    REQUIRE(consumer.wait());
     REQUIRE(got.has_value());
     REQUIRE(got->id == 17u);
     REQUIRE(got->value == "payload");
@@ -116,19 +167,21 @@ TEST_CASE("pop blocks until a task is pushed, then returns it", "[queue][blockin
 TEST_CASE("the longest-waiting consumer gets the next task", "[queue][blocking]") {
     oc::reject_new_queue<int> q{opts(4)};
     std::optional<oc::queue_entry<int>> first, second;
-    std::jthread a([&] { first = q.pop(); });
+    worker a([&] { first = q.pop(); });
     wait_for_waiters(q, 1);
-    std::jthread b([&] { second = q.pop(); });
+    worker b([&] { second = q.pop(); });
     close_on_exit<decltype(q)> guard{q};
     wait_for_waiters(q, 2);
 
     REQUIRE(q.try_push(1).accepted());
-    a.join();
+    REQUIRE(a.wait());
     REQUIRE(first.has_value());
     REQUIRE(first->value == 1);
+    REQUIRE_FALSE(b.done());
     REQUIRE(q.waiting_consumers() == 1u);
     REQUIRE(q.try_push(2).accepted());
-    b.join();
+    REQUIRE(b.wait());
+    REQUIRE(second.has_value());
     REQUIRE(second->value == 2);
 }
 
@@ -169,11 +222,11 @@ TEST_CASE("pop_until takes system_clock and steady_clock deadlines", "[queue][ti
     }
     SECTION("a task pushed while waiting on a far system_clock deadline is returned") {
         std::optional<oc::queue_entry<int>> got;
-        std::jthread consumer([&] { got = q.pop_until(std::chrono::system_clock::now() + 1h); });
+        worker consumer([&] { got = q.pop_until(std::chrono::system_clock::now() + 1h); });
         close_on_exit<decltype(q)> guard{q};
         wait_for_waiters(q, 1);
         REQUIRE(q.try_push(42).accepted());
-        consumer.join();
+        REQUIRE(consumer.wait());
         REQUIRE(got.has_value());
         REQUIRE(got->value == 42);
     }
@@ -181,41 +234,47 @@ TEST_CASE("pop_until takes system_clock and steady_clock deadlines", "[queue][ti
 
 TEMPLATE_TEST_CASE("close wakes every blocked consumer and they throw queue_closed", "[queue][close]",
                    oc::policy::reject_new, oc::policy::drop_lru, oc::policy::fail_fast, oc::policy::priority) {
-    oc::admission_queue<int, TestType> q{opts(4)};
-    constexpr int consumers = 6;
-    std::atomic<int> closed_seen{0};
-    std::atomic<int> other_outcome{0};
-    auto expect_closed = [&](auto&& blocking_call) {
-        return [&, blocking_call] {
-            try {
-                blocking_call();
-                ++other_outcome;
-            } catch (const oc::queue_closed& e) {
-                if (e.code() == oc::errc::queue_closed) ++closed_seen;
-            } catch (...) {
-                ++other_outcome;
-            }
-        };
+    // Shared with the consumer threads; if close() fails to wake one, the
+    // thread is abandoned with this state instead of hanging the test.
+    struct state {
+        oc::admission_queue<int, TestType> q{opts(4)};
+        std::atomic<int> closed_seen{0}, other_outcome{0}, finished{0};
     };
-    std::vector<std::jthread> threads;
-    threads.emplace_back(expect_closed([&] { (void)q.pop(); }));
-    threads.emplace_back(expect_closed([&] { (void)q.pop_for(1h); }));
-    threads.emplace_back(expect_closed([&] { (void)q.pop_until(std::chrono::system_clock::now() + 1h); }));
-    threads.emplace_back(expect_closed([&] { (void)q.pop_batch(4); }));
-    threads.emplace_back(expect_closed([&] { (void)q.pop_batch_for(3, 1h); }));
-    threads.emplace_back(expect_closed([&] { (void)q.pop_until(std::chrono::steady_clock::time_point::max()); }));
-    close_on_exit<decltype(q)> guard{q};
-    wait_for_waiters(q, consumers);
-
-    q.close();
-    for (auto& t : threads) t.join();
-    REQUIRE(closed_seen.load() == consumers);
-    REQUIRE(other_outcome.load() == 0);
-    REQUIRE(q.waiting_consumers() == 0u);
-    REQUIRE(q.is_closed());
+    using blocking_call = void (*)(oc::admission_queue<int, TestType>&);
+    const std::vector<blocking_call> calls = {
+        [](auto& q) { (void)q.pop(); },
+        [](auto& q) { (void)q.pop_for(1h); },
+        [](auto& q) { (void)q.pop_until(std::chrono::system_clock::now() + 1h); },
+        [](auto& q) { (void)q.pop_batch(4); },
+        [](auto& q) { (void)q.pop_batch_for(3, 1h); },
+        [](auto& q) { (void)q.pop_until(std::chrono::steady_clock::time_point::max()); },
+    };
+    auto st = std::make_shared<state>();
+    std::vector<std::thread> threads;
+    for (auto call : calls) {
+        threads.emplace_back([st, call] {
+            try {
+                call(st->q);
+                ++st->other_outcome;
+            } catch (const oc::queue_closed& e) {
+                if (e.code() == oc::errc::queue_closed) ++st->closed_seen;
+            } catch (...) {
+                ++st->other_outcome;
+            }
+            ++st->finished;
+        });
+    }
+    const bool all_blocked = wait_until_true([&] { return st->q.waiting_consumers() == calls.size(); });
+    st->q.close();
+    REQUIRE(join_or_abandon(threads, st->finished));
+    REQUIRE(all_blocked);
+    REQUIRE(st->closed_seen.load() == static_cast<int>(calls.size()));
+    REQUIRE(st->other_outcome.load() == 0);
+    REQUIRE(st->q.waiting_consumers() == 0u);
+    REQUIRE(st->q.is_closed());
     // later blocking calls fail at once too
-    REQUIRE_THROWS_AS(q.pop(), oc::queue_closed);
-    REQUIRE_THROWS_AS(q.pop_for(1h), oc::operation_aborted);
+    REQUIRE_THROWS_AS(st->q.pop(), oc::queue_closed);
+    REQUIRE_THROWS_AS(st->q.pop_for(1h), oc::operation_aborted);
 }
 
 TEST_CASE("close with tasks queued: consumers drain them, then blocking pops throw queue_closed",
@@ -257,7 +316,7 @@ TEST_CASE("close while a consumer drains: queued tasks are delivered before queu
     for (int i = 0; i < 10; ++i) REQUIRE(q.try_push(i).accepted());
     std::vector<int> got;
     bool closed = false;
-    std::jthread consumer([&] {
+    worker consumer([&] {
         try {
             for (;;) got.push_back(q.pop().value);
         } catch (const oc::queue_closed&) {
@@ -265,7 +324,7 @@ TEST_CASE("close while a consumer drains: queued tasks are delivered before queu
         }
     });
     q.close();
-    consumer.join();
+    REQUIRE(consumer.wait());
     REQUIRE(closed);
     REQUIRE(got == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
 }
@@ -302,11 +361,11 @@ TEST_CASE("pop_batch returns up to max tasks in dequeue order and waits only for
     }
     SECTION("an empty queue: the batch waits for the first task and returns it alone") {
         std::vector<oc::queue_entry<int>> got;
-        std::jthread consumer([&] { got = q.pop_batch(4); });
+        worker consumer([&] { got = q.pop_batch(4); });
         close_on_exit<decltype(q)> guard{q};
         wait_for_waiters(q, 1);
         REQUIRE(q.try_push(7).accepted());
-        consumer.join();
+        REQUIRE(consumer.wait());
         REQUIRE(got.size() == 1u);
         REQUIRE(got[0].value == 7);
     }
@@ -359,7 +418,7 @@ TEST_CASE("fail-fast: a task is handed intact to the waiting consumer, also with
     CAPTURE(capacity, how);
     oc::fail_fast_queue<std::string> q{opts(capacity)};
     std::optional<oc::queue_entry<std::string>> got;
-    std::jthread consumer([&] {
+    worker consumer([&] {
         if (how == 0) got = q.pop();
         if (how == 1) got = q.pop_for(1h);
         if (how == 2) {
@@ -375,7 +434,7 @@ TEST_CASE("fail-fast: a task is handed intact to the waiting consumer, also with
     REQUIRE(r.accepted());
     REQUIRE(r.id == std::optional<oc::job_id>(77));
     REQUIRE(r.position == 0u);
-    consumer.join();
+    REQUIRE(consumer.wait());
     REQUIRE(got.has_value());
     REQUIRE(got->id == 77u);
     REQUIRE(got->value == payload);
@@ -396,15 +455,15 @@ TEST_CASE("fail-fast: a task is handed intact to the waiting consumer, also with
 TEST_CASE("fail-fast: one task per waiting consumer", "[queue][fail-fast]") {
     oc::fail_fast_queue<int> q{opts(0)};
     std::optional<oc::queue_entry<int>> a, b;
-    std::jthread ta([&] { a = q.pop(); });
-    std::jthread tb([&] { b = q.pop(); });
+    worker ta([&] { a = q.pop(); });
+    worker tb([&] { b = q.pop(); });
     close_on_exit<decltype(q)> guard{q};
     wait_for_waiters(q, 2);
     REQUIRE(q.try_push(1).accepted());
     REQUIRE(q.try_push(2).accepted());
     REQUIRE(q.try_push(3).reason == rejection_reason::policy_violation);
-    ta.join();
-    tb.join();
+    REQUIRE(ta.wait());
+    REQUIRE(tb.wait());
     REQUIRE(a.has_value());
     REQUIRE(b.has_value());
     REQUIRE(std::set<int>{a->value, b->value} == std::set<int>{1, 2});
@@ -517,62 +576,75 @@ struct item {
 // the queue is closed and drained.
 template <class Policy>
 void run_stress(int producers, int consumers, int per_producer, std::size_t capacity) {
+    struct state {
+        std::atomic<std::uint64_t> handler_calls{0};
+        oc::admission_queue<item, Policy> q;
+        std::vector<std::vector<item>> consumed;
+        std::atomic<int> unexpected{0}, finished{0};
+        state(std::size_t cap, int n_consumers)
+            : q(opts(cap), [this](const oc::queue_entry<item>&) { ++handler_calls; }),
+              consumed(static_cast<std::size_t>(n_consumers)) {}
+    };
+    auto st = std::make_shared<state>(capacity, consumers);
+    auto& q = st->q;
     std::vector<std::vector<item>> evicted(static_cast<std::size_t>(producers));
-    std::atomic<std::uint64_t> handler_calls{0};
-    oc::admission_queue<item, Policy> q{opts(capacity), [&](const oc::queue_entry<item>&) { ++handler_calls; }};
-    std::vector<std::vector<item>> consumed(static_cast<std::size_t>(consumers));
     std::atomic<std::uint64_t> retries{0};
     std::atomic<int> unexpected{0};
 
-    {
-        std::vector<std::jthread> cs;
-        for (int c = 0; c < consumers; ++c) {
-            cs.emplace_back([&, c] {
-                auto& mine = consumed[static_cast<std::size_t>(c)];
-                try {
-                    for (unsigned n = 0;; ++n) {
-                        switch (n % 3) {
-                            case 0: mine.push_back(q.pop().value); break;
-                            case 1:
-                                if (auto e = q.pop_for(50ms)) mine.push_back(e->value);
-                                break;
-                            default:
-                                for (auto& e : q.pop_batch(4)) mine.push_back(e.value);
-                        }
+    std::vector<std::thread> cs;
+    for (int c = 0; c < consumers; ++c) {
+        cs.emplace_back([st, c] {
+            auto& mine = st->consumed[static_cast<std::size_t>(c)];
+            try {
+                for (unsigned n = 0;; ++n) {
+                    switch (n % 3) {
+                        case 0: mine.push_back(st->q.pop().value); break;
+                        case 1:
+                            if (auto e = st->q.pop_for(50ms)) mine.push_back(e->value);
+                            break;
+                        default:
+                            for (auto& e : st->q.pop_batch(4)) mine.push_back(e.value);
                     }
-                } catch (const oc::queue_closed&) {
-                } catch (...) {
-                    ++unexpected;
+                }
+            } catch (const oc::queue_closed&) {
+            } catch (...) {
+                ++st->unexpected;
+            }
+            ++st->finished;
+        });
+    }
+    {
+        std::vector<std::jthread> ps;
+        for (int p = 0; p < producers; ++p) {
+            ps.emplace_back([&, p] {
+                std::minstd_rand rng(static_cast<unsigned>(p) + 1);
+                const auto give_up = std::chrono::steady_clock::now() + 30s;  // only if consumers died
+                for (int i = 0; i < per_producer; ++i) {
+                    for (;;) {
+                        const int pr = static_cast<int>(rng() % 21);
+                        auto r = q.try_push(item{p, i}, prio(pr));
+                        if (r.accepted()) {
+                            if (r.evicted) evicted[static_cast<std::size_t>(p)].push_back(r.evicted->value);
+                            break;
+                        }
+                        if ((r.reason != rejection_reason::queue_full &&
+                             r.reason != rejection_reason::policy_violation) ||
+                            std::chrono::steady_clock::now() > give_up) {
+                            ++unexpected;
+                            return;
+                        }
+                        ++retries;
+                        std::this_thread::yield();
+                    }
                 }
             });
         }
-        {
-            std::vector<std::jthread> ps;
-            for (int p = 0; p < producers; ++p) {
-                ps.emplace_back([&, p] {
-                    std::minstd_rand rng(static_cast<unsigned>(p) + 1);
-                    for (int i = 0; i < per_producer; ++i) {
-                        for (;;) {
-                            const int pr = static_cast<int>(rng() % 21);
-                            auto r = q.try_push(item{p, i}, prio(pr));
-                            if (r.accepted()) {
-                                if (r.evicted) evicted[static_cast<std::size_t>(p)].push_back(r.evicted->value);
-                                break;
-                            }
-                            if (r.reason != rejection_reason::queue_full &&
-                                r.reason != rejection_reason::policy_violation) {
-                                ++unexpected;
-                                return;
-                            }
-                            ++retries;
-                            std::this_thread::yield();
-                        }
-                    }
-                });
-            }
-        }  // producers joined
-        q.close();
-    }  // consumers joined
+    }  // producers joined
+    q.close();
+    REQUIRE(join_or_abandon(cs, st->finished));
+    REQUIRE(st->unexpected.load() == 0);
+    const auto& consumed = st->consumed;
+    const auto& handler_calls = st->handler_calls;
 
     REQUIRE(unexpected.load() == 0);
     // Every item is accounted for exactly once: consumed or evicted.
@@ -734,12 +806,12 @@ TEST_CASE("make_admission_queue: blocking pops, handoff and close work through t
     std::optional<oc::queue_entry<std::string>> got;
     {
         std::atomic<int> closed_seen{0};
-        std::jthread consumer([&] { got = q->pop(); });
-        std::vector<std::jthread> waiters;
+        worker consumer([&] { got = q->pop(); });
+        std::list<worker> waiters;
         close_on_exit<oc::any_admission_queue<std::string>> guard{*q};  // closes before the joins
         wait_for_waiters(*q, 1);
         REQUIRE(q->try_push(std::string("to-consumer"), with_id(5)).accepted());
-        consumer.join();
+        REQUIRE(consumer.wait());
         REQUIRE(got.has_value());
         REQUIRE(got->value == "to-consumer");
         REQUIRE(got->id == 5u);
@@ -777,7 +849,7 @@ TEST_CASE("make_admission_queue: blocking pops, handoff and close work through t
             wait_for_waiters(*q, expected_waiters);
         }
         q->close();
-        for (auto& w : waiters) w.join();
+        for (auto& w : waiters) REQUIRE(w.wait());
         REQUIRE(closed_seen.load() == (name == "fail-fast" ? 2 : 0));
         REQUIRE(q->is_closed());
         if (name != "fail-fast") REQUIRE(q->pop().value == "d");  // drained after close

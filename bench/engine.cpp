@@ -1,0 +1,372 @@
+// Throughput and latency of the orchcore execution engine against peer
+// thread pools.
+//
+// 1. BM_Post<Pool>: fire-and-forget tiny tasks. Each iteration posts
+//    kPostTasks callables from the benchmark thread; each callable
+//    decrements one shared std::atomic<int> (the last one notifies it). The
+//    iteration ends when the counter reaches zero (C++20 atomic wait, i.e. a
+//    futex: the benchmark thread is blocked, not polling). items/s, real time.
+//    Pools (two executing threads each):
+//      OrchcorePool2x1  orchcore::worker_pool, 2 workers x max_concurrent 1
+//      OrchcorePool1x2  orchcore::worker_pool, 1 worker  x max_concurrent 2
+//      AsioThreadPool   boost::asio::thread_pool(2) + boost::asio::post
+//      TbbTaskGroup     tbb::task_group::run + wait inside a
+//                       tbb::task_arena(2): TBB's calling thread takes one
+//                       of the two slots (it runs tasks while it waits),
+//                       so TBB has one worker thread plus the caller
+//      MutexCvPool      textbook baseline: 2 threads pop std::function from
+//                       a std::deque under std::mutex + condition_variable;
+//                       notify_one (after unlocking) on every push
+//    The headline orchcore figure is the faster of the two orchcore shapes;
+//    bench/ratios.py reports both.
+//
+// 2. BM_Coordinator<...>: the full coordinator path. A coordinator with 2
+//    workers (max_concurrent 1), queue capacity >= kCoordinatorTasks and a
+//    no-op handler; each iteration admits kCoordinatorTasks tasks and ends
+//    when every one has completed: the handler counts down an atomic (as in
+//    1), then the benchmark thread polls get_stats().completed until the
+//    coordinator's own bookkeeping has caught up (a few microseconds).
+//      SubmitAsync  coordinator::submit_async (the handle is dropped)
+//      Post         coordinator::post (fire-and-forget)
+//    Finished records stay queryable for completed_ttl; the benchmark uses
+//    completed_ttl = maintenance_interval = 100ms so the task table stays
+//    small across iterations (the expiry work runs on the control thread
+//    inside the measurement, as it would in production).
+//
+// 3. BM_StartLatency<...>: submit-to-start latency at light load. One task
+//    at a time: the benchmark thread takes t0 = steady_clock::now(), submits,
+//    and waits (atomic wait) until the task has started; the task stores
+//    steady_clock::now() when it starts. The next submit follows once the
+//    previous task started. kLatencySamples samples per iteration; p50/p99
+//    (microseconds, pooled over the iterations of a run) are reported as
+//    counters p50_us / p99_us. The same measurement for worker_pool::post
+//    and boost::asio::post gives the floor the coordinator adds to.
+//
+// Run (see bench/README.md):
+//   orchcore_bench_engine --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true --benchmark_format=json > engine.json
+//   python3 bench/ratios.py engine.json
+#include <orchcore/coordinator.hpp>
+#include <orchcore/worker_pool.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr int kPostTasks = 200'000;
+constexpr int kCoordinatorTasks = 20'000;
+constexpr int kLatencySamples = 2'000;
+constexpr int kThreads = 2;
+
+using steady = std::chrono::steady_clock;
+
+/// Blocks until `remaining` is zero.
+void wait_zero(std::atomic<int>& remaining) {
+    for (int v = remaining.load(std::memory_order_acquire); v != 0; v = remaining.load(std::memory_order_acquire))
+        remaining.wait(v, std::memory_order_acquire);
+}
+
+/// The tiny task: one atomic decrement; the last one wakes the waiter.
+struct tiny_task {
+    std::atomic<int>* remaining;
+    void operator()() const {
+        if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) remaining->notify_all();
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Pools for BM_Post. Each runs `n` tiny tasks counting down `remaining` and
+// returns when all have run.
+
+template <std::size_t Workers, std::size_t Slots>
+class orchcore_pool {
+public:
+    void run(int n, std::atomic<int>& remaining) {
+        for (int i = 0; i < n; ++i) pool_.post(tiny_task{&remaining});
+        wait_zero(remaining);
+    }
+
+private:
+    orchcore::worker_pool pool_{orchcore::pool_options{
+        .min_workers = Workers, .max_workers = Workers, .worker_template = {.max_concurrent = Slots}}};
+};
+
+struct OrchcorePool2x1 : orchcore_pool<2, 1> {
+    static constexpr const char* name = "OrchcorePool2x1";
+};
+struct OrchcorePool1x2 : orchcore_pool<1, 2> {
+    static constexpr const char* name = "OrchcorePool1x2";
+};
+
+class AsioThreadPool {
+public:
+    static constexpr const char* name = "AsioThreadPool";
+    ~AsioThreadPool() { pool_.join(); }
+    void run(int n, std::atomic<int>& remaining) {
+        for (int i = 0; i < n; ++i) boost::asio::post(pool_, tiny_task{&remaining});
+        wait_zero(remaining);
+    }
+
+private:
+    boost::asio::thread_pool pool_{kThreads};
+};
+
+class TbbTaskGroup {
+public:
+    static constexpr const char* name = "TbbTaskGroup";
+    void run(int n, std::atomic<int>& remaining) {
+        arena_.execute([&] {
+            tbb::task_group tg;
+            for (int i = 0; i < n; ++i) tg.run(tiny_task{&remaining});
+            tg.wait();
+        });
+        wait_zero(remaining);  // already zero: tg.wait() returned
+    }
+
+private:
+    tbb::task_arena arena_{kThreads};
+};
+
+class MutexCvPool {
+public:
+    static constexpr const char* name = "MutexCvPool";
+    MutexCvPool() {
+        for (int i = 0; i < kThreads; ++i) threads_.emplace_back([this] { loop(); });
+    }
+    ~MutexCvPool() {
+        {
+            std::lock_guard lk(m_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    void post(std::function<void()> f) {
+        {
+            std::lock_guard lk(m_);
+            q_.push_back(std::move(f));
+        }
+        cv_.notify_one();
+    }
+    void run(int n, std::atomic<int>& remaining) {
+        for (int i = 0; i < n; ++i) post(tiny_task{&remaining});
+        wait_zero(remaining);
+    }
+
+private:
+    void loop() {
+        for (;;) {
+            std::function<void()> f;
+            {
+                std::unique_lock lk(m_);
+                cv_.wait(lk, [this] { return stop_ || !q_.empty(); });
+                if (q_.empty()) return;  // stop_ and drained
+                f = std::move(q_.front());
+                q_.pop_front();
+            }
+            f();
+        }
+    }
+
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> q_;
+    bool stop_ = false;
+    std::vector<std::thread> threads_;
+};
+
+template <class Pool>
+void BM_Post(benchmark::State& state) {
+    auto pool = std::make_unique<Pool>();
+    std::atomic<int> remaining{0};
+    for (auto _ : state) {
+        remaining.store(kPostTasks, std::memory_order_relaxed);
+        pool->run(kPostTasks, remaining);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kPostTasks);
+    pool.reset();  // joins outside the measurement
+}
+
+// ---------------------------------------------------------------------------
+// Coordinator
+
+orchcore::coordinator_options coordinator_opts(std::size_t capacity) {
+    orchcore::coordinator_options o;
+    o.queue.capacity = capacity;
+    o.worker_template.max_concurrent = 1;
+    o.scaling.min_workers = kThreads;
+    o.scaling.max_workers = kThreads;
+    o.completed_ttl = std::chrono::milliseconds(100);
+    o.maintenance_interval = std::chrono::milliseconds(100);
+    return o;
+}
+
+enum class submit_kind { submit_async, post };
+
+template <submit_kind Kind>
+void BM_Coordinator(benchmark::State& state) {
+    orchcore::coordinator c{coordinator_opts(2 * kCoordinatorTasks)};
+    std::atomic<int> remaining{0};
+    c.register_handler("noop", [&remaining](orchcore::task_context&) {
+        tiny_task{&remaining}();
+        return std::string{};
+    });
+    std::uint64_t expected = 0, rejected = 0;
+    for (auto _ : state) {
+        remaining.store(kCoordinatorTasks, std::memory_order_relaxed);
+        for (int i = 0; i < kCoordinatorTasks; ++i) {
+            bool ok;
+            if constexpr (Kind == submit_kind::submit_async) ok = c.submit_async("noop", std::string{}).accepted();
+            else ok = c.post("noop", std::string{}).accepted();
+            if (!ok) {
+                ++rejected;
+                tiny_task{&remaining}();
+            }
+        }
+        expected += kCoordinatorTasks;
+        wait_zero(remaining);
+        // The handlers have returned; wait for the coordinator to record the
+        // last completions (finish_attempt runs after the handler).
+        while (c.get_stats().completed + rejected < expected) std::this_thread::yield();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kCoordinatorTasks);
+    if (rejected != 0) state.SkipWithError("admissions were rejected (queue too small?)");
+    c.stop(orchcore::stop_mode::graceful);
+}
+
+// ---------------------------------------------------------------------------
+// Submit-to-start latency
+
+/// One sample at a time: the task publishes its start time, the submitter
+/// waits for it.
+struct start_probe {
+    std::atomic<int> started{0};
+    steady::time_point at{};
+    void mark() {
+        at = steady::now();
+        started.store(1, std::memory_order_release);
+        started.notify_one();
+    }
+    steady::duration wait_since(steady::time_point t0) {
+        while (started.load(std::memory_order_acquire) == 0) started.wait(0, std::memory_order_acquire);
+        started.store(0, std::memory_order_relaxed);
+        return at - t0;
+    }
+};
+
+struct CoordinatorLatency {
+    static constexpr const char* name = "Coordinator";
+    explicit CoordinatorLatency(start_probe& p) {
+        c.register_handler("probe", [&p](orchcore::task_context&) {
+            p.mark();
+            return std::string{};
+        });
+    }
+    void submit() { c.submit_async("probe", std::string{}); }
+    orchcore::coordinator c{coordinator_opts(1024)};
+};
+
+struct OrchcorePoolLatency {
+    static constexpr const char* name = "OrchcorePool2x1";
+    explicit OrchcorePoolLatency(start_probe& p) : probe(&p) {}
+    void submit() {
+        pool.post([p = probe] { p->mark(); });
+    }
+    start_probe* probe;
+    orchcore::worker_pool pool{orchcore::pool_options{.min_workers = 2, .max_workers = 2}};
+};
+
+struct AsioLatency {
+    static constexpr const char* name = "AsioThreadPool";
+    explicit AsioLatency(start_probe& p) : probe(&p) {}
+    ~AsioLatency() { pool.join(); }
+    void submit() {
+        boost::asio::post(pool, [p = probe] { p->mark(); });
+    }
+    start_probe* probe;
+    boost::asio::thread_pool pool{kThreads};
+};
+
+double percentile_us(std::vector<steady::duration>& v, double q) {
+    if (v.empty()) return 0.0;
+    const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return std::chrono::duration<double, std::micro>(v[k]).count();
+}
+
+template <class Target>
+void BM_StartLatency(benchmark::State& state) {
+    start_probe probe;
+    auto target = std::make_unique<Target>(probe);
+    std::vector<steady::duration> samples;
+    samples.reserve(static_cast<std::size_t>(kLatencySamples) * 8);
+    for (auto _ : state) {
+        for (int i = 0; i < kLatencySamples; ++i) {
+            const auto t0 = steady::now();
+            target->submit();
+            samples.push_back(probe.wait_since(t0));
+        }
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kLatencySamples);
+    state.counters["p50_us"] = percentile_us(samples, 0.50);
+    state.counters["p99_us"] = percentile_us(samples, 0.99);
+    target.reset();
+}
+
+// ---------------------------------------------------------------------------
+// Registration: peers side by side.
+
+template <class... Pools>
+void register_post() {
+    (benchmark::RegisterBenchmark((std::string("BM_Post<") + Pools::name + ">/tasks:" + std::to_string(kPostTasks)).c_str(),
+                                  BM_Post<Pools>)
+         ->UseRealTime()
+         ->Unit(benchmark::kMillisecond),
+     ...);
+}
+
+template <class... Targets>
+void register_latency() {
+    (benchmark::RegisterBenchmark(
+         (std::string("BM_StartLatency<") + Targets::name + ">/samples:" + std::to_string(kLatencySamples)).c_str(),
+         BM_StartLatency<Targets>)
+         ->UseRealTime()
+         ->Unit(benchmark::kMillisecond)
+         ->Iterations(3),
+     ...);
+}
+
+[[maybe_unused]] const bool registered = [] {
+    register_post<OrchcorePool2x1, OrchcorePool1x2, AsioThreadPool, TbbTaskGroup, MutexCvPool>();
+    const std::string suffix = ">/tasks:" + std::to_string(kCoordinatorTasks);
+    benchmark::RegisterBenchmark(("BM_Coordinator<SubmitAsync" + suffix).c_str(),
+                                 BM_Coordinator<submit_kind::submit_async>)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("BM_Coordinator<Post" + suffix).c_str(), BM_Coordinator<submit_kind::post>)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    register_latency<CoordinatorLatency, OrchcorePoolLatency, AsioLatency>();
+    return true;
+}();
+
+}  // namespace

@@ -1,0 +1,323 @@
+// The coordinator: admission, dispatch, retries, timeouts, cancellation,
+// steering, health, auto-scaling and TTL maintenance over a pool of workers.
+//
+//   orchcore::coordinator c{{.policy = orchcore::queue_policy::priority}};
+//   c.register_handler("resize", [](orchcore::task_context& ctx) {
+//       return resize(ctx.payload());                    // result (encoded)
+//   });
+//   std::string out = c.submit("resize", "img-42.png");  // blocks for the result
+//   auto h = c.submit_async("resize", "img-43.png");     // handle; h.wait_for(5s)
+//
+// Handlers run on worker threads (plain callables) or as Boost.Asio
+// coroutines (register_async_handler). A handler returns its result, throws
+// to fail (orchcore::non_retryable_error skips retries), polls or awaits
+// cancellation, reads steering messages, reports progress, or asks for a
+// continuation (ctx.continue_later()) to yield back to the queue between
+// turns. Every attempt carries a fencing token: after a timeout or a worker
+// declared dead, the late attempt's completion, heartbeat and steering reads
+// are refused and counted.
+//
+// Threads: an internal control thread runs one Asio timer for retries,
+// timeouts, heartbeats/health, auto-scaling and TTL expiry. Workers have
+// their own threads (worker_pool.hpp). All public members are thread-safe.
+#pragma once
+
+#include <orchcore/admission_policy.hpp>
+#include <orchcore/admission_result.hpp>
+#include <orchcore/autoscaler.hpp>
+#include <orchcore/backoff.hpp>
+#include <orchcore/codec.hpp>
+#include <orchcore/error.hpp>
+#include <orchcore/event_bus.hpp>
+#include <orchcore/task.hpp>
+#include <orchcore/task_store.hpp>
+#include <orchcore/worker_pool.hpp>
+#include <orchcore/worker_registry.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orchcore {
+
+/// Thrown by a handler to fail its task without retries.
+class non_retryable_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// submit() could not admit the task.
+class rejected_error : public error {
+public:
+    rejected_error(rejection_reason r, std::chrono::milliseconds retry_after, const std::string& what)
+        : error(errc::rejected, what), reason_(r), retry_after_(retry_after) {}
+    rejection_reason reason() const noexcept { return reason_; }
+    std::chrono::milliseconds retry_after() const noexcept { return retry_after_; }
+
+private:
+    rejection_reason reason_;
+    std::chrono::milliseconds retry_after_;
+};
+
+/// submit() or task_handle::get(): the task ended failed or timed out.
+class task_failed_error : public error {
+public:
+    task_failed_error(task_record r, const std::string& what) : error(errc::task_failed, what), record_(std::move(r)) {}
+    const task_record& record() const noexcept { return record_; }
+
+private:
+    task_record record_;
+};
+
+namespace detail {
+struct coordinator_impl;
+struct attempt_state;
+}  // namespace detail
+
+/// What a handler sees of its task during one attempt (or turn).
+class task_context {
+public:
+    const std::string& id() const noexcept;
+    const std::string& type() const noexcept;
+    const std::string& payload() const noexcept;
+    template <encodable T>
+    T payload_as() const {
+        return codec<T>::decode(payload());
+    }
+    const std::map<std::string, std::string>& metadata() const noexcept;
+    std::uint32_t attempt() const noexcept;  ///< 1-based
+    std::uint32_t turn() const noexcept;     ///< 0-based continuation turn
+    const std::string& worker_id() const noexcept;
+    std::uint64_t fencing_token() const noexcept;
+
+    /// Cancellation (task cancelled, timed out, or worker declared dead).
+    bool cancellation_requested() const noexcept;
+    /// Throws orchcore::cancelled_error if cancellation was requested.
+    void throw_if_cancelled() const;
+
+    /// Steering: takes every message sent to this task so far, in order,
+    /// each exactly once. Throws error(errc::stale_token) if this attempt no
+    /// longer holds the task.
+    std::vector<std::string> receive();
+    /// Waits up to `timeout` for at least one message (blocking; for plain
+    /// handlers). Returns early, empty, on cancellation.
+    std::vector<std::string> receive_for(std::chrono::milliseconds timeout);
+    /// Coroutine form of receive_for.
+    boost::asio::awaitable<std::vector<std::string>> async_receive_for(std::chrono::milliseconds timeout);
+
+    /// Progress in [0, 1] with an optional message; published as an event.
+    void report_progress(double fraction, std::string message = {});
+
+    /// Ends this turn without finishing the task: after the handler
+    /// returns, the task goes back to the queue and runs again (turn + 1)
+    /// after `delay`; the handler's return value is ignored. Undelivered
+    /// steering messages stay in the mailbox for the next turn.
+    void continue_later(std::chrono::milliseconds delay = std::chrono::milliseconds{0});
+
+    explicit task_context(std::shared_ptr<detail::attempt_state> s) : s_(std::move(s)) {}
+
+private:
+    std::shared_ptr<detail::attempt_state> s_;
+};
+
+using task_handler = std::function<std::string(task_context&)>;
+using async_task_handler = std::function<boost::asio::awaitable<std::string>(task_context&)>;
+
+struct coordinator_options {
+    queue_policy policy = queue_policy::reject_new;
+    queue_options queue{};
+
+    /// Workers created by the coordinator (initially and by scaling).
+    worker_options worker_template{};
+    /// Auto-scaling; min/max also bound scale(n).
+    autoscale_options scaling{};
+    bool autoscale = false;
+    std::chrono::milliseconds autoscale_interval{250};
+
+    /// A worker without heartbeat for this long is declared dead.
+    std::chrono::milliseconds worker_timeout{2'000};
+
+    std::uint32_t default_max_retries = 3;
+    backoff_policy default_backoff{};
+
+    /// How long finished tasks stay queryable.
+    std::chrono::milliseconds completed_ttl{std::chrono::hours(1)};
+    std::chrono::milliseconds failed_ttl{std::chrono::hours(24)};
+    std::chrono::milliseconds cancelled_ttl{std::chrono::hours(1)};
+    std::chrono::milliseconds maintenance_interval{1'000};
+
+    /// A running task asked to cancel is declared cancelled (and its
+    /// attempt fenced off) after this long even if its handler ignores it.
+    std::chrono::milliseconds cancel_grace{5'000};
+
+    /// Where task records and worker records live. Empty: in-memory
+    /// (memory_task_store, memory_worker_registry). Every lifecycle change is
+    /// written through; get_task() reads from the store.
+    std::shared_ptr<task_store> store{};
+    std::shared_ptr<worker_registry> registry{};
+
+    void validate() const;
+};
+
+struct scale_record {
+    std::chrono::system_clock::time_point at{};
+    std::size_t from = 0, to = 0;
+    std::string reason{};
+};
+
+struct coordinator_stats {
+    std::uint64_t submitted = 0;  ///< admitted
+    std::uint64_t rejected = 0;
+    std::uint64_t started = 0;    ///< attempts started
+    std::uint64_t completed = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t cancelled = 0;
+    std::uint64_t timed_out = 0;
+    std::uint64_t retried = 0;
+    std::uint64_t continued = 0;
+    std::uint64_t requeued_after_worker_death = 0;
+    std::uint64_t stale_token_refusals = 0;
+    std::uint64_t expired = 0;
+    std::uint64_t workers_died = 0;
+    std::uint64_t store_conflicts = 0;  ///< write-through refused by the store's compare-and-set
+    std::size_t queued = 0;   ///< waiting: admission queue + ready for re-run + waiting for a fitting worker
+    std::size_t delayed = 0;  ///< waiting for a retry backoff or continuation delay
+    std::size_t running = 0;
+    std::size_t workers = 0;
+    std::size_t tracked_tasks = 0;  ///< records held (including finished, until their TTL)
+    queue_metrics queue{};
+    std::vector<scale_record> scaling_history;  ///< most recent last (bounded)
+};
+
+struct worker_info {
+    std::string id{};
+    worker_status status = worker_status::idle;
+    std::vector<std::string> tags{};
+    std::size_t max_concurrent = 0;
+    std::vector<std::string> current_tasks{};
+    std::uint64_t completed = 0;
+    std::uint64_t failed = 0;
+    std::chrono::milliseconds uptime{0};
+    std::size_t available = 0;  ///< free slots
+    std::chrono::system_clock::time_point last_heartbeat{};
+};
+
+class coordinator;
+
+/// Handle to a submitted task.
+class task_handle {
+public:
+    task_handle() = default;
+    const std::string& id() const noexcept { return id_; }
+    bool valid() const noexcept { return owner_ != nullptr; }
+    /// Waits until the task is terminal (or the timeout passes).
+    std::optional<task_record> wait_for(std::chrono::milliseconds timeout) const;
+    task_record wait() const;
+    /// Waits, then returns the result; throws task_failed_error or cancelled_error.
+    std::string get() const;
+    template <encodable T>
+    T get_as() const {
+        return codec<T>::decode(get());
+    }
+
+private:
+    friend class coordinator;
+    task_handle(coordinator* c, std::string id) : owner_(c), id_(std::move(id)) {}
+    coordinator* owner_ = nullptr;
+    std::string id_{};
+};
+
+struct submit_result {
+    admission_result<std::monostate, std::string> admission;
+    task_handle handle;  ///< valid when admitted
+    bool accepted() const noexcept { return admission.accepted(); }
+    explicit operator bool() const noexcept { return accepted(); }
+};
+
+class coordinator {
+public:
+    explicit coordinator(coordinator_options options = {});
+    ~coordinator();  ///< stop(stop_mode::abort) if still running
+    coordinator(const coordinator&) = delete;
+    coordinator& operator=(const coordinator&) = delete;
+
+    void register_handler(std::string type, task_handler h);
+    void register_async_handler(std::string type, async_task_handler h);
+    /// Typed handler: decodes the payload as P, encodes the returned R.
+    template <encodable P, class F>
+    void handle(std::string type, F f) {
+        register_handler(std::move(type), [f = std::move(f)](task_context& ctx) -> std::string {
+            using R = std::invoke_result_t<F&, task_context&, P>;
+            return codec<R>::encode(f(ctx, ctx.payload_as<P>()));
+        });
+    }
+
+    /// Admits a task; never blocks. The handle is valid when admitted.
+    submit_result submit_async(std::string type, std::string payload, task_options options = {});
+    template <encodable P>
+        requires(!std::is_convertible_v<P, std::string>)
+    submit_result submit_async(std::string type, const P& payload, task_options options = {}) {
+        return submit_async(std::move(type), codec<P>::encode(payload), std::move(options));
+    }
+    /// Fire-and-forget: admits the task; failures (including exceptions the
+    /// handler throws) are recorded on the task and published as
+    /// task.failed events, never swallowed. Returns the admission result.
+    admission_result<std::monostate, std::string> post(std::string type, std::string payload,
+                                                        task_options options = {});
+    /// Admits and waits for the result. Throws rejected_error,
+    /// task_failed_error or cancelled_error.
+    std::string submit(std::string type, std::string payload, task_options options = {});
+
+    std::optional<task_record> wait_for(const std::string& id, std::chrono::milliseconds timeout);
+    std::optional<task_record> get_task(const std::string& id) const;
+    std::optional<task_status> get_status(const std::string& id) const;
+    /// The result of a completed task; empty otherwise.
+    std::optional<std::string> get_result(const std::string& id) const;
+
+    /// Queued: removed at once. Running: cooperative cancellation; the task
+    /// becomes cancelled when its handler returns (or after cancel_grace).
+    /// Returns false for an unknown or already finished task.
+    bool cancel(const std::string& id);
+
+    /// Sends messages to a queued or running task. Throws
+    /// error(errc::not_found) for an unknown id and
+    /// error(errc::task_finished) for a finished task.
+    void steer(const std::string& id, std::vector<std::string> messages);
+
+    /// Sets the worker count (clamped to scaling.min/max_workers).
+    std::size_t scale(std::size_t n);
+    /// Adds a worker with its own options (tags, concurrency) outside the
+    /// template; counted towards the pool size.
+    std::string add_worker(worker_options options);
+    std::vector<worker_info> get_workers() const;
+    coordinator_stats get_stats() const;
+    event_bus& events() noexcept;
+
+    /// Stops admitting (new submissions are rejected as closed).
+    /// graceful: waits up to `deadline` for queued and running tasks to
+    /// finish, then cancels what is left. abort: cancels queued tasks at
+    /// once and running ones cooperatively. Returns true if nothing had to
+    /// be cancelled. Idempotent.
+    bool stop(stop_mode mode = stop_mode::graceful,
+              std::chrono::milliseconds deadline = std::chrono::milliseconds{30'000});
+
+    /// Fault injection for tests and drills: the worker stops heartbeating
+    /// (as if hung or partitioned) until resume_heartbeats.
+    void suspend_heartbeats(const std::string& worker_id);
+    void resume_heartbeats(const std::string& worker_id);
+
+private:
+    friend class task_handle;
+    std::shared_ptr<detail::coordinator_impl> impl_;
+};
+
+}  // namespace orchcore

@@ -1,0 +1,134 @@
+// task_store: where task records live. The coordinator writes every
+// lifecycle change through it; the in-memory store is the default and the
+// Redis adapter implements the same interface, checked by one conformance
+// suite (tests/unit/backend_conformance_test.cpp).
+//
+// Implementations must be thread-safe. Status changes are compare-and-set:
+// a writer states the status it expects, so two coordinators racing on one
+// task cannot both win.
+#pragma once
+
+#include <orchcore/task.hpp>
+#include <orchcore/task_status.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace orchcore {
+
+struct task_filter {
+    std::optional<task_status> status{};
+    std::optional<std::string> type{};
+    std::optional<std::string> owner{};
+    std::optional<std::string> worker_id{};
+    std::size_t limit = 1000;
+
+    bool matches(const task_record& r) const {
+        return (!status || r.status == *status) && (!type || r.type == *type) && (!owner || r.owner == *owner) &&
+               (!worker_id || r.worker_id == *worker_id);
+    }
+};
+
+class task_store {
+public:
+    virtual ~task_store() = default;
+
+    /// Stores a new record. Returns false (and changes nothing) if the id exists.
+    virtual bool create(const task_record& r) = 0;
+    virtual std::optional<task_record> get(const std::string& id) const = 0;
+    /// Replaces the record if its stored status is `expected`. The new
+    /// status must be `expected` itself or a legal transition from it
+    /// (otherwise throws error(errc::illegal_transition)). Returns false if
+    /// the record is missing or its status is not `expected`.
+    virtual bool update(const task_record& r, task_status expected) = 0;
+    /// Removes a record. Returns false if absent.
+    virtual bool erase(const std::string& id) = 0;
+    /// Records matching the filter, at most filter.limit, in no set order.
+    virtual std::vector<task_record> list(const task_filter& f) const = 0;
+    /// Removes terminal records whose finished_at + ttl(status) <= now.
+    /// Returns the ids removed.
+    virtual std::vector<std::string> expire(std::chrono::system_clock::time_point now,
+                                            std::chrono::milliseconds completed_ttl,
+                                            std::chrono::milliseconds failed_ttl,
+                                            std::chrono::milliseconds cancelled_ttl) = 0;
+    virtual std::size_t size() const = 0;
+};
+
+/// The default store: a hash map under a mutex.
+class memory_task_store final : public task_store {
+public:
+    bool create(const task_record& r) override {
+        std::lock_guard lk(mutex_);
+        return records_.try_emplace(r.id, r).second;
+    }
+
+    std::optional<task_record> get(const std::string& id) const override {
+        std::lock_guard lk(mutex_);
+        auto it = records_.find(id);
+        if (it == records_.end()) return std::nullopt;
+        return it->second;
+    }
+
+    bool update(const task_record& r, task_status expected) override {
+        if (r.status != expected) check_transition(expected, r.status);
+        std::lock_guard lk(mutex_);
+        auto it = records_.find(r.id);
+        if (it == records_.end() || it->second.status != expected) return false;
+        it->second = r;
+        return true;
+    }
+
+    bool erase(const std::string& id) override {
+        std::lock_guard lk(mutex_);
+        return records_.erase(id) == 1;
+    }
+
+    std::vector<task_record> list(const task_filter& f) const override {
+        std::lock_guard lk(mutex_);
+        std::vector<task_record> out;
+        for (const auto& [id, r] : records_) {
+            if (out.size() >= f.limit) break;
+            if (f.matches(r)) out.push_back(r);
+        }
+        return out;
+    }
+
+    std::vector<std::string> expire(std::chrono::system_clock::time_point now, std::chrono::milliseconds completed_ttl,
+                                    std::chrono::milliseconds failed_ttl,
+                                    std::chrono::milliseconds cancelled_ttl) override {
+        std::lock_guard lk(mutex_);
+        std::vector<std::string> out;
+        for (auto it = records_.begin(); it != records_.end();) {
+            const task_record& r = it->second;
+            if (is_terminal(r.status) && r.finished_at) {
+                const auto ttl = r.status == task_status::completed   ? completed_ttl
+                                 : r.status == task_status::cancelled ? cancelled_ttl
+                                                                      : failed_ttl;
+                if (*r.finished_at + ttl <= now) {
+                    out.push_back(it->first);
+                    it = records_.erase(it);
+                    continue;
+                }
+            }
+            ++it;
+        }
+        return out;
+    }
+
+    std::size_t size() const override {
+        std::lock_guard lk(mutex_);
+        return records_.size();
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, task_record> records_;
+};
+
+}  // namespace orchcore

@@ -1,0 +1,291 @@
+// Workers and the worker pool: the execution layer.
+//
+// A worker is a named execution unit with its own threads (one per
+// concurrent task slot), tags and counters. The pool holds workers, scales
+// them between min and max, and runs callables on them:
+//
+//   orchcore::worker_pool pool{{.min_workers = 2, .max_workers = 8}};
+//   pool.post([] { do_work(); });                 // fire-and-forget
+//   auto f = pool.submit([] { return 42; });      // std::future<int>
+//   pool.scale(4);
+//   pool.stop(orchcore::stop_mode::graceful);     // drains, then joins
+//
+// Exceptions: an exception escaping a post()ed callable is never swallowed:
+// it is counted in stats().unhandled_exceptions and passed to
+// pool_options::on_unhandled_exception; without a handler it is written to
+// stderr. submit() delivers exceptions through the future instead.
+#pragma once
+
+#include <orchcore/error.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace orchcore {
+
+enum class worker_status { idle, busy, draining, stopped, error };
+
+constexpr std::string_view to_string(worker_status s) noexcept {
+    switch (s) {
+        case worker_status::idle: return "idle";
+        case worker_status::busy: return "busy";
+        case worker_status::draining: return "draining";
+        case worker_status::stopped: return "stopped";
+        case worker_status::error: return "error";
+    }
+    return "unknown";
+}
+
+struct worker_options {
+    std::string id{};                   ///< empty: generated ("worker-<n>")
+    std::size_t max_concurrent = 1;   ///< task slots, and threads
+    std::vector<std::string> tags{};    ///< a task runs only where its tags are all present
+    std::chrono::milliseconds heartbeat_interval{200};
+    std::chrono::milliseconds task_timeout{0};  ///< default per-attempt timeout for tasks on it; 0 = none
+
+    void validate() const {
+        if (max_concurrent == 0) throw invalid_argument("worker.max_concurrent", "0", "must be at least 1");
+        if (max_concurrent > 1024)
+            throw invalid_argument("worker.max_concurrent", std::to_string(max_concurrent), "must be at most 1024");
+        if (heartbeat_interval.count() <= 0)
+            throw invalid_argument("worker.heartbeat_interval", std::to_string(heartbeat_interval.count()) + "ms",
+                                   "must be > 0");
+        if (task_timeout.count() < 0)
+            throw invalid_argument("worker.task_timeout", std::to_string(task_timeout.count()) + "ms", "must be >= 0");
+    }
+
+    /// True if every tag in `required` is among this worker's tags.
+    bool satisfies(const std::vector<std::string>& required) const {
+        return std::all_of(required.begin(), required.end(), [&](const std::string& t) {
+            return std::find(tags.begin(), tags.end(), t) != tags.end();
+        });
+    }
+};
+
+/// One worker: its own thread pool, sized to its task slots.
+class worker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    /// `extra_threads` beyond the task slots (the coordinator uses one for
+    /// heartbeats, so a worker whose slots are all busy still proves it is alive).
+    explicit worker(worker_options o, std::size_t extra_threads = 0)
+        : options_(std::move(o)), threads_(options_.max_concurrent + extra_threads) {}
+
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+    ~worker() { threads_.join(); }
+
+    const std::string& id() const noexcept { return options_.id; }
+    const worker_options& options() const noexcept { return options_; }
+    boost::asio::thread_pool::executor_type executor() noexcept { return threads_.get_executor(); }
+    clock::time_point started_at() const noexcept { return started_at_; }
+
+    /// Waits until every callable posted to this worker has finished.
+    void join() { threads_.join(); }
+
+    std::atomic<std::uint64_t> completed{0};
+    std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::size_t> running{0};
+    std::atomic<std::size_t> pending{0};  ///< posted by the pool, not yet finished
+
+private:
+    worker_options options_;
+    boost::asio::thread_pool threads_;
+    clock::time_point started_at_ = clock::now();
+};
+
+enum class stop_mode {
+    graceful,  ///< stop taking new work, finish what was taken
+    abort,     ///< stop taking new work, cancel what can be cancelled
+};
+
+struct pool_options {
+    std::size_t min_workers = 1;
+    std::size_t max_workers = 4;
+    worker_options worker_template{};  ///< options of workers the pool creates (id ignored)
+    /// Receives exceptions escaping post()ed callables (on the worker thread).
+    std::function<void(std::exception_ptr)> on_unhandled_exception{};
+
+    void validate() const {
+        if (max_workers == 0) throw invalid_argument("pool.max_workers", "0", "must be at least 1");
+        if (min_workers > max_workers)
+            throw invalid_argument("pool.min_workers", std::to_string(min_workers),
+                                   "must be <= max_workers (" + std::to_string(max_workers) + ")");
+        worker_template.validate();
+    }
+};
+
+struct pool_stats {
+    std::size_t workers = 0;
+    std::uint64_t posted = 0;
+    std::uint64_t completed = 0;
+    std::uint64_t unhandled_exceptions = 0;
+    std::uint64_t rejected_after_stop = 0;
+};
+
+class worker_pool {
+public:
+    explicit worker_pool(pool_options o = {}) : options_(std::move(o)) {
+        options_.validate();
+        auto initial = std::make_shared<worker_list>();
+        for (std::size_t i = 0; i < options_.min_workers; ++i) initial->push_back(make_worker());
+        std::atomic_store(&workers_, std::shared_ptr<const worker_list>(std::move(initial)));
+    }
+
+    worker_pool(const worker_pool&) = delete;
+    worker_pool& operator=(const worker_pool&) = delete;
+    ~worker_pool() { stop(stop_mode::graceful); }
+
+    /// Runs `f` on some worker (round robin). Never blocks. Throws
+    /// shutdown_error after stop().
+    template <class F>
+    void post(F&& f) {
+        auto list = std::atomic_load(&workers_);
+        if (stopped_.load(std::memory_order_acquire) || list->empty()) {
+            rejected_after_stop_.fetch_add(1, std::memory_order_relaxed);
+            throw shutdown_error("orchcore: worker_pool::post after stop()");
+        }
+        const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed) % list->size();
+        posted_.fetch_add(1, std::memory_order_relaxed);
+        worker* w = (*list)[i].get();
+        w->pending.fetch_add(1, std::memory_order_relaxed);
+        boost::asio::post(w->executor(), [this, w, fn = std::forward<F>(f)]() mutable {
+            try {
+                fn();
+            } catch (...) {
+                report(std::current_exception());
+            }
+            completed_.fetch_add(1, std::memory_order_relaxed);
+            w->pending.fetch_sub(1, std::memory_order_release);
+        });
+    }
+
+    /// Runs `f` on some worker; its result or exception arrives through the future.
+    template <class F>
+    auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
+        using R = std::invoke_result_t<std::decay_t<F>&>;
+        auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(f));
+        auto fut = task->get_future();
+        post([task] { (*task)(); });
+        return fut;
+    }
+
+    /// Sets the number of workers, clamped to [min_workers, max_workers].
+    /// Removed workers finish what they were given (in the background of
+    /// the next scale() or stop()). Returns the new count.
+    std::size_t scale(std::size_t n) {
+        std::lock_guard lk(scale_mutex_);
+        if (stopped_.load(std::memory_order_acquire)) throw shutdown_error("orchcore: worker_pool::scale after stop()");
+        n = std::clamp(n, options_.min_workers, options_.max_workers);
+        auto cur = std::atomic_load(&workers_);
+        auto next = std::make_shared<worker_list>(*cur);
+        while (next->size() < n) next->push_back(make_worker());
+        while (next->size() > n) {
+            retired_.push_back(next->back());
+            next->pop_back();
+        }
+        std::atomic_store(&workers_, std::shared_ptr<const worker_list>(std::move(next)));
+        reap_retired_locked();
+        return n;
+    }
+
+    std::size_t size() const { return std::atomic_load(&workers_)->size(); }
+
+    /// Snapshot of the current workers.
+    std::vector<std::shared_ptr<worker>> workers() const {
+        auto list = std::atomic_load(&workers_);
+        return {list->begin(), list->end()};
+    }
+
+    pool_stats stats() const {
+        pool_stats s;
+        s.workers = size();
+        s.posted = posted_.load(std::memory_order_relaxed);
+        s.completed = completed_.load(std::memory_order_relaxed);
+        s.unhandled_exceptions = unhandled_.load(std::memory_order_relaxed);
+        s.rejected_after_stop = rejected_after_stop_.load(std::memory_order_relaxed);
+        return s;
+    }
+
+    /// Stops taking work. graceful: waits for everything posted to finish.
+    /// abort: also waits, since running callables cannot be interrupted;
+    /// work not yet started is still run (use the coordinator for
+    /// cancellable tasks). Idempotent.
+    void stop(stop_mode = stop_mode::graceful) {
+        std::lock_guard lk(scale_mutex_);
+        if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
+        auto cur = std::atomic_load(&workers_);
+        for (auto& w : *cur) w->join();
+        for (auto& w : retired_) w->join();
+        retired_.clear();
+    }
+
+    bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+private:
+    using worker_list = std::vector<std::shared_ptr<worker>>;
+
+    std::shared_ptr<worker> make_worker() {
+        worker_options o = options_.worker_template;
+        o.id = "worker-" + std::to_string(++worker_seq_);
+        return std::make_shared<worker>(std::move(o));
+    }
+
+    void reap_retired_locked() {
+        // A retired worker gets no new work; join it (quick) once its posted
+        // work is done, otherwise leave it for a later scale() or stop().
+        std::erase_if(retired_, [](const std::shared_ptr<worker>& w) {
+            // use_count 1: no post() still holds a list snapshot naming it.
+            if (w.use_count() != 1 || w->pending.load(std::memory_order_acquire) != 0) return false;
+            w->join();
+            return true;
+        });
+    }
+
+    void report(std::exception_ptr e) noexcept {
+        unhandled_.fetch_add(1, std::memory_order_relaxed);
+        if (options_.on_unhandled_exception) {
+            try {
+                options_.on_unhandled_exception(e);
+                return;
+            } catch (...) {
+            }
+        }
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            std::fprintf(stderr, "orchcore: unhandled exception in posted task: %s\n", ex.what());
+        } catch (...) {
+            std::fprintf(stderr, "orchcore: unhandled non-standard exception in posted task\n");
+        }
+    }
+
+    pool_options options_;
+    std::shared_ptr<const worker_list> workers_;
+    std::vector<std::shared_ptr<worker>> retired_;
+    std::mutex scale_mutex_;
+    std::atomic<bool> stopped_{false};
+    std::atomic<std::size_t> next_{0};
+    std::atomic<std::uint64_t> posted_{0}, completed_{0}, unhandled_{0}, rejected_after_stop_{0};
+    std::uint64_t worker_seq_ = 0;
+};
+
+}  // namespace orchcore

@@ -1,0 +1,1299 @@
+// Coordinator implementation.
+//
+// Concurrency design: all coordinator state lives in coordinator_impl under
+// one mutex. Work done while holding it is bookkeeping only; its side effects
+// (events to publish, attempts to launch on workers, waiters to wake) are
+// collected in an `effects` value and applied after the lock is released, so
+// user code (handlers, event subscribers) never runs under the lock and may
+// call back into the coordinator. Decisions come from the pure state
+// machines: admission_core (through the admission queue), task_status
+// transitions, lease_table (fencing), backoff_policy and autoscaler.
+//
+// One control thread runs an Asio timer tick that drives retries due,
+// timeouts, heartbeats, worker health, auto-scaling and TTL expiry.
+// Submissions and completions dispatch directly: a lone task starts at once.
+#include <orchcore/any_admission_queue.hpp>
+#include <orchcore/coordinator.hpp>
+#include <orchcore/lease_table.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+namespace asio = boost::asio;
+
+namespace orchcore {
+
+void coordinator_options::validate() const {
+    detail::validate_queue_options(queue);
+    worker_template.validate();
+    scaling.validate();
+    default_backoff.validate();
+    auto positive = [](const char* field, std::chrono::milliseconds v) {
+        if (v.count() <= 0) throw invalid_argument(field, std::to_string(v.count()) + "ms", "must be > 0");
+    };
+    positive("autoscale_interval", autoscale_interval);
+    positive("worker_timeout", worker_timeout);
+    positive("maintenance_interval", maintenance_interval);
+    positive("completed_ttl", completed_ttl);
+    positive("failed_ttl", failed_ttl);
+    positive("cancelled_ttl", cancelled_ttl);
+    if (cancel_grace.count() < 0)
+        throw invalid_argument("cancel_grace", std::to_string(cancel_grace.count()) + "ms", "must be >= 0");
+    if (worker_timeout <= worker_template.heartbeat_interval)
+        throw invalid_argument("worker_timeout", std::to_string(worker_timeout.count()) + "ms",
+                               "must be longer than worker_template.heartbeat_interval (" +
+                                   std::to_string(worker_template.heartbeat_interval.count()) + "ms)");
+    if (default_max_retries > 1000)
+        throw invalid_argument("default_max_retries", std::to_string(default_max_retries), "must be at most 1000");
+}
+
+namespace detail {
+
+using steady = std::chrono::steady_clock;
+using wall = std::chrono::system_clock;
+
+struct attempt_state {
+    coordinator_impl* c = nullptr;
+    std::string id, type, payload, worker_id;
+    std::map<std::string, std::string> metadata;
+    std::uint32_t attempt = 0, turn = 0;
+    std::uint64_t token = 0;
+    std::atomic<bool> cancel{false};
+    // Written and read by the handler's own thread (or strand) only.
+    bool continue_requested = false;
+    std::chrono::milliseconds continue_delay{0};
+    // Guarded by the coordinator mutex.
+    std::condition_variable mailbox_cv;
+    asio::steady_timer* waiting_timer = nullptr;
+    // Async handlers: their strand and cancellation signal.
+    std::optional<asio::strand<asio::thread_pool::executor_type>> strand;
+    asio::cancellation_signal signal;
+};
+
+enum class location { none, queue, ready, parked, delayed, running };
+
+struct task_entry {
+    task_record rec;
+    std::deque<std::string> mailbox;
+    std::shared_ptr<attempt_state> attempt;
+    location where = location::none;
+    std::multimap<steady::time_point, std::string>::iterator delayed_it{};
+    std::optional<steady::time_point> deadline;       // whole task
+    std::optional<steady::time_point> turn_deadline;  // current attempt
+    bool cancel_requested = false;
+    steady::time_point cancel_deadline{};
+    bool fire_and_forget = false;
+};
+
+struct worker_entry {
+    std::shared_ptr<worker> w;
+    std::size_t busy = 0;
+    // Attempts occupying a slot, fenced ones included until their handler
+    // returns (a retry of the same task may sit beside a fenced attempt).
+    std::vector<std::shared_ptr<attempt_state>> running;
+    steady::time_point last_heartbeat{};
+    wall::time_point last_heartbeat_wall{};
+    steady::time_point next_heartbeat{};
+    bool heartbeat_in_flight = false;
+    bool heartbeats_suspended = false;
+    bool draining = false;
+    std::uint64_t completed = 0, failed = 0;
+};
+
+struct launch {
+    std::shared_ptr<worker> w;
+    std::shared_ptr<attempt_state> a;
+    std::shared_ptr<const task_handler> sync;
+    std::shared_ptr<const async_task_handler> async;
+};
+
+// Events are not here: they go to coordinator_impl::outbox under the lock,
+// so their order is the order of the changes (see flush_events).
+struct effects {
+    std::vector<launch> launches;
+    bool wake_waiters = false;
+};
+
+struct outcome {
+    enum kind_t { success, failure } kind = success;
+    std::string result;
+    std::string error;
+    bool retryable = true;
+};
+
+struct coordinator_impl {
+    explicit coordinator_impl(coordinator_options o)
+        : opt(std::move(o)),
+          queue(make_admission_queue<std::monostate, std::string>(
+              opt.policy == queue_policy::fail_fast ? queue_policy::reject_new : opt.policy, opt.queue)),
+          scaler(opt.scaling),
+          store(opt.store ? opt.store : std::make_shared<memory_task_store>()),
+          registry(opt.registry ? opt.registry : std::make_shared<memory_worker_registry>()),
+          rng(std::random_device{}()),
+          tick_timer(ctl) {}
+
+    coordinator_options opt;
+    mutable std::mutex mu;
+    std::condition_variable done_cv;
+    std::unique_ptr<any_admission_queue<std::monostate, std::string>> queue;
+    std::deque<std::string> ready;   // due to run again; ahead of the admission queue
+    std::deque<std::string> parked;  // taken from the queue, waiting for a fitting worker
+    std::multimap<steady::time_point, std::string> delayed;
+    std::multimap<steady::time_point, std::string> expiry;
+    std::unordered_map<std::string, task_entry> tasks;
+    std::map<std::string, worker_entry> workers;
+    std::vector<std::shared_ptr<worker>> retired;  // dead or drained workers, joined by the control thread
+    std::unordered_map<std::string, std::shared_ptr<const task_handler>> handlers;
+    std::unordered_map<std::string, std::shared_ptr<const async_task_handler>> async_handlers;
+    std::multimap<steady::time_point, std::string> deadlines;  // tasks with a whole-task timeout
+    lease_table leases;
+    autoscaler scaler;
+    std::shared_ptr<task_store> store;
+    std::shared_ptr<worker_registry> registry;
+    event_bus bus;
+    coordinator_stats counters;
+    std::mt19937_64 rng;
+    std::uint64_t task_seq = 0, worker_seq = 0;
+    std::deque<event> outbox;  // events in the order of the changes, not yet published
+    bool publishing = false;   // a thread is draining the outbox
+    std::size_t running_count = 0;
+    bool stopping = false, stopped = false;
+    steady::time_point next_autoscale{}, next_maintenance{};
+
+    asio::io_context ctl;
+    asio::steady_timer tick_timer;
+    std::thread ctl_thread;
+    std::chrono::milliseconds tick{10};
+
+    // ---------------------------------------------------------------- helpers
+
+    static event make_event(event_kind k, const task_entry& t, std::string detail = {}) {
+        event e;
+        e.kind = k;
+        e.task_id = t.rec.id;
+        e.worker_id = t.rec.worker_id;
+        e.status = t.rec.status;
+        e.attempt = t.rec.attempts;
+        e.detail = std::move(detail);
+        e.progress = t.rec.progress;
+        return e;
+    }
+
+    std::chrono::milliseconds ttl_for(task_status s) const {
+        switch (s) {
+            case task_status::completed: return opt.completed_ttl;
+            case task_status::cancelled: return opt.cancelled_ttl;
+            default: return opt.failed_ttl;
+        }
+    }
+
+    void set_status(task_entry& t, task_status to) {
+        check_transition(t.rec.status, to);
+        t.rec.status = to;
+    }
+
+    // Write-through of a record whose stored status was `expected`.
+    void persist(const task_entry& t, task_status expected) {
+        if (!store->update(t.rec, expected)) ++counters.store_conflicts;
+    }
+
+    // Removes a waiting task from wherever it waits.
+    void unlink_waiting(task_entry& t) {
+        switch (t.where) {
+            case location::queue: queue->cancel(t.rec.id); break;
+            case location::ready: std::erase(ready, t.rec.id); break;
+            case location::parked: std::erase(parked, t.rec.id); break;
+            case location::delayed: delayed.erase(t.delayed_it); break;
+            default: break;
+        }
+        t.where = location::none;
+    }
+
+    void finish(task_entry& t, task_status to, std::string error, effects& fx) {
+        const task_status from = t.rec.status;
+        if (from == task_status::queued || from == task_status::pending) unlink_waiting(t);
+        set_status(t, to);
+        t.where = location::none;
+        t.rec.finished_at = wall::now();
+        if (!error.empty()) t.rec.error = std::move(error);
+        t.mailbox.clear();  // undelivered steering messages go with the task
+        t.mailbox.shrink_to_fit();
+        if (t.attempt) {
+            leases.release(t.rec.id, t.attempt->token);
+            t.attempt->cancel.store(true);
+            t.attempt->mailbox_cv.notify_all();
+            t.attempt.reset();
+        }
+        expiry.emplace(steady::now() + ttl_for(to), t.rec.id);
+        persist(t, from);
+        event_kind k = event_kind::task_completed;
+        switch (to) {
+            case task_status::completed: ++counters.completed; k = event_kind::task_completed; break;
+            case task_status::failed: ++counters.failed; k = event_kind::task_failed; break;
+            case task_status::cancelled: ++counters.cancelled; k = event_kind::task_cancelled; break;
+            case task_status::timed_out: ++counters.timed_out; k = event_kind::task_timed_out; break;
+            default: break;
+        }
+        outbox.push_back(make_event(k, t, to == task_status::completed ? std::string{} : t.rec.error));
+        fx.wake_waiters = true;
+    }
+
+    // running -> queued, to run again after `delay` (or at once).
+    void requeue(task_entry& t, std::chrono::milliseconds delay, bool front) {
+        set_status(t, task_status::queued);
+        persist(t, task_status::running);
+        t.turn_deadline.reset();
+        if (delay.count() > 0) {
+            t.delayed_it = delayed.emplace(steady::now() + delay, t.rec.id);
+            t.where = location::delayed;
+        } else {
+            if (front) ready.push_front(t.rec.id); else ready.push_back(t.rec.id);
+            t.where = location::ready;
+        }
+    }
+
+    // Fences off the current attempt: its token stops being valid and its
+    // handler is asked to stop. The worker slot stays taken until the
+    // handler actually returns.
+    void fence_attempt(task_entry& t) {
+        if (!t.attempt) return;
+        leases.release(t.rec.id, t.attempt->token);
+        signal_cancel(t.attempt);
+        t.attempt.reset();
+    }
+
+    static void signal_cancel(const std::shared_ptr<attempt_state>& a) {
+        a->cancel.store(true);
+        a->mailbox_cv.notify_all();
+        if (a->strand) {
+            asio::post(*a->strand, [a] { a->signal.emit(asio::cancellation_type::all); });
+        }
+    }
+
+    std::chrono::milliseconds backoff_delay(const task_entry& t) {
+        std::uniform_real_distribution<double> u(0.0, 1.0);
+        return t.rec.backoff.delay(t.rec.retries, u(rng));
+    }
+
+    std::size_t live_workers() const {
+        return static_cast<std::size_t>(
+            std::count_if(workers.begin(), workers.end(), [](const auto& kv) { return !kv.second.draining; }));
+    }
+
+    std::size_t free_slots() const {
+        std::size_t n = 0;
+        for (const auto& [id, w] : workers)
+            if (!w.draining) n += w.w->options().max_concurrent - std::min(w.busy, w.w->options().max_concurrent);
+        return n;
+    }
+
+    worker_entry* pick_worker(const std::vector<std::string>& tags) {
+        worker_entry* best = nullptr;
+        for (auto& [id, w] : workers) {
+            if (w.draining || w.busy >= w.w->options().max_concurrent) continue;
+            if (!w.w->options().satisfies(tags)) continue;
+            if (!best || w.busy < best->busy) best = &w;
+        }
+        return best;
+    }
+
+    bool fitting_worker_exists(const std::vector<std::string>& tags) const {
+        return std::any_of(workers.begin(), workers.end(),
+                           [&](const auto& kv) { return !kv.second.draining && kv.second.w->options().satisfies(tags); });
+    }
+
+    void start_attempt(task_entry& t, worker_entry& w, effects& fx) {
+        const auto now = steady::now();
+        set_status(t, task_status::running);
+        t.where = location::running;
+        ++t.rec.attempts;
+        ++counters.started;
+        if (!t.rec.started_at) t.rec.started_at = wall::now();
+        t.rec.worker_id = w.w->id();
+        auto a = std::make_shared<attempt_state>();
+        a->c = this;
+        a->id = t.rec.id;
+        a->type = t.rec.type;
+        a->payload = t.rec.payload;
+        a->metadata = t.rec.metadata;
+        a->worker_id = w.w->id();
+        a->attempt = t.rec.attempts;
+        a->turn = t.rec.turns;
+        auto l = leases.grant(t.rec.id, w.w->id(), t.rec.attempts, now, std::chrono::hours(24 * 365));
+        a->token = l ? l->token : 0;
+        t.attempt = a;
+        auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
+        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout; else t.turn_deadline.reset();
+        persist(t, task_status::queued);
+        ++w.busy;
+        w.running.push_back(a);
+        ++running_count;
+        launch ln{w.w, a, nullptr, nullptr};
+        if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
+            a->strand.emplace(asio::make_strand(w.w->executor()));
+            ln.async = it->second;
+        } else {
+            ln.sync = handlers.at(t.rec.type);
+        }
+        fx.launches.push_back(std::move(ln));
+        outbox.push_back(make_event(event_kind::task_started, t));
+    }
+
+    // Places waiting tasks on free fitting workers: parked first, then tasks
+    // due to run again, then the admission queue.
+    void dispatch(effects& fx) {
+        if (stopped || workers.empty()) return;
+        std::size_t free = free_slots();
+        if (free == 0) return;
+        auto try_place = [&](const std::string& id) -> bool {
+            auto it = tasks.find(id);
+            if (it == tasks.end() || it->second.rec.status != task_status::queued) return true;  // gone
+            worker_entry* w = pick_worker(it->second.rec.tags);
+            if (!w) return false;
+            start_attempt(it->second, *w, fx);
+            --free;
+            return true;
+        };
+        for (auto p = parked.begin(); p != parked.end() && free > 0;) {
+            if (try_place(*p)) p = parked.erase(p); else ++p;
+        }
+        const std::size_t parked_limit = 64 + 2 * (free + running_count);
+        while (free > 0 && !ready.empty()) {
+            std::string id = std::move(ready.front());
+            ready.pop_front();
+            if (!try_place(id)) park(id);
+        }
+        while (free > 0 && parked.size() < parked_limit) {
+            auto e = queue->try_pop();
+            if (!e) break;
+            if (auto it = tasks.find(e->id); it != tasks.end()) it->second.where = location::none;
+            if (!try_place(e->id)) park(e->id);
+        }
+    }
+
+    void park(const std::string& id) {
+        parked.push_back(id);
+        if (auto it = tasks.find(id); it != tasks.end()) it->second.where = location::parked;
+    }
+
+    std::shared_ptr<worker> create_worker(worker_options o, effects& /*fx*/) {
+        o.validate();
+        if (o.heartbeat_interval >= opt.worker_timeout)
+            throw invalid_argument("worker.heartbeat_interval", std::to_string(o.heartbeat_interval.count()) + "ms",
+                                   "must be shorter than worker_timeout (" +
+                                       std::to_string(opt.worker_timeout.count()) + "ms)");
+        if (o.id.empty()) o.id = "worker-" + std::to_string(++worker_seq);
+        if (workers.count(o.id)) throw invalid_argument("worker.id", "\"" + o.id + "\"", "a worker with this id exists");
+        // One spare thread beyond the task slots carries heartbeats, so a
+        // worker whose slots are all busy still proves it is alive.
+        auto w = std::make_shared<worker>(o, 1);
+        worker_entry e;
+        e.w = w;
+        e.last_heartbeat = steady::now();
+        e.last_heartbeat_wall = wall::now();
+        e.next_heartbeat = e.last_heartbeat;
+        workers.emplace(o.id, std::move(e));
+        registry->upsert(worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent, "in-process",
+                                       wall::now(), wall::now()});
+        event ev;
+        ev.kind = event_kind::worker_started;
+        ev.worker_id = o.id;
+        outbox.push_back(std::move(ev));
+        return w;
+    }
+
+    void retire_worker(std::map<std::string, worker_entry>::iterator it, event_kind why, std::string detail,
+                       effects& /*fx*/) {
+        event ev;
+        ev.kind = why;
+        ev.worker_id = it->first;
+        ev.detail = std::move(detail);
+        outbox.push_back(std::move(ev));
+        retired.push_back(it->second.w);
+        registry->remove(it->first);  // retired cleanly: nothing to remember
+        workers.erase(it);
+    }
+
+    std::size_t scale_to(std::size_t n, std::string reason, effects& fx) {
+        n = std::clamp(n, opt.scaling.min_workers, opt.scaling.max_workers);
+        const std::size_t from = live_workers();
+        if (n == from) return n;
+        if (n > from) {
+            for (std::size_t i = from; i < n; ++i) create_worker(opt.worker_template, fx);
+        } else {
+            // Prefer idle workers; a busy one drains (takes no new task) and
+            // stops when its last task ends.
+            std::size_t to_remove = from - n;
+            for (int pass = 0; pass < 2 && to_remove > 0; ++pass) {
+                for (auto it = workers.begin(); it != workers.end() && to_remove > 0;) {
+                    auto next = std::next(it);
+                    if (!it->second.draining && (pass == 1 || it->second.busy == 0)) {
+                        --to_remove;
+                        if (it->second.busy == 0) {
+                            retire_worker(it, event_kind::worker_stopped, "scaled down", fx);
+                        } else {
+                            it->second.draining = true;
+                        }
+                    }
+                    it = next;
+                }
+            }
+        }
+        counters.scaling_history.push_back(scale_record{wall::now(), from, n, reason});
+        if (counters.scaling_history.size() > 256)
+            counters.scaling_history.erase(counters.scaling_history.begin());
+        event ev;
+        ev.kind = event_kind::scaled;
+        ev.from = from;
+        ev.to = n;
+        ev.detail = std::move(reason);
+        outbox.push_back(std::move(ev));
+        dispatch(fx);
+        return n;
+    }
+
+    // ------------------------------------------------------------ attempts
+
+    void finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o) {
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            // The slot is free again whatever happens to the result.
+            // A dead worker's attempts were uncounted at its death.
+            if (auto wit = workers.find(a->worker_id); wit != workers.end()) {
+                auto& w = wit->second;
+                if (std::erase(w.running, a) > 0) {
+                    if (w.busy > 0) --w.busy;
+                    if (running_count > 0) --running_count;
+                }
+                if (o.kind == outcome::success) ++w.completed; else ++w.failed;
+                if (w.draining && w.busy == 0) retire_worker(wit, event_kind::worker_stopped, "drained", fx);
+            }
+            fx.wake_waiters = true;  // stop() waits for running attempts to return
+            auto it = tasks.find(a->id);
+            if (!leases.release(a->id, a->token) || it == tasks.end() || it->second.attempt != a) {
+                ++counters.stale_token_refusals;
+                event ev;
+                ev.kind = event_kind::stale_token_refused;
+                ev.task_id = a->id;
+                ev.worker_id = a->worker_id;
+                ev.attempt = a->attempt;
+                ev.detail = "late completion of a fenced attempt";
+                outbox.push_back(std::move(ev));
+            } else {
+                task_entry& t = it->second;
+                t.attempt.reset();
+                if (t.cancel_requested) {
+                    finish(t, task_status::cancelled, "cancelled", fx);
+                } else if (o.kind == outcome::success && a->continue_requested) {
+                    ++t.rec.turns;
+                    ++counters.continued;
+                    requeue(t, a->continue_delay, false);
+                    outbox.push_back(make_event(event_kind::task_continued, t));
+                } else if (o.kind == outcome::success) {
+                    t.rec.result = std::move(o.result);
+                    t.rec.progress = 1.0;
+                    finish(t, task_status::completed, {}, fx);
+                } else {
+                    fail_attempt(t, std::move(o.error), o.retryable, fx);
+                }
+            }
+            dispatch(fx);
+        }
+        apply(fx);
+    }
+
+    void fail_attempt(task_entry& t, std::string error, bool retryable, effects& fx) {
+        const bool past_deadline = t.deadline && steady::now() >= *t.deadline;
+        if (retryable && !past_deadline && t.rec.retries < t.rec.max_retries) {
+            ++t.rec.retries;
+            ++counters.retried;
+            t.rec.error = error;
+            requeue(t, backoff_delay(t), false);
+            outbox.push_back(make_event(event_kind::task_retried, t, std::move(error)));
+        } else {
+            finish(t, task_status::failed, std::move(error), fx);
+        }
+    }
+
+    void run_sync(const launch& ln) {
+        auto a = ln.a;
+        auto h = ln.sync;
+        asio::post(ln.w->executor(), [this, a, h] {
+            outcome o;
+            try {
+                task_context ctx(a);
+                o.result = (*h)(ctx);
+            } catch (const non_retryable_error& e) {
+                o = {outcome::failure, {}, e.what(), false};
+            } catch (const std::exception& e) {
+                o = {outcome::failure, {}, e.what(), true};
+            } catch (...) {
+                o = {outcome::failure, {}, "unknown exception", true};
+            }
+            finish_attempt(a, std::move(o));
+        });
+    }
+
+    static asio::awaitable<std::string> run_coroutine(std::shared_ptr<attempt_state> a,
+                                                      std::shared_ptr<const async_task_handler> h) {
+        task_context ctx(a);
+        co_return co_await (*h)(ctx);
+    }
+
+    void run_async(const launch& ln) {
+        auto a = ln.a;
+        asio::co_spawn(*a->strand, run_coroutine(a, ln.async),
+                       asio::bind_cancellation_slot(a->signal.slot(), [this, a](std::exception_ptr ep, std::string r) {
+                           outcome o;
+                           if (ep) {
+                               try {
+                                   std::rethrow_exception(ep);
+                               } catch (const non_retryable_error& e) {
+                                   o = {outcome::failure, {}, e.what(), false};
+                               } catch (const std::exception& e) {
+                                   o = {outcome::failure, {}, e.what(), true};
+                               } catch (...) {
+                                   o = {outcome::failure, {}, "unknown exception", true};
+                               }
+                           } else {
+                               o.result = std::move(r);
+                           }
+                           finish_attempt(a, std::move(o));
+                       }));
+    }
+
+    // Publishes the outbox outside the lock. One thread drains at a time and
+    // takes events in outbox order, so subscribers see each task's changes
+    // in the order they happened even when several threads cause them. A
+    // subscriber that calls back into the coordinator only appends; the
+    // draining thread publishes those too before it returns.
+    void flush_events() {
+        std::unique_lock lk(mu);
+        if (publishing) return;
+        publishing = true;
+        while (!outbox.empty()) {
+            std::deque<event> batch;
+            batch.swap(outbox);
+            lk.unlock();
+            for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
+            lk.lock();
+        }
+        publishing = false;
+    }
+
+    void apply(effects& fx) {
+        if (fx.wake_waiters) done_cv.notify_all();
+        // Events first: task.started must not trail its own task.completed.
+        flush_events();
+        for (auto& ln : fx.launches) {
+            if (ln.async) run_async(ln); else run_sync(ln);
+        }
+    }
+
+    // --------------------------------------------------------- control tick
+
+    void start_control() {
+        next_autoscale = steady::now() + opt.autoscale_interval;
+        next_maintenance = steady::now() + opt.maintenance_interval;
+        tick = std::min<std::chrono::milliseconds>(
+            {std::chrono::milliseconds(10), opt.worker_template.heartbeat_interval, opt.worker_timeout / 4});
+        if (tick.count() <= 0) tick = std::chrono::milliseconds(1);
+        arm_tick();
+        ctl_thread = std::thread([this] { ctl.run(); });
+    }
+
+    void arm_tick() {
+        tick_timer.expires_after(tick);
+        tick_timer.async_wait([this](boost::system::error_code ec) {
+            if (ec) return;
+            on_tick();
+            std::lock_guard lk(mu);
+            if (!stopped) arm_tick();
+        });
+    }
+
+    void heartbeat(const std::string& worker_id) {
+        std::lock_guard lk(mu);
+        auto it = workers.find(worker_id);
+        if (it == workers.end()) return;
+        it->second.heartbeat_in_flight = false;
+        if (it->second.heartbeats_suspended) return;
+        it->second.last_heartbeat = steady::now();
+        it->second.last_heartbeat_wall = wall::now();
+        registry->heartbeat(worker_id, it->second.last_heartbeat_wall);
+    }
+
+    void on_tick() {
+        effects fx;
+        std::vector<std::shared_ptr<worker>> join_now;
+        {
+            std::lock_guard lk(mu);
+            const auto now = steady::now();
+
+            // Retries and continuations that are due.
+            while (!delayed.empty() && delayed.begin()->first <= now) {
+                auto id = delayed.begin()->second;
+                delayed.erase(delayed.begin());
+                if (auto it = tasks.find(id); it != tasks.end()) {
+                    it->second.where = location::ready;
+                    ready.push_back(id);
+                }
+            }
+
+            // Timeouts and cancellations past their grace period, for running
+            // attempts (only those: the tick must not scan finished records).
+            std::vector<std::shared_ptr<attempt_state>> running_attempts;
+            for (const auto& [wid, w] : workers)
+                running_attempts.insert(running_attempts.end(), w.running.begin(), w.running.end());
+            for (const auto& a : running_attempts) {
+                auto it = tasks.find(a->id);
+                if (it == tasks.end() || it->second.rec.status != task_status::running || it->second.attempt != a)
+                    continue;  // fenced already: only the task's current attempt is judged
+                task_entry& t = it->second;
+                if (t.cancel_requested && now >= t.cancel_deadline) {
+                    fence_attempt(t);
+                    finish(t, task_status::cancelled, "cancelled (handler did not stop within cancel_grace)", fx);
+                } else if (t.deadline && now >= *t.deadline) {
+                    fence_attempt(t);
+                    finish(t, task_status::timed_out, "task timeout", fx);
+                } else if (t.turn_deadline && now >= *t.turn_deadline) {
+                    fence_attempt(t);
+                    if (t.rec.retries < t.rec.max_retries) {
+                        ++t.rec.retries;
+                        ++counters.retried;
+                        t.rec.error = "turn timeout";
+                        requeue(t, backoff_delay(t), false);
+                        outbox.push_back(make_event(event_kind::task_retried, t, "turn timeout"));
+                    } else {
+                        finish(t, task_status::timed_out, "turn timeout", fx);
+                    }
+                }
+            }
+            // Whole-task timeouts of tasks that are waiting.
+            while (!deadlines.empty() && deadlines.begin()->first <= now) {
+                auto id = deadlines.begin()->second;
+                deadlines.erase(deadlines.begin());
+                auto it = tasks.find(id);
+                if (it != tasks.end() && it->second.rec.status == task_status::queued)
+                    finish(it->second, task_status::timed_out, "task timeout while waiting", fx);
+                // running ones are caught above through t.deadline
+            }
+
+            // Heartbeats go through each worker's own executor: a worker
+            // that cannot run them is not alive.
+            for (auto& [id, w] : workers) {
+                if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
+                    w.heartbeat_in_flight = true;
+                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    asio::post(w.w->executor(), [this, wid = id] { heartbeat(wid); });
+                }
+            }
+
+            // Health: the registry names workers silent for worker_timeout;
+            // those of ours are declared dead and their tasks re-run.
+            std::vector<std::string> stale = registry->reap_stale(wall::now(), opt.worker_timeout);
+            for (auto it = workers.begin(); it != workers.end();) {
+                auto next = std::next(it);
+                if (std::find(stale.begin(), stale.end(), it->first) != stale.end()) {
+                    ++counters.workers_died;
+                    for (const auto& a : it->second.running) {
+                        // Every slot it held is released, fenced attempts' too.
+                        if (running_count > 0) --running_count;
+                        auto tit = tasks.find(a->id);
+                        if (tit == tasks.end() || tit->second.rec.status != task_status::running ||
+                            tit->second.attempt != a)
+                            continue;  // not this worker's to lose: fenced earlier, maybe re-run elsewhere
+                        task_entry& t = tit->second;
+                        fence_attempt(t);
+                        ++t.rec.worker_losses;
+                        ++counters.requeued_after_worker_death;
+                        if (t.cancel_requested) {
+                            finish(t, task_status::cancelled, "cancelled", fx);
+                        } else {
+                            requeue(t, std::chrono::milliseconds{0}, true);
+                            outbox.push_back(make_event(event_kind::task_requeued, t, "worker declared dead"));
+                        }
+                    }
+                    it->second.running.clear();
+                    // Its threads may be wedged: keep the worker object alive
+                    // apart (joined at stop) rather than block here.
+                    dead_workers.push_back(it->second.w);
+                    event ev;
+                    ev.kind = event_kind::worker_dead;
+                    ev.worker_id = it->first;
+                    ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
+                    outbox.push_back(std::move(ev));
+                    workers.erase(it);
+                }
+                it = next;
+            }
+
+            // Replace below min at once; otherwise scale on the interval.
+            if (!stopping) {
+                if (live_workers() < opt.scaling.min_workers) {
+                    scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
+                } else if (opt.autoscale && now >= next_autoscale) {
+                    next_autoscale = now + opt.autoscale_interval;
+                    const std::size_t depth = queue->size() + ready.size() + parked.size();
+                    if (auto d = scaler.evaluate(depth, live_workers(), now))
+                        scale_to(d->to, std::string(d->reason), fx);
+                }
+            }
+
+            // TTL expiry of finished tasks.
+            if (now >= next_maintenance) {
+                next_maintenance = now + opt.maintenance_interval;
+                while (!expiry.empty() && expiry.begin()->first <= now) {
+                    auto id = expiry.begin()->second;
+                    expiry.erase(expiry.begin());
+                    auto it = tasks.find(id);
+                    if (it == tasks.end() || !is_terminal(it->second.rec.status)) continue;
+                    ++counters.expired;
+                    outbox.push_back(make_event(event_kind::task_expired, it->second));
+                    store->erase(id);
+                    tasks.erase(it);
+                }
+            }
+
+            dispatch(fx);
+            // Drained workers: join outside the lock.
+            join_now.swap(retired);
+        }
+        apply(fx);
+        for (auto& w : join_now) w->join();
+    }
+
+    std::vector<std::shared_ptr<worker>> dead_workers;
+};
+
+}  // namespace detail
+
+// ------------------------------------------------------------------ context
+
+const std::string& task_context::id() const noexcept { return s_->id; }
+const std::string& task_context::type() const noexcept { return s_->type; }
+const std::string& task_context::payload() const noexcept { return s_->payload; }
+const std::map<std::string, std::string>& task_context::metadata() const noexcept { return s_->metadata; }
+std::uint32_t task_context::attempt() const noexcept { return s_->attempt; }
+std::uint32_t task_context::turn() const noexcept { return s_->turn; }
+const std::string& task_context::worker_id() const noexcept { return s_->worker_id; }
+std::uint64_t task_context::fencing_token() const noexcept { return s_->token; }
+bool task_context::cancellation_requested() const noexcept { return s_->cancel.load(); }
+
+void task_context::throw_if_cancelled() const {
+    if (cancellation_requested()) throw cancelled_error("orchcore: task " + s_->id + " was cancelled");
+}
+
+namespace {
+// Lock held. Takes the mailbox if this attempt still holds the task.
+std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::attempt_state& a) {
+    auto it = c.tasks.find(a.id);
+    if (!c.leases.validate(a.id, a.token) || it == c.tasks.end()) {
+        ++c.counters.stale_token_refusals;
+        throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                           " no longer holds it (stale fencing token)");
+    }
+    std::vector<std::string> out(std::make_move_iterator(it->second.mailbox.begin()),
+                                 std::make_move_iterator(it->second.mailbox.end()));
+    it->second.mailbox.clear();
+    return out;
+}
+}  // namespace
+
+std::vector<std::string> task_context::receive() {
+    std::lock_guard lk(s_->c->mu);
+    return drain_mailbox(*s_->c, *s_);
+}
+
+std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
+    auto& c = *s_->c;
+    const auto deadline = detail::steady::now() + timeout;
+    std::unique_lock lk(c.mu);
+    for (;;) {
+        auto msgs = drain_mailbox(c, *s_);
+        if (!msgs.empty() || s_->cancel.load()) return msgs;
+        if (s_->mailbox_cv.wait_until(lk, deadline) == std::cv_status::timeout) return drain_mailbox(c, *s_);
+    }
+}
+
+asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
+    auto s = s_;
+    auto& c = *s->c;
+    const auto deadline = detail::steady::now() + timeout;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        {
+            std::lock_guard lk(c.mu);
+            auto msgs = drain_mailbox(c, *s);
+            if (!msgs.empty() || s->cancel.load() || detail::steady::now() >= deadline) co_return msgs;
+            s->waiting_timer = &timer;
+        }
+        timer.expires_at(deadline);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        std::lock_guard lk(c.mu);
+        s->waiting_timer = nullptr;
+    }
+}
+
+void task_context::report_progress(double fraction, std::string message) {
+    auto& c = *s_->c;
+    detail::effects fx;
+    {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(s_->id);
+        if (!c.leases.validate(s_->id, s_->token) || it == c.tasks.end()) {
+            ++c.counters.stale_token_refusals;
+            return;  // a fenced attempt's progress is ignored (and counted)
+        }
+        it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
+        it->second.rec.progress_message = message;
+        c.persist(it->second, task_status::running);
+        c.outbox.push_back(detail::coordinator_impl::make_event(event_kind::task_progress, it->second, message));
+    }
+    c.apply(fx);
+}
+
+void task_context::continue_later(std::chrono::milliseconds delay) {
+    s_->continue_requested = true;
+    s_->continue_delay = delay;
+}
+
+// ------------------------------------------------------------------ handle
+
+std::optional<task_record> task_handle::wait_for(std::chrono::milliseconds timeout) const {
+    if (!owner_) throw error(errc::not_found, "orchcore: empty task_handle");
+    return owner_->wait_for(id_, timeout);
+}
+
+task_record task_handle::wait() const {
+    for (;;) {
+        if (auto r = wait_for(std::chrono::hours(1))) return *r;
+    }
+}
+
+std::string task_handle::get() const {
+    task_record r = wait();
+    switch (r.status) {
+        case task_status::completed: return r.result;
+        case task_status::cancelled: throw cancelled_error("orchcore: task " + r.id + " was cancelled: " + r.error);
+        default: {
+            std::string what = "orchcore: task " + r.id + " " + std::string(to_string(r.status)) + ": " + r.error;
+            throw task_failed_error(std::move(r), what);
+        }
+    }
+}
+
+// ------------------------------------------------------------- coordinator
+
+coordinator::coordinator(coordinator_options options) {
+    options.validate();
+    impl_ = std::make_shared<detail::coordinator_impl>(std::move(options));
+    detail::effects fx;
+    {
+        std::lock_guard lk(impl_->mu);
+        for (std::size_t i = 0; i < impl_->opt.scaling.min_workers; ++i)
+            impl_->create_worker(impl_->opt.worker_template, fx);
+    }
+    impl_->apply(fx);
+    impl_->start_control();
+}
+
+coordinator::~coordinator() {
+    if (impl_) stop(stop_mode::abort, impl_->opt.cancel_grace);
+}
+
+void coordinator::register_handler(std::string type, task_handler h) {
+    if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+    if (!h) throw invalid_argument("handler", type, "must not be empty");
+    std::lock_guard lk(impl_->mu);
+    impl_->async_handlers.erase(type);
+    impl_->handlers[std::move(type)] = std::make_shared<const task_handler>(std::move(h));
+}
+
+void coordinator::register_async_handler(std::string type, async_task_handler h) {
+    if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+    if (!h) throw invalid_argument("handler", type, "must not be empty");
+    std::lock_guard lk(impl_->mu);
+    impl_->handlers.erase(type);
+    impl_->async_handlers[std::move(type)] = std::make_shared<const async_task_handler>(std::move(h));
+}
+
+submit_result coordinator::submit_async(std::string type, std::string payload, task_options o) {
+    auto& c = *impl_;
+    auto non_negative = [](const char* field, std::chrono::milliseconds v) {
+        if (v.count() < 0) throw invalid_argument(field, std::to_string(v.count()) + "ms", "must be >= 0");
+    };
+    non_negative("timeout", o.timeout);
+    non_negative("turn_timeout", o.turn_timeout);
+    if (o.max_retries && *o.max_retries > 1000)
+        throw invalid_argument("max_retries", std::to_string(*o.max_retries), "must be at most 1000");
+    if (o.backoff) o.backoff->validate();
+    if (o.id && o.id->empty()) throw invalid_argument("id", "\"\"", "a task id must not be empty");
+
+    submit_result out;
+    detail::effects fx;
+    {
+        std::lock_guard lk(c.mu);
+        if (!c.handlers.count(type) && !c.async_handlers.count(type))
+            throw invalid_argument("type", "\"" + type + "\"", "no handler is registered for this task type");
+        auto reject = [&](rejection_reason r, std::string_view detail, std::chrono::milliseconds retry_after) {
+            out.admission.is_accepted = false;
+            out.admission.id = o.id;
+            out.admission.reason = r;
+            out.admission.detail = detail;
+            out.admission.retry_after = retry_after;
+            ++c.counters.rejected;
+            event ev;
+            ev.kind = event_kind::task_rejected;
+            ev.task_id = o.id.value_or("");
+            ev.detail = std::string(detail);
+            c.outbox.push_back(std::move(ev));
+        };
+        std::string id = o.id ? *o.id : "task-" + std::to_string(++c.task_seq);
+        while (!o.id && c.tasks.count(id)) id = "task-" + std::to_string(++c.task_seq);
+
+        if (c.stopping) {
+            reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0});
+        } else if (c.tasks.count(id) || (o.id && c.store->get(id))) {
+            reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                   std::chrono::milliseconds{0});
+        } else if (!priority::is_valid(o.priority)) {
+            reject(rejection_reason::invalid_request, "priority out of range [0, 20]", std::chrono::milliseconds{0});
+        } else {
+            bool admitted = false;
+            std::optional<std::string> evicted;
+            if (c.opt.policy == queue_policy::fail_fast) {
+                // Fail-fast: admitted only if a fitting worker can start it now.
+                if (c.pick_worker(o.tags) == nullptr) {
+                    reject(rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
+                           c.opt.queue.default_retry_after);
+                } else {
+                    admitted = true;
+                    out.admission.position = 0;
+                }
+            } else {
+                auto r = c.queue->try_push(std::monostate{}, {.id = id, .priority = o.priority});
+                if (!r) {
+                    reject(r.reason, r.detail, r.retry_after);
+                } else {
+                    admitted = true;
+                    out.admission.position = r.position;
+                    if (r.evicted) evicted = r.evicted->id;
+                }
+            }
+            if (admitted) {
+                detail::task_entry t;
+                t.rec.id = id;
+                t.rec.type = type;
+                t.rec.payload = std::move(payload);
+                t.rec.priority = o.priority;
+                t.rec.owner = std::move(o.owner);
+                t.rec.metadata = std::move(o.metadata);
+                t.rec.tags = std::move(o.tags);
+                t.rec.timeout = o.timeout;
+                t.rec.turn_timeout = o.turn_timeout;
+                t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
+                t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
+                t.rec.created_at = detail::wall::now();
+                if (o.timeout.count() > 0) {
+                    t.deadline = detail::steady::now() + o.timeout;
+                    c.deadlines.emplace(*t.deadline, id);
+                }
+                c.set_status(t, task_status::queued);
+                if (!c.store->create(t.rec)) {
+                    // Another coordinator sharing the store took this id first.
+                    if (c.opt.policy != queue_policy::fail_fast) c.queue->cancel(id);
+                    reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                           std::chrono::milliseconds{0});
+                    goto done;
+                }
+                auto [it, _] = c.tasks.emplace(id, std::move(t));
+                ++c.counters.submitted;
+                c.outbox.push_back(detail::coordinator_impl::make_event(event_kind::task_queued, it->second));
+                if (c.opt.policy == queue_policy::fail_fast) {
+                    c.start_attempt(it->second, *c.pick_worker(it->second.rec.tags), fx);
+                } else {
+                    it->second.where = detail::location::queue;
+                }
+                if (evicted) {
+                    if (auto eit = c.tasks.find(*evicted); eit != c.tasks.end()) {
+                        eit->second.where = detail::location::none;  // already out of the queue
+                        c.finish(eit->second, task_status::cancelled,
+                                 "evicted by the " + std::string(to_string(c.opt.policy)) + " admission policy", fx);
+                    }
+                }
+                out.admission.is_accepted = true;
+                out.admission.id = id;
+                out.handle = task_handle(this, id);
+                c.dispatch(fx);
+            }
+        }
+    done:;
+    }
+    c.apply(fx);
+    return out;
+}
+
+admission_result<std::monostate, std::string> coordinator::post(std::string type, std::string payload,
+                                                                 task_options options) {
+    auto r = submit_async(std::move(type), std::move(payload), std::move(options));
+    return std::move(r.admission);
+}
+
+std::string coordinator::submit(std::string type, std::string payload, task_options options) {
+    auto r = submit_async(std::move(type), std::move(payload), std::move(options));
+    if (!r) {
+        throw rejected_error(r.admission.reason, r.admission.retry_after,
+                             "orchcore: submit rejected: " + std::string(to_string(r.admission.reason)) + " (" +
+                                 std::string(r.admission.detail) + ")");
+    }
+    return r.handle.get();
+}
+
+std::optional<task_record> coordinator::wait_for(const std::string& id, std::chrono::milliseconds timeout) {
+    auto& c = *impl_;
+    std::unique_lock lk(c.mu);
+    auto it = c.tasks.find(id);
+    if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
+    const auto deadline = detail::steady::now() + timeout;
+    for (;;) {
+        it = c.tasks.find(id);
+        if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
+        if (is_terminal(it->second.rec.status)) return it->second.rec;
+        if (c.done_cv.wait_until(lk, deadline) == std::cv_status::timeout) {
+            it = c.tasks.find(id);
+            if (it != c.tasks.end() && is_terminal(it->second.rec.status)) return it->second.rec;
+            return std::nullopt;
+        }
+    }
+}
+
+std::optional<task_record> coordinator::get_task(const std::string& id) const { return impl_->store->get(id); }
+
+std::optional<task_status> coordinator::get_status(const std::string& id) const {
+    auto r = impl_->store->get(id);
+    if (!r) return std::nullopt;
+    return r->status;
+}
+
+std::optional<std::string> coordinator::get_result(const std::string& id) const {
+    auto r = impl_->store->get(id);
+    if (!r || r->status != task_status::completed) return std::nullopt;
+    return r->result;
+}
+
+bool coordinator::cancel(const std::string& id) {
+    auto& c = *impl_;
+    detail::effects fx;
+    bool ok = false;
+    {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(id);
+        if (it == c.tasks.end() || is_terminal(it->second.rec.status)) return false;
+        auto& t = it->second;
+        if (t.rec.status == task_status::running) {
+            if (!t.cancel_requested) {
+                t.cancel_requested = true;
+                t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
+            }
+        } else {
+            c.finish(t, task_status::cancelled, "cancelled", fx);
+            c.dispatch(fx);
+        }
+        ok = true;
+    }
+    c.apply(fx);
+    return ok;
+}
+
+void coordinator::steer(const std::string& id, std::vector<std::string> messages) {
+    auto& c = *impl_;
+    std::lock_guard lk(c.mu);
+    auto it = c.tasks.find(id);
+    if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: steer: no task with id \"" + id + "\"");
+    auto& t = it->second;
+    if (is_terminal(t.rec.status))
+        throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
+                                             std::string(to_string(t.rec.status)));
+    for (auto& m : messages) t.mailbox.push_back(std::move(m));
+    if (t.attempt) {
+        t.attempt->mailbox_cv.notify_all();
+        if (t.attempt->strand) {
+            auto a = t.attempt;
+            asio::post(*a->strand, [a, &c] {
+                std::lock_guard lk2(c.mu);
+                if (a->waiting_timer) a->waiting_timer->cancel();
+            });
+        }
+    }
+}
+
+std::size_t coordinator::scale(std::size_t n) {
+    auto& c = *impl_;
+    detail::effects fx;
+    std::size_t r;
+    {
+        std::lock_guard lk(c.mu);
+        if (c.stopping) throw shutdown_error("orchcore: scale() after stop()");
+        r = c.scale_to(n, "manual scale(" + std::to_string(n) + ")", fx);
+    }
+    c.apply(fx);
+    return r;
+}
+
+std::string coordinator::add_worker(worker_options options) {
+    auto& c = *impl_;
+    detail::effects fx;
+    std::string id;
+    {
+        std::lock_guard lk(c.mu);
+        if (c.stopping) throw shutdown_error("orchcore: add_worker() after stop()");
+        id = c.create_worker(std::move(options), fx)->id();
+        c.dispatch(fx);
+    }
+    c.apply(fx);
+    return id;
+}
+
+std::vector<worker_info> coordinator::get_workers() const {
+    std::lock_guard lk(impl_->mu);
+    std::vector<worker_info> out;
+    const auto now = detail::steady::now();
+    for (const auto& [id, w] : impl_->workers) {
+        worker_info i;
+        i.id = id;
+        i.tags = w.w->options().tags;
+        i.max_concurrent = w.w->options().max_concurrent;
+        for (const auto& a : w.running) i.current_tasks.push_back(a->id);
+        i.completed = w.completed;
+        i.failed = w.failed;
+        i.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(now - w.w->started_at());
+        i.available = w.draining ? 0 : i.max_concurrent - std::min(w.busy, i.max_concurrent);
+        i.last_heartbeat = w.last_heartbeat_wall;
+        i.status = w.draining ? worker_status::draining
+                              : (w.busy > 0 ? worker_status::busy : worker_status::idle);
+        out.push_back(std::move(i));
+    }
+    return out;
+}
+
+coordinator_stats coordinator::get_stats() const {
+    auto& c = *impl_;
+    std::lock_guard lk(c.mu);
+    coordinator_stats s = c.counters;
+    s.queue = c.queue->metrics();
+    s.queued = c.queue->size() + c.ready.size() + c.parked.size();
+    s.delayed = c.delayed.size();
+    s.running = c.running_count;
+    s.workers = c.live_workers();
+    s.tracked_tasks = c.tasks.size();
+    return s;
+}
+
+event_bus& coordinator::events() noexcept { return impl_->bus; }
+
+bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
+    auto& c = *impl_;
+    bool clean = true;
+    {
+        std::unique_lock lk(c.mu);
+        if (c.stopped) return true;
+        c.stopping = true;
+        c.queue->close();
+        auto unfinished = [&] {
+            return c.queue->size() + c.ready.size() + c.parked.size() + c.delayed.size() + c.running_count;
+        };
+        if (mode == stop_mode::graceful) {
+            const auto until = detail::steady::now() + deadline;
+            c.done_cv.wait_until(lk, until, [&] { return unfinished() == 0; });
+        }
+        // Whatever is left is cancelled: waiting tasks at once, running ones
+        // cooperatively (fenced after cancel_grace).
+        detail::effects fx;
+        for (auto& [id, t] : c.tasks) {
+            if (is_terminal(t.rec.status)) continue;
+            clean = false;
+            if (t.rec.status == task_status::running) {
+                if (!t.cancel_requested) {
+                    t.cancel_requested = true;
+                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
+                }
+            } else {
+                c.finish(t, task_status::cancelled, "coordinator stopped", fx);
+            }
+        }
+        lk.unlock();
+        c.apply(fx);
+        lk.lock();
+        // Give cooperative handlers their grace period; the tick fences the rest.
+        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+                             [&] { return c.running_count == 0; });
+        c.stopped = true;
+    }
+    // Stop the control thread, then join every worker.
+    asio::post(c.ctl, [&c] { c.tick_timer.cancel(); });
+    c.ctl.stop();
+    if (c.ctl_thread.joinable()) c.ctl_thread.join();
+    std::vector<std::shared_ptr<worker>> all;
+    {
+        std::lock_guard lk(c.mu);
+        for (auto& [id, w] : c.workers) all.push_back(w.w);
+        c.workers.clear();
+        for (auto& w : c.retired) all.push_back(w);
+        c.retired.clear();
+        for (auto& w : c.dead_workers) all.push_back(w);
+        c.dead_workers.clear();
+        // Anything still running at this point has been fenced; mark it.
+        detail::effects fx;
+        for (auto& [id, t] : c.tasks) {
+            if (!is_terminal(t.rec.status) && t.rec.status == task_status::running) {
+                c.fence_attempt(t);
+                c.finish(t, task_status::cancelled, "coordinator stopped", fx);
+            }
+        }
+        // The workers are going away with whatever slots they still hold.
+        c.running_count = 0;
+        c.done_cv.notify_all();
+    }
+    c.flush_events();
+    for (auto& w : all) w->join();
+    return clean;
+}
+
+void coordinator::suspend_heartbeats(const std::string& worker_id) {
+    std::lock_guard lk(impl_->mu);
+    auto it = impl_->workers.find(worker_id);
+    if (it == impl_->workers.end())
+        throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");
+    it->second.heartbeats_suspended = true;
+}
+
+void coordinator::resume_heartbeats(const std::string& worker_id) {
+    std::lock_guard lk(impl_->mu);
+    auto it = impl_->workers.find(worker_id);
+    if (it == impl_->workers.end())
+        throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");
+    it->second.heartbeats_suspended = false;
+}
+
+}  // namespace orchcore

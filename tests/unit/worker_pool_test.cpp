@@ -1,0 +1,278 @@
+// worker_pool: running work, futures, exceptions, scaling, stop, options.
+#include <orchcore/worker_pool.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace oc = orchcore;
+using namespace std::chrono_literals;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+template <class Pred>
+bool eventually(Pred&& pred, std::chrono::milliseconds timeout = 5s) {
+    const auto until = steady::now() + timeout;
+    for (;;) {
+        if (pred()) return true;
+        if (steady::now() >= until) return false;
+        std::this_thread::sleep_for(2ms);
+    }
+}
+
+class gate {
+public:
+    void open() {
+        {
+            std::lock_guard lk(m_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    bool wait(std::chrono::milliseconds max = 10s) {
+        std::unique_lock lk(m_);
+        return cv_.wait_for(lk, max, [&] { return open_; });
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+struct gate_guard {
+    gate& g;
+    ~gate_guard() { g.open(); }
+};
+
+oc::pool_options opts(std::size_t min_w, std::size_t max_w) {
+    oc::pool_options o;
+    o.min_workers = min_w;
+    o.max_workers = max_w;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("worker_pool: post runs every callable", "[worker_pool]") {
+    std::atomic<int> ran{0};
+    oc::worker_pool pool{opts(2, 4)};
+    CHECK(pool.size() == 2);
+    for (int i = 0; i < 200; ++i) pool.post([&] { ++ran; });
+    pool.stop(oc::stop_mode::graceful);
+    CHECK(ran.load() == 200);
+    const auto s = pool.stats();
+    CHECK(s.posted == 200);
+    CHECK(s.completed == 200);
+    CHECK(s.unhandled_exceptions == 0);
+    CHECK(pool.stopped());
+}
+
+TEST_CASE("worker_pool: work is spread over the workers and runs concurrently", "[worker_pool]") {
+    // Three callables that can only finish together: they need three threads.
+    std::mutex m;
+    std::condition_variable cv;
+    int arrived = 0;
+    std::atomic<int> finished_together{0};
+    std::set<std::thread::id> threads;
+    oc::worker_pool pool{opts(3, 3)};
+    for (int i = 0; i < 3; ++i) {
+        pool.post([&] {
+            std::unique_lock lk(m);
+            threads.insert(std::this_thread::get_id());
+            ++arrived;
+            cv.notify_all();
+            if (cv.wait_for(lk, 5s, [&] { return arrived == 3; })) ++finished_together;
+        });
+    }
+    pool.stop();
+    CHECK(finished_together.load() == 3);
+    CHECK(threads.size() == 3);
+}
+
+TEST_CASE("worker_pool: a worker with several slots runs that many callables at once", "[worker_pool]") {
+    auto o = opts(1, 1);
+    o.worker_template.max_concurrent = 2;
+    std::mutex m;
+    std::condition_variable cv;
+    int arrived = 0;
+    std::atomic<int> finished_together{0};
+    oc::worker_pool pool{o};
+    for (int i = 0; i < 2; ++i) {
+        pool.post([&] {
+            std::unique_lock lk(m);
+            ++arrived;
+            cv.notify_all();
+            if (cv.wait_for(lk, 5s, [&] { return arrived == 2; })) ++finished_together;
+        });
+    }
+    pool.stop();
+    CHECK(finished_together.load() == 2);
+}
+
+TEST_CASE("worker_pool: submit returns futures carrying values and exceptions", "[worker_pool]") {
+    oc::worker_pool pool{opts(2, 2)};
+    auto f = pool.submit([] { return 42; });
+    auto s = pool.submit([] { return std::string("hello"); });
+    auto v = pool.submit([] {});
+    auto e = pool.submit([]() -> int { throw std::runtime_error("nope"); });
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    CHECK(f.get() == 42);
+    CHECK(s.get() == "hello");
+    CHECK_NOTHROW(v.get());
+    CHECK_THROWS_WITH(e.get(), "nope");
+    pool.stop();
+    // Delivered through the future, so not "unhandled".
+    CHECK(pool.stats().unhandled_exceptions == 0);
+}
+
+TEST_CASE("worker_pool: exceptions escaping post() go to on_unhandled_exception and are counted",
+          "[worker_pool]") {
+    std::mutex m;
+    std::vector<std::string> seen;
+    std::atomic<int> ran_after{0};
+    auto o = opts(1, 1);
+    o.on_unhandled_exception = [&](std::exception_ptr ep) {
+        try {
+            std::rethrow_exception(ep);
+        } catch (const std::exception& ex) {
+            std::lock_guard lk(m);
+            seen.emplace_back(ex.what());
+        } catch (...) {
+            std::lock_guard lk(m);
+            seen.emplace_back("<non-standard>");
+        }
+    };
+    oc::worker_pool pool{o};
+    pool.post([] { throw std::runtime_error("first"); });
+    pool.post([] { throw 7; });
+    pool.post([&] { ++ran_after; });  // the worker survives
+    pool.stop();
+    CHECK(ran_after.load() == 1);
+    CHECK(pool.stats().unhandled_exceptions == 2);
+    CHECK(pool.stats().completed == 3);
+    std::lock_guard lk(m);
+    CHECK(seen == std::vector<std::string>{"first", "<non-standard>"});
+}
+
+TEST_CASE("worker_pool: without a handler, escaping exceptions are still counted", "[worker_pool]") {
+    oc::worker_pool pool{opts(1, 1)};
+    pool.post([] { throw std::runtime_error("expected in this test: reported on stderr"); });
+    // A throwing handler does not take the worker down either.
+    auto o = opts(1, 1);
+    o.on_unhandled_exception = [](std::exception_ptr) { throw std::logic_error("handler fails"); };
+    oc::worker_pool pool2{o};
+    pool2.post([] { throw std::runtime_error("expected in this test: reported on stderr"); });
+    auto f = pool2.submit([] { return 1; });
+    pool.stop();
+    pool2.stop();
+    CHECK(pool.stats().unhandled_exceptions == 1);
+    CHECK(pool2.stats().unhandled_exceptions == 1);
+    CHECK(f.get() == 1);
+}
+
+TEST_CASE("worker_pool: scale is clamped; removed workers finish what they were given", "[worker_pool]") {
+    gate g;
+    std::atomic<int> started{0}, finished{0};
+    oc::worker_pool pool{opts(1, 4)};
+    gate_guard guard{g};
+    CHECK(pool.scale(3) == 3);
+    CHECK(pool.size() == 3);
+    CHECK(pool.scale(100) == 4);
+    CHECK(pool.size() == 4);
+    std::set<std::string> ids;
+    for (auto& w : pool.workers()) ids.insert(w->id());
+    CHECK(ids.size() == 4);
+
+    // One blocked callable per worker (round robin), then shrink.
+    for (int i = 0; i < 4; ++i) {
+        pool.post([&] {
+            ++started;
+            g.wait();
+            ++finished;
+        });
+    }
+    REQUIRE(eventually([&] { return started.load() == 4; }));
+    CHECK(pool.scale(0) == 1);
+    CHECK(pool.size() == 1);
+    CHECK(pool.stats().workers == 1);
+    std::atomic<int> more{0};
+    for (int i = 0; i < 10; ++i) pool.post([&] { ++more; });
+    g.open();
+    pool.stop();
+    CHECK(finished.load() == 4);
+    CHECK(more.load() == 10);
+}
+
+TEST_CASE("worker_pool: after stop, post and scale throw shutdown_error", "[worker_pool]") {
+    oc::worker_pool pool{opts(1, 2)};
+    pool.stop();
+    pool.stop();  // idempotent
+    CHECK_THROWS_AS(pool.post([] {}), oc::shutdown_error);
+    try {
+        pool.post([] {});
+        FAIL("expected shutdown_error");
+    } catch (const oc::operation_aborted& e) {
+        CHECK(e.code() == oc::errc::shutdown);
+    }
+    CHECK_THROWS_AS(pool.submit([] { return 1; }), oc::shutdown_error);
+    CHECK_THROWS_AS(pool.scale(2), oc::shutdown_error);
+    CHECK(pool.stats().rejected_after_stop == 3);
+    CHECK(pool.stats().posted == 0);
+}
+
+TEST_CASE("worker_pool: options validation names the field", "[worker_pool][options]") {
+    auto field_of = [](oc::pool_options o) -> std::string {
+        try {
+            oc::worker_pool p{std::move(o)};
+        } catch (const oc::invalid_argument& e) {
+            return e.field();
+        }
+        return "<valid>";
+    };
+    CHECK(field_of(opts(1, 1)) == "<valid>");
+    CHECK(field_of(opts(0, 0)) == "pool.max_workers");
+    CHECK(field_of(opts(3, 2)) == "pool.min_workers");
+    auto o = opts(1, 1);
+    o.worker_template.max_concurrent = 0;
+    CHECK(field_of(o) == "worker.max_concurrent");
+    o = opts(1, 1);
+    o.worker_template.max_concurrent = 5000;
+    CHECK(field_of(o) == "worker.max_concurrent");
+    o = opts(1, 1);
+    o.worker_template.heartbeat_interval = 0ms;
+    CHECK(field_of(o) == "worker.heartbeat_interval");
+    o = opts(1, 1);
+    o.worker_template.task_timeout = -1ms;
+    CHECK(field_of(o) == "worker.task_timeout");
+
+    try {
+        oc::worker_pool p{opts(3, 2)};
+        FAIL("expected invalid_argument");
+    } catch (const oc::invalid_argument& e) {
+        CHECK(e.value() == "3");
+        CHECK_THAT(std::string(e.what()), Catch::Contains("pool.min_workers"));
+    }
+}
+
+TEST_CASE("worker_options::satisfies requires every tag", "[worker_pool]") {
+    oc::worker_options w;
+    w.tags = {"gpu", "fast"};
+    CHECK(w.satisfies({}));
+    CHECK(w.satisfies({"gpu"}));
+    CHECK(w.satisfies({"fast", "gpu"}));
+    CHECK_FALSE(w.satisfies({"gpu", "tpu"}));
+    CHECK_FALSE(oc::worker_options{}.satisfies({"gpu"}));
+}
