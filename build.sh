@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # orchcore build entry point.
 #
-#   ./build.sh demo  [args...]   install deps, build the release preset, run orchcore_admission_demo
+#   ./build.sh demo              install deps, build the release preset, run the quick-start
+#                                (engine) and the admission demo (every queue policy)
 #   ./build.sh test              install deps, cmake --workflow --preset dev   (configure, build, ctest)
 #   ./build.sh tsan              install deps, cmake --workflow --preset tsan
 #   ./build.sh asan              install deps, cmake --workflow --preset asan
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
 usage() {
-  sed -n '2,12s/^# \{0,1\}//p' "$0"
+  sed -n '2,13s/^# \{0,1\}//p' "$0"
 }
 
 deps() {
@@ -38,9 +39,12 @@ cmd="${1:-}"
 case "$cmd" in
   demo)
     deps
-    build_release orchcore_admission_demo
-    demo=build/release/examples/orchcore_admission_demo
-    "$demo" "$@"
+    build_release orchcore_quickstart orchcore_admission_demo
+    echo "=== examples/quickstart.cpp: register handlers, submit, await, cancel ==="
+    build/release/examples/orchcore_quickstart
+    echo
+    echo "=== examples/admission_demo.cpp: the admission queue under each policy ==="
+    build/release/examples/orchcore_admission_demo "$@"
     ;;
   test)
     deps

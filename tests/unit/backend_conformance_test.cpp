@@ -1,8 +1,15 @@
 // One conformance suite for the storage interfaces, written against
 // task_store and worker_registry only. Each backend adds a factory type to
-// the TEMPLATE lists below (the Redis adapter adds its own).
+// ORCHCORE_BACKENDS below (the Redis adapter adds its own when the tests are
+// built with ORCHCORE_WITH_REDIS: it runs against a private redis-server).
 #include <orchcore/task_store.hpp>
 #include <orchcore/worker_registry.hpp>
+
+#ifdef ORCHCORE_TEST_WITH_REDIS
+#include <orchcore/redis/redis.hpp>
+
+#include "redis/redis_server_fixture.hpp"
+#endif
 
 #include <catch2/catch.hpp>
 
@@ -20,10 +27,23 @@ using namespace std::chrono_literals;
 namespace {
 
 struct memory_backend {
-    static constexpr const char* name = "memory";
     static std::unique_ptr<task_store> make_store() { return std::make_unique<memory_task_store>(); }
     static std::unique_ptr<worker_registry> make_registry() { return std::make_unique<memory_worker_registry>(); }
 };
+
+#ifdef ORCHCORE_TEST_WITH_REDIS
+struct redis_backend {
+    static std::unique_ptr<task_store> make_store() {
+        return std::make_unique<redis_task_store>(orchcore::test::shared_redis_server().client("store"), "q");
+    }
+    static std::unique_ptr<worker_registry> make_registry() {
+        return std::make_unique<redis_worker_registry>(orchcore::test::shared_redis_server().client("reg"), "q");
+    }
+};
+#define ORCHCORE_BACKENDS memory_backend, redis_backend
+#else
+#define ORCHCORE_BACKENDS memory_backend
+#endif
 
 task_record make_record(const std::string& id, task_status s = task_status::queued) {
     task_record r;
@@ -39,7 +59,7 @@ task_record make_record(const std::string& id, task_status s = task_status::queu
 }  // namespace
 
 TEMPLATE_TEST_CASE("task_store: create refuses duplicates and get returns what was stored", "[conformance][store]",
-                   memory_backend) {
+                   ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     auto r = make_record("a");
     r.metadata["k"] = "v";
@@ -57,7 +77,7 @@ TEMPLATE_TEST_CASE("task_store: create refuses duplicates and get returns what w
     CHECK(store->size() == 1);
 }
 
-TEMPLATE_TEST_CASE("task_store: update is compare-and-set on the status", "[conformance][store]", memory_backend) {
+TEMPLATE_TEST_CASE("task_store: update is compare-and-set on the status", "[conformance][store]", ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     REQUIRE(store->create(make_record("a")));
     auto running = make_record("a", task_status::running);
@@ -76,7 +96,7 @@ TEMPLATE_TEST_CASE("task_store: update is compare-and-set on the status", "[conf
     CHECK_FALSE(store->update(make_record("missing", task_status::running), task_status::queued));
 }
 
-TEMPLATE_TEST_CASE("task_store: concurrent CAS lets exactly one writer win", "[conformance][store]", memory_backend) {
+TEMPLATE_TEST_CASE("task_store: concurrent CAS lets exactly one writer win", "[conformance][store]", ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     for (int i = 0; i < 50; ++i) REQUIRE(store->create(make_record("t" + std::to_string(i))));
     std::atomic<int> wins{0};
@@ -92,7 +112,7 @@ TEMPLATE_TEST_CASE("task_store: concurrent CAS lets exactly one writer win", "[c
     CHECK(wins.load() == 50);
 }
 
-TEMPLATE_TEST_CASE("task_store: list filters and respects the limit", "[conformance][store]", memory_backend) {
+TEMPLATE_TEST_CASE("task_store: list filters and respects the limit", "[conformance][store]", ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     for (int i = 0; i < 10; ++i) {
         auto r = make_record("t" + std::to_string(i));
@@ -107,7 +127,7 @@ TEMPLATE_TEST_CASE("task_store: list filters and respects the limit", "[conforma
 }
 
 TEMPLATE_TEST_CASE("task_store: expire removes terminal records after their TTL only", "[conformance][store]",
-                   memory_backend) {
+                   ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     const auto t0 = std::chrono::system_clock::now();
     auto done = make_record("done", task_status::completed);
@@ -129,7 +149,7 @@ TEMPLATE_TEST_CASE("task_store: expire removes terminal records after their TTL 
     CHECK_FALSE(store->erase("live"));
 }
 
-TEMPLATE_TEST_CASE("worker_registry: heartbeats, filters and reaping", "[conformance][registry]", memory_backend) {
+TEMPLATE_TEST_CASE("worker_registry: heartbeats, filters and reaping", "[conformance][registry]", ORCHCORE_BACKENDS) {
     auto reg = TestType::make_registry();
     const auto t0 = std::chrono::system_clock::now();
     reg->upsert({.id = "w1", .tags = {"gpu", "x86"}, .registered_at = t0, .last_heartbeat = t0});
@@ -150,4 +170,54 @@ TEMPLATE_TEST_CASE("worker_registry: heartbeats, filters and reaping", "[conform
     CHECK(reg->get("w1")->status == worker_status::busy);
     CHECK(reg->remove("w2"));
     CHECK_FALSE(reg->get("w2").has_value());
+}
+
+TEMPLATE_TEST_CASE("task_store: every field survives a round trip, binary payloads included", "[conformance][store]",
+                   ORCHCORE_BACKENDS) {
+    auto store = TestType::make_store();
+    task_record r = make_record("full");
+    r.payload = std::string("bin\0\xff\xfe\n\"}{", 10);
+    r.result = std::string("\x80\x81 result", 9);
+    r.priority = 17;
+    r.metadata = {{"a", "1"}, {"quote\"", "new\nline"}};
+    r.tags = {"gpu", "x86"};
+    r.timeout = 1500ms;
+    r.turn_timeout = 250ms;
+    r.max_retries = 4;
+    r.backoff = {.base = 20ms, .cap = 900ms, .jitter = false};
+    r.started_at = r.created_at + 3ms;
+    r.attempts = 3;
+    r.retries = 1;
+    r.turns = 2;
+    r.worker_losses = 1;
+    r.worker_id = "w-7";
+    r.progress = 0.25;
+    r.progress_message = "quarter";
+    r.error = std::string("err \xc3\x28 invalid utf8", 20);
+    REQUIRE(store->create(r));
+    auto got = store->get("full");
+    REQUIRE(got.has_value());
+    CHECK(got->payload == r.payload);
+    CHECK(got->result == r.result);
+    CHECK(got->priority == 17);
+    CHECK(got->metadata == r.metadata);
+    CHECK(got->tags == r.tags);
+    CHECK(got->timeout == r.timeout);
+    CHECK(got->turn_timeout == r.turn_timeout);
+    CHECK(got->max_retries == 4);
+    CHECK(got->backoff.base == 20ms);
+    CHECK(got->backoff.cap == 900ms);
+    CHECK_FALSE(got->backoff.jitter);
+    CHECK(got->created_at == r.created_at);
+    CHECK(got->started_at == r.started_at);
+    CHECK_FALSE(got->finished_at.has_value());
+    CHECK(got->attempts == 3);
+    CHECK(got->retries == 1);
+    CHECK(got->turns == 2);
+    CHECK(got->worker_losses == 1);
+    CHECK(got->worker_id == "w-7");
+    CHECK(got->progress == 0.25);
+    CHECK(got->progress_message == "quarter");
+    CHECK(got->error == r.error);
+    CHECK(got->status == task_status::queued);
 }

@@ -1,0 +1,55 @@
+// Connection settings of the Redis component (orchcore::redis), as a struct
+// or a URL.
+#pragma once
+
+#include <orchcore/error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace orchcore {
+
+struct redis_options {
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    int db = 0;                 ///< SELECTed on every connection
+    std::string user{};         ///< ACL user; empty: AUTH with the password only
+    std::string password{};     ///< empty: no AUTH
+    /// First part of every key: keys are `{<prefix>:<queue>}:...`. Must be
+    /// non-empty and contain no '{' or '}' (they would move the hash tag).
+    std::string prefix = "orchcore";
+    std::size_t pool_size = 8;  ///< max connections held by one redis_client
+    std::chrono::milliseconds connect_timeout{2'000};
+    /// Per command: a reply that takes longer fails the call (no call hangs).
+    std::chrono::milliseconds command_timeout{5'000};
+    /// How long one call keeps trying to (re)connect, with exponential
+    /// backoff between attempts, before it throws backend_unavailable.
+    /// Also bounds the wait for a free pooled connection. 0: one attempt.
+    std::chrono::milliseconds retry_timeout{5'000};
+    std::chrono::milliseconds reconnect_backoff_base{50};
+    std::chrono::milliseconds reconnect_backoff_cap{2'000};
+    /// Largest task payload (and result) the Redis task store accepts.
+    std::size_t max_payload_bytes = 16u << 20;
+    /// Called with warnings found when connecting (such as a
+    /// maxmemory-policy that may evict queue keys). Empty: print to stderr.
+    std::function<void(std::string_view)> on_warning{};
+
+    /// Throws orchcore::invalid_argument naming the first bad field.
+    void validate() const;
+
+    /// Parses `redis://[[user][:password]@]host[:port][/db][?key=value&...]`.
+    /// User and password are percent-decoded; host may be `[ipv6]`.
+    /// Query keys: prefix, pool_size, connect_timeout_ms, command_timeout_ms,
+    /// retry_timeout_ms, max_payload_bytes. Anything malformed throws
+    /// orchcore::invalid_argument naming the field ("url", "url.port",
+    /// "url.db", ...); the password is never echoed in messages.
+    static redis_options from_url(std::string_view url);
+
+    /// The URL without the password (for logs).
+    std::string describe() const;
+};
+
+}  // namespace orchcore

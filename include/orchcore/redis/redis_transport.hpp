@@ -1,0 +1,85 @@
+// redis_transport: the transport interface (<orchcore/transport.hpp>) over
+// Redis, shared by every process that opens the same prefix and queue name.
+//
+// Key layout (all under one hash tag, so every script touches one slot;
+// ready for Redis Cluster with one queue per slot):
+//
+//   {<prefix>:<queue>}:waiting   ZSET  waiting ids; score = sequence (FIFO
+//                                      policies) or (20 - priority) * 2^46 +
+//                                      sequence (priority policy)
+//   {<prefix>:<queue>}:bylevel   ZSET  drop-lru only: priority * 2^46 + sequence
+//   {<prefix>:<queue>}:delayed   ZSET  nacked ids; score = due time (unix ms)
+//   {<prefix>:<queue>}:leases    ZSET  leased ids; score = deadline (unix ms)
+//   {<prefix>:<queue>}:state     HASH  policy, sequence and token counters,
+//                                      dequeue-interval estimate, statistics
+//   {<prefix>:<queue>}:m:<id>    HASH  per task while it is in the transport:
+//                                      p (priority), s (sequence), a (leases so
+//                                      far), t (current token), w (worker)
+//
+// Only :state outlives the tasks; a task's :m:<id> key and its set entries
+// are deleted when it is acked, cancelled or evicted.
+//
+// Every state change is one Lua script (EVALSHA), so admission (capacity +
+// policy + enqueue), leasing (move to :leases + new token), ack / nack /
+// extend (token check + change), cancel and recovery are atomic; racing
+// recoverers each get disjoint orphans. Ids and every other value travel as
+// ARGV, never inside script text; per-task keys are built inside the script
+// from the hash-tagged base, so an id (even one containing '}', quotes,
+// spaces or newlines) stays inside its key and cannot change the slot.
+//
+// Policies: reject-new, drop-lru, priority. The policy is stored in :state
+// at the first admission; a process configured with another policy for the
+// same queue gets redis_error (server) from admit.
+//
+// Scale-out: one queue lives in one slot. To spread load over a Redis
+// Cluster, use several queues (names), each a separate transport.
+#pragma once
+
+#include <orchcore/redis/redis_client.hpp>
+#include <orchcore/transport.hpp>
+
+#include <memory>
+#include <string>
+
+namespace orchcore {
+
+class redis_transport final : public transport {
+public:
+    /// `queue` must be non-empty without '{' or '}'. Does not contact Redis.
+    redis_transport(std::shared_ptr<redis_client> client, std::string queue, transport_options o = {});
+
+    transport_admission admit(const transport_request& r) override;
+    std::vector<transport_admission> admit_many(std::span<const transport_request> rs) override;
+    std::vector<transport_lease> lease(std::string_view worker, std::size_t max, std::chrono::milliseconds duration,
+                                       time_point now) override;
+    bool ack(const std::string& id, std::uint64_t token) override;
+    std::vector<bool> ack_many(std::span<const lease_ref> refs) override;
+    bool nack(const std::string& id, std::uint64_t token, std::chrono::milliseconds delay, time_point now) override;
+    bool extend(const std::string& id, std::uint64_t token, std::chrono::milliseconds duration,
+                time_point now) override;
+    bool cancel(const std::string& id) override;
+    std::vector<transport_lease> recover_expired(time_point now, std::size_t max) override;
+    std::size_t size_approx() override;
+    std::size_t leased_count() override;
+    transport_stats stats() override;
+    const transport_options& options() const noexcept override { return options_; }
+
+    /// "{<prefix>:<queue>}": the hash-tagged start of every key.
+    const std::string& key_base() const noexcept { return base_; }
+    const std::shared_ptr<redis_client>& client() const noexcept { return client_; }
+
+    /// Ids per script call in admit_many / ack_many (bounds how long one
+    /// script blocks the server).
+    static constexpr std::size_t batch_chunk = 512;
+
+private:
+    std::vector<transport_admission> admit_chunk(std::span<const transport_request> rs);
+
+    std::shared_ptr<redis_client> client_;
+    std::string base_;
+    transport_options options_;
+    std::vector<std::string> keys_;  // waiting, bylevel, delayed, leases, state
+    std::string meta_prefix_;        // "{p:q}:m:"
+};
+
+}  // namespace orchcore

@@ -1,0 +1,382 @@
+#include <orchcore/redis/redis_task_store.hpp>
+
+#include "redis_util.hpp"
+
+#include <boost/json.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace orchcore {
+
+namespace json = boost::json;
+
+namespace {
+
+// KEYS: record, index, finished zset. ARGV: id, status, meta, payload,
+// result, finished ms ('' = not terminal), expire-at ms (0 = none).
+constexpr const char* write_tail = R"lua(
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'p', ARGV[4], 'r', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1]) end
+if tonumber(ARGV[7]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[7]) end
+return 1
+)lua";
+
+const redis_script create_script("store.create", std::string(R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+)lua") + write_tail);
+
+// As create, plus ARGV[8]: the expected status.
+const redis_script update_script("store.update", std::string(R"lua(
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
+if redis.call('HGET', KEYS[1], 's') ~= ARGV[8] then return 0 end
+)lua") + write_tail);
+
+// KEYS: record, index, finished x3. ARGV: id.
+const redis_script erase_script("store.erase", R"lua(
+local n = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+for i = 3, 5 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return n
+)lua");
+
+// KEYS: index, finished completed, failed, cancelled. ARGV: record key
+// prefix, then the cutoff (unix ms) of each finished set.
+const redis_script expire_script("store.expire", R"lua(
+local out = {}
+for i = 2, 4 do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i])
+  for _, id in ipairs(ids) do
+    redis.call('DEL', ARGV[1] .. id)
+    redis.call('SREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[i], id)
+    out[#out + 1] = id
+  end
+end
+return out
+)lua");
+
+// KEYS: record, index, dead hash, dead record, finished x3.
+// ARGV: id, meta as read, is-hash flag, reason.
+const redis_script bury_script("store.dead_letter", R"lua(
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t == 'none' then return 0 end
+if ARGV[3] == '1' then
+  if t ~= 'hash' or (redis.call('HGET', KEYS[1], 'd') or '') ~= ARGV[2] then return 0 end
+end
+redis.call('RENAME', KEYS[1], KEYS[4])
+redis.call('PERSIST', KEYS[4])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[1])
+for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1
+)lua");
+
+json::value time_json(std::chrono::system_clock::time_point t) { return redis_detail::to_ticks(t); }
+
+json::value opt_time_json(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) return nullptr;
+    return time_json(*t);
+}
+
+// Decoding, throwing std::runtime_error with the reason.
+const json::value& field(const json::object& o, std::string_view name) {
+    auto it = o.find(name);
+    if (it == o.end()) throw std::runtime_error("missing field \"" + std::string(name) + "\"");
+    return it->value();
+}
+
+std::int64_t int_field(const json::object& o, std::string_view name) {
+    const auto& v = field(o, name);
+    if (v.is_int64()) return v.as_int64();
+    if (v.is_uint64() && v.as_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+        return static_cast<std::int64_t>(v.as_uint64());
+    throw std::runtime_error("field \"" + std::string(name) + "\" is not an integer");
+}
+
+std::uint32_t u32_field(const json::object& o, std::string_view name) {
+    const auto v = int_field(o, name);
+    if (v < 0 || v > static_cast<std::int64_t>(UINT32_MAX))
+        throw std::runtime_error("field \"" + std::string(name) + "\" is out of range");
+    return static_cast<std::uint32_t>(v);
+}
+
+std::string str_field(const json::object& o, std::string_view name) {
+    const auto& v = field(o, name);
+    if (!v.is_string()) throw std::runtime_error("field \"" + std::string(name) + "\" is not a string");
+    return std::string(v.as_string());
+}
+
+std::optional<std::chrono::system_clock::time_point> opt_time_field(const json::object& o, std::string_view name) {
+    const auto& v = field(o, name);
+    if (v.is_null()) return std::nullopt;
+    return redis_detail::from_ticks(int_field(o, name));
+}
+
+}  // namespace
+
+std::string redis_task_store::encode_meta(const task_record& r) {
+    json::object o;
+    o["v"] = 1;
+    o["id"] = r.id;
+    o["type"] = r.type;
+    o["priority"] = r.priority;
+    o["owner"] = r.owner;
+    json::object md;
+    for (const auto& [k, v] : r.metadata) md[k] = v;
+    o["metadata"] = std::move(md);
+    json::array tags;
+    for (const auto& t : r.tags) tags.emplace_back(t);
+    o["tags"] = std::move(tags);
+    o["timeout_ms"] = r.timeout.count();
+    o["turn_timeout_ms"] = r.turn_timeout.count();
+    o["max_retries"] = r.max_retries;
+    o["backoff"] = {{"base_ms", r.backoff.base.count()}, {"cap_ms", r.backoff.cap.count()}, {"jitter", r.backoff.jitter}};
+    o["created_at"] = time_json(r.created_at);
+    o["started_at"] = opt_time_json(r.started_at);
+    o["finished_at"] = opt_time_json(r.finished_at);
+    o["attempts"] = r.attempts;
+    o["retries"] = r.retries;
+    o["turns"] = r.turns;
+    o["worker_losses"] = r.worker_losses;
+    o["worker_id"] = r.worker_id;
+    o["progress"] = r.progress;
+    o["progress_message"] = r.progress_message;
+    o["error"] = r.error;
+    return json::serialize(o);
+}
+
+namespace {
+
+task_record decode_record(const std::string& id, const std::string& status, const std::string& meta,
+                          std::string payload, std::string result) {
+    task_record r;
+    r.id = id;
+    const auto st = try_parse_task_status(status);
+    if (!st) throw std::runtime_error("unknown status \"" + status.substr(0, 32) + "\"");
+    r.status = *st;
+    json::parse_options po;
+    po.allow_invalid_utf8 = true;
+    json::error_code ec;
+    const json::value v = json::parse(meta, ec, {}, po);
+    if (ec) throw std::runtime_error("record is not valid JSON: " + ec.message());
+    if (!v.is_object()) throw std::runtime_error("record is not a JSON object");
+    const auto& o = v.as_object();
+    if (int_field(o, "v") != 1) throw std::runtime_error("unknown record version");
+    r.type = str_field(o, "type");
+    r.priority = static_cast<int>(int_field(o, "priority"));
+    r.owner = str_field(o, "owner");
+    const auto& md = field(o, "metadata");
+    if (!md.is_object()) throw std::runtime_error("field \"metadata\" is not an object");
+    for (const auto& kv : md.as_object()) {
+        if (!kv.value().is_string()) throw std::runtime_error("metadata value is not a string");
+        r.metadata.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
+    }
+    const auto& tags = field(o, "tags");
+    if (!tags.is_array()) throw std::runtime_error("field \"tags\" is not an array");
+    for (const auto& t : tags.as_array()) {
+        if (!t.is_string()) throw std::runtime_error("a tag is not a string");
+        r.tags.emplace_back(t.as_string());
+    }
+    r.timeout = std::chrono::milliseconds{int_field(o, "timeout_ms")};
+    r.turn_timeout = std::chrono::milliseconds{int_field(o, "turn_timeout_ms")};
+    r.max_retries = u32_field(o, "max_retries");
+    const auto& b = field(o, "backoff");
+    if (!b.is_object()) throw std::runtime_error("field \"backoff\" is not an object");
+    r.backoff.base = std::chrono::milliseconds{int_field(b.as_object(), "base_ms")};
+    r.backoff.cap = std::chrono::milliseconds{int_field(b.as_object(), "cap_ms")};
+    const auto& jitter = field(b.as_object(), "jitter");
+    if (!jitter.is_bool()) throw std::runtime_error("field \"backoff.jitter\" is not a boolean");
+    r.backoff.jitter = jitter.as_bool();
+    r.created_at = redis_detail::from_ticks(int_field(o, "created_at"));
+    r.started_at = opt_time_field(o, "started_at");
+    r.finished_at = opt_time_field(o, "finished_at");
+    r.attempts = u32_field(o, "attempts");
+    r.retries = u32_field(o, "retries");
+    r.turns = u32_field(o, "turns");
+    r.worker_losses = u32_field(o, "worker_losses");
+    r.worker_id = str_field(o, "worker_id");
+    const auto& progress = field(o, "progress");
+    if (!progress.is_number()) throw std::runtime_error("field \"progress\" is not a number");
+    r.progress = progress.to_number<double>();
+    r.progress_message = str_field(o, "progress_message");
+    r.error = str_field(o, "error");
+    r.payload = std::move(payload);
+    r.result = std::move(result);
+    return r;
+}
+
+}  // namespace
+
+redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::string queue,
+                                   redis_task_store_options o)
+    : client_(std::move(client)), options_(o) {
+    if (!client_) throw invalid_argument("client", "null", "a redis_task_store needs a redis_client");
+    for (auto [name, v] : {std::pair{"completed_ttl", o.completed_ttl}, std::pair{"failed_ttl", o.failed_ttl},
+                           std::pair{"cancelled_ttl", o.cancelled_ttl}})
+        if (v.count() < 0) throw invalid_argument(name, std::to_string(v.count()) + "ms", "must be >= 0");
+    base_ = redis_detail::key_base(client_->options().prefix, queue);
+    index_key_ = base_ + ":tasks";
+    dead_key_ = base_ + ":dead";
+    finished_completed_ = base_ + ":finished:completed";
+    finished_failed_ = base_ + ":finished:failed";
+    finished_cancelled_ = base_ + ":finished:cancelled";
+}
+
+const std::string& redis_task_store::finished_key(task_status s) const {
+    switch (s) {
+        case task_status::completed: return finished_completed_;
+        case task_status::cancelled: return finished_cancelled_;
+        default: return finished_failed_;
+    }
+}
+
+void redis_task_store::check_sizes(const task_record& r) const {
+    const auto limit = client_->options().max_payload_bytes;
+    if (r.payload.size() > limit)
+        throw invalid_argument("payload", std::to_string(r.payload.size()) + " bytes",
+                               "exceeds max_payload_bytes = " + std::to_string(limit));
+    if (r.result.size() > limit)
+        throw invalid_argument("result", std::to_string(r.result.size()) + " bytes",
+                               "exceeds max_payload_bytes = " + std::to_string(limit));
+    if (r.id.empty()) throw invalid_argument("id", "\"\"", "must not be empty");
+}
+
+std::vector<std::string> redis_task_store::write_args(const task_record& r) const {
+    std::string finished, expire_at = "0";
+    if (is_terminal(r.status) && r.finished_at) {
+        const auto fin_ms = redis_detail::to_ms(*r.finished_at);
+        finished = std::to_string(fin_ms);
+        const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
+                         : r.status == task_status::cancelled ? options_.cancelled_ttl
+                                                              : options_.failed_ttl;
+        if (ttl.count() > 0) expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
+    }
+    return {r.id, std::string(to_string(r.status)), encode_meta(r), r.payload, r.result, finished, expire_at};
+}
+
+bool redis_task_store::create(const task_record& r) {
+    check_sizes(r);
+    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
+    return client_->eval(create_script, keys, write_args(r)).integer == 1;
+}
+
+bool redis_task_store::update(const task_record& r, task_status expected) {
+    if (r.status != expected) check_transition(expected, r.status);
+    check_sizes(r);
+    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
+    auto args = write_args(r);
+    args.emplace_back(to_string(expected));
+    return client_->eval(update_script, keys, args).integer == 1;
+}
+
+bool redis_task_store::erase(const std::string& id) {
+    const std::vector<std::string> keys{record_key(id), index_key_, finished_completed_, finished_failed_,
+                                        finished_cancelled_};
+    const std::vector<std::string> args{id};
+    return client_->eval(erase_script, keys, args).integer == 1;
+}
+
+void redis_task_store::bury(const std::string& id, const std::string& raw_d, bool is_hash,
+                            const std::string& reason) const {
+    const std::vector<std::string> keys{record_key(id),       index_key_,       dead_key_,         base_ + ":dead:" + id,
+                                        finished_completed_, finished_failed_, finished_cancelled_};
+    const std::vector<std::string> args{id, raw_d, is_hash ? "1" : "0", reason};
+    client_->eval(bury_script, keys, args);
+}
+
+// `fields`: the reply to HMGET key s d p r (or an error reply).
+std::optional<task_record> redis_task_store::decode_or_bury(const std::string& id, const redis_reply& fields) const {
+    if (fields.is_error()) {
+        // WRONGTYPE: something that is not a hash sits under the record key.
+        bury(id, {}, false, "not a hash: " + fields.str);
+        return std::nullopt;
+    }
+    if (fields.type != redis_reply::kind::array || fields.elements.size() != 4) return std::nullopt;
+    const auto& e = fields.elements;
+    if (e[0].is_nil() && e[1].is_nil() && e[2].is_nil() && e[3].is_nil()) return std::nullopt;  // absent
+    try {
+        if (e[0].is_nil()) throw std::runtime_error("missing status");
+        if (e[1].is_nil()) throw std::runtime_error("missing record data");
+        return decode_record(id, e[0].str, e[1].str, e[2].str, e[3].str);
+    } catch (const std::exception& ex) {
+        bury(id, e[1].str, true, std::string("undecodable record: ") + ex.what());
+        return std::nullopt;
+    }
+}
+
+std::optional<task_record> redis_task_store::get(const std::string& id) const {
+    return decode_or_bury(id, client_->command({"HMGET", record_key(id), "s", "d", "p", "r"}));
+}
+
+std::vector<task_record> redis_task_store::list(const task_filter& f) const {
+    std::vector<task_record> out;
+    std::string cursor = "0";
+    do {
+        const auto page = client_->command({"SSCAN", index_key_, cursor, "COUNT", "256"});
+        const auto& parts = redis_detail::expect_array(page, "SSCAN", 2);
+        cursor = parts[0].str;
+        const auto& ids = parts[1].elements;
+        if (ids.empty()) continue;
+        std::vector<std::vector<std::string>> cmds;
+        cmds.reserve(ids.size());
+        for (const auto& id : ids) cmds.push_back({"HMGET", record_key(id.str), "s", "d", "p", "r"});
+        const auto replies = client_->pipeline(cmds);
+        for (std::size_t i = 0; i < ids.size() && out.size() < f.limit; ++i) {
+            auto r = decode_or_bury(ids[i].str, replies[i]);
+            if (r && f.matches(*r)) out.push_back(std::move(*r));
+        }
+    } while (cursor != "0" && out.size() < f.limit);
+    return out;
+}
+
+std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::time_point now,
+                                                  std::chrono::milliseconds completed_ttl,
+                                                  std::chrono::milliseconds failed_ttl,
+                                                  std::chrono::milliseconds cancelled_ttl) {
+    const auto now_ms = redis_detail::to_ms(now);
+    // A record with a Redis-side TTL is gone once that TTL passed: report it
+    // (and drop its index entries) then, even if the caller's TTL is longer.
+    auto effective = [](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) {
+        return in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
+    };
+    completed_ttl = effective(completed_ttl, options_.completed_ttl);
+    failed_ttl = effective(failed_ttl, options_.failed_ttl);
+    cancelled_ttl = effective(cancelled_ttl, options_.cancelled_ttl);
+    const std::vector<std::string> keys{index_key_, finished_completed_, finished_failed_, finished_cancelled_};
+    const std::vector<std::string> args{base_ + ":task:", std::to_string(now_ms - completed_ttl.count()),
+                                        std::to_string(now_ms - failed_ttl.count()),
+                                        std::to_string(now_ms - cancelled_ttl.count())};
+    const auto reply = client_->eval(expire_script, keys, args);
+    std::vector<std::string> out;
+    for (const auto& e : redis_detail::expect_array(reply, "store.expire")) out.push_back(e.str);
+    return out;
+}
+
+std::size_t redis_task_store::size() const {
+    return static_cast<std::size_t>(client_->command({"SCARD", index_key_}).integer);
+}
+
+std::vector<dead_letter> redis_task_store::dead_letters(std::size_t limit) const {
+    std::vector<dead_letter> out;
+    std::string cursor = "0";
+    do {
+        const auto page = client_->command({"HSCAN", dead_key_, cursor, "COUNT", "256"});
+        const auto& parts = redis_detail::expect_array(page, "HSCAN", 2);
+        cursor = parts[0].str;
+        const auto& kv = parts[1].elements;
+        for (std::size_t i = 0; i + 1 < kv.size() && out.size() < limit; i += 2)
+            out.push_back({kv[i].str, kv[i + 1].str});
+    } while (cursor != "0" && out.size() < limit);
+    return out;
+}
+
+bool redis_task_store::drop_dead_letter(const std::string& id) {
+    const auto r = client_->pipeline({{"HDEL", dead_key_, id}, {"DEL", base_ + ":dead:" + id}},
+                                     redis_retry::idempotent);
+    return r[0].integer == 1;
+}
+
+}  // namespace orchcore

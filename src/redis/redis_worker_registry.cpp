@@ -1,0 +1,185 @@
+#include <orchcore/redis/redis_worker_registry.hpp>
+
+#include "redis_util.hpp"
+
+#include <boost/json.hpp>
+
+#include <stdexcept>
+#include <utility>
+
+namespace orchcore {
+
+namespace json = boost::json;
+
+namespace {
+
+// Heartbeats are system_clock ticks as decimal strings, compared exactly
+// (Lua numbers are doubles and would round nanosecond counts).
+constexpr const char* int_compare = R"lua(
+local function less(a, b)
+  local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
+  if na ~= nb then return na end
+  if na then a, b = string.sub(b, 2), string.sub(a, 2) end
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+)lua";
+
+// KEYS: worker, set. ARGV: id, status, heartbeat, data.
+const redis_script upsert_script("registry.upsert", R"lua(
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'hb', ARGV[3], 'd', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+)lua");
+
+// KEYS: worker. ARGV: heartbeat.
+const redis_script heartbeat_script("registry.heartbeat", std::string(int_compare) + R"lua(
+local s = redis.call('HGET', KEYS[1], 's')
+if not s or s == 'error' or s == 'stopped' then return 0 end
+local hb = redis.call('HGET', KEYS[1], 'hb') or '0'
+if less(hb, ARGV[1]) then redis.call('HSET', KEYS[1], 'hb', ARGV[1]) end
+return 1
+)lua");
+
+// KEYS: worker. ARGV: status.
+const redis_script status_script("registry.set_status", R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 's', ARGV[1])
+return 1
+)lua");
+
+// KEYS: set. ARGV: worker key prefix, cutoff. Marks live workers whose
+// heartbeat < cutoff as error and returns them.
+const redis_script reap_script("registry.reap", std::string(int_compare) + R"lua(
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. id
+  local m = redis.call('HMGET', k, 's', 'hb')
+  if m[1] and m[1] ~= 'error' and m[1] ~= 'stopped' and less(m[2] or '0', ARGV[2]) then
+    redis.call('HSET', k, 's', 'error')
+    out[#out + 1] = id
+  end
+end
+return out
+)lua");
+
+// KEYS: worker, set. ARGV: id.
+const redis_script remove_script("registry.remove", R"lua(
+local n = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return n
+)lua");
+
+std::optional<worker_status> parse_worker_status(std::string_view s) {
+    for (auto w : {worker_status::idle, worker_status::busy, worker_status::draining, worker_status::stopped,
+                   worker_status::error})
+        if (to_string(w) == s) return w;
+    return std::nullopt;
+}
+
+std::string encode(const worker_record& w) {
+    json::object o;
+    json::array tags;
+    for (const auto& t : w.tags) tags.emplace_back(t);
+    o["tags"] = std::move(tags);
+    o["max_concurrent"] = w.max_concurrent;
+    o["host"] = w.host;
+    o["registered_at"] = redis_detail::to_ticks(w.registered_at);
+    return json::serialize(o);
+}
+
+// `e`: reply to HMGET key s hb d. Empty if absent or undecodable.
+std::optional<worker_record> decode(const std::string& id, const redis_reply& e) {
+    if (e.type != redis_reply::kind::array || e.elements.size() != 3) return std::nullopt;
+    const auto& f = e.elements;
+    if (f[0].is_nil() || f[1].is_nil() || f[2].is_nil()) return std::nullopt;
+    try {
+        worker_record w;
+        w.id = id;
+        const auto st = parse_worker_status(f[0].str);
+        if (!st) return std::nullopt;
+        w.status = *st;
+        w.last_heartbeat = redis_detail::from_ticks(std::stoll(f[1].str));
+        json::parse_options po;
+        po.allow_invalid_utf8 = true;
+        json::error_code ec;
+        const auto v = json::parse(f[2].str, ec, {}, po);
+        if (ec || !v.is_object()) return std::nullopt;
+        const auto& o = v.as_object();
+        for (const auto& t : o.at("tags").as_array()) w.tags.emplace_back(t.as_string());
+        w.max_concurrent = static_cast<std::size_t>(o.at("max_concurrent").to_number<std::uint64_t>());
+        w.host = std::string(o.at("host").as_string());
+        w.registered_at = redis_detail::from_ticks(o.at("registered_at").to_number<std::int64_t>());
+        return w;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
+redis_worker_registry::redis_worker_registry(std::shared_ptr<redis_client> client, std::string queue)
+    : client_(std::move(client)) {
+    if (!client_) throw invalid_argument("client", "null", "a redis_worker_registry needs a redis_client");
+    base_ = redis_detail::key_base(client_->options().prefix, queue);
+    set_key_ = base_ + ":workers";
+}
+
+void redis_worker_registry::upsert(const worker_record& w) {
+    if (w.id.empty()) throw invalid_argument("worker id", "\"\"", "must not be empty");
+    const std::vector<std::string> keys{worker_key(w.id), set_key_};
+    const std::vector<std::string> args{w.id, std::string(to_string(w.status)),
+                                        std::to_string(redis_detail::to_ticks(w.last_heartbeat)), encode(w)};
+    client_->eval(upsert_script, keys, args, redis_retry::idempotent);
+}
+
+bool redis_worker_registry::heartbeat(const std::string& id, std::chrono::system_clock::time_point at) {
+    const std::vector<std::string> keys{worker_key(id)};
+    const std::vector<std::string> args{std::to_string(redis_detail::to_ticks(at))};
+    return client_->eval(heartbeat_script, keys, args, redis_retry::idempotent).integer == 1;
+}
+
+bool redis_worker_registry::set_status(const std::string& id, worker_status s) {
+    const std::vector<std::string> keys{worker_key(id)};
+    const std::vector<std::string> args{std::string(to_string(s))};
+    return client_->eval(status_script, keys, args, redis_retry::idempotent).integer == 1;
+}
+
+std::optional<worker_record> redis_worker_registry::get(const std::string& id) const {
+    return decode(id, client_->command({"HMGET", worker_key(id), "s", "hb", "d"}));
+}
+
+std::vector<worker_record> redis_worker_registry::list(const worker_filter& f) const {
+    const auto members = client_->command({"SMEMBERS", set_key_});
+    const auto& ids = redis_detail::expect_array(members, "SMEMBERS");
+    std::vector<std::vector<std::string>> cmds;
+    cmds.reserve(ids.size());
+    for (const auto& id : ids) cmds.push_back({"HMGET", worker_key(id.str), "s", "hb", "d"});
+    const auto replies = client_->pipeline(cmds);
+    std::vector<worker_record> out;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if (auto w = decode(ids[i].str, replies[i]); w && f.matches(*w)) out.push_back(std::move(*w));
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+}
+
+std::vector<std::string> redis_worker_registry::reap_stale(std::chrono::system_clock::time_point now,
+                                                           std::chrono::milliseconds timeout) {
+    const auto cutoff = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout);
+    const std::vector<std::string> keys{set_key_};
+    const std::vector<std::string> args{base_ + ":worker:", std::to_string(redis_detail::to_ticks(cutoff))};
+    const auto reply = client_->eval(reap_script, keys, args);
+    std::vector<std::string> out;
+    for (const auto& e : redis_detail::expect_array(reply, "registry.reap")) out.push_back(e.str);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool redis_worker_registry::remove(const std::string& id) {
+    const std::vector<std::string> keys{worker_key(id), set_key_};
+    const std::vector<std::string> args{id};
+    return client_->eval(remove_script, keys, args, redis_retry::idempotent).integer == 1;
+}
+
+}  // namespace orchcore
