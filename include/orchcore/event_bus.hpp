@@ -2,9 +2,10 @@
 // here; users subscribe to a channel. The Redis backend mirrors the same
 // events on pub/sub channels <prefix>:tasks.events / <prefix>:workers.events.
 //
-// Delivery: synchronous, on the thread that caused the change, after the
-// coordinator released its lock (a subscriber may call back into the
-// coordinator). Subscribers should be quick. An exception thrown by a
+// Delivery from a coordinator: outside its lock (a subscriber may call back
+// into the coordinator), one event at a time and in the order the changes
+// happened, on the thread that caused the change or on another coordinator
+// thread that is already delivering. Subscribers should be quick. An exception thrown by a
 // subscriber is caught, counted (handler_errors()) and does not reach the
 // publisher or other subscribers.
 #pragma once
