@@ -29,9 +29,16 @@
 // stays blocked in the barrier during an iteration: a periodically waking
 // poller would preempt workers on a small machine (lock-holder preemption).
 //
+// Every consumer uses the queue's own blocking pop where it has one, so each
+// queue waits with its own strategy: orchcore's pop() polls briefly (a few
+// pauses, then a few yields), then sleeps on a futex in a handoff record;
+// TBB's pop() spins/yields briefly, then sleeps; moodycamel's wait_dequeue
+// spins on its lightweight semaphore, then sleeps; the mutex baseline sleeps
+// on its condition variable at once.
+//
 // Queues:
 //   Orchcore{RejectNew,DropLru,Priority,FailFast}: admission_queue<uint64_t,P>,
-//     try_push at priority normal + pop(). drop-lru evicts when full: evicted
+//     try_push at priority normal (generated ids) + pop(). drop-lru evicts when full: evicted
 //     items count as processed (termination reads metrics().evicted) and the
 //     evicted share is reported as the counter evicted_pct. With equal
 //     priorities a full priority queue rejects (the newcomer does not
@@ -169,7 +176,7 @@ public:
     TbbBoundedQueue() { q_.set_capacity(static_cast<std::ptrdiff_t>(kCapacity)); }
     bool try_push(std::uint64_t v) { return q_.try_push(v); }
     std::uint64_t pop() {
-        std::uint64_t v;
+        std::uint64_t v = 0;
         q_.pop(v);
         return v;
     }
@@ -184,7 +191,7 @@ public:
     static constexpr const char* name = "BoostLockfreeQueue";
     bool try_push(std::uint64_t v) { return q_.push(v); }  // fixed-size: false when full
     std::uint64_t pop() {
-        std::uint64_t v;
+        std::uint64_t v = 0;
         for (backoff b; !q_.pop(v);) b.pause();
         return v;
     }
@@ -202,7 +209,7 @@ public:
         return q_.enqueue(v);
     }
     std::uint64_t pop() {
-        std::uint64_t v;
+        std::uint64_t v = 0;
         q_.wait_dequeue(v);
         return v;
     }

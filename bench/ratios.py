@@ -11,7 +11,9 @@ several files (several runs) it prints the median over the files and the
 min..max range of the per-file medians, which shows run-to-run noise.
 
 For each threads config it prints the items/s of every queue and the ratio
-of OrchcoreRejectNew to that queue, then the library's targets:
+of OrchcoreRejectNew to that queue, then a matrix of ratios of every orchcore
+queue (each policy, and the type-erased one) to every peer queue, then the
+library's targets:
     OrchcoreRejectNew >= 2 x TbbBoundedQueue and >= MutexCvDeque.
 --check: exit with status 1 if a target is missed.
 
@@ -27,6 +29,8 @@ from collections import defaultdict
 NAME_RE = re.compile(r"^BM_Transfer<(?P<queue>[^>]+)>/threads:(?P<config>\d+x\d+)")
 REFERENCE = "OrchcoreRejectNew"
 TARGETS = [("TbbBoundedQueue", 2.0), ("MutexCvDeque", 1.0)]
+ORCHCORE_PREFIX = "Orchcore"
+PEERS = ["TbbBoundedQueue", "MutexCvDeque", "BoostLockfreeQueue", "MoodycamelBlockingQueue"]
 
 
 def load(path):
@@ -107,6 +111,14 @@ def main(argv):
             line += f"{(f'{100 * max(cvs):.1f}%' if cvs else '-'):>8}"
             line += f"{(f'{ref / rate[q]:.2f}x' if ref and rate[q] else '-'):>32}"
             print(line)
+        ours = [q for q in queues if q.startswith(ORCHCORE_PREFIX)]
+        peers = [p for p in PEERS if rate.get(p)] + [
+            q for q in queues if not q.startswith(ORCHCORE_PREFIX) and q not in PEERS and rate.get(q)]
+        if ours and peers:
+            print(f"ratios (orchcore queue / peer), threads {config}:")
+            print(f"{'':<26}" + "".join(f"{p:>24}" for p in peers))
+            for q in ours:
+                print(f"{q:<26}" + "".join(f"{(rate[q] / rate[p]):>23.2f}x" for p in peers))
         if ref:
             for peer, want in TARGETS:
                 if peer in rate and rate[peer]:

@@ -7,8 +7,11 @@
 // Layout: tasks live in a slab of nodes (grown on demand up to capacity and
 // then reused, so a steady queue does not allocate). Every node is on one
 // global FIFO list and, for policies that look at priorities, on the FIFO
-// list of its priority level. An id index maps ids to nodes. All operations
-// are O(1) except position_of (O(position)).
+// list of its priority level. An id index maps ids to nodes; it is built
+// lazily (see ensure_indexed): while every queued id was generated, none is
+// needed. All operations are O(1) except position_of (O(position)) and the
+// first lookup by id after such a period, which indexes the queue (O(depth),
+// once per task).
 #pragma once
 
 #include <orchcore/admission_policy.hpp>
@@ -27,6 +30,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -83,7 +87,7 @@ public:
         if (closed_) return reject(out, rejection_reason::closed, "queue is closed", now);
         if (!priority::is_valid(req.priority))
             return reject(out, rejection_reason::invalid_request, "priority out of range [0, 20]", now);
-        if (req.id && index_.find(*req.id) != npos)
+        if (req.id && find_index(*req.id) != npos)
             return reject(out, rejection_reason::invalid_request, "duplicate id: a task with this id is queued", now);
 
         if constexpr (Policy::handoff_only) {
@@ -120,9 +124,10 @@ public:
                     ++evicted_;
                 }
             }
-            Id id = req.id ? *req.id : next_generated_id();
+            const bool generated = !req.id;
+            Id id = generated ? next_generated_id() : *req.id;
             r.position = position_for_new(req.priority);
-            insert(std::move(id), std::move(value), req.priority, now);
+            insert(std::move(id), generated, std::move(value), req.priority, now);
             r.is_accepted = true;
             r.id = nodes_[last_inserted_].id;
             ++accepted_;
@@ -153,17 +158,17 @@ public:
     /// Removes a queued task by id (cancellation). Returns it, or nullopt if
     /// no task with that id is queued (so cancelling twice is a no-op).
     std::optional<entry_type> cancel(const Id& id) {
-        const std::uint32_t i = index_.find(id);
+        const std::uint32_t i = find_index(id);
         if (i == npos) return std::nullopt;
         ++cancelled_;
         return take(i);
     }
 
-    bool contains(const Id& id) const { return index_.find(id) != npos; }
+    bool contains(const Id& id) const { return find_index(id) != npos; }
 
     /// 0-based position of a queued task in dequeue order, or nullopt.
     std::optional<std::size_t> position_of(const Id& id) const {
-        const std::uint32_t target = index_.find(id);
+        const std::uint32_t target = find_index(id);
         if (target == npos) return std::nullopt;
         std::size_t pos = 0;
         if constexpr (Policy::order == policy::dequeue_order::fifo) {
@@ -260,8 +265,35 @@ private:
     Id next_generated_id() {
         for (;;) {
             Id id = id_traits<Id>::generate(++id_seq_);
-            if (index_.find(id) == npos) return id;
+            // Unindexed mode: every queued id was generated, and generated
+            // ids never repeat, so there is nothing to collide with.
+            if (!indexed_ || index_.find(id) == npos) return id;
         }
+    }
+
+    // The id index is kept lazily. While every queued task has a generated
+    // id (the common high-throughput case) no index is needed: generated ids
+    // are unique by construction. The first operation that looks an id up
+    // (an admission with a caller-supplied id, cancel, contains,
+    // position_of) indexes the queued tasks once, O(depth), and from then on
+    // every admission is indexed, until the queue is next empty. So each
+    // task is indexed at most once, as with an always-on index, and a queue
+    // whose ids are all generated never pays for hashing.
+    //
+    // Only for id types whose generated ids cannot repeat: 64-bit integers
+    // and the built-in string ids. Others are always indexed.
+    static constexpr bool lazy_index =
+        (std::is_integral_v<Id> && sizeof(Id) >= sizeof(std::uint64_t)) || std::is_same_v<Id, std::string>;
+
+    std::uint32_t find_index(const Id& id) const {
+        ensure_indexed();
+        return index_.find(id);
+    }
+
+    void ensure_indexed() const {
+        if (indexed_) return;
+        for (std::uint32_t i = head_; i != npos; i = nodes_[i].next) index_.insert(nodes_[i].id, i);
+        indexed_ = true;
     }
 
     std::size_t position_for_new(int p) const noexcept {
@@ -283,7 +315,10 @@ private:
         }
     }
 
-    void insert(Id&& id, T&& value, int p, time_point now) {
+    void insert(Id&& id, bool generated, T&& value, int p, time_point now) {
+        // A caller-supplied id may equal a future generated one: index it
+        // (an eviction just before may have emptied and unindexed the queue).
+        if (!generated) ensure_indexed();
         std::uint32_t i;
         if (free_ != npos) {
             i = free_;
@@ -297,7 +332,7 @@ private:
         n.value.emplace(std::move(value));
         n.priority = p;
         n.enqueued_at = now;
-        index_.insert(n.id, i);
+        if (indexed_) index_.insert(n.id, i);
         // global FIFO list
         n.prev = tail_;
         n.next = npos;
@@ -319,7 +354,7 @@ private:
     // Unlinks node i, returns its contents and puts the node on the free list.
     entry_type take(std::uint32_t i) {
         node& n = nodes_[i];
-        index_.erase(n.id);
+        if (indexed_) index_.erase(n.id);
         if (n.prev != npos) nodes_[n.prev].next = n.next; else head_ = n.next;
         if (n.next != npos) nodes_[n.next].prev = n.prev; else tail_ = n.prev;
         if constexpr (tracks_levels) {
@@ -332,7 +367,7 @@ private:
         n.value.reset();
         n.next = free_;
         free_ = i;
-        --size_;
+        if (--size_ == 0 && lazy_index) indexed_ = false;  // the index is empty now
         return e;
     }
 
@@ -342,17 +377,23 @@ private:
         dequeue_rate_.record(now);
     }
 
-    queue_options options_;
-    std::vector<node> nodes_;
-    detail::id_index<Id> index_;
-    std::array<level, static_cast<std::size_t>(priority::levels)> levels_{};
-    std::uint32_t nonempty_levels_ = 0;
+    // Layout: what every admission and dequeue touches comes first, so the
+    // hot state of the queue spans as few cache lines as possible (under
+    // contention each line the lock holder touches may have to travel from
+    // the other core).
     std::uint32_t head_ = npos, tail_ = npos, free_ = npos, last_inserted_ = npos;
     std::size_t size_ = 0;
     std::uint64_t id_seq_ = 0;
+    std::uint64_t accepted_ = 0, dequeued_ = 0;
     bool closed_ = false;
+    mutable bool indexed_ = !lazy_index;
+    std::uint32_t nonempty_levels_ = 0;
+    std::vector<node> nodes_;
+    queue_options options_;
 
-    std::uint64_t accepted_ = 0, dequeued_ = 0, handed_off_ = 0, evicted_ = 0, cancelled_ = 0;
+    mutable detail::id_index<Id> index_;
+    std::array<level, static_cast<std::size_t>(priority::levels)> levels_{};
+    std::uint64_t handed_off_ = 0, evicted_ = 0, cancelled_ = 0;
     std::array<std::uint64_t, rejection_reason_count> rejected_{};
     latency_histogram wait_time_;
     rate_estimator dequeue_rate_;

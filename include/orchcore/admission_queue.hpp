@@ -15,23 +15,30 @@
 // on a closed queue with nothing left throws orchcore::queue_closed.
 //
 // Many producers and many consumers may call any member concurrently. The
-// decisions are made by admission_core under one mutex; a consumer that
-// blocks registers a handoff record, and a producer that finds one moves the
-// task straight into it and wakes exactly that consumer (no thundering herd,
-// and no notify at all while nobody waits).
+// decisions are made by admission_core under one lock (a futex-based mutex
+// that spins briefly and makes a wake-up system call only when a thread
+// really sleeps); the clock is read once per operation, before locking. A
+// consumer that blocks registers a handoff record, and a producer that finds
+// one moves the task straight into it and wakes exactly that consumer (no
+// thundering herd, no notify at all while nobody sleeps, and the wake-up
+// system call is made after the lock is released). See wait_pop for how a
+// consumer waits; bench/README.md for the measurements behind it.
 #pragma once
 
 #include <orchcore/admission_core.hpp>
+#include <orchcore/detail/adaptive_mutex.hpp>
+#include <orchcore/detail/futex.hpp>
 #include <orchcore/detail/spin.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -64,23 +71,25 @@ public:
     /// Admits `value` or rejects it, without blocking. On rejection `value`
     /// is not moved from.
     result_type try_push(T&& value, const request_type& req = {}) {
-        const auto now = clock::now();
+        const auto now = clock::now();  // the one clock read of this admission
         result_type result;
+        waiter* to_wake = nullptr;
         {
             auto lock = acquire();
             auto outcome = core_.admit(std::move(value), req, now, wait_head_ != nullptr);
             result = std::move(outcome.result);
             if (result.accepted()) {
                 if constexpr (Policy::handoff_only) {
-                    deliver(std::move(*outcome.handoff));
+                    to_wake = deliver(std::move(*outcome.handoff));
                 } else if (wait_head_ != nullptr) {
                     // A consumer is waiting, so the queue was empty: the new
                     // task is the next one out.
-                    deliver(std::move(*core_.pop(now)));
+                    to_wake = deliver(std::move(*core_.pop(now)));
                 }
+                publish_size();
             }
-            publish_size();
         }
+        wake(to_wake);
         if (result.evicted && on_evict_) on_evict_(*result.evicted);
         return result;
     }
@@ -93,9 +102,10 @@ public:
     /// Takes the next task if there is one.
     std::optional<entry_type> try_pop() {
         if (size_approx_.load(std::memory_order_relaxed) == 0) return std::nullopt;
+        const auto now = clock::now();
         auto lock = acquire();
-        auto e = core_.pop(clock::now());
-        publish_size();
+        auto e = core_.pop(now);
+        if (e) publish_size();
         return e;
     }
 
@@ -119,9 +129,10 @@ public:
     std::vector<entry_type> try_pop_batch(std::size_t max) {
         std::vector<entry_type> out;
         if (max == 0 || size_approx_.load(std::memory_order_relaxed) == 0) return out;
+        const auto now = clock::now();
         auto lock = acquire();
         out.reserve(std::min(max, core_.size()));
-        core_.pop_batch(std::back_inserter(out), max, clock::now());
+        core_.pop_batch(std::back_inserter(out), max, now);
         publish_size();
         return out;
     }
@@ -172,7 +183,12 @@ public:
         auto lock = acquire();
         core_.close();
         closed_.store(true, std::memory_order_release);
-        for (waiter* w = wait_head_; w != nullptr; w = w->next) w->cv.notify_one();
+        // Rare: settle and wake every waiter under the lock.
+        while (wait_head_ != nullptr) {
+            waiter& w = *wait_head_;
+            unlink(w);
+            wake(settle(w, waiter::closed));
+        }
     }
 
     bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
@@ -201,23 +217,33 @@ public:
     }
 
 private:
+    // A consumer blocked in wait_pop. It lives on that consumer's stack and is
+    // linked into the queue's FIFO of waiters (under the lock) while the queue
+    // is empty. A producer that admits a task hands it over: under the lock
+    // it unlinks the record, fills `slot` and publishes the outcome in
+    // `state`. The consumer first spins on `state` (its own cache line, so
+    // a handoff while it spins costs no system call on either side), then
+    // announces that it sleeps and parks on the futex. Only a producer that
+    // finds it sleeping wakes it, after releasing the queue lock. On Linux
+    // that wake may hit a record whose owner has already returned (harmless,
+    // see detail/futex.hpp), so the consumer never waits for its waker: a
+    // consumer that waited for the waker could spin while the waker, which
+    // its own wake-up preempted, is not running. Elsewhere the producer sets
+    // `released` after the wake, and a consumer that slept yields until it
+    // sees that bit before its record goes out of scope.
     struct waiter {
-        std::condition_variable cv;
+        static constexpr std::uint32_t waiting = 0, sleeping = 1, delivered = 2, closed = 3;
+        static constexpr std::uint32_t outcome_mask = 3, released = 4;
+        alignas(64) detail::futex_word state{waiting};
         std::optional<entry_type> slot;
         waiter* prev = nullptr;
         waiter* next = nullptr;
         bool linked = false;
     };
 
-    std::unique_lock<std::mutex> acquire() const {
-        // Critical sections are a few dozen instructions: a short spin on
-        // try_lock avoids most futex sleeps when another core holds the lock.
-        for (int i = 0; i < 64; ++i) {
-            if (mutex_.try_lock()) return std::unique_lock<std::mutex>(mutex_, std::adopt_lock);
-            detail::cpu_relax();
-        }
-        return std::unique_lock<std::mutex>(mutex_);
-    }
+    using lock_type = std::unique_lock<detail::adaptive_mutex>;
+
+    lock_type acquire() const { return lock_type(mutex_); }
 
     void publish_size() noexcept { size_approx_.store(core_.size(), std::memory_order_relaxed); }
 
@@ -246,57 +272,119 @@ private:
         w.linked = false;
         --waiting_;
     }
-    // lock held; the longest-waiting consumer gets the task. Notified under
-    // the lock because the waiter lives on that consumer's stack.
-    void deliver(entry_type&& e) {
+    // lock held. Gives the longest-waiting consumer its outcome. Returns the
+    // record if its owner sleeps: the caller must then call wake() (after
+    // unlocking, ideally).
+    static waiter* settle(waiter& w, std::uint32_t outcome) noexcept {
+        const std::uint32_t prev = w.state.exchange(outcome, std::memory_order_acq_rel);
+        return prev == waiter::sleeping ? &w : nullptr;
+    }
+    waiter* deliver(entry_type&& e) {
         waiter& w = *wait_head_;
         unlink(w);
         w.slot.emplace(std::move(e));
-        w.cv.notify_one();
+        return settle(w, waiter::delivered);
     }
+    static constexpr bool wake_handshake = !detail::futex_wake_tolerates_dead_word;
+
+    static void wake(waiter* w) noexcept {
+        if (w == nullptr) return;
+        detail::futex_wake_one(w->state);
+        // Last touch: after this store the owner may return.
+        if constexpr (wake_handshake) w->state.fetch_or(waiter::released, std::memory_order_release);
+    }
+
+    // Waiting strategy of a consumer that finds the queue empty, tuned on a
+    // 2-vCPU virtual machine where a system call costs microseconds and a
+    // cache line takes ~0.5us to move between cores:
+    //  1. a few pauses polling the size hint (a task may be microseconds away);
+    //  2. a few yields, still polling the hint: unlike spinning, a yield
+    //     leaves the queue's cache lines with the producer for a while, so
+    //     it runs a burst of admissions at full speed instead of the two
+    //     cores bouncing lines on every operation, and a task that arrives
+    //     meanwhile is taken without any futex traffic;
+    //  3. register a handoff record and spin briefly on it (its own line);
+    //  4. sleep on the record's futex until a producer hands a task over.
+    static constexpr int pre_lock_spin = 4;
+    static constexpr int pre_lock_yield = 8;
+    static constexpr int handoff_spin = 16;
 
     // Blocks for one task (or until deadline). Invariant: while any consumer
     // is registered as waiting, the queue is empty.
     std::optional<entry_type> wait_pop(std::optional<clock::time_point> deadline) {
-        // Brief spin before sleeping: a producer on the other core usually
-        // delivers within a few hundred nanoseconds.
-        for (int i = 0; i < 128; ++i) {
-            if (size_approx_.load(std::memory_order_relaxed) != 0 || closed_.load(std::memory_order_relaxed)) break;
+        // Steps 1-2 (see above). Not for handoff-only policies (their queue is
+        // always empty: a task is admitted only into a registered record),
+        // nor when the deadline has passed.
+        if (!Policy::handoff_only && (!deadline || *deadline > clock::now())) {
+            for (int i = 0; i < pre_lock_spin + pre_lock_yield; ++i) {
+                if (size_approx_.load(std::memory_order_relaxed) != 0 || closed_.load(std::memory_order_relaxed))
+                    break;
+                if (i < pre_lock_spin) detail::cpu_relax(); else std::this_thread::yield();
+            }
+        }
+        const auto now = clock::now();
+        waiter w;
+        {
+            auto lock = acquire();
+            if (auto e = core_.pop(now)) {
+                publish_size();
+                return e;
+            }
+            if (core_.is_closed()) throw queue_closed();
+            if (deadline && *deadline <= now) return std::nullopt;
+            link(w);
+        }
+
+        std::uint32_t s = waiter::waiting;
+        for (int i = 0; i < handoff_spin; ++i) {
+            s = w.state.load(std::memory_order_acquire);
+            if (s != waiter::waiting) break;
             detail::cpu_relax();
         }
-        auto lock = acquire();
-        if (auto e = core_.pop(clock::now())) {
-            publish_size();
-            return e;
-        }
-        if (core_.is_closed()) throw queue_closed();
-        waiter w;
-        link(w);
-        while (!w.slot) {
-            if (core_.is_closed()) {
-                unlink(w);
-                throw queue_closed();
-            }
-            if (deadline) {
-                if (w.cv.wait_until(lock, *deadline) == std::cv_status::timeout && !w.slot) {
-                    unlink(w);
-                    return std::nullopt;
+        bool slept = false;
+        if (s == waiter::waiting) {
+            slept = w.state.compare_exchange_strong(s, waiter::sleeping, std::memory_order_acq_rel,
+                                                    std::memory_order_acquire);
+            if (slept) {
+                s = waiter::sleeping;
+                for (;;) {
+                    const bool in_time = detail::futex_wait(w.state, waiter::sleeping, deadline ? &*deadline : nullptr);
+                    s = w.state.load(std::memory_order_acquire);
+                    if (s != waiter::sleeping) break;
+                    if (!in_time || (deadline && clock::now() >= *deadline)) {
+                        // Timed out: withdraw, unless a producer settled us meanwhile.
+                        auto lock = acquire();
+                        s = w.state.load(std::memory_order_acquire);
+                        if (s == waiter::sleeping) {
+                            unlink(w);
+                            return std::nullopt;
+                        }
+                        break;
+                    }
                 }
-            } else {
-                w.cv.wait(lock);
             }
         }
+        if (wake_handshake && slept) {
+            // The settling producer saw us asleep: wait until it is done with
+            // our record (yielding: it may need this core to get there).
+            while ((s & waiter::released) == 0) {
+                std::this_thread::yield();
+                s = w.state.load(std::memory_order_acquire);
+            }
+        }
+        if ((s & waiter::outcome_mask) == waiter::closed) throw queue_closed();
         return std::move(w.slot);
     }
 
     std::vector<entry_type> wait_pop_batch(std::size_t max, std::optional<clock::time_point> deadline) {
         if (max == 0) throw invalid_argument("max", "0", "batch size must be at least 1");
         std::vector<entry_type> out;
-        {
+        if (size_approx_.load(std::memory_order_relaxed) != 0) {
+            const auto now = clock::now();
             auto lock = acquire();
             if (!core_.empty()) {
                 out.reserve(std::min(max, core_.size()));
-                core_.pop_batch(std::back_inserter(out), max, clock::now());
+                core_.pop_batch(std::back_inserter(out), max, now);
                 publish_size();
                 return out;
             }
@@ -311,14 +399,18 @@ private:
         return out;
     }
 
-    mutable std::mutex mutex_;
-    core_type core_;
-    eviction_handler on_evict_;
+    // The lock word, the waiter list and the size hint share a cache line,
+    // and admission_core keeps its hot fields first, right after them: under
+    // contention every line the lock holder touches may have to travel from
+    // the other core, so the fewer the better.
+    alignas(64) mutable detail::adaptive_mutex mutex_;
+    std::atomic<bool> closed_{false};
+    std::atomic<std::size_t> size_approx_{0};
     waiter* wait_head_ = nullptr;
     waiter* wait_tail_ = nullptr;
     std::size_t waiting_ = 0;
-    std::atomic<std::size_t> size_approx_{0};
-    std::atomic<bool> closed_{false};
+    core_type core_;
+    eviction_handler on_evict_;
 };
 
 /// Named aliases for the built-in policies.

@@ -17,8 +17,9 @@
 //               ^  ^               │
 //               │  └──nack(0)──────┤
 //   delayed ────┘   (when due)     ├──nack(d>0)──> delayed
-//      ^                           └──lease expired + recover_expired──> waiting
-//   cancel(): waiting or delayed ──> (gone)
+//      ^                           ├──lease expired + recover_expired──> waiting
+//      │                           └──lease expired for the Nth time──> dead letter
+//   cancel(): waiting or delayed ──> (gone)             (max_lease_expiries = N)
 //
 // Semantics (identical for every implementation):
 //
@@ -50,6 +51,15 @@
 // * recover_expired(now) puts every lease whose deadline < now back into the
 //   waiting set and returns those leases; with several recoverers racing,
 //   each orphan is returned to exactly one of them.
+// * Poison tasks: with options().max_lease_expiries = N > 0, a task whose
+//   lease has expired N times (its worker died N times while holding it)
+//   is not requeued by recover_expired(): it leaves the queue for the
+//   transport's dead-letter set with the reason "lease expired N times",
+//   is returned with dead_lettered = true, and is counted in
+//   stats().dead_lettered (not in recovered). nack() (a handler failure)
+//   does not count as an expiry. dead_letters() lists the set,
+//   drop_dead_letter() removes an entry; a dead-lettered id is no longer in
+//   the transport, so it may be admitted again. 0 (the default): unlimited.
 // * nack(delay > 0) parks the task in the delayed set; it becomes waiting
 //   (visible to lease) once `now >= due` at a later lease() call.
 // * ack / nack / extend / cancel are idempotent in effect: repeating one
@@ -73,6 +83,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -104,6 +115,24 @@ struct transport_lease {
     std::uint32_t attempt = 0;  ///< 1 on the first lease of this id, +1 on every lease after
     std::uint64_t token = 0;    ///< fencing token
     std::chrono::system_clock::time_point deadline{};
+    /// Set by recover_expired() only: how many times this task's lease has
+    /// expired, this one included.
+    std::uint32_t expiries = 0;
+    /// Set by recover_expired() only: the task was moved to the dead-letter
+    /// set (options().max_lease_expiries reached) instead of being requeued.
+    bool dead_lettered = false;
+};
+
+/// An entry of a transport's dead-letter set (poison tasks).
+struct transport_dead_letter {
+    std::string id;
+    std::string reason;  ///< "lease expired N times"
+};
+
+/// recover_expired() split by outcome (see transport::recover_expired_ex).
+struct transport_recovery {
+    std::vector<transport_lease> requeued;
+    std::vector<transport_lease> dead_lettered;
 };
 
 /// What ack_many() needs of a lease.
@@ -122,6 +151,10 @@ struct transport_options {
     std::chrono::milliseconds min_retry_after{1};
     std::chrono::milliseconds max_retry_after{60'000};
     std::chrono::milliseconds default_retry_after{1'000};
+    /// A task whose lease expired this many times (its holder vanished each
+    /// time) goes to the dead-letter set instead of back to the queue.
+    /// 0: unlimited (always requeued).
+    std::uint32_t max_lease_expiries = 0;
 
     void validate() const {
         if (policy == queue_policy::fail_fast)
@@ -157,6 +190,10 @@ struct transport_stats {
     std::uint64_t nacked = 0;
     std::uint64_t recovered = 0;
     std::uint64_t stale_refusals = 0;
+    /// Tasks moved to the dead-letter set by recover_expired() (poison
+    /// tasks; handler failures are not counted here).
+    std::uint64_t dead_lettered = 0;
+    std::size_t dead = 0;  ///< entries currently in the dead-letter set
 
     std::uint64_t rejected(rejection_reason r) const noexcept {
         return rejected_by_reason[static_cast<std::size_t>(r)];
@@ -208,8 +245,28 @@ public:
     /// tasks are not cancelled here: the coordinator fences their lease).
     virtual bool cancel(const std::string& id) = 0;
     /// Puts up to `max` leases whose deadline < now back into the waiting
-    /// set and returns them (each orphan to exactly one caller).
+    /// set and returns them (each orphan to exactly one caller). With
+    /// options().max_lease_expiries set, an orphan that reached it goes to
+    /// the dead-letter set instead and is returned with dead_lettered = true.
     virtual std::vector<transport_lease> recover_expired(time_point now, std::size_t max) = 0;
+    /// recover_expired(), split into requeued and dead-lettered leases.
+    transport_recovery recover_expired_ex(time_point now, std::size_t max) {
+        transport_recovery out;
+        for (auto& l : recover_expired(now, max))
+            (l.dead_lettered ? out.dead_lettered : out.requeued).push_back(std::move(l));
+        return out;
+    }
+    /// Dead letters (poison tasks), ordered by id, at most `limit`. The
+    /// default (for transports without a dead-letter set) is empty.
+    virtual std::vector<transport_dead_letter> dead_letters(std::size_t limit = 1000) {
+        (void)limit;
+        return {};
+    }
+    /// Removes a dead letter. False if absent.
+    virtual bool drop_dead_letter(const std::string& id) {
+        (void)id;
+        return false;
+    }
 
     /// Waiting + delayed tasks (racy for shared backends).
     virtual std::size_t size_approx() = 0;
@@ -258,6 +315,11 @@ inline std::int64_t to_unix_ms(std::chrono::system_clock::time_point t) {
 
 inline std::chrono::system_clock::time_point from_unix_ms(std::int64_t ms) {
     return std::chrono::system_clock::time_point{std::chrono::milliseconds{ms}};
+}
+
+/// The dead-letter reason of a task whose lease expired `n` times.
+inline std::string lease_expired_reason(std::uint32_t n) {
+    return "lease expired " + std::to_string(n) + (n == 1 ? " time" : " times");
 }
 
 /// Fills in a rejection.
@@ -386,14 +448,37 @@ public:
         while (out.size() < max && !leases_.empty() && leases_.begin()->first < now_ms) {
             auto node = leases_.extract(leases_.begin());
             const std::string& id = node.value().second;
-            task& t = tasks_.at(id);
-            out.push_back({id, t.worker, t.attempt, t.token, detail::from_unix_ms(t.at_ms)});
-            t.token = 0;
-            t.worker.clear();
-            make_waiting(id, t);
+            auto it = tasks_.find(id);
+            task& t = it->second;
+            ++t.expiries;
+            transport_lease l{id, t.worker, t.attempt, t.token, detail::from_unix_ms(t.at_ms), t.expiries, false};
+            if (options_.max_lease_expiries != 0 && t.expiries >= options_.max_lease_expiries) {
+                l.dead_lettered = true;
+                dead_[id] = detail::lease_expired_reason(t.expiries);
+                tasks_.erase(it);
+                ++stats_.dead_lettered;
+            } else {
+                t.token = 0;
+                t.worker.clear();
+                make_waiting(id, t);
+                ++stats_.recovered;
+            }
+            out.push_back(std::move(l));
         }
-        stats_.recovered += out.size();
         return out;
+    }
+
+    std::vector<transport_dead_letter> dead_letters(std::size_t limit = 1000) override {
+        std::lock_guard lk(mutex_);
+        std::vector<transport_dead_letter> out;
+        for (auto it = dead_.begin(); it != dead_.end() && out.size() < limit; ++it)
+            out.push_back({it->first, it->second});
+        return out;
+    }
+
+    bool drop_dead_letter(const std::string& id) override {
+        std::lock_guard lk(mutex_);
+        return dead_.erase(id) != 0;
     }
 
     std::size_t size_approx() override {
@@ -412,6 +497,7 @@ public:
         s.waiting = waiting_.size();
         s.delayed = delayed_.size();
         s.leased = leases_.size();
+        s.dead = dead_.size();
         return s;
     }
 
@@ -423,6 +509,7 @@ private:
         int priority = priority::normal;
         std::uint64_t seq = 0;
         std::uint32_t attempt = 0;
+        std::uint32_t expiries = 0;  // leases of this task that expired
         std::uint64_t token = 0;
         std::string worker{};
         place where = place::waiting;
@@ -524,6 +611,7 @@ private:
     std::array<std::size_t, priority::levels> level_count_{};
     std::set<std::pair<std::int64_t, std::string>> delayed_;  // (due ms, id)
     std::set<std::pair<std::int64_t, std::string>> leases_;   // (deadline ms, id)
+    std::map<std::string, std::string> dead_;                  // dead letters: id -> reason
     std::uint64_t seq_ = 0;
     std::uint64_t last_token_ = 0;
     detail::dequeue_interval interval_{};

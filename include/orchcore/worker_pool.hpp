@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <future>
@@ -34,6 +35,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -79,15 +81,31 @@ struct worker_options {
     }
 };
 
+/// What a worker does with the callables it is given through post(): where
+/// escaping exceptions and completions are reported (the pool sets it).
+struct worker_sink {
+    virtual ~worker_sink() = default;
+    virtual void on_unhandled(std::exception_ptr e) noexcept = 0;
+    virtual void on_done() noexcept {}
+};
+
 /// One worker: its own thread pool, sized to its task slots.
+///
+/// post() does not hand each callable to Asio: callables go into the
+/// worker's own queue, and at most max_concurrent "drainers" (Asio
+/// handlers) take them out one after another. A burst of posts therefore
+/// costs one Asio dispatch per drainer, not one per callable, and a callable
+/// that fits std::function's small buffer is never allocated. The executor
+/// stays available for other work (the coordinator posts heartbeats and
+/// coroutine strands to it).
 class worker {
 public:
     using clock = std::chrono::steady_clock;
 
     /// `extra_threads` beyond the task slots (the coordinator uses one for
     /// heartbeats, so a worker whose slots are all busy still proves it is alive).
-    explicit worker(worker_options o, std::size_t extra_threads = 0)
-        : options_(std::move(o)), threads_(options_.max_concurrent + extra_threads) {}
+    explicit worker(worker_options o, std::size_t extra_threads = 0, worker_sink* sink = nullptr)
+        : options_(std::move(o)), threads_(options_.max_concurrent + extra_threads), sink_(sink) {}
 
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
@@ -98,18 +116,85 @@ public:
     boost::asio::thread_pool::executor_type executor() noexcept { return threads_.get_executor(); }
     clock::time_point started_at() const noexcept { return started_at_; }
 
+    /// Runs `f` in one of this worker's task slots, in posting order (with
+    /// max_concurrent > 1, several run at once). Never blocks on running work.
+    void post(std::function<void()> f) {
+        pending.fetch_add(1, std::memory_order_relaxed);
+        bool start_drainer = false;
+        {
+            std::lock_guard lk(queue_mutex_);
+            queue_.push_back(std::move(f));
+            queued_.store(queue_.size(), std::memory_order_relaxed);
+            if (drainers_ < options_.max_concurrent && drainers_ < queue_.size()) {
+                ++drainers_;
+                start_drainer = true;
+            }
+        }
+        if (start_drainer) boost::asio::post(threads_.get_executor(), [this] { drain(); });
+    }
+
     /// Waits until every callable posted to this worker has finished.
     void join() { threads_.join(); }
 
     std::atomic<std::uint64_t> completed{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::size_t> running{0};
-    std::atomic<std::size_t> pending{0};  ///< posted by the pool, not yet finished
+    std::atomic<std::size_t> pending{0};  ///< posted, not yet finished
 
 private:
+    // An idle drainer waits a moment before it gives its slot back: in a
+    // stream of posts the next one is usually microseconds away, and
+    // restarting a drainer costs an Asio dispatch and a thread wake-up.
+    void linger() const noexcept {
+        for (int i = 0; i < 32 && queued_.load(std::memory_order_relaxed) == 0; ++i) std::this_thread::yield();
+    }
+
+    // Takes callables in batches (a fair share of what is queued, at most
+    // 32) so that a burst costs one lock round trip per batch.
+    void drain() {
+        std::vector<std::function<void()>> batch;
+        batch.reserve(32);
+        for (;;) {
+            if (queued_.load(std::memory_order_relaxed) == 0) linger();
+            {
+                std::lock_guard lk(queue_mutex_);
+                if (queue_.empty()) {
+                    --drainers_;
+                    return;
+                }
+                const std::size_t take = std::clamp<std::size_t>(queue_.size() / drainers_, 1, 32);
+                for (std::size_t i = 0; i < take; ++i) {
+                    batch.push_back(std::move(queue_.front()));
+                    queue_.pop_front();
+                }
+                queued_.store(queue_.size(), std::memory_order_relaxed);
+            }
+            for (auto& f : batch) {
+                running.fetch_add(1, std::memory_order_relaxed);
+                try {
+                    f();
+                    completed.fetch_add(1, std::memory_order_relaxed);
+                } catch (...) {
+                    failed.fetch_add(1, std::memory_order_relaxed);
+                    if (sink_) sink_->on_unhandled(std::current_exception());
+                }
+                f = nullptr;  // destroy captures before the completion is visible
+                running.fetch_sub(1, std::memory_order_relaxed);
+                if (sink_) sink_->on_done();
+                pending.fetch_sub(1, std::memory_order_release);
+            }
+            batch.clear();
+        }
+    }
+
     worker_options options_;
     boost::asio::thread_pool threads_;
     clock::time_point started_at_ = clock::now();
+    worker_sink* sink_ = nullptr;
+    std::mutex queue_mutex_;
+    std::deque<std::function<void()>> queue_;
+    std::size_t drainers_ = 0;
+    std::atomic<std::size_t> queued_{0};  // queue_.size(), readable without the lock
 };
 
 enum class stop_mode {
@@ -147,7 +232,7 @@ public:
         options_.validate();
         auto initial = std::make_shared<worker_list>();
         for (std::size_t i = 0; i < options_.min_workers; ++i) initial->push_back(make_worker());
-        std::atomic_store(&workers_, std::shared_ptr<const worker_list>(std::move(initial)));
+        workers_.store(std::shared_ptr<const worker_list>(std::move(initial)), std::memory_order_release);
     }
 
     worker_pool(const worker_pool&) = delete;
@@ -158,24 +243,14 @@ public:
     /// shutdown_error after stop().
     template <class F>
     void post(F&& f) {
-        auto list = std::atomic_load(&workers_);
+        auto list = workers_.load(std::memory_order_acquire);
         if (stopped_.load(std::memory_order_acquire) || list->empty()) {
             rejected_after_stop_.fetch_add(1, std::memory_order_relaxed);
             throw shutdown_error("orchcore: worker_pool::post after stop()");
         }
         const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed) % list->size();
         posted_.fetch_add(1, std::memory_order_relaxed);
-        worker* w = (*list)[i].get();
-        w->pending.fetch_add(1, std::memory_order_relaxed);
-        boost::asio::post(w->executor(), [this, w, fn = std::forward<F>(f)]() mutable {
-            try {
-                fn();
-            } catch (...) {
-                report(std::current_exception());
-            }
-            completed_.fetch_add(1, std::memory_order_relaxed);
-            w->pending.fetch_sub(1, std::memory_order_release);
-        });
+        (*list)[i]->post(std::function<void()>(std::forward<F>(f)));
     }
 
     /// Runs `f` on some worker; its result or exception arrives through the future.
@@ -195,23 +270,23 @@ public:
         std::lock_guard lk(scale_mutex_);
         if (stopped_.load(std::memory_order_acquire)) throw shutdown_error("orchcore: worker_pool::scale after stop()");
         n = std::clamp(n, options_.min_workers, options_.max_workers);
-        auto cur = std::atomic_load(&workers_);
+        auto cur = workers_.load(std::memory_order_acquire);
         auto next = std::make_shared<worker_list>(*cur);
         while (next->size() < n) next->push_back(make_worker());
         while (next->size() > n) {
             retired_.push_back(next->back());
             next->pop_back();
         }
-        std::atomic_store(&workers_, std::shared_ptr<const worker_list>(std::move(next)));
+        workers_.store(std::shared_ptr<const worker_list>(std::move(next)), std::memory_order_release);
         reap_retired_locked();
         return n;
     }
 
-    std::size_t size() const { return std::atomic_load(&workers_)->size(); }
+    std::size_t size() const { return workers_.load(std::memory_order_acquire)->size(); }
 
     /// Snapshot of the current workers.
     std::vector<std::shared_ptr<worker>> workers() const {
-        auto list = std::atomic_load(&workers_);
+        auto list = workers_.load(std::memory_order_acquire);
         return {list->begin(), list->end()};
     }
 
@@ -232,7 +307,7 @@ public:
     void stop(stop_mode = stop_mode::graceful) {
         std::lock_guard lk(scale_mutex_);
         if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
-        auto cur = std::atomic_load(&workers_);
+        auto cur = workers_.load(std::memory_order_acquire);
         for (auto& w : *cur) w->join();
         for (auto& w : retired_) w->join();
         retired_.clear();
@@ -246,7 +321,7 @@ private:
     std::shared_ptr<worker> make_worker() {
         worker_options o = options_.worker_template;
         o.id = "worker-" + std::to_string(++worker_seq_);
-        return std::make_shared<worker>(std::move(o));
+        return std::make_shared<worker>(std::move(o), 0, &sink_);
     }
 
     void reap_retired_locked() {
@@ -259,6 +334,13 @@ private:
             return true;
         });
     }
+
+    struct sink final : worker_sink {
+        worker_pool* pool;
+        explicit sink(worker_pool* p) : pool(p) {}
+        void on_unhandled(std::exception_ptr e) noexcept override { pool->report(e); }
+        void on_done() noexcept override { pool->completed_.fetch_add(1, std::memory_order_relaxed); }
+    };
 
     void report(std::exception_ptr e) noexcept {
         unhandled_.fetch_add(1, std::memory_order_relaxed);
@@ -279,7 +361,8 @@ private:
     }
 
     pool_options options_;
-    std::shared_ptr<const worker_list> workers_;
+    sink sink_{this};
+    std::atomic<std::shared_ptr<const worker_list>> workers_;
     std::vector<std::shared_ptr<worker>> retired_;
     std::mutex scale_mutex_;
     std::atomic<bool> stopped_{false};

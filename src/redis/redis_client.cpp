@@ -439,6 +439,42 @@ redis_reply redis_client::eval(const redis_script& s, std::span<const std::strin
     return r;
 }
 
+std::vector<redis_reply> redis_client::eval_pipeline(const redis_script& s,
+                                                     const std::vector<redis_script_call>& calls, redis_retry retry) {
+    if (calls.empty()) return {};
+    std::string sha;
+    {
+        std::lock_guard lk(s.mutex_);
+        sha = s.sha_;
+    }
+    if (sha.empty()) sha = load_script(s);
+    auto build = [&](const redis_script_call& c) {
+        std::vector<std::string> cmd;
+        cmd.reserve(3 + c.keys.size() + c.args.size());
+        cmd.emplace_back("EVALSHA");
+        cmd.push_back(sha);
+        cmd.push_back(std::to_string(c.keys.size()));
+        cmd.insert(cmd.end(), c.keys.begin(), c.keys.end());
+        cmd.insert(cmd.end(), c.args.begin(), c.args.end());
+        return cmd;
+    };
+    std::vector<std::vector<std::string>> cmds;
+    cmds.reserve(calls.size());
+    for (const auto& c : calls) cmds.push_back(build(c));
+    auto out = pipeline(cmds, retry);
+    std::vector<std::size_t> again;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (out[i].is_error() && starts_with(out[i].str, "NOSCRIPT")) again.push_back(i);
+    if (!again.empty()) {  // not run: safe to send again
+        sha = load_script(s);
+        cmds.clear();
+        for (auto i : again) cmds.push_back(build(calls[i]));
+        auto second = pipeline(cmds, retry);
+        for (std::size_t j = 0; j < again.size(); ++j) out[again[j]] = std::move(second[j]);
+    }
+    return out;
+}
+
 void redis_client::ping() {
     auto r = command({"PING"}, redis_retry::idempotent);
     if (r.is_error())

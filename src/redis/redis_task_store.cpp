@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -261,6 +262,26 @@ bool redis_task_store::create(const task_record& r) {
     check_sizes(r);
     const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
     return client_->eval(create_script, keys, write_args(r)).integer == 1;
+}
+
+std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
+    for (const auto& r : rs) check_sizes(r);
+    std::vector<bool> out;
+    out.reserve(rs.size());
+    constexpr std::size_t chunk = 1000;
+    std::vector<redis_script_call> calls;
+    for (std::size_t i = 0; i < rs.size(); i += chunk) {
+        calls.clear();
+        for (const auto& r : rs.subspan(i, std::min(chunk, rs.size() - i)))
+            calls.push_back({{record_key(r.id), index_key_, finished_key(r.status)}, write_args(r)});
+        for (const auto& reply : client_->eval_pipeline(create_script, calls)) {
+            if (reply.is_error())
+                throw redis_error(redis_failure::server, "orchcore: redis script store.create failed at " +
+                                                             client_->options().describe() + ": " + reply.str);
+            out.push_back(reply.integer == 1);
+        }
+    }
+    return out;
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {

@@ -2,6 +2,7 @@
 
 #include "redis_util.hpp"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -10,9 +11,9 @@ namespace orchcore {
 namespace {
 
 // Shared prelude of every transport script. KEYS: waiting, bylevel,
-// delayed, leases, state. ARGV[1]: the per-task key prefix "{p:q}:m:".
+// delayed, leases, state, dead letters. ARGV[1]: the per-task key prefix "{p:q}:m:".
 constexpr const char* prelude = R"lua(
-local W, L, D, LS, ST = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local W, L, D, LS, ST, DL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local M = ARGV[1]
 local SHIFT = 70368744177664
 local function fmt(n) return string.format('%.0f', n) end
@@ -36,6 +37,17 @@ end
 local function count(field, n)
   if n > 0 then redis.call('HINCRBY', ST, field, n) end
 end
+-- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
+-- by Lua's C stack).
+local function bulk(cmd, key, arr, step)
+  for i = 1, #arr, step do
+    if key then
+      redis.call(cmd, key, unpack(arr, i, math.min(i + step - 1, #arr)))
+    else
+      redis.call(cmd, unpack(arr, i, math.min(i + step - 1, #arr)))
+    end
+  end
+end
 local function is_current(id, tok)
   return redis.call('HGET', M .. id, 't') == tok and redis.call('ZSCORE', LS, id)
 end
@@ -58,6 +70,10 @@ elseif stored ~= pol then
 end
 local out = {}
 local accepted, full, invalid, evicted = 0, 0, 0, 0
+-- Depth and sequence are tracked here and written back once.
+local depth = redis.call('ZCARD', W)
+local seq0 = tonumber(redis.call('HGET', ST, 'seq') or '0')
+local seq = seq0
 for i = 4, #ARGV, 2 do
   local id, p = ARGV[i], tonumber(ARGV[i + 1])
   local code, pos, victim, vprio = 0, 0, '', 0
@@ -68,7 +84,6 @@ for i = 4, #ARGV, 2 do
   elseif redis.call('EXISTS', M .. id) == 1 then
     code = 1
   else
-    local depth = redis.call('ZCARD', W)
     if depth >= cap then
       if pol == 'reject-new' then
         code = 2
@@ -88,15 +103,22 @@ for i = 4, #ARGV, 2 do
         remove_waiting(victim, pol)
         redis.call('DEL', M .. victim)
         evicted = evicted + 1
+        depth = depth - 1
       end
     end
     if code == 0 then
-      local s = redis.call('HINCRBY', ST, 'seq', 1)
+      seq = seq + 1
+      local s = seq
       redis.call('HSET', M .. id, 'p', p, 's', s, 'a', 0)
       local score = wait_score(p, s, pol)
       redis.call('ZADD', W, fmt(score), id)
       if pol == 'drop-lru' then redis.call('ZADD', L, fmt(p * SHIFT + s), id) end
-      pos = redis.call('ZCOUNT', W, '-inf', '(' .. fmt(score))
+      if pol == 'priority' then
+        pos = redis.call('ZCOUNT', W, '-inf', '(' .. fmt(score))
+      else
+        pos = depth  -- FIFO: the newest sequence, behind every waiting task
+      end
+      depth = depth + 1
       accepted = accepted + 1
     end
   end
@@ -106,6 +128,7 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = victim
   out[#out + 1] = vprio
 end
+if seq ~= seq0 then redis.call('HSET', ST, 'seq', fmt(seq)) end
 count('accepted', accepted)
 count('rej_full', full)
 count('rej_invalid', invalid)
@@ -125,20 +148,29 @@ for _, id in ipairs(due) do
 end
 local out = {}
 if max <= 0 then return out end
-local ids = redis.call('ZRANGE', W, 0, max - 1)
-local deadline = fmt(now + dur)
-for _, id in ipairs(ids) do
-  remove_waiting(id, pol)
-  local tok = redis.call('HINCRBY', ST, 'token', 1)
-  local att = redis.call('HINCRBY', M .. id, 'a', 1)
-  redis.call('HSET', M .. id, 't', tok, 'w', worker)
-  redis.call('ZADD', LS, deadline, id)
-  out[#out + 1] = id
-  out[#out + 1] = tok
-  out[#out + 1] = att
-end
+max = math.min(max, 1000000000)
+-- One ZPOPMIN, one token reservation and one ZADD per batch; two calls
+-- per task (its attempt counter, its token and worker).
+local popped = redis.call('ZPOPMIN', W, max)
+local ids = {}
+for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 local n = #ids
 if n > 0 then
+  if pol == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
+  local first = redis.call('HINCRBY', ST, 'token', n) - n
+  local deadline = fmt(now + dur)
+  local z = {}
+  for i, id in ipairs(ids) do
+    local tok = first + i
+    local att = redis.call('HINCRBY', M .. id, 'a', 1)
+    redis.call('HSET', M .. id, 't', fmt(tok), 'w', worker)
+    z[#z + 1] = deadline
+    z[#z + 1] = id
+    out[#out + 1] = id
+    out[#out + 1] = tok
+    out[#out + 1] = att
+  end
+  bulk('ZADD', LS, z, 4000)
   count('granted', n)
   local last = tonumber(redis.call('HGET', ST, 'deq_last'))
   if last then
@@ -154,12 +186,16 @@ return out
 
 // ARGV: M, then (id, token) pairs. Returns {1|0, ...}.
 const redis_script ack_script("transport.ack", with_prelude(R"lua(
+-- The token field exists only while the task is leased (lease sets it;
+-- nack, recovery and dead-lettering remove it), so it alone decides.
 local out, acked, stale = {}, 0, 0
+local ids, keys, seen = {}, {}, {}
 for i = 2, #ARGV, 2 do
   local id, tok = ARGV[i], ARGV[i + 1]
-  if is_current(id, tok) then
-    redis.call('ZREM', LS, id)
-    redis.call('DEL', M .. id)
+  if not seen[id] and redis.call('HGET', M .. id, 't') == tok then
+    seen[id] = true
+    ids[#ids + 1] = id
+    keys[#keys + 1] = M .. id
     out[#out + 1] = 1
     acked = acked + 1
   else
@@ -167,6 +203,8 @@ for i = 2, #ARGV, 2 do
     stale = stale + 1
   end
 end
+bulk('ZREM', LS, ids, 4000)
+bulk('DEL', nil, keys, 4000)
 count('acked', acked)
 count('stale', stale)
 return out
@@ -216,26 +254,42 @@ count('cancelled', 1)
 return 1
 )lua"));
 
-// ARGV: M, now ms, max. Returns {id, worker, attempt, token, deadline, ...}.
+// ARGV: M, now ms, max, max lease expiries (0: unlimited).
+// Returns {id, worker, attempt, token, deadline, expiries, dead (0|1), ...}.
 const redis_script recover_script("transport.recover", with_prelude(R"lua(
-local now, max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, max, maxexp = tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), 1000000000), tonumber(ARGV[4])
 local pol = current_policy()
 local found = redis.call('ZRANGEBYSCORE', LS, '-inf', '(' .. fmt(now), 'WITHSCORES', 'LIMIT', 0, max)
 local out = {}
+local recovered, dead = 0, 0
 for i = 1, #found, 2 do
   local id, dl = found[i], found[i + 1]
   redis.call('ZREM', LS, id)
   local m = redis.call('HMGET', M .. id, 'w', 'a', 't')
-  redis.call('HDEL', M .. id, 't', 'w')
-  if make_waiting(id, pol) then
+  if m[3] then
+    local x = redis.call('HINCRBY', M .. id, 'x', 1)
+    local buried = 0
+    if maxexp > 0 and x >= maxexp then
+      redis.call('DEL', M .. id)
+      redis.call('HSET', DL, id, 'lease expired ' .. x .. (x == 1 and ' time' or ' times'))
+      buried = 1
+      dead = dead + 1
+    else
+      redis.call('HDEL', M .. id, 't', 'w')
+      make_waiting(id, pol)
+      recovered = recovered + 1
+    end
     out[#out + 1] = id
     out[#out + 1] = m[1] or ''
     out[#out + 1] = tonumber(m[2]) or 0
-    out[#out + 1] = m[3] or '0'
+    out[#out + 1] = m[3]
     out[#out + 1] = dl
+    out[#out + 1] = x
+    out[#out + 1] = buried
   end
 end
-count('recovered', #out / 5)
+count('recovered', recovered)
+count('dead', dead)
 return out
 )lua"));
 
@@ -248,7 +302,8 @@ redis_transport::redis_transport(std::shared_ptr<redis_client> client, std::stri
     options_.validate();
     if (!client_) throw invalid_argument("client", "null", "a redis_transport needs a redis_client");
     base_ = redis_detail::key_base(client_->options().prefix, queue);
-    keys_ = {base_ + ":waiting", base_ + ":bylevel", base_ + ":delayed", base_ + ":leases", base_ + ":state"};
+    keys_ = {base_ + ":waiting", base_ + ":bylevel", base_ + ":delayed",
+             base_ + ":leases",  base_ + ":state",   base_ + ":poisoned"};
     meta_prefix_ = base_ + ":m:";
 }
 
@@ -393,17 +448,20 @@ bool redis_transport::cancel(const std::string& id) {
 }
 
 std::vector<transport_lease> redis_transport::recover_expired(time_point now, std::size_t max) {
-    const std::vector<std::string> args{meta_prefix_, std::to_string(detail::to_unix_ms(now)), std::to_string(max)};
+    const std::vector<std::string> args{meta_prefix_, std::to_string(detail::to_unix_ms(now)), std::to_string(max),
+                                        std::to_string(options_.max_lease_expiries)};
     const auto reply = client_->eval(recover_script, keys_, args);
     const auto& items = redis_detail::expect_array(reply, "transport.recover");
     std::vector<transport_lease> out;
-    for (std::size_t i = 0; i + 4 < items.size(); i += 5) {
+    for (std::size_t i = 0; i + 6 < items.size(); i += 7) {
         transport_lease l;
         l.task_id = items[i].str;
         l.worker_id = items[i + 1].str;
         l.attempt = static_cast<std::uint32_t>(items[i + 2].integer);
         l.token = std::stoull(items[i + 3].str);
         l.deadline = detail::from_unix_ms(static_cast<std::int64_t>(std::stod(items[i + 4].str)));
+        l.expiries = static_cast<std::uint32_t>(items[i + 5].integer);
+        l.dead_lettered = items[i + 6].integer == 1;
         out.push_back(std::move(l));
     }
     return out;
@@ -420,11 +478,12 @@ std::size_t redis_transport::leased_count() {
 
 transport_stats redis_transport::stats() {
     const auto r = client_->pipeline(
-        {{"ZCARD", keys_[0]}, {"ZCARD", keys_[2]}, {"ZCARD", keys_[3]}, {"HGETALL", keys_[4]}});
+        {{"ZCARD", keys_[0]}, {"ZCARD", keys_[2]}, {"ZCARD", keys_[3]}, {"HGETALL", keys_[4]}, {"HLEN", keys_[5]}});
     transport_stats s;
     s.waiting = static_cast<std::size_t>(r[0].integer);
     s.delayed = static_cast<std::size_t>(r[1].integer);
     s.leased = static_cast<std::size_t>(r[2].integer);
+    s.dead = static_cast<std::size_t>(r[4].integer);
     const auto& h = r[3].elements;
     for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
         const std::string& k = h[i].str;
@@ -445,8 +504,29 @@ transport_stats redis_transport::stats() {
         else if (k == "nacked") s.nacked = v;
         else if (k == "recovered") s.recovered = v;
         else if (k == "stale") s.stale_refusals = v;
+        else if (k == "dead") s.dead_lettered = v;
     }
     return s;
+}
+
+std::vector<transport_dead_letter> redis_transport::dead_letters(std::size_t limit) {
+    std::vector<transport_dead_letter> out;
+    if (limit == 0) return out;
+    std::string cursor = "0";
+    do {
+        const auto r = client_->command({"HSCAN", keys_[5], cursor, "COUNT", "1000"});
+        const auto& top = redis_detail::expect_array(r, "HSCAN", 2);
+        cursor = top[0].str;
+        const auto& kv = top[1].elements;
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) out.push_back({kv[i].str, kv[i + 1].str});
+    } while (cursor != "0");
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    if (out.size() > limit) out.resize(limit);
+    return out;
+}
+
+bool redis_transport::drop_dead_letter(const std::string& id) {
+    return client_->command({"HDEL", keys_[5], id}).integer == 1;
 }
 
 }  // namespace orchcore

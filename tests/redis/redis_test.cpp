@@ -472,3 +472,62 @@ TEST_CASE("redis: a maxmemory-policy that may evict queue keys is reported", "[r
     CHECK_THAT(seen[0], Catch::Contains("allkeys-lru") && Catch::Contains("noeviction"));
     CHECK(c.warnings() == seen);
 }
+
+TEST_CASE("redis_task_store: create_many creates in one pipeline and refuses duplicates", "[redis][store]") {
+    auto client = shared_redis_server().client("bulk");
+    redis_task_store s(client, "q");
+    REQUIRE(s.create(record("r3")));
+    std::vector<task_record> rs;
+    for (int i = 0; i < 2500; ++i) rs.push_back(record("r" + std::to_string(i)));
+    rs.push_back(record("r7"));  // duplicate within the batch
+    const auto ok = s.create_many(rs);
+    REQUIRE(ok.size() == rs.size());
+    CHECK(std::count(ok.begin(), ok.end(), true) == 2499);
+    CHECK_FALSE(ok[3]);     // existed before
+    CHECK_FALSE(ok.back());  // second r7
+    CHECK(s.size() == 2500);
+    CHECK(s.get("r2499")->payload == "payload");
+    // Works on a server that has not loaded the script (NOSCRIPT path).
+    client->command({"SCRIPT", "FLUSH"});
+    std::vector<task_record> more{record("x1"), record("x2")};
+    CHECK(s.create_many(more) == std::vector<bool>{true, true});
+    // Checked before anything is sent.
+    auto o = shared_redis_server().options("bulk");
+    o.max_payload_bytes = 10;
+    redis_task_store small(std::make_shared<redis_client>(o), "q");
+    std::vector<task_record> bad{record("ok"), record("big")};
+    bad[1].payload.assign(11, 'x');
+    CHECK_THROWS_AS(small.create_many(bad), orchcore::invalid_argument);
+    CHECK_FALSE(small.get("ok").has_value());
+}
+
+TEST_CASE("redis: while the server is down calls fail within the retry budget, and work again after it returns",
+          "[redis][failure]") {
+    redis_server server;
+    auto o = server.options();
+    o.connect_timeout = 200ms;
+    o.retry_timeout = 500ms;
+    o.reconnect_backoff_base = 20ms;
+    o.reconnect_backoff_cap = 100ms;
+    auto client = std::make_shared<redis_client>(o);
+    redis_transport t(client, "q");
+    redis_task_store s(client, "q");
+    REQUIRE(t.admit({"a"}));
+    server.stop();
+    for (int i = 0; i < 3; ++i) {  // every kind of call: idempotent, script, pipeline
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            if (i == 0) t.admit({"b"});
+            else if (i == 1) s.get("a");
+            else t.stats();
+            FAIL("no exception");
+        } catch (const redis_error& e) {
+            CHECK(e.code() == orchcore::errc::backend_unavailable);
+        }
+        CHECK(std::chrono::steady_clock::now() - start < 1500ms);  // retry_timeout + one connect_timeout
+    }
+    server.start();
+    CHECK(t.admit({"b"}).accepted());  // the next call reconnects
+    CHECK(s.create(record("b")));
+    CHECK(t.size_approx() == 1);  // no persistence: only b
+}

@@ -376,7 +376,123 @@ TEMPLATE_TEST_CASE("transport: racing recoverers requeue each orphan exactly onc
     CHECK(b.main->leased_count() == 0);
 }
 
+TEMPLATE_TEST_CASE("transport: a poison task goes to the dead-letter set after max_lease_expiries",
+                   "[conformance][transport][poison]", ORCHCORE_TRANSPORTS) {
+    TestType b({.max_lease_expiries = 3});
+    auto& t = *b.main;
+    REQUIRE(t.admit({"poison"}));
+    REQUIRE(t.admit({"fine"}));
+    auto now = t0;
+    // Handler failures (nack) do not count as lease expiries.
+    for (int i = 0; i < 4; ++i) {
+        auto ls = t.lease("w", 1, 100ms, now);
+        REQUIRE(ls.size() == 1);
+        REQUIRE(ls[0].task_id == "poison");
+        REQUIRE(t.nack("poison", ls[0].token, 0ms, now));
+    }
+    std::uint64_t last_token = 0;
+    for (std::uint32_t crash = 1; crash <= 3; ++crash) {
+        auto ls = t.lease("doomed-" + std::to_string(crash), 1, 100ms, now);
+        REQUIRE(ls.size() == 1);
+        REQUIRE(ls[0].task_id == "poison");
+        CHECK(ls[0].attempt == 4 + crash);
+        last_token = ls[0].token;
+        now += 200ms;  // the worker dies holding it
+        auto r = t.recover_expired_ex(now, 100);
+        if (crash < 3) {
+            REQUIRE(r.requeued.size() == 1);
+            CHECK(r.dead_lettered.empty());
+            CHECK(r.requeued[0].expiries == crash);
+            CHECK_FALSE(r.requeued[0].dead_lettered);
+        } else {
+            CHECK(r.requeued.empty());
+            REQUIRE(r.dead_lettered.size() == 1);
+            const auto& d = r.dead_lettered[0];
+            CHECK(d.task_id == "poison");
+            CHECK(d.dead_lettered);
+            CHECK(d.expiries == 3);
+            CHECK(d.worker_id == "doomed-3");
+            CHECK(d.attempt == 7);
+            CHECK(d.token == last_token);
+        }
+    }
+    // Gone from the queue; the last holder is fenced; the other task is intact.
+    CHECK(t.leased_count() == 0);
+    CHECK(t.size_approx() == 1);
+    CHECK_FALSE(t.ack("poison", last_token));
+    CHECK(t.recover_expired(now + 1s, 100).empty());
+    auto rest = t.lease("w", 10, 100ms, now);
+    CHECK(ids_of(rest) == std::vector<std::string>{"fine"});
+    auto dl = t.dead_letters();
+    REQUIRE(dl.size() == 1);
+    CHECK(dl[0].id == "poison");
+    CHECK(dl[0].reason == "lease expired 3 times");
+    auto s = t.stats();
+    CHECK(s.dead_lettered == 1);
+    CHECK(s.dead == 1);
+    CHECK(s.recovered == 2);  // counted apart
+    CHECK(s.nacked == 4);
+    // The id left the transport: it may be admitted again; the dead letter can be dropped.
+    CHECK(t.admit({"poison"}).accepted());
+    CHECK(t.drop_dead_letter("poison"));
+    CHECK_FALSE(t.drop_dead_letter("poison"));
+    CHECK(t.dead_letters().empty());
+    CHECK(t.stats().dead == 0);
+}
+
+TEMPLATE_TEST_CASE("transport: max_lease_expiries 0 requeues forever; 1 dead-letters at the first expiry",
+                   "[conformance][transport][poison]", ORCHCORE_TRANSPORTS) {
+    {
+        TestType b;
+        auto& t = *b.main;
+        REQUIRE(t.admit({"a"}));
+        auto now = t0;
+        for (std::uint32_t i = 1; i <= 20; ++i) {
+            REQUIRE(t.lease("w", 1, 10ms, now).size() == 1);
+            now += 20ms;
+            auto r = t.recover_expired(now, 10);
+            REQUIRE(r.size() == 1);
+            CHECK(r[0].expiries == i);
+            CHECK_FALSE(r[0].dead_lettered);
+        }
+        CHECK(t.stats().dead_lettered == 0);
+        CHECK(t.dead_letters().empty());
+    }
+    {
+        TestType b({.capacity = 100, .max_lease_expiries = 1});
+        auto& t = *b.main;
+        std::vector<transport_request> rs;
+        for (int i = 0; i < 10; ++i) rs.push_back({"p" + std::to_string(i)});
+        t.admit_many(rs);
+        REQUIRE(t.lease("w", 10, 10ms, t0).size() == 10);
+        auto r = t.recover_expired_ex(t0 + 1s, 4);  // `max` bounds dead-lettered ones too
+        CHECK(r.dead_lettered.size() == 4);
+        r = t.recover_expired_ex(t0 + 1s, 100);
+        CHECK(r.dead_lettered.size() == 6);
+        CHECK(r.requeued.empty());
+        CHECK(t.dead_letters().size() == 10);
+        CHECK(t.dead_letters(3).size() == 3);
+        CHECK(t.dead_letters()[0].reason == "lease expired 1 time");
+        CHECK(t.stats().dead_lettered == 10);
+        CHECK(t.size_approx() == 0);
+        CHECK(t.leased_count() == 0);
+    }
+}
+
 TEST_CASE("transport: fail-fast is refused at construction", "[transport]") {
     CHECK_THROWS_AS(memory_transport({.policy = queue_policy::fail_fast}), orchcore::invalid_argument);
     CHECK_THROWS_AS(memory_transport({.capacity = max_queue_capacity + 1}), orchcore::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("transport: ack_many with the same lease twice acks it once; huge max is fine",
+                   "[conformance][transport]", ORCHCORE_TRANSPORTS) {
+    TestType b;
+    auto& t = *b.main;
+    for (auto id : {"a", "b"}) REQUIRE(t.admit({id}));
+    auto ls = t.lease("w", static_cast<std::size_t>(-1), 1000ms, t0);
+    REQUIRE(ls.size() == 2);
+    std::vector<lease_ref> refs{{"a", ls[0].token}, {"a", ls[0].token}, {"b", ls[1].token}};
+    CHECK(t.ack_many(refs) == std::vector<bool>{true, false, true});
+    CHECK(t.stats().acked == 2);
+    CHECK(t.recover_expired(t0 + 1h, static_cast<std::size_t>(-1)).empty());
 }

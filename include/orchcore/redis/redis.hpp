@@ -7,3 +7,4 @@
 #include <orchcore/redis/redis_transport.hpp>
 #include <orchcore/redis/redis_task_store.hpp>
 #include <orchcore/redis/redis_worker_registry.hpp>
+#include <orchcore/redis/redis_event_bus.hpp>

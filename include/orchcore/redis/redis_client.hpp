@@ -91,6 +91,12 @@ private:
     mutable std::string sha_;
 };
 
+/// One call of a script in redis_client::eval_pipeline.
+struct redis_script_call {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+};
+
 enum class redis_retry {
     idempotent,    ///< safe to repeat: retried after a connection failure
     at_most_once,  ///< not repeated once sent
@@ -123,6 +129,13 @@ public:
     /// redis_error(redis_failure::server) naming the script.
     redis_reply eval(const redis_script& s, std::span<const std::string> keys, std::span<const std::string> args,
                      redis_retry retry = redis_retry::at_most_once);
+
+    /// Runs many calls of one script in one pipeline (one round trip; each
+    /// call is atomic, the whole is not). Error replies are returned, not
+    /// thrown; NOSCRIPT is handled (the script is loaded and the calls that
+    /// were not run are sent again).
+    std::vector<redis_reply> eval_pipeline(const redis_script& s, const std::vector<redis_script_call>& calls,
+                                           redis_retry retry = redis_retry::at_most_once);
 
     /// PING; throws redis_error if the server cannot be reached.
     void ping();

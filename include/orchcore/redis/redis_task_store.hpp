@@ -39,6 +39,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ public:
     redis_task_store(std::shared_ptr<redis_client> client, std::string queue, redis_task_store_options o = {});
 
     bool create(const task_record& r) override;
+    /// create() for many records in one pipeline (one round trip); result
+    /// i belongs to rs[i]. Every record is checked (sizes, id) before
+    /// anything is sent. Each create is atomic; the batch is not.
+    std::vector<bool> create_many(std::span<const task_record> rs);
     std::optional<task_record> get(const std::string& id) const override;
     bool update(const task_record& r, task_status expected) override;
     bool erase(const std::string& id) override;

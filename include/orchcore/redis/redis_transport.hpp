@@ -14,10 +14,15 @@
 //                                      dequeue-interval estimate, statistics
 //   {<prefix>:<queue>}:m:<id>    HASH  per task while it is in the transport:
 //                                      p (priority), s (sequence), a (leases so
-//                                      far), t (current token), w (worker)
+//                                      far), t (current token), w (worker),
+//                                      x (lease expiries so far)
+//   {<prefix>:<queue>}:poisoned  HASH  dead letters: id -> reason ("lease
+//                                      expired N times"; see
+//                                      transport_options::max_lease_expiries)
 //
-// Only :state outlives the tasks; a task's :m:<id> key and its set entries
-// are deleted when it is acked, cancelled or evicted.
+// Only :state (and :poisoned, until its entries are dropped) outlives the
+// tasks; a task's :m:<id> key and its set entries are deleted when it is
+// acked, cancelled, evicted or dead-lettered.
 //
 // Every state change is one Lua script (EVALSHA), so admission (capacity +
 // policy + enqueue), leasing (move to :leases + new token), ack / nack /
@@ -59,6 +64,8 @@ public:
                 time_point now) override;
     bool cancel(const std::string& id) override;
     std::vector<transport_lease> recover_expired(time_point now, std::size_t max) override;
+    std::vector<transport_dead_letter> dead_letters(std::size_t limit = 1000) override;
+    bool drop_dead_letter(const std::string& id) override;
     std::size_t size_approx() override;
     std::size_t leased_count() override;
     transport_stats stats() override;
@@ -78,7 +85,7 @@ private:
     std::shared_ptr<redis_client> client_;
     std::string base_;
     transport_options options_;
-    std::vector<std::string> keys_;  // waiting, bylevel, delayed, leases, state
+    std::vector<std::string> keys_;  // waiting, bylevel, delayed, leases, state, poisoned
     std::string meta_prefix_;        // "{p:q}:m:"
 };
 

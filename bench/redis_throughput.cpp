@@ -1,0 +1,307 @@
+// Throughput of the Redis transport (and task store) on a private
+// redis-server, beside redis-benchmark's LPUSH/RPOP rates on the same server.
+//
+// A plain program (not Google Benchmark: each phase drains a fixed set of
+// N tasks). It starts its own redis-server on a free 127.0.0.1 port (the
+// test fixture's approach, tests/redis/redis_server_fixture.hpp), runs
+// every phase `--runs` times on fresh queues, and prints one JSON line per
+// measurement and then the medians and ratios.
+//
+//   enqueue   producer: admit_many of N ids in chunks (--chunk), transport only
+//   enqueue+store  the same plus redis_task_store::create_many of the N
+//             records (pipelined), i.e. what a producer really does
+//   process   N ids already waiting; --concurrency worker threads, each
+//             leasing --batch ids per round trip and acking them with one
+//             ack_many (no-op handlers)
+//   e2e       producer (admit_many, chunks) and the workers concurrently;
+//             rate = N / (time of the last ack)
+//   ceiling   redis-benchmark -P 32 -t lpush,rpop -n 1000000 -q
+//
+// Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
+//        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
+//        [--ceiling-n 1000000] [--no-ceiling]
+#include <orchcore/redis/redis.hpp>
+
+#include "../tests/redis/redis_server_fixture.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace orchcore;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct config {
+    std::size_t n = 100'000;
+    std::size_t concurrency = 16;
+    std::size_t batch = 64;
+    std::size_t chunk = 5'000;
+    int runs = 3;
+    double bullmq = 18'000;
+    std::size_t ceiling_n = 1'000'000;
+    bool ceiling = true;
+};
+
+double seconds_since(clk::time_point t) { return std::chrono::duration<double>(clk::now() - t).count(); }
+
+std::shared_ptr<redis_client> make_client(const test::redis_server& server, std::size_t pool) {
+    auto o = server.options("bench");
+    o.pool_size = pool;
+    o.command_timeout = std::chrono::milliseconds(30'000);
+    return std::make_shared<redis_client>(o);
+}
+
+transport_options topts() { return {.policy = queue_policy::reject_new, .capacity = 10'000'000}; }
+
+std::vector<transport_request> requests(std::size_t n, const std::string& tag) {
+    std::vector<transport_request> rs;
+    rs.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) rs.push_back({tag + std::to_string(i), priority::normal});
+    return rs;
+}
+
+task_record make_record(const std::string& id) {
+    task_record r;
+    r.id = id;
+    r.type = "noop";
+    r.payload = "{}";
+    r.status = task_status::queued;
+    r.created_at = std::chrono::system_clock::now();
+    return r;
+}
+
+void admit_all(redis_transport& t, const std::vector<transport_request>& rs, std::size_t chunk,
+               redis_task_store* store) {
+    for (std::size_t i = 0; i < rs.size(); i += chunk) {
+        const auto part = std::span<const transport_request>(rs).subspan(i, std::min(chunk, rs.size() - i));
+        if (store) {
+            std::vector<task_record> recs;
+            recs.reserve(part.size());
+            for (const auto& r : part) recs.push_back(make_record(r.id));
+            for (bool ok : store->create_many(recs))
+                if (!ok) throw std::runtime_error("store create refused");
+        }
+        for (const auto& a : t.admit_many(part))
+            if (!a.accepted()) throw std::runtime_error("admission refused: " + std::string(a.detail));
+    }
+}
+
+// Workers drain until `total` acks were made (by all workers together).
+void run_workers(const std::shared_ptr<redis_client>& client, const std::string& queue, const config& c,
+                 std::size_t total) {
+    std::atomic<std::size_t> done{0};
+    std::vector<std::thread> ths;
+    for (std::size_t w = 0; w < c.concurrency; ++w) {
+        ths.emplace_back([&, w] {
+            redis_transport t(client, queue, topts());
+            const std::string name = "w" + std::to_string(w);
+            std::vector<lease_ref> refs;
+            while (done.load(std::memory_order_relaxed) < total) {
+                auto ls = t.lease(name, c.batch, std::chrono::seconds(60), std::chrono::system_clock::now());
+                if (ls.empty()) {
+                    std::this_thread::sleep_for(std::chrono::microseconds(200));
+                    continue;
+                }
+                refs.clear();
+                for (auto& l : ls) refs.push_back({std::move(l.task_id), l.token});
+                for (bool ok : t.ack_many(refs))
+                    if (!ok) std::abort();
+                done.fetch_add(refs.size(), std::memory_order_relaxed);
+            }
+        });
+    }
+    for (auto& th : ths) th.join();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Server-side time per command since the last CONFIG RESETSTAT
+// (INFO commandstats): where the server spent its time. Commands run by a
+// script are counted both on their own and inside evalsha, so the total
+// counts top-level commands only (evalsha and the client's own commands).
+struct server_time {
+    double total_usec = 0;
+    std::string detail;  // "evalsha:calls/usec_per_call,..."
+};
+
+server_time server_stats(redis_client& c) {
+    server_time out;
+    const auto r = c.command({"INFO", "commandstats"});
+    std::istringstream in(r.str);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("cmdstat_", 0) != 0) continue;
+        const auto colon = line.find(':');
+        const std::string name = line.substr(8, colon - 8);
+        if (name == "info" || name == "config") continue;
+        auto field = [&](const char* key) {
+            const auto p = line.find(std::string(key) + "=");
+            return p == std::string::npos ? 0.0 : std::atof(line.c_str() + p + std::strlen(key) + 1);
+        };
+        static const char* top_level[] = {"evalsha", "ping", "select", "script|load", "flushdb"};
+        for (const char* t : top_level)
+            if (name == t) out.total_usec += field("usec");
+        if (!out.detail.empty()) out.detail += ",";
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "%s:%.0f calls x %.1fus", name.c_str(), field("calls"), field("usec_per_call"));
+        out.detail += buf;
+    }
+    return out;
+}
+
+std::shared_ptr<redis_client> g_admin;
+
+void reset_server_stats() { g_admin->command({"CONFIG", "RESETSTAT"}); }
+
+void print(const std::string& phase, int run, double secs, std::size_t n) {
+    const auto st = server_stats(*g_admin);
+    std::printf("{\"phase\":\"%s\",\"run\":%d,\"n\":%zu,\"seconds\":%.3f,\"rate\":%.0f,"
+                "\"server_busy\":%.2f,\"server_us_per_task\":%.2f,\"server\":\"%s\"}\n",
+                phase.c_str(), run, n, secs, static_cast<double>(n) / secs, st.total_usec / (secs * 1e6),
+                st.total_usec / static_cast<double>(n), st.detail.c_str());
+    std::fflush(stdout);
+}
+
+std::map<std::string, double> redis_benchmark(int port, std::size_t n) {
+    const std::string cmd = "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) +
+                            " -P 32 -t lpush,rpop -n " + std::to_string(n) + " -q 2>&1";
+    std::map<std::string, double> out;
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) return out;
+    std::string all;
+    char buf[4096];
+    while (std::size_t k = std::fread(buf, 1, sizeof buf, f)) all.append(buf, k);
+    ::pclose(f);
+    // -q prints "LPUSH: 1234567.89 requests per second, p50=..." (with
+    // carriage-return progress lines before it).
+    std::replace(all.begin(), all.end(), '\r', '\n');
+    std::istringstream in(all);
+    std::string line;
+    while (std::getline(in, line)) {
+        for (const char* name : {"LPUSH", "RPOP"}) {
+            const std::string p = std::string(name) + ": ";
+            if (line.rfind(p, 0) == 0 && line.find("requests per second") != std::string::npos)
+                out[name] = std::atof(line.c_str() + p.size());
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    config c;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << a << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--n") c.n = std::stoul(next());
+        else if (a == "--concurrency") c.concurrency = std::stoul(next());
+        else if (a == "--batch") c.batch = std::stoul(next());
+        else if (a == "--chunk") c.chunk = std::stoul(next());
+        else if (a == "--runs") c.runs = std::stoi(next());
+        else if (a == "--bullmq") c.bullmq = std::stod(next());
+        else if (a == "--ceiling-n") c.ceiling_n = std::stoul(next());
+        else if (a == "--no-ceiling") c.ceiling = false;
+        else {
+            std::cerr << "unknown argument " << a << "\n";
+            return 2;
+        }
+    }
+    test::redis_server server;
+    std::printf("{\"server_port\":%d,\"n\":%zu,\"concurrency\":%zu,\"batch\":%zu,\"chunk\":%zu,\"runs\":%d,"
+                "\"hw_threads\":%u}\n",
+                server.port(), c.n, c.concurrency, c.batch, c.chunk, c.runs, std::thread::hardware_concurrency());
+    auto client = make_client(server, c.concurrency + 2);
+    g_admin = make_client(server, 1);
+
+    std::map<std::string, std::vector<double>> rates;
+    for (int run = 1; run <= c.runs; ++run) {
+        const std::string q = "q" + std::to_string(run);
+        const auto rs = requests(c.n, "r" + std::to_string(run) + "-");
+        {  // (a) enqueue, transport only
+            reset_server_stats();
+            redis_transport t(client, q, topts());
+            const auto start = clk::now();
+            admit_all(t, rs, c.chunk, nullptr);
+            const double s = seconds_since(start);
+            print("enqueue", run, s, c.n);
+            rates["enqueue"].push_back(c.n / s);
+        }
+        {  // (b) process the N waiting ids
+            reset_server_stats();
+            const auto start = clk::now();
+            run_workers(client, q, c, c.n);
+            const double s = seconds_since(start);
+            print("process", run, s, c.n);
+            rates["process"].push_back(c.n / s);
+            redis_transport t(client, q, topts());
+            if (t.size_approx() != 0 || t.leased_count() != 0) throw std::runtime_error("not drained");
+        }
+        {  // (a') enqueue with the task records
+            reset_server_stats();
+            const std::string q2 = q + "s";
+            redis_transport t(client, q2, topts());
+            redis_task_store store(client, q2);
+            const auto start = clk::now();
+            admit_all(t, rs, c.chunk, &store);
+            const double s = seconds_since(start);
+            print("enqueue+store", run, s, c.n);
+            rates["enqueue+store"].push_back(c.n / s);
+            client->command({"FLUSHDB"});
+        }
+        {  // (c) end-to-end: producer and workers together
+            reset_server_stats();
+            const std::string q3 = q + "e";
+            const auto start = clk::now();
+            std::thread producer([&] {
+                redis_transport t(client, q3, topts());
+                admit_all(t, rs, std::min<std::size_t>(c.chunk, 1000), nullptr);
+            });
+            run_workers(client, q3, c, c.n);
+            producer.join();
+            const double s = seconds_since(start);
+            print("e2e", run, s, c.n);
+            rates["e2e"].push_back(c.n / s);
+        }
+        client->command({"FLUSHDB"});
+    }
+
+    std::map<std::string, double> ceiling;
+    if (c.ceiling) ceiling = redis_benchmark(server.port(), c.ceiling_n);
+    const double ceil_push = ceiling.count("LPUSH") ? ceiling["LPUSH"] : 0;
+    const double ceil_pop = ceiling.count("RPOP") ? ceiling["RPOP"] : 0;
+    std::printf("{\"ceiling\":\"redis-benchmark -P 32\",\"lpush\":%.0f,\"rpop\":%.0f}\n", ceil_push, ceil_pop);
+    for (const auto& [phase, v] : rates) {
+        const double m = median(v);
+        // enqueue phases compare with LPUSH, the others with RPOP.
+        const double ceil = phase.rfind("enqueue", 0) == 0 ? ceil_push : ceil_pop;
+        std::printf("{\"phase\":\"%s\",\"median_rate\":%.0f,\"runs\":[", phase.c_str(), m);
+        for (std::size_t i = 0; i < v.size(); ++i) std::printf("%s%.0f", i ? "," : "", v[i]);
+        std::printf("],\"vs_ceiling\":%.3f,\"vs_bullmq\":%.2f}\n", ceil > 0 ? m / ceil : 0.0, m / c.bullmq);
+    }
+    const double p = median(rates["process"]);
+    std::printf("{\"target\":\"process >= 5x BullMQ\",\"process_rate\":%.0f,\"target_rate\":%.0f,\"met\":%s}\n", p,
+                5 * c.bullmq, p >= 5 * c.bullmq ? "true" : "false");
+    return 0;
+}
