@@ -27,7 +27,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -43,7 +46,17 @@ namespace orchcore {
 void coordinator_options::validate() const {
     detail::validate_queue_options(queue);
     worker_template.validate();
-    scaling.validate();
+    if (transport && scaling.max_workers == 0) {
+        // Distributed mode allows a producer-only node (no workers at all).
+        if (scaling.min_workers > 0)
+            throw invalid_argument("autoscale.min_workers", std::to_string(scaling.min_workers),
+                                   "must be <= max_workers (0)");
+        auto s = scaling;
+        s.max_workers = 1;
+        s.validate();
+    } else {
+        scaling.validate();
+    }
     default_backoff.validate();
     auto positive = [](const char* field, std::chrono::milliseconds v) {
         if (v.count() <= 0) throw invalid_argument(field, std::to_string(v.count()) + "ms", "must be > 0");
@@ -62,6 +75,19 @@ void coordinator_options::validate() const {
                                    std::to_string(worker_template.heartbeat_interval.count()) + "ms)");
     if (default_max_retries > 1000)
         throw invalid_argument("default_max_retries", std::to_string(default_max_retries), "must be at most 1000");
+    if (transport) {
+        positive("lease_duration", lease_duration);
+        if (lease_renew_interval.count() < 0 || lease_renew_interval >= lease_duration)
+            throw invalid_argument("lease_renew_interval", std::to_string(lease_renew_interval.count()) + "ms",
+                                   "must be >= 0 and shorter than lease_duration (" +
+                                       std::to_string(lease_duration.count()) + "ms)");
+        if (lease_batch == 0) throw invalid_argument("lease_batch", "0", "must be at least 1");
+        if (policy != queue_policy::fail_fast && policy != transport->options().policy)
+            throw invalid_argument("policy", std::string(to_string(policy)),
+                                   "must equal the transport's policy (" +
+                                       std::string(to_string(transport->options().policy)) +
+                                       ") in distributed mode (or be fail-fast)");
+    }
 }
 
 namespace detail {
@@ -100,6 +126,33 @@ struct task_entry {
     bool cancel_requested = false;
     steady::time_point cancel_deadline{};
     bool fire_and_forget = false;
+    // Distributed mode: the transport lease this node holds for the attempt.
+    std::uint64_t token = 0;
+    wall::time_point held_until{};  // lease deadline as last granted or extended
+    steady::time_point next_renew{};
+    bool renewing = false;       // a renewal is in flight outside the lock
+    bool progress_dirty = false;  // progress not yet written to the store
+};
+
+// Distributed mode: one change of a task's record made as the holder of its
+// lease, carried out after the lock is released (see run_op).
+struct dist_op {
+    task_record rec;  // with its new status
+    task_status expected = task_status::running;
+    std::uint64_t token = 0;
+    wall::time_point held_until{};
+    std::chrono::milliseconds delay{0};  // non-terminal: nack delay
+    event_kind ev = event_kind::task_completed;
+    std::string detail{};
+    enum class why { finish, retry, turn, lost, stop } reason = why::finish;
+};
+
+// Distributed mode: a lease extension to make outside the lock.
+struct renewal {
+    std::string id;
+    std::uint64_t token = 0;
+    std::shared_ptr<attempt_state> a;
+    std::optional<task_record> persist;  // progress to write once the lease is extended
 };
 
 struct worker_entry {
@@ -143,11 +196,37 @@ struct coordinator_impl {
         : opt(std::move(o)),
           queue(make_admission_queue<std::monostate, std::string>(
               opt.policy == queue_policy::fail_fast ? queue_policy::reject_new : opt.policy, opt.queue)),
-          scaler(opt.scaling),
+          scaler(scaler_options(opt)),
           store(opt.store ? opt.store : std::make_shared<memory_task_store>()),
           registry(opt.registry ? opt.registry : std::make_shared<memory_worker_registry>()),
           rng(std::random_device{}()),
-          tick_timer(ctl) {}
+          tp(opt.transport),
+          node(make_node_id(opt)),
+          tick_timer(ctl) {
+        if (tp) {
+            renew_every = opt.lease_renew_interval.count() > 0 ? opt.lease_renew_interval : opt.lease_duration / 3;
+            if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
+            recover_every = std::clamp(opt.lease_duration / 4, std::chrono::milliseconds(20),
+                                       std::chrono::milliseconds(1'000));
+        }
+    }
+
+    static autoscale_options scaler_options(const coordinator_options& o) {
+        auto s = o.scaling;
+        if (s.max_workers == 0) s.max_workers = 1;  // producer-only node: never scales anyway
+        return s;
+    }
+
+    static std::string make_node_id(const coordinator_options& o) {
+        if (!o.node_id.empty()) return o.node_id;
+        if (!o.transport) return "local";
+        char host[256] = {};
+        if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "host");
+        char suffix[16];
+        std::snprintf(suffix, sizeof suffix, "%04x",
+                      static_cast<unsigned>(std::random_device{}() & 0xffffu));
+        return std::string(host) + "-" + std::to_string(::getpid()) + "-" + suffix;
+    }
 
     coordinator_options opt;
     mutable std::mutex mu;
@@ -176,6 +255,18 @@ struct coordinator_impl {
     std::size_t running_count = 0;
     bool stopping = false, stopped = false;
     steady::time_point next_autoscale{}, next_maintenance{};
+
+    // ------------------------------------------------ distributed mode state
+    std::shared_ptr<transport> tp;  // empty: local mode
+    std::string node;
+    std::chrono::milliseconds renew_every{0}, recover_every{0};
+    std::size_t leasing = 0;      // slots reserved by lease calls in flight
+    std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
+    steady::time_point next_poll{}, next_recover{};
+    std::chrono::milliseconds poll_backoff{0};
+    static constexpr const char* cancel_key = "orchcore.cancel";
+
+    bool dist() const noexcept { return tp != nullptr; }
 
     asio::io_context ctl;
     asio::steady_timer tick_timer;
@@ -301,7 +392,7 @@ struct coordinator_impl {
         std::size_t n = 0;
         for (const auto& [id, w] : workers)
             if (!w.draining) n += w.w->options().max_concurrent - std::min(w.busy, w.w->options().max_concurrent);
-        return n;
+        return n - std::min(n, leasing);  // leasing: distributed mode only
     }
 
     worker_entry* pick_worker(const std::vector<std::string>& tags) {
@@ -399,7 +490,8 @@ struct coordinator_impl {
             throw invalid_argument("worker.heartbeat_interval", std::to_string(o.heartbeat_interval.count()) + "ms",
                                    "must be shorter than worker_timeout (" +
                                        std::to_string(opt.worker_timeout.count()) + "ms)");
-        if (o.id.empty()) o.id = "worker-" + std::to_string(++worker_seq);
+        if (o.id.empty()) o.id = dist() ? node + "/worker-" + std::to_string(++worker_seq)
+                                         : "worker-" + std::to_string(++worker_seq);
         if (workers.count(o.id)) throw invalid_argument("worker.id", "\"" + o.id + "\"", "a worker with this id exists");
         // One spare thread beyond the task slots carries heartbeats, so a
         // worker whose slots are all busy still proves it is alive.
@@ -410,8 +502,13 @@ struct coordinator_impl {
         e.last_heartbeat_wall = wall::now();
         e.next_heartbeat = e.last_heartbeat;
         workers.emplace(o.id, std::move(e));
-        registry->upsert(worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent, "in-process",
-                                       wall::now(), wall::now()});
+        try {
+            registry->upsert(worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent,
+                                           dist() ? node : std::string("in-process"), wall::now(), wall::now()});
+        } catch (const std::exception&) {
+            if (!dist()) throw;
+            ++counters.backend_errors;  // the registry is informational in distributed mode
+        }
         event ev;
         ev.kind = event_kind::worker_started;
         ev.worker_id = o.id;
@@ -427,7 +524,12 @@ struct coordinator_impl {
         ev.detail = std::move(detail);
         outbox.push_back(std::move(ev));
         retired.push_back(it->second.w);
-        registry->remove(it->first);  // retired cleanly: nothing to remember
+        try {
+            registry->remove(it->first);  // retired cleanly: nothing to remember
+        } catch (const std::exception&) {
+            if (!dist()) throw;
+            ++counters.backend_errors;
+        }
         workers.erase(it);
     }
 
@@ -472,6 +574,10 @@ struct coordinator_impl {
     // ------------------------------------------------------------ attempts
 
     void finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o) {
+        if (dist()) {
+            finish_attempt_dist(a, std::move(o));
+            return;
+        }
         effects fx;
         {
             std::lock_guard lk(mu);
@@ -611,6 +717,7 @@ struct coordinator_impl {
     // --------------------------------------------------------- control tick
 
     void start_control() {
+        next_recover = steady::now();
         next_autoscale = steady::now() + opt.autoscale_interval;
         next_maintenance = steady::now() + opt.maintenance_interval;
         tick = std::min<std::chrono::milliseconds>(
@@ -631,17 +738,35 @@ struct coordinator_impl {
     }
 
     void heartbeat(const std::string& worker_id) {
-        std::lock_guard lk(mu);
-        auto it = workers.find(worker_id);
-        if (it == workers.end()) return;
-        it->second.heartbeat_in_flight = false;
-        if (it->second.heartbeats_suspended) return;
-        it->second.last_heartbeat = steady::now();
-        it->second.last_heartbeat_wall = wall::now();
-        registry->heartbeat(worker_id, it->second.last_heartbeat_wall);
+        wall::time_point at;
+        {
+            std::lock_guard lk(mu);
+            auto it = workers.find(worker_id);
+            if (it == workers.end()) return;
+            it->second.heartbeat_in_flight = false;
+            if (it->second.heartbeats_suspended) return;
+            it->second.last_heartbeat = steady::now();
+            it->second.last_heartbeat_wall = at = wall::now();
+            if (!dist()) {
+                registry->heartbeat(worker_id, at);
+                return;
+            }
+        }
+        // Distributed mode: the (shared, possibly remote) registry is written
+        // outside the lock; it is informational, leases decide ownership.
+        try {
+            registry->heartbeat(worker_id, at);
+        } catch (const std::exception&) {
+            std::lock_guard lk(mu);
+            ++counters.backend_errors;
+        }
     }
 
     void on_tick() {
+        if (dist()) {
+            dist_tick();
+            return;
+        }
         effects fx;
         std::vector<std::shared_ptr<worker>> join_now;
         {
@@ -781,6 +906,681 @@ struct coordinator_impl {
         for (auto& w : join_now) w->join();
     }
 
+    // ======================================================= distributed mode
+    //
+    // Local state holds only the tasks running on this node (tasks map) and
+    // this node's workers; the queue is the transport and the records are in
+    // the shared store. Transport and store calls never run under `mu`:
+    // decisions are made under the lock, then carried out (run_op, feed,
+    // renewals, recovery), then their outcome is recorded under the lock.
+    // Every record change made by this node is made as the holder of the
+    // task's lease (checked with extend() when less than half of it is left),
+    // which is what fences a node presumed dead.
+
+    static event make_event_rec(event_kind k, const task_record& r, std::string detail = {}) {
+        event e;
+        e.kind = k;
+        e.task_id = r.id;
+        e.worker_id = r.worker_id;
+        e.status = r.status;
+        e.attempt = r.attempts;
+        e.detail = std::move(detail);
+        e.progress = r.progress;
+        return e;
+    }
+
+    // Writes `r` (carrying its new status) as the owner of the task:
+    // compare-and-set from `expected`; if the stored status is another one (a
+    // recoverer or a canceller got there first), moves from what is stored,
+    // through running if needed. False if the record is gone or terminal.
+    bool owner_write(const task_record& r, task_status expected) {
+        if ((expected == r.status || is_legal_transition(expected, r.status)) && store->update(r, expected))
+            return true;
+        for (int i = 0; i < 4; ++i) {
+            auto cur = store->get(r.id);
+            if (!cur || is_terminal(cur->status)) return false;
+            if (cur->status == r.status || is_legal_transition(cur->status, r.status)) {
+                if (store->update(r, cur->status)) return true;
+                continue;
+            }
+            if (!is_legal_transition(cur->status, task_status::running)) return false;
+            task_record step = r;
+            step.status = task_status::running;
+            step.finished_at.reset();
+            store->update(step, cur->status);
+        }
+        return false;
+    }
+
+    // Lock held. Ends the local attempt of `t` (fencing it if its handler is
+    // still running) and returns the record change to carry out; the caller
+    // erases `t` from `tasks`.
+    dist_op make_op(task_entry& t, task_status to, std::string error, std::chrono::milliseconds delay, event_kind ev,
+                    std::string detail, dist_op::why reason) {
+        if (t.attempt) {
+            signal_cancel(t.attempt);
+            t.attempt.reset();
+        }
+        dist_op op;
+        op.rec = t.rec;
+        op.expected = t.rec.status;
+        op.rec.status = to;
+        op.rec.metadata.erase(cancel_key);
+        if (is_terminal(to)) op.rec.finished_at = wall::now();
+        if (!error.empty()) op.rec.error = std::move(error);
+        op.token = t.token;
+        op.held_until = t.held_until;
+        op.delay = delay;
+        op.ev = ev;
+        op.detail = std::move(detail);
+        op.reason = reason;
+        ++io_inflight;
+        return op;
+    }
+
+    // Carries out a record change as the lease holder, then acks (terminal)
+    // or nacks (back to the queue) the lease. Outside the lock.
+    void run_op(dist_op& op) {
+        bool held = true, wrote = false, failed = false;
+        try {
+            const auto now = wall::now();
+            if (op.held_until - now < opt.lease_duration / 2)
+                held = tp->extend(op.rec.id, op.token, opt.lease_duration, now);
+            if (held) {
+                wrote = owner_write(op.rec, op.expected);
+                if (wrote && !is_terminal(op.rec.status)) tp->nack(op.rec.id, op.token, op.delay, wall::now());
+                else tp->ack(op.rec.id, op.token);
+            }
+        } catch (const std::exception&) {
+            failed = true;  // the lease expires and the task runs again: nothing is lost
+        }
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            if (failed) {
+                ++counters.backend_errors;
+            } else if (!held) {
+                ++counters.stale_token_refusals;
+                event ev;
+                ev.kind = event_kind::stale_token_refused;
+                ev.task_id = op.rec.id;
+                ev.worker_id = op.rec.worker_id;
+                ev.attempt = op.rec.attempts;
+                ev.detail = "lease lost before the outcome could be recorded";
+                outbox.push_back(std::move(ev));
+            } else if (!wrote) {
+                ++counters.store_conflicts;
+            } else {
+                switch (op.rec.status) {
+                    case task_status::completed: ++counters.completed; break;
+                    case task_status::failed: ++counters.failed; break;
+                    case task_status::cancelled: ++counters.cancelled; break;
+                    case task_status::timed_out: ++counters.timed_out; break;
+                    default: break;
+                }
+                switch (op.reason) {
+                    case dist_op::why::retry:
+                    case dist_op::why::turn: ++counters.retried; break;
+                    case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
+                    case dist_op::why::stop: ++counters.released; break;
+                    default: break;
+                }
+                if (op.ev == event_kind::task_continued) ++counters.continued;
+                outbox.push_back(make_event_rec(op.ev, op.rec, op.detail));
+            }
+            if (io_inflight > 0) --io_inflight;
+            fx.wake_waiters = true;
+        }
+        apply(fx);
+    }
+
+    void run_ops(std::vector<dist_op>& ops) {
+        for (auto& op : ops) run_op(op);
+    }
+
+    void finish_attempt_dist(const std::shared_ptr<attempt_state>& a, outcome o) {
+        std::optional<dist_op> op;
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            if (auto wit = workers.find(a->worker_id); wit != workers.end()) {
+                auto& w = wit->second;
+                if (std::erase(w.running, a) > 0) {
+                    if (w.busy > 0) --w.busy;
+                    if (running_count > 0) --running_count;
+                }
+                if (o.kind == outcome::success) ++w.completed; else ++w.failed;
+                if (w.draining && w.busy == 0) retire_worker(wit, event_kind::worker_stopped, "drained", fx);
+            }
+            fx.wake_waiters = true;
+            auto it = tasks.find(a->id);
+            if (it == tasks.end() || it->second.attempt != a) {
+                ++counters.stale_token_refusals;
+                event ev;
+                ev.kind = event_kind::stale_token_refused;
+                ev.task_id = a->id;
+                ev.worker_id = a->worker_id;
+                ev.attempt = a->attempt;
+                ev.detail = "late completion of a fenced attempt";
+                outbox.push_back(std::move(ev));
+            } else {
+                task_entry& t = it->second;
+                if (t.cancel_requested) {
+                    op = make_op(t, task_status::cancelled, "cancelled", {}, event_kind::task_cancelled, "cancelled",
+                                 dist_op::why::finish);
+                } else if (o.kind == outcome::success && a->continue_requested) {
+                    ++t.rec.turns;
+                    op = make_op(t, task_status::queued, {}, a->continue_delay, event_kind::task_continued, {},
+                                 dist_op::why::finish);
+                } else if (o.kind == outcome::success) {
+                    t.rec.result = std::move(o.result);
+                    t.rec.progress = 1.0;
+                    op = make_op(t, task_status::completed, {}, {}, event_kind::task_completed, {},
+                                 dist_op::why::finish);
+                } else {
+                    const bool past_deadline = t.deadline && steady::now() >= *t.deadline;
+                    if (o.retryable && !past_deadline && t.rec.retries < t.rec.max_retries) {
+                        ++t.rec.retries;
+                        t.rec.error = o.error;
+                        const auto delay = backoff_delay(t);
+                        op = make_op(t, task_status::queued, {}, delay, event_kind::task_retried, o.error,
+                                     dist_op::why::retry);
+                    } else {
+                        op = make_op(t, task_status::failed, o.error, {}, event_kind::task_failed, o.error,
+                                     dist_op::why::finish);
+                    }
+                }
+                tasks.erase(it);
+            }
+        }
+        apply(fx);
+        if (op) run_op(*op);
+        feed();
+    }
+
+    // Leases up to the free local slots and starts what fits. Any thread.
+    void feed() {
+        for (int round = 0; round < 8; ++round)
+            if (!feed_once()) break;
+    }
+
+    // One lease round trip; true if it filled every slot it asked for (so
+    // another round may find more).
+    bool feed_once() {
+        std::size_t n = 0;
+        {
+            std::lock_guard lk(mu);
+            if (!dist() || stopping || workers.empty()) return false;
+            n = std::min(free_slots(), opt.lease_batch);
+            if (n == 0) return false;
+            leasing += n;
+            ++io_inflight;
+        }
+        std::vector<transport_lease> got;
+        bool failed = false;
+        try {
+            got = tp->lease(node, n, opt.lease_duration, wall::now());
+        } catch (const std::exception&) {
+            failed = true;
+        }
+        {
+            std::lock_guard lk(mu);
+            leasing -= n - got.size();
+            counters.leased += got.size();
+            if (failed) ++counters.backend_errors;
+            if (got.empty()) {
+                poll_backoff = std::clamp(poll_backoff * 2, tick, std::chrono::milliseconds(50));
+                next_poll = steady::now() + poll_backoff;
+                if (io_inflight > 0) --io_inflight;
+                done_cv.notify_all();
+                return false;
+            }
+            poll_backoff = std::chrono::milliseconds(0);
+            next_poll = steady::now();
+        }
+
+        // Read each record and settle the tasks that must not run.
+        struct candidate {
+            transport_lease l;
+            task_record rec;
+        };
+        std::vector<candidate> cands;
+        std::vector<dist_op> ops;
+        std::size_t dropped = 0, errors = 0;
+        for (auto& l : got) {
+            try {
+                auto rec = store->get(l.task_id);
+                if (!rec || is_terminal(rec->status)) {
+                    tp->ack(l.task_id, l.token);  // finished (or erased) already: just leave the queue
+                    ++dropped;
+                    continue;
+                }
+                const bool cancel_marked = rec->metadata.count(cancel_key) > 0;
+                const bool past_deadline =
+                    rec->timeout.count() > 0 && rec->created_at + rec->timeout <= wall::now();
+                if (cancel_marked || past_deadline) {
+                    dist_op op;
+                    op.rec = *rec;
+                    op.expected = rec->status;
+                    op.rec.status = cancel_marked ? task_status::cancelled : task_status::timed_out;
+                    op.rec.metadata.erase(cancel_key);
+                    op.rec.finished_at = wall::now();
+                    op.rec.error = cancel_marked ? "cancelled" : "task timeout while waiting";
+                    op.token = l.token;
+                    op.held_until = l.deadline;
+                    op.ev = cancel_marked ? event_kind::task_cancelled : event_kind::task_timed_out;
+                    op.detail = op.rec.error;
+                    ops.push_back(std::move(op));
+                    ++dropped;
+                    continue;
+                }
+                cands.push_back({l, std::move(*rec)});
+            } catch (const std::exception&) {
+                ++errors;  // the lease expires; the task runs again
+                ++dropped;
+            }
+        }
+
+        // Phase 1 (locked): pick a worker for each, take the slot.
+        struct started {
+            transport_lease l;
+            task_record rec;  // as written (running)
+            task_status observed;
+            std::shared_ptr<attempt_state> a;
+            launch ln;
+        };
+        std::vector<started> starts;
+        std::vector<transport_lease> handback;
+        {
+            std::lock_guard lk(mu);
+            leasing -= got.size();
+            counters.backend_errors += errors;
+            io_inflight += ops.size();
+            for (auto& c : cands) {
+                const bool has_handler = handlers.count(c.rec.type) || async_handlers.count(c.rec.type);
+                worker_entry* w = (stopping || !has_handler) ? nullptr : pick_worker(c.rec.tags);
+                if (!w) {
+                    handback.push_back(c.l);
+                    continue;
+                }
+                started st;
+                st.l = c.l;
+                st.observed = c.rec.status;
+                st.a = start_attempt_dist(std::move(c.rec), c.l, *w, st.ln);
+                st.rec = tasks.at(st.l.task_id).rec;
+                starts.push_back(std::move(st));
+            }
+            counters.released += handback.size();
+        }
+        run_ops(ops);
+
+        // Phase 2 (unlocked): record the start; hand back what cannot run here.
+        std::vector<bool> ok(starts.size(), false);
+        for (std::size_t i = 0; i < starts.size(); ++i) {
+            try {
+                ok[i] = owner_write(starts[i].rec, starts[i].observed);
+                if (!ok[i]) tp->ack(starts[i].l.task_id, starts[i].l.token);  // finished meanwhile
+            } catch (const std::exception&) {
+                ok[i] = false;
+                std::lock_guard lk(mu);
+                ++counters.backend_errors;
+            }
+        }
+        for (auto& l : handback) {
+            try {
+                // A short delay lets the head of the queue move on to nodes
+                // that can run it.
+                tp->nack(l.task_id, l.token, std::max(tick * 5, std::chrono::milliseconds(20)), wall::now());
+            } catch (const std::exception&) {
+                std::lock_guard lk(mu);
+                ++counters.backend_errors;
+            }
+        }
+
+        // Phase 3 (locked): launch what was recorded; undo the rest.
+        effects fx;
+        std::size_t launched = 0;
+        {
+            std::lock_guard lk(mu);
+            for (std::size_t i = 0; i < starts.size(); ++i) {
+                auto& st = starts[i];
+                auto it = tasks.find(st.l.task_id);
+                const bool current = it != tasks.end() && it->second.attempt == st.a;
+                if (ok[i] && current) {
+                    outbox.push_back(make_event_rec(event_kind::task_started, st.rec));
+                    fx.launches.push_back(std::move(st.ln));
+                    ++launched;
+                    continue;
+                }
+                // Not run: give the slot back.
+                if (auto wit = workers.find(st.a->worker_id); wit != workers.end()) {
+                    if (std::erase(wit->second.running, st.a) > 0) {
+                        if (wit->second.busy > 0) --wit->second.busy;
+                        if (running_count > 0) --running_count;
+                    }
+                }
+                if (counters.started > 0) --counters.started;
+                if (current) tasks.erase(it);
+            }
+            if (io_inflight > 0) --io_inflight;
+            fx.wake_waiters = true;
+        }
+        apply(fx);
+        return launched > 0 && got.size() == n;
+    }
+
+    // Lock held. Registers a local attempt of a leased task on `w`.
+    std::shared_ptr<attempt_state> start_attempt_dist(task_record rec, const transport_lease& l, worker_entry& w,
+                                                      launch& ln) {
+        const auto now = steady::now();
+        task_entry t;
+        t.rec = std::move(rec);
+        if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
+        t.rec.status = task_status::running;
+        t.rec.metadata.erase(cancel_key);
+        t.where = location::running;
+        ++t.rec.attempts;
+        ++counters.started;
+        if (!t.rec.started_at) t.rec.started_at = wall::now();
+        t.rec.worker_id = w.w->id();
+        t.token = l.token;
+        t.held_until = l.deadline;
+        t.next_renew = now + renew_every;
+        if (t.rec.timeout.count() > 0)
+            t.deadline = now + std::chrono::duration_cast<steady::duration>(t.rec.created_at + t.rec.timeout - wall::now());
+        auto a = std::make_shared<attempt_state>();
+        a->c = this;
+        a->id = t.rec.id;
+        a->type = t.rec.type;
+        a->payload = t.rec.payload;
+        a->metadata = t.rec.metadata;
+        a->worker_id = w.w->id();
+        a->attempt = t.rec.attempts;
+        a->turn = t.rec.turns;
+        a->token = l.token;
+        t.attempt = a;
+        auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
+        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout;
+        ++w.busy;
+        w.running.push_back(a);
+        ++running_count;
+        ln = launch{w.w, a, nullptr, nullptr};
+        if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
+            a->strand.emplace(asio::make_strand(w.w->executor()));
+            ln.async = it->second;
+        } else {
+            ln.sync = handlers.at(t.rec.type);
+        }
+        tasks.insert_or_assign(t.rec.id, std::move(t));
+        return a;
+    }
+
+    // Extends one lease (outside the lock) and looks for a cancel marker.
+    void renew(renewal& r) {
+        bool extended = false, failed = false, cancel_marked = false;
+        const auto now = wall::now();
+        try {
+            extended = tp->extend(r.id, r.token, opt.lease_duration, now);
+            if (extended) {
+                if (auto rec = store->get(r.id)) cancel_marked = rec->metadata.count(cancel_key) > 0;
+                if (r.persist && !cancel_marked) owner_write(*r.persist, task_status::running);
+            }
+        } catch (const std::exception&) {
+            failed = true;
+        }
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            if (io_inflight > 0) --io_inflight;
+            fx.wake_waiters = true;
+            auto it = tasks.find(r.id);
+            if (failed) ++counters.backend_errors;
+            if (it != tasks.end() && it->second.attempt == r.a) {
+                task_entry& t = it->second;
+                t.renewing = false;
+                if (failed) {
+                    t.next_renew = steady::now() + tick;  // try again soon
+                    if (r.persist) t.progress_dirty = true;
+                } else if (extended) {
+                    t.held_until = now + opt.lease_duration;
+                    t.next_renew = steady::now() + renew_every;
+                    if (cancel_marked && !t.cancel_requested) {
+                        t.cancel_requested = true;
+                        t.cancel_deadline = steady::now() + opt.cancel_grace;
+                        signal_cancel(t.attempt);
+                    }
+                } else {
+                    // Lost: expired and (maybe) taken over elsewhere. Fence it;
+                    // its handler's return is refused and counted.
+                    ++counters.lease_renewals_refused;
+                    signal_cancel(t.attempt);
+                    t.attempt.reset();
+                    tasks.erase(it);
+                }
+            }
+        }
+        apply(fx);
+    }
+
+    void dist_tick() {
+        effects fx;
+        std::vector<dist_op> ops;
+        std::vector<renewal> renewals;
+        std::vector<std::shared_ptr<worker>> join_now;
+        bool do_recover = false, do_maintenance = false, do_feed = false, autoscale_due = false;
+        const auto now0 = steady::now();
+        {
+            std::lock_guard lk(mu);
+            autoscale_due = opt.autoscale && !stopping && now0 >= next_autoscale;
+        }
+        std::optional<std::size_t> depth;
+        if (autoscale_due) {
+            try {
+                depth = tp->size_approx();
+            } catch (const std::exception&) {
+            }
+        }
+        {
+            std::lock_guard lk(mu);
+            const auto now = steady::now();
+
+            // Local attempts: cancellation grace, task and turn timeouts,
+            // lease renewals.
+            for (auto it = tasks.begin(); it != tasks.end();) {
+                task_entry& t = it->second;
+                if (!t.attempt) {
+                    it = tasks.erase(it);
+                    continue;
+                }
+                std::optional<dist_op> op;
+                if (t.cancel_requested && now >= t.cancel_deadline) {
+                    op = make_op(t, task_status::cancelled, "cancelled (handler did not stop within cancel_grace)", {},
+                                 event_kind::task_cancelled, "cancelled (handler did not stop within cancel_grace)",
+                                 dist_op::why::finish);
+                } else if (t.deadline && now >= *t.deadline) {
+                    op = make_op(t, task_status::timed_out, "task timeout", {}, event_kind::task_timed_out,
+                                 "task timeout", dist_op::why::finish);
+                } else if (t.turn_deadline && now >= *t.turn_deadline) {
+                    if (t.rec.retries < t.rec.max_retries) {
+                        ++t.rec.retries;
+                        t.rec.error = "turn timeout";
+                        const auto delay = backoff_delay(t);
+                        op = make_op(t, task_status::queued, {}, delay, event_kind::task_retried, "turn timeout",
+                                     dist_op::why::turn);
+                    } else {
+                        op = make_op(t, task_status::timed_out, "turn timeout", {}, event_kind::task_timed_out,
+                                     "turn timeout", dist_op::why::finish);
+                    }
+                }
+                if (op) {
+                    ops.push_back(std::move(*op));
+                    it = tasks.erase(it);
+                    continue;
+                }
+                if (!t.renewing && now >= t.next_renew) {
+                    // Only while the attempt's worker is alive: a hung or
+                    // partitioned worker lets its leases lapse.
+                    auto wit = workers.find(t.attempt->worker_id);
+                    const auto silent_limit = 2 * (wit != workers.end() ? wit->second.w->options().heartbeat_interval
+                                                                        : opt.worker_template.heartbeat_interval) +
+                                              tick;
+                    if (wit != workers.end() && now - wit->second.last_heartbeat <= silent_limit) {
+                        t.renewing = true;
+                        renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
+                        if (t.progress_dirty) {
+                            r.persist = t.rec;
+                            t.progress_dirty = false;
+                        }
+                        ++io_inflight;
+                        renewals.push_back(std::move(r));
+                    }
+                }
+                ++it;
+            }
+
+            // Heartbeats through each worker's own executor.
+            for (auto& [id, w] : workers) {
+                if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
+                    w.heartbeat_in_flight = true;
+                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    asio::post(w.w->executor(), [this, wid = id] { heartbeat(wid); });
+                }
+            }
+
+            // Health of this node's workers, judged locally (the shared
+            // registry is reaped below for everyone's benefit).
+            for (auto it = workers.begin(); it != workers.end();) {
+                auto next = std::next(it);
+                if (now - it->second.last_heartbeat > opt.worker_timeout) {
+                    ++counters.workers_died;
+                    for (const auto& a : it->second.running) {
+                        if (running_count > 0) --running_count;
+                        auto tit = tasks.find(a->id);
+                        if (tit == tasks.end() || tit->second.attempt != a) continue;
+                        task_entry& t = tit->second;
+                        if (t.cancel_requested) {
+                            ops.push_back(make_op(t, task_status::cancelled, "cancelled", {},
+                                                  event_kind::task_cancelled, "cancelled", dist_op::why::finish));
+                        } else {
+                            ++t.rec.worker_losses;
+                            ops.push_back(make_op(t, task_status::queued, {}, {}, event_kind::task_requeued,
+                                                  "worker declared dead", dist_op::why::lost));
+                        }
+                        tasks.erase(tit);
+                    }
+                    it->second.running.clear();
+                    dead_workers.push_back(it->second.w);
+                    event ev;
+                    ev.kind = event_kind::worker_dead;
+                    ev.worker_id = it->first;
+                    ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
+                    outbox.push_back(std::move(ev));
+                    try {
+                        registry->set_status(it->first, worker_status::error);
+                    } catch (const std::exception&) {
+                        ++counters.backend_errors;
+                    }
+                    workers.erase(it);
+                }
+                it = next;
+            }
+
+            if (!stopping) {
+                if (live_workers() < opt.scaling.min_workers) {
+                    scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
+                } else if (autoscale_due) {
+                    next_autoscale = now + opt.autoscale_interval;
+                    if (depth) {
+                        if (auto d = scaler.evaluate(*depth, live_workers(), now))
+                            scale_to(d->to, std::string(d->reason), fx);
+                    }
+                }
+            }
+
+            // (Not while stopping: stop() waits for io_inflight to drain.)
+            if (!stopping && now >= next_recover) {
+                next_recover = now + recover_every;
+                do_recover = true;
+                ++io_inflight;
+            }
+            if (!stopping && now >= next_maintenance) {
+                next_maintenance = now + opt.maintenance_interval;
+                do_maintenance = true;
+                ++io_inflight;
+            }
+            do_feed = now >= next_poll;
+            join_now.swap(retired);
+        }
+        apply(fx);
+        run_ops(ops);
+        for (auto& r : renewals) renew(r);
+        if (do_recover) recover();
+        if (do_maintenance) maintain();
+        if (do_feed) feed();
+        for (auto& w : join_now) w->join();
+    }
+
+    // Puts expired leases (of any node) back in the queue; their records
+    // go running -> queued with worker_losses + 1.
+    void recover() {
+        std::vector<transport_lease> orphans;
+        std::vector<task_record> requeued;
+        bool failed = false;
+        try {
+            orphans = tp->recover_expired(wall::now(), 256);
+            for (const auto& l : orphans) {
+                auto rec = store->get(l.task_id);
+                if (!rec || rec->status != task_status::running) continue;
+                task_record r = *rec;
+                r.status = task_status::queued;
+                ++r.worker_losses;
+                if (store->update(r, task_status::running)) requeued.push_back(std::move(r));
+            }
+        } catch (const std::exception&) {
+            failed = true;
+        }
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            if (failed) ++counters.backend_errors;
+            counters.recovered += orphans.size();
+            counters.requeued_after_worker_death += requeued.size();
+            for (const auto& r : requeued)
+                outbox.push_back(make_event_rec(event_kind::task_requeued, r, "lease expired (holder lost)"));
+            if (io_inflight > 0) --io_inflight;
+            fx.wake_waiters = true;
+        }
+        apply(fx);
+    }
+
+    // TTL of finished records (shared store) and the shared registry's
+    // stale workers.
+    void maintain() {
+        std::vector<std::string> expired;
+        bool failed = false;
+        try {
+            expired = store->expire(wall::now(), opt.completed_ttl, opt.failed_ttl, opt.cancelled_ttl);
+            (void)registry->reap_stale(wall::now(), opt.worker_timeout);
+        } catch (const std::exception&) {
+            failed = true;
+        }
+        effects fx;
+        {
+            std::lock_guard lk(mu);
+            if (failed) ++counters.backend_errors;
+            counters.expired += expired.size();
+            for (const auto& id : expired) {
+                event e;
+                e.kind = event_kind::task_expired;
+                e.task_id = id;
+                outbox.push_back(std::move(e));
+            }
+            if (io_inflight > 0) --io_inflight;
+            fx.wake_waiters = true;
+        }
+        apply(fx);
+    }
+
     std::vector<std::shared_ptr<worker>> dead_workers;
 };
 
@@ -806,7 +1606,9 @@ namespace {
 // Lock held. Takes the mailbox if this attempt still holds the task.
 std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::attempt_state& a) {
     auto it = c.tasks.find(a.id);
-    if (!c.leases.validate(a.id, a.token) || it == c.tasks.end()) {
+    const bool valid = c.dist() ? (it != c.tasks.end() && it->second.attempt.get() == &a)
+                                : c.leases.validate(a.id, a.token);
+    if (!valid || it == c.tasks.end()) {
         ++c.counters.stale_token_refusals;
         throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
                                            " no longer holds it (stale fencing token)");
@@ -859,13 +1661,17 @@ void task_context::report_progress(double fraction, std::string message) {
     {
         std::lock_guard lk(c.mu);
         auto it = c.tasks.find(s_->id);
-        if (!c.leases.validate(s_->id, s_->token) || it == c.tasks.end()) {
+        const bool valid = c.dist() ? (it != c.tasks.end() && it->second.attempt == s_)
+                                    : c.leases.validate(s_->id, s_->token);
+        if (!valid || it == c.tasks.end()) {
             ++c.counters.stale_token_refusals;
             return;  // a fenced attempt's progress is ignored (and counted)
         }
         it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
         it->second.rec.progress_message = message;
-        c.persist(it->second, task_status::running);
+        // Distributed mode: written with the next lease renewal.
+        if (c.dist()) it->second.progress_dirty = true;
+        else c.persist(it->second, task_status::running);
         c.outbox.push_back(detail::coordinator_impl::make_event(event_kind::task_progress, it->second, message));
     }
     c.apply(fx);
@@ -950,6 +1756,128 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
 
     submit_result out;
     detail::effects fx;
+    if (c.dist()) {
+        // Distributed mode: record in the shared store, then the shared queue.
+        if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+        auto reject = [&](rejection_reason r, std::string_view detail, std::chrono::milliseconds retry_after,
+                          const std::string& id) {
+            out.admission.is_accepted = false;
+            out.admission.id = id.empty() ? o.id : std::optional<std::string>(id);
+            out.admission.reason = r;
+            out.admission.detail = detail;
+            out.admission.retry_after = retry_after;
+            {
+                std::lock_guard lk(c.mu);
+                ++c.counters.rejected;
+                event ev;
+                ev.kind = event_kind::task_rejected;
+                ev.task_id = id;
+                ev.detail = std::string(detail);
+                c.outbox.push_back(std::move(ev));
+            }
+            c.apply(fx);
+            return out;
+        };
+        if (!priority::is_valid(o.priority))
+            return reject(rejection_reason::invalid_request, "priority out of range [0, 20]",
+                          std::chrono::milliseconds{0}, o.id.value_or(""));
+        task_record rec;
+        enum class gate { open, closed, no_free_worker } g = gate::open;
+        {
+            std::lock_guard lk(c.mu);
+            if (c.stopping) {
+                g = gate::closed;
+            } else if (c.opt.policy == queue_policy::fail_fast &&
+                       (c.pick_worker(o.tags) == nullptr ||
+                        (!c.handlers.count(type) && !c.async_handlers.count(type)))) {
+                g = gate::no_free_worker;
+            } else {
+                rec.id = o.id ? *o.id : c.node + "-" + std::to_string(++c.task_seq);
+            }
+        }
+        if (g == gate::closed)
+            return reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0},
+                          o.id.value_or(""));
+        if (g == gate::no_free_worker)
+            return reject(rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
+                          c.opt.queue.default_retry_after, o.id.value_or(""));
+        rec.type = type;
+        rec.payload = std::move(payload);
+        rec.priority = o.priority;
+        rec.owner = std::move(o.owner);
+        rec.metadata = std::move(o.metadata);
+        rec.metadata.erase(detail::coordinator_impl::cancel_key);
+        rec.tags = std::move(o.tags);
+        rec.timeout = o.timeout;
+        rec.turn_timeout = o.turn_timeout;
+        rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
+        rec.backoff = o.backoff.value_or(c.opt.default_backoff);
+        rec.created_at = detail::wall::now();
+        rec.status = task_status::queued;
+        // A generated id may collide with one of an earlier process that
+        // used the same node_id: take the next.
+        for (int tries = 0;; ++tries) {
+            if (c.store->create(rec)) break;
+            if (o.id || tries >= 100)
+                return reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                              std::chrono::milliseconds{0}, rec.id);
+            std::lock_guard lk(c.mu);
+            rec.id = c.node + "-" + std::to_string(++c.task_seq);
+        }
+        transport_admission adm;
+        try {
+            adm = c.tp->admit({rec.id, rec.priority});
+        } catch (...) {
+            try {
+                c.store->erase(rec.id);
+            } catch (...) {
+            }
+            throw;
+        }
+        if (!adm) {
+            try {
+                c.store->erase(rec.id);
+            } catch (const std::exception&) {
+            }
+            return reject(adm.reason, adm.detail, adm.retry_after, rec.id);
+        }
+        std::optional<task_record> evicted;
+        if (adm.evicted) {
+            // Out of the queue already: this node settles its record.
+            try {
+                if (auto ev = c.store->get(adm.evicted->id); ev && !is_terminal(ev->status)) {
+                    task_record r = *ev;
+                    r.status = task_status::cancelled;
+                    r.finished_at = detail::wall::now();
+                    r.error = "evicted by the " + std::string(to_string(c.tp->options().policy)) + " admission policy";
+                    if (c.owner_write(r, ev->status)) evicted = std::move(r);
+                }
+            } catch (const std::exception&) {
+                std::lock_guard lk(c.mu);
+                ++c.counters.backend_errors;
+            }
+        }
+        {
+            std::lock_guard lk(c.mu);
+            ++c.counters.submitted;
+            c.outbox.push_back(detail::coordinator_impl::make_event_rec(event_kind::task_queued, rec));
+            if (evicted) {
+                ++c.counters.cancelled;
+                c.outbox.push_back(
+                    detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, *evicted, evicted->error));
+            }
+            fx.wake_waiters = evicted.has_value();
+        }
+        out.admission.is_accepted = true;
+        out.admission.id = rec.id;
+        out.admission.position = adm.position;
+        if (adm.evicted) out.admission.evicted = adm.evicted;
+        out.handle = task_handle(this, rec.id);
+        c.apply(fx);
+        c.feed();  // a lone task starts at once if this node can run it
+        return out;
+    }
+
     {
         std::lock_guard lk(c.mu);
         if (!c.handlers.count(type) && !c.async_handlers.count(type))
@@ -1070,6 +1998,36 @@ std::string coordinator::submit(std::string type, std::string payload, task_opti
 
 std::optional<task_record> coordinator::wait_for(const std::string& id, std::chrono::milliseconds timeout) {
     auto& c = *impl_;
+    if (c.dist()) {
+        // The record may be finished by any node: poll the shared store with
+        // a short backoff; a completion on this node wakes the wait at once.
+        const auto deadline = detail::steady::now() + timeout;
+        auto backoff = std::chrono::milliseconds(1);
+        bool seen = false;
+        for (;;) {
+            std::optional<task_record> r;
+            bool answered = true;
+            try {
+                r = c.store->get(id);
+            } catch (const error& e) {
+                if (e.code() != errc::backend_unavailable) throw;
+                answered = false;  // keep trying until the deadline
+            }
+            if (answered) {
+                if (!r) {
+                    if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
+                    return std::nullopt;  // expired while waiting
+                }
+                seen = true;
+                if (is_terminal(r->status)) return r;
+            }
+            const auto now = detail::steady::now();
+            if (now >= deadline) return std::nullopt;
+            std::unique_lock lk(c.mu);
+            c.done_cv.wait_until(lk, std::min(deadline, now + backoff));
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+        }
+    }
     std::unique_lock lk(c.mu);
     auto it = c.tasks.find(id);
     if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
@@ -1104,6 +2062,52 @@ bool coordinator::cancel(const std::string& id) {
     auto& c = *impl_;
     detail::effects fx;
     bool ok = false;
+    if (c.dist()) {
+        {
+            std::lock_guard lk(c.mu);
+            auto it = c.tasks.find(id);
+            if (it != c.tasks.end() && it->second.attempt) {  // running here
+                auto& t = it->second;
+                if (!t.cancel_requested) {
+                    t.cancel_requested = true;
+                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    detail::coordinator_impl::signal_cancel(t.attempt);
+                }
+                return true;
+            }
+        }
+        if (c.tp->cancel(id)) {
+            // It was waiting: out of the queue now, so this node settles it.
+            auto rec = c.store->get(id);
+            if (rec && !is_terminal(rec->status)) {
+                task_record r = *rec;
+                r.status = task_status::cancelled;
+                r.finished_at = detail::wall::now();
+                r.error = "cancelled";
+                r.metadata.erase(detail::coordinator_impl::cancel_key);
+                if (c.owner_write(r, rec->status)) {
+                    std::lock_guard lk(c.mu);
+                    ++c.counters.cancelled;
+                    c.outbox.push_back(detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
+                    fx.wake_waiters = true;
+                }
+            }
+            c.apply(fx);
+            return true;
+        }
+        // Running on another node (or changing hands right now): leave a
+        // marker that its holder sees at the next renewal, or its next
+        // leaser when it starts.
+        for (int tries = 0; tries < 5; ++tries) {
+            auto rec = c.store->get(id);
+            if (!rec || is_terminal(rec->status)) return false;
+            if (rec->metadata.count(detail::coordinator_impl::cancel_key)) return true;
+            task_record r = *rec;
+            r.metadata[detail::coordinator_impl::cancel_key] = "requested";
+            if (c.store->update(r, rec->status)) return true;
+        }
+        return false;
+    }
     {
         std::lock_guard lk(c.mu);
         auto it = c.tasks.find(id);
@@ -1127,6 +2131,23 @@ bool coordinator::cancel(const std::string& id) {
 
 void coordinator::steer(const std::string& id, std::vector<std::string> messages) {
     auto& c = *impl_;
+    if (c.dist()) {
+        bool here = false;
+        {
+            std::lock_guard lk(c.mu);
+            auto it = c.tasks.find(id);
+            here = it != c.tasks.end() && it->second.attempt;
+        }
+        if (!here) {
+            auto rec = c.store->get(id);
+            if (!rec) throw error(errc::not_found, "orchcore: steer: no task with id \"" + id + "\"");
+            if (is_terminal(rec->status))
+                throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
+                                                     std::string(to_string(rec->status)));
+            throw error(errc::not_found, "orchcore: steer: task \"" + id + "\" is not running on this node (" +
+                                             c.node + "); steering is node-local in distributed mode");
+        }
+    }
     std::lock_guard lk(c.mu);
     auto it = c.tasks.find(id);
     if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: steer: no task with id \"" + id + "\"");
@@ -1198,11 +2219,22 @@ std::vector<worker_info> coordinator::get_workers() const {
 
 coordinator_stats coordinator::get_stats() const {
     auto& c = *impl_;
+    std::optional<transport_stats> ts;
+    if (c.dist()) {
+        try {
+            ts = c.tp->stats();  // the shared queue, outside the lock
+        } catch (const std::exception&) {
+        }
+    }
     std::lock_guard lk(c.mu);
     coordinator_stats s = c.counters;
     s.queue = c.queue->metrics();
     s.queued = c.queue->size() + c.ready.size() + c.parked.size();
     s.delayed = c.delayed.size();
+    if (c.dist()) {
+        s.queued = ts ? ts->waiting : 0;
+        s.delayed = ts ? ts->delayed : 0;
+    }
     s.running = c.running_count;
     s.workers = c.live_workers();
     s.tracked_tasks = c.tasks.size();
@@ -1214,7 +2246,36 @@ event_bus& coordinator::events() noexcept { return impl_->bus; }
 bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
     auto& c = *impl_;
     bool clean = true;
-    {
+    if (c.dist()) {
+        // A node stops taking leases; graceful lets its running attempts
+        // finish until the deadline; what is left goes back to the shared
+        // queue for other nodes (not cancelled).
+        std::unique_lock lk(c.mu);
+        if (c.stopped) return true;
+        c.stopping = true;
+        if (mode == stop_mode::graceful) {
+            c.done_cv.wait_until(lk, detail::steady::now() + deadline,
+                                 [&] { return c.running_count == 0 && c.io_inflight == 0; });
+        }
+        std::vector<detail::dist_op> ops;
+        for (auto it = c.tasks.begin(); it != c.tasks.end();) {
+            if (it->second.attempt) {
+                clean = false;
+                ops.push_back(c.make_op(it->second, task_status::queued, {}, {}, event_kind::task_requeued,
+                                        "node stopping", detail::dist_op::why::stop));
+            }
+            it = c.tasks.erase(it);
+        }
+        lk.unlock();
+        c.run_ops(ops);
+        lk.lock();
+        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+                             [&] { return c.running_count == 0 && c.io_inflight == 0; });
+        // Lease calls in flight must end before the control thread goes.
+        c.done_cv.wait(lk, [&] { return c.io_inflight == 0; });
+        c.stopped = true;
+    }
+    if (!c.dist()) {
         std::unique_lock lk(c.mu);
         if (c.stopped) return true;
         c.stopping = true;
@@ -1279,6 +2340,8 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
     for (auto& w : all) w->join();
     return clean;
 }
+
+const std::string& coordinator::node_id() const noexcept { return impl_->node; }
 
 void coordinator::suspend_heartbeats(const std::string& worker_id) {
     std::lock_guard lk(impl_->mu);

@@ -31,6 +31,7 @@
 #include <orchcore/event_bus.hpp>
 #include <orchcore/task.hpp>
 #include <orchcore/task_store.hpp>
+#include <orchcore/transport.hpp>
 #include <orchcore/worker_pool.hpp>
 #include <orchcore/worker_registry.hpp>
 
@@ -165,6 +166,29 @@ struct coordinator_options {
     std::shared_ptr<task_store> store{};
     std::shared_ptr<worker_registry> registry{};
 
+    /// Distributed mode ("node"). Empty: the in-process queue (everything
+    /// above behaves as documented). Set: this coordinator is one node of a
+    /// deployment that shares `transport`, `store` and `registry` (typically
+    /// redis_transport / redis_task_store / redis_worker_registry of one
+    /// queue) with other coordinators, in this process or on other machines.
+    /// See "Distributed mode" below the class for what changes.
+    std::shared_ptr<orchcore::transport> transport{};
+    /// Distributed mode: this node's name (worker ids and generated task ids
+    /// start with it; leases are taken in its name). Empty: generated from
+    /// the host name, the process id and a random suffix.
+    std::string node_id{};
+    /// Distributed mode: how long one lease lasts without renewal. A node
+    /// that dies (SIGKILL, power loss) holds its tasks this long at most;
+    /// then any node puts them back in the queue. Keep it well above the
+    /// clock skew between hosts and the latency of one store write.
+    std::chrono::milliseconds lease_duration{30'000};
+    /// Distributed mode: how often running attempts' leases are extended
+    /// (and remote cancellation requests looked for). 0: lease_duration / 3.
+    /// Must be shorter than lease_duration.
+    std::chrono::milliseconds lease_renew_interval{0};
+    /// Distributed mode: most leases taken in one round trip.
+    std::size_t lease_batch = 64;
+
     void validate() const;
 };
 
@@ -189,6 +213,13 @@ struct coordinator_stats {
     std::uint64_t expired = 0;
     std::uint64_t workers_died = 0;
     std::uint64_t store_conflicts = 0;  ///< write-through refused by the store's compare-and-set
+    // Distributed mode only (zero otherwise):
+    std::uint64_t leased = 0;           ///< leases taken from the transport by this node
+    std::uint64_t released = 0;         ///< leases handed back unrun (no fitting worker or handler here, stop)
+    std::uint64_t recovered = 0;        ///< expired leases (of any node) this node put back in the queue
+    std::uint64_t lease_renewals_refused = 0;  ///< running attempts fenced because their lease was lost
+    std::uint64_t backend_errors = 0;   ///< transport/store calls that failed (the lease then expires and
+                                        ///< the task runs again: nothing is lost)
     std::size_t queued = 0;   ///< waiting: admission queue + ready for re-run + waiting for a fitting worker
     std::size_t delayed = 0;  ///< waiting for a retry backoff or continuation delay
     std::size_t running = 0;
@@ -315,9 +346,62 @@ public:
     void suspend_heartbeats(const std::string& worker_id);
     void resume_heartbeats(const std::string& worker_id);
 
+    /// This node's id (distributed mode; "local" otherwise).
+    const std::string& node_id() const noexcept;
+
 private:
     friend class task_handle;
     std::shared_ptr<detail::coordinator_impl> impl_;
 };
+
+// Distributed mode (coordinator_options::transport set)
+// ----------------------------------------------------------------------
+// Several coordinators ("nodes", in one process or many, on one machine or
+// many) share one queue (transport), one task store and one worker
+// registry. The API is the same; what differs:
+//
+// * Submission: submit*/post create the record in the shared store (a
+//   duplicate id is refused across all nodes), then admit the id into the
+//   transport, whose policy and capacity apply to the whole deployment
+//   (coordinator_options::policy must equal the transport's policy, except
+//   fail_fast: admitted only if this node has a free fitting worker now; the
+//   task still goes through the shared queue, in its order). No handler for
+//   the type is needed on the submitting node: a producer-only node has
+//   scaling.min_workers = max_workers = 0 (allowed only in this mode).
+//   Generated ids are "<node_id>-<n>".
+// * Running: each node leases up to its free local slots (on its control
+//   tick and right after a submission or a finished attempt, so a lone task
+//   starts at once) for lease_duration, and runs the task with the lease's
+//   fencing token as the attempt's token. A leased task that no local
+//   worker fits (tags) or that has no handler here is handed back (nack)
+//   with a short delay, for another node. Leases of running attempts are
+//   extended every lease_renew_interval while their worker heartbeats.
+// * Results: the record is written (compare-and-set) while the lease is
+//   known to be held (extended first unless more than half of it is left),
+//   then the lease is acked (or nacked with the backoff for a retry or a
+//   continuation). A lease lost in between (expired and taken over by
+//   another node) refuses the result: counted in stale_token_refusals, the
+//   result dropped. Execution is at-least-once; a task is completed once.
+// * Crashes: every node's tick calls transport->recover_expired(), so the
+//   tasks of a node that died go back to the queue after their lease
+//   expires and run elsewhere (record: running -> queued, worker_losses+1).
+//   A local worker declared dead hands its tasks back at once.
+// * Queries: get_task/get_status/get_result read the shared store;
+//   wait_for/handles poll it (with a short backoff) for tasks running on
+//   other nodes, and wake at once for tasks finished here.
+// * Cancellation: a waiting task is removed from the transport and its
+//   record cancelled; a task running on this node is cancelled as in local
+//   mode; a task running on another node gets a cancel marker in its record
+//   (metadata "orchcore.cancel"), seen by its node at the next lease renewal
+//   (best effort: a marker racing with the task's own completion loses).
+// * Steering is node-local: steer() reaches a task running on this node;
+//   for a task waiting or running elsewhere it throws error(errc::not_found).
+// * Whole-task timeouts are checked while the task runs here and when it is
+//   leased (not while it waits in the shared queue). TTL maintenance calls
+//   store->expire() (shared). Auto-scaling samples the shared queue depth.
+// * stop(): the node takes no new leases; graceful waits up to the deadline
+//   for its running attempts, then (and abort at once) hands the unfinished
+//   ones back to the queue for other nodes (they are not cancelled).
+// * Events are published on this node's bus for what this node does.
 
 }  // namespace orchcore

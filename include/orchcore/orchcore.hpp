@@ -20,4 +20,5 @@
 #include <orchcore/worker_pool.hpp>
 #include <orchcore/coordinator.hpp>
 #include <orchcore/task_store.hpp>
+#include <orchcore/transport.hpp>
 #include <orchcore/worker_registry.hpp>

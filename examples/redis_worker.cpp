@@ -1,0 +1,163 @@
+// A worker process of a Redis deployment: one coordinator node with workers
+// and no producer role. Run as many as you like, on as many machines as you
+// like, against the same Redis URL and queue; see docs/redis.md.
+//
+//   orchcore_redis_worker --url redis://127.0.0.1:6379/0 --queue jobs --workers 2 --concurrency 8
+//
+// Handles task type "work": sleeps --task-ms, then returns
+// "done:<payload>" (idempotent: the result depends on the payload only, and
+// the completion itself is recorded once, by the task store's
+// compare-and-set). Fault injection for drills and tests: --hang-after N
+// makes every handler after the N-th block (printing "hang <id>") until its
+// attempt is cancelled, as a hung process would, so that killing the
+// process hits tasks mid-run. Runs until SIGTERM / SIGINT (graceful stop: running
+// tasks finish for up to --drain-ms, the rest go back to the queue) or
+// --max-seconds. Prints its counters as key=value lines when it exits.
+#include <orchcore/orchcore.hpp>
+#include <orchcore/redis/redis.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace {
+
+struct args {
+    std::string url = "redis://127.0.0.1:6379";
+    std::string queue = "default";
+    std::string node_id{};
+    std::size_t workers = 1;
+    std::size_t concurrency = 8;
+    long task_ms = 0;
+    long lease_ms = 5'000;
+    long drain_ms = 5'000;
+    long max_seconds = 0;  // 0: until a signal
+    long hang_after = -1;  // -1: never
+    std::size_t capacity = 100'000;
+    std::string policy = "reject-new";
+};
+
+[[noreturn]] void usage(const char* argv0, const std::string& why) {
+    std::cerr << argv0 << ": " << why << "\n"
+              << "usage: " << argv0
+              << " --url URL [--queue NAME] [--node-id ID] [--workers N] [--concurrency N] [--task-ms MS]\n"
+                 "       [--lease-ms MS] [--drain-ms MS] [--max-seconds S] [--capacity N] [--policy P] [--hang-after N]\n";
+    std::exit(2);
+}
+
+args parse(int argc, char** argv) {
+    args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view k = argv[i];
+        if (i + 1 >= argc) usage(argv[0], "missing value for " + std::string(k));
+        const std::string v = argv[++i];
+        try {
+            if (k == "--url") a.url = v;
+            else if (k == "--queue") a.queue = v;
+            else if (k == "--node-id") a.node_id = v;
+            else if (k == "--workers") a.workers = std::stoul(v);
+            else if (k == "--concurrency") a.concurrency = std::stoul(v);
+            else if (k == "--task-ms") a.task_ms = std::stol(v);
+            else if (k == "--lease-ms") a.lease_ms = std::stol(v);
+            else if (k == "--drain-ms") a.drain_ms = std::stol(v);
+            else if (k == "--max-seconds") a.max_seconds = std::stol(v);
+            else if (k == "--hang-after") a.hang_after = std::stol(v);
+            else if (k == "--capacity") a.capacity = std::stoul(v);
+            else if (k == "--policy") a.policy = v;
+            else usage(argv[0], "unknown option " + std::string(k));
+        } catch (const std::logic_error&) {
+            usage(argv[0], "bad value for " + std::string(k) + ": " + v);
+        }
+    }
+    return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const args a = parse(argc, argv);
+
+    // Signals are taken synchronously by this thread (sigtimedwait); every
+    // thread started from here inherits the blocked mask.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    try {
+        auto ro = orchcore::redis_options::from_url(a.url);
+        auto client = std::make_shared<orchcore::redis_client>(ro);
+        client->ping();  // fail early with a clear message
+
+        orchcore::transport_options to;
+        to.policy = orchcore::parse_queue_policy(a.policy);
+        to.capacity = a.capacity;
+
+        orchcore::coordinator_options o;
+        o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to);
+        o.store = std::make_shared<orchcore::redis_task_store>(client, a.queue);
+        o.registry = std::make_shared<orchcore::redis_worker_registry>(client, a.queue);
+        o.policy = to.policy;
+        o.node_id = a.node_id;
+        o.lease_duration = std::chrono::milliseconds(a.lease_ms);
+        o.worker_template.max_concurrent = a.concurrency;
+        o.scaling.min_workers = a.workers;
+        o.scaling.max_workers = a.workers;
+
+        orchcore::coordinator node{o};
+        const long task_ms = a.task_ms, hang_after = a.hang_after;
+        auto handled = std::make_shared<std::atomic<long>>(0);
+        auto out_mutex = std::make_shared<std::mutex>();
+        node.register_handler("work", [task_ms, hang_after, handled, out_mutex](orchcore::task_context& ctx) {
+            if (hang_after >= 0 && handled->fetch_add(1) >= hang_after) {
+                {
+                    std::lock_guard lk(*out_mutex);
+                    std::cout << "hang " << ctx.id() << std::endl;
+                }
+                while (!ctx.cancellation_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                ctx.throw_if_cancelled();
+            }
+            if (task_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(task_ms));
+            return "done:" + ctx.payload();
+        });
+        std::cout << "ready node=" << node.node_id() << std::endl;
+
+        const auto started = std::chrono::steady_clock::now();
+        for (;;) {
+            timespec ts{0, 100'000'000};
+            const int sig = sigtimedwait(&sigs, nullptr, &ts);
+            if (sig == SIGTERM || sig == SIGINT) break;
+            if (a.max_seconds > 0 && std::chrono::steady_clock::now() - started >= std::chrono::seconds(a.max_seconds))
+                break;
+        }
+        const bool clean = node.stop(orchcore::stop_mode::graceful, std::chrono::milliseconds(a.drain_ms));
+        const auto s = node.get_stats();
+        std::cout << "node=" << node.node_id() << "\n"
+                  << "clean_stop=" << (clean ? 1 : 0) << "\n"
+                  << "leased=" << s.leased << "\n"
+                  << "started=" << s.started << "\n"
+                  << "completed=" << s.completed << "\n"
+                  << "failed=" << s.failed << "\n"
+                  << "retried=" << s.retried << "\n"
+                  << "released=" << s.released << "\n"
+                  << "recovered=" << s.recovered << "\n"
+                  << "requeued_after_worker_death=" << s.requeued_after_worker_death << "\n"
+                  << "stale_token_refusals=" << s.stale_token_refusals << "\n"
+                  << "backend_errors=" << s.backend_errors << std::endl;
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "orchcore_redis_worker: " << e.what() << std::endl;
+        return 1;
+    }
+}

@@ -1,0 +1,47 @@
+// Distributed mode over Redis: the scenarios of
+// tests/unit/distributed_scenarios.hpp with redis_transport,
+// redis_task_store and redis_worker_registry (one fresh key prefix per test)
+// against the private redis-server of the test binary.
+#include <orchcore/redis/redis.hpp>
+
+#include "redis/redis_server_fixture.hpp"
+#include "unit/distributed_scenarios.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace orchcore;
+using orchcore::test::shared_redis_server;
+
+namespace {
+
+test::dist_backend redis_backend() {
+    auto client = shared_redis_server().client("dist");
+    return {std::make_shared<redis_transport>(client, "q"), std::make_shared<redis_task_store>(client, "q"),
+            std::make_shared<redis_worker_registry>(client, "q")};
+}
+
+}  // namespace
+
+TEST_CASE("redis/distributed: tasks submitted on one node complete on another's workers",
+          "[redis][distributed]") {
+    test::scenario_cross_node_completion(redis_backend);
+}
+
+TEST_CASE("redis/distributed: a duplicate id is rejected across nodes", "[redis][distributed]") {
+    test::scenario_duplicate_id_across_nodes(redis_backend);
+}
+
+TEST_CASE("redis/distributed: an expired lease is taken over by another node; the late result is refused",
+          "[redis][distributed][fencing]") {
+    test::scenario_lease_takeover(redis_backend);
+}
+
+TEST_CASE("redis/distributed: cancel reaches a waiting task and a task running on another node",
+          "[redis][distributed][cancel]") {
+    test::scenario_cross_node_cancel(redis_backend);
+}
+
+TEST_CASE("redis/distributed: a stopping node hands its running task back to the queue",
+          "[redis][distributed][stop]") {
+    test::scenario_stop_hands_back(redis_backend);
+}

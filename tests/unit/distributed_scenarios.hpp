@@ -1,0 +1,283 @@
+// Distributed-mode scenarios (coordinator_options::transport), written once
+// and run over two backends: memory_transport + memory_task_store +
+// memory_worker_registry (tests/unit/coordinator_test.cpp) and
+// redis_transport + redis_task_store + redis_worker_registry against a
+// private redis-server (tests/redis/distributed_test.cpp). Each scenario runs
+// two or three coordinators ("nodes") in this process sharing one backend.
+#pragma once
+
+#include <orchcore/coordinator.hpp>
+#include <orchcore/transport.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace orchcore::test {
+
+using namespace std::chrono_literals;
+
+struct dist_backend {
+    std::shared_ptr<orchcore::transport> tp;
+    std::shared_ptr<task_store> store;
+    std::shared_ptr<worker_registry> registry;
+};
+
+using dist_backend_factory = std::function<dist_backend()>;
+
+inline dist_backend memory_backend() {
+    return {std::make_shared<memory_transport>(), std::make_shared<memory_task_store>(),
+            std::make_shared<memory_worker_registry>()};
+}
+
+/// A node with `workers` workers (0: producer only).
+inline coordinator_options node_options(const dist_backend& b, std::size_t workers, std::string name) {
+    coordinator_options o;
+    o.transport = b.tp;
+    o.store = b.store;
+    o.registry = b.registry;
+    o.node_id = std::move(name);
+    o.policy = b.tp->options().policy;
+    o.worker_template.heartbeat_interval = 20ms;
+    o.worker_timeout = 3000ms;
+    o.default_backoff = {.base = 1ms, .cap = 5ms};
+    o.maintenance_interval = 50ms;
+    o.cancel_grace = 300ms;
+    o.scaling.min_workers = workers;
+    o.scaling.max_workers = workers;
+    o.lease_duration = 2000ms;
+    o.lease_renew_interval = 50ms;
+    return o;
+}
+
+template <class Pred>
+bool dist_eventually(Pred&& pred, std::chrono::milliseconds timeout = 10s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (pred()) return true;
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::sleep_for(5ms);
+    }
+}
+
+class dist_gate {
+public:
+    void open() {
+        {
+            std::lock_guard lk(m_);
+            open_ = true;
+        }
+        cv_.notify_all();
+    }
+    bool wait(std::chrono::milliseconds max = 10s) {
+        std::unique_lock lk(m_);
+        return cv_.wait_for(lk, max, [&] { return open_; });
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+struct dist_gate_guard {
+    dist_gate& g;
+    ~dist_gate_guard() { g.open(); }
+};
+
+inline std::string status_of(const std::optional<task_record>& r) {
+    return r ? std::string(to_string(r->status)) : std::string("<none>");
+}
+
+/// Tasks submitted on a producer-only node run on another node's workers;
+/// the producer's handles, wait_for and queries see the results.
+inline void scenario_cross_node_completion(const dist_backend_factory& make) {
+    auto b = make();
+    coordinator producer{node_options(b, 0, "producer")};
+    coordinator worker_node{node_options(b, 2, "workers")};
+    worker_node.register_handler("echo", [](task_context& ctx) {
+        return "done:" + ctx.payload() + "@" + ctx.worker_id();
+    });
+    CHECK(producer.node_id() == "producer");
+    CHECK(producer.get_workers().empty());
+
+    std::vector<task_handle> handles;
+    for (int i = 0; i < 20; ++i) {
+        auto r = producer.submit_async("echo", "p" + std::to_string(i));
+        REQUIRE(r);
+        REQUIRE_THAT(r.handle.id(), Catch::StartsWith("producer-"));
+        handles.push_back(r.handle);
+    }
+    for (int i = 0; i < 20; ++i) {
+        auto done = handles[static_cast<std::size_t>(i)].wait_for(10s);
+        REQUIRE(done);
+        CHECK(status_of(done) == "completed");
+        REQUIRE_THAT(done->result, Catch::StartsWith("done:p" + std::to_string(i) + "@workers/worker-"));
+        CHECK(done->attempts == 1);
+        CHECK(producer.get_result(done->id) == done->result);
+        CHECK(worker_node.get_status(done->id) == task_status::completed);
+    }
+    // submit() blocks for a result computed elsewhere.
+    CHECK_THAT(producer.submit("echo", "sync"), Catch::StartsWith("done:sync@"));
+
+    CHECK(producer.get_stats().submitted == 21);
+    CHECK(producer.get_stats().started == 0);
+    REQUIRE(dist_eventually([&] { return worker_node.get_stats().completed == 21; }));
+    CHECK(worker_node.get_stats().submitted == 0);
+    CHECK(worker_node.get_stats().stale_token_refusals == 0);
+    // An unknown id is still not_found through the shared store.
+    CHECK_THROWS_AS(producer.wait_for("no-such-task", 10ms), error);
+    // Nothing left in the shared queue.
+    CHECK(b.tp->size_approx() == 0);
+    CHECK(b.tp->leased_count() == 0);
+}
+
+/// One id, one task, across every node sharing the store.
+inline void scenario_duplicate_id_across_nodes(const dist_backend_factory& make) {
+    auto b = make();
+    coordinator a{node_options(b, 1, "a")};
+    coordinator c{node_options(b, 1, "c")};
+    for (auto* n : {&a, &c}) n->register_handler("t", [](task_context& ctx) { return ctx.payload(); });
+    task_options o;
+    o.id = "same-id";
+    auto first = a.submit_async("t", "first", o);
+    REQUIRE(first);
+    auto second = c.submit_async("t", "second", o);
+    CHECK_FALSE(second);
+    CHECK(second.admission.reason == rejection_reason::invalid_request);
+    auto done = first.handle.wait_for(10s);
+    REQUIRE(done);
+    CHECK(done->result == "first");
+    // Still refused once finished (the store keeps the id until its TTL).
+    CHECK_FALSE(c.submit_async("t", "third", o));
+    CHECK_FALSE(a.submit_async("t", "fourth", o));
+    CHECK(c.get_result("same-id") == "first");
+    CHECK(a.get_stats().rejected + c.get_stats().rejected == 3);
+}
+
+/// A node whose worker goes silent stops renewing its lease; once the lease
+/// expires another node takes the task over and completes it; the late
+/// completion of the first attempt is refused (fencing).
+inline void scenario_lease_takeover(const dist_backend_factory& make) {
+    auto b = make();
+    auto oa = node_options(b, 1, "slow");
+    oa.lease_duration = 400ms;
+    auto ob = node_options(b, 1, "rescuer");
+    ob.lease_duration = 400ms;
+    dist_gate g;
+    std::promise<std::string> first_worker;
+    std::atomic<int> first_returned{0};
+    coordinator a{oa};
+    dist_gate_guard guard{g};
+    a.register_handler("fragile", [&](task_context& ctx) {
+        first_worker.set_value(ctx.worker_id());
+        g.wait();
+        ++first_returned;
+        return std::string("late");
+    });
+    task_options to;
+    to.max_retries = 0;
+    auto r = a.submit_async("fragile", "x", to);
+    REQUIRE(r);
+    auto fw = first_worker.get_future();
+    REQUIRE(fw.wait_for(10s) == std::future_status::ready);
+    a.suspend_heartbeats(fw.get());  // hung: its lease is no longer renewed
+
+    coordinator rescuer{ob};
+    rescuer.register_handler("fragile", [](task_context& ctx) { return "rescued@" + ctx.worker_id(); });
+
+    auto done = r.handle.wait_for(10s);
+    REQUIRE(done);
+    CHECK(status_of(done) == "completed");
+    REQUIRE_THAT(done->result, Catch::StartsWith("rescued@rescuer/"));
+    CHECK(done->attempts == 2);
+    CHECK(done->worker_losses == 1);
+    CHECK(done->retries == 0);
+    CHECK(a.get_stats().recovered + rescuer.get_stats().recovered == 1);
+
+    // The hung attempt comes back: its completion is refused.
+    g.open();
+    REQUIRE(dist_eventually([&] { return first_returned.load() == 1; }));
+    REQUIRE(dist_eventually([&] { return a.get_stats().stale_token_refusals == 1; }));
+    CHECK(a.get_stats().completed == 0);
+    CHECK(rescuer.get_stats().completed == 1);
+    CHECK(rescuer.get_result(r.handle.id()) == "rescued@" + done->worker_id);
+    CHECK(b.tp->leased_count() == 0);
+    CHECK(b.tp->size_approx() == 0);
+}
+
+/// Cancellation across nodes: a task waiting in the shared queue, and one
+/// running on another node (cancel marker seen at its lease renewal).
+inline void scenario_cross_node_cancel(const dist_backend_factory& make) {
+    auto b = make();
+    coordinator producer{node_options(b, 0, "producer")};
+    coordinator worker_node{node_options(b, 1, "worker")};
+    std::atomic<int> started{0}, saw_cancel{0};
+    worker_node.register_handler("loop", [&](task_context& ctx) {
+        ++started;
+        const auto until = std::chrono::steady_clock::now() + 8s;
+        while (!ctx.cancellation_requested() && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(2ms);
+        if (ctx.cancellation_requested()) ++saw_cancel;
+        return std::string("stopped");
+    });
+    auto running = producer.submit_async("loop", "");
+    REQUIRE(running);
+    REQUIRE(dist_eventually([&] { return started.load() == 1; }));
+    // The only worker is busy, so this one waits in the shared queue.
+    auto waiting = producer.submit_async("loop", "");
+    REQUIRE(waiting);
+    CHECK(producer.cancel(waiting.handle.id()));
+    auto w = waiting.handle.wait_for(5s);
+    REQUIRE(w);
+    CHECK(status_of(w) == "cancelled");
+
+    CHECK(producer.cancel(running.handle.id()));  // running on the other node
+    auto rdone = running.handle.wait_for(10s);
+    REQUIRE(rdone);
+    CHECK(status_of(rdone) == "cancelled");
+    CHECK(saw_cancel.load() == 1);
+    CHECK(started.load() == 1);  // the cancelled waiting task never started
+    CHECK_FALSE(producer.cancel(running.handle.id()));  // finished
+    // Steering is node-local: the producer cannot reach a task elsewhere.
+    CHECK_THROWS_AS(producer.steer(running.handle.id(), {"m"}), error);
+}
+
+/// A node stopping (abort) hands its running task back; another node runs it.
+inline void scenario_stop_hands_back(const dist_backend_factory& make) {
+    auto b = make();
+    std::atomic<int> runs_a{0};
+    auto a = std::make_unique<coordinator>(node_options(b, 1, "leaving"));
+    a->register_handler("job", [&](task_context& ctx) {
+        ++runs_a;
+        while (!ctx.cancellation_requested()) std::this_thread::sleep_for(1ms);
+        return std::string("from leaving");
+    });
+    auto r = a->submit_async("job", "");
+    REQUIRE(r);
+    const auto id = r.handle.id();
+    REQUIRE(dist_eventually([&] { return runs_a.load() == 1; }));
+    CHECK_FALSE(a->stop(stop_mode::abort, 1s));  // something had to be handed back
+    CHECK(a->get_stats().released == 1);
+    a.reset();
+    coordinator c{node_options(b, 1, "staying")};
+    c.register_handler("job", [](task_context&) { return std::string("from staying"); });
+    auto done = c.wait_for(id, 10s);
+    REQUIRE(done);
+    CHECK(status_of(done) == "completed");
+    CHECK(done->result == "from staying");
+    CHECK(done->attempts == 2);
+}
+
+}  // namespace orchcore::test
