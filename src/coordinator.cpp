@@ -126,6 +126,7 @@ struct task_entry {
     bool cancel_requested = false;
     steady::time_point cancel_deadline{};
     bool fire_and_forget = false;
+    std::uint64_t terminal_event_seq = 0;  // emit() number of its terminal event
     // Distributed mode: the transport lease this node holds for the attempt.
     std::uint64_t token = 0;
     wall::time_point held_until{};  // lease deadline as last granted or extended
@@ -252,6 +253,20 @@ struct coordinator_impl {
     std::uint64_t task_seq = 0, worker_seq = 0;
     std::deque<event> outbox;  // events in the order of the changes, not yet published
     bool publishing = false;   // a thread is draining the outbox
+    std::thread::id publisher{};               // which one
+    std::uint64_t emitted = 0, delivered = 0;  // events put in the outbox / published
+
+    // Lock held.
+    void emit(event e) {
+        outbox.push_back(std::move(e));
+        ++emitted;
+    }
+
+    // Lock held. Whether events up to `seq` reached the subscribers, or cannot
+    // be waited for from this thread (a subscriber calling back).
+    bool delivered_up_to(std::uint64_t seq) const {
+        return delivered >= seq || (publishing && publisher == std::this_thread::get_id());
+    }
     std::size_t running_count = 0;
     bool stopping = false, stopped = false;
     steady::time_point next_autoscale{}, next_maintenance{};
@@ -342,7 +357,8 @@ struct coordinator_impl {
             case task_status::timed_out: ++counters.timed_out; k = event_kind::task_timed_out; break;
             default: break;
         }
-        outbox.push_back(make_event(k, t, to == task_status::completed ? std::string{} : t.rec.error));
+        emit(make_event(k, t, to == task_status::completed ? std::string{} : t.rec.error));
+        t.terminal_event_seq = emitted;
         fx.wake_waiters = true;
     }
 
@@ -444,7 +460,7 @@ struct coordinator_impl {
             ln.sync = handlers.at(t.rec.type);
         }
         fx.launches.push_back(std::move(ln));
-        outbox.push_back(make_event(event_kind::task_started, t));
+        emit(make_event(event_kind::task_started, t));
     }
 
     // Places waiting tasks on free fitting workers: parked first, then tasks
@@ -512,7 +528,7 @@ struct coordinator_impl {
         event ev;
         ev.kind = event_kind::worker_started;
         ev.worker_id = o.id;
-        outbox.push_back(std::move(ev));
+        emit(std::move(ev));
         return w;
     }
 
@@ -522,7 +538,7 @@ struct coordinator_impl {
         ev.kind = why;
         ev.worker_id = it->first;
         ev.detail = std::move(detail);
-        outbox.push_back(std::move(ev));
+        emit(std::move(ev));
         retired.push_back(it->second.w);
         try {
             registry->remove(it->first);  // retired cleanly: nothing to remember
@@ -566,12 +582,28 @@ struct coordinator_impl {
         ev.from = from;
         ev.to = n;
         ev.detail = std::move(reason);
-        outbox.push_back(std::move(ev));
+        emit(std::move(ev));
         dispatch(fx);
         return n;
     }
 
     // ------------------------------------------------------------ attempts
+
+    // Lock held. The attempt's worker slot is free again whatever happens to
+    // its result (a dead worker's attempts were uncounted at its death);
+    // stop() waits for running attempts to return, hence the wake-up.
+    void release_slot(const attempt_state& a, bool succeeded, effects& fx) {
+        if (auto wit = workers.find(a.worker_id); wit != workers.end()) {
+            auto& w = wit->second;
+            if (std::erase_if(w.running, [&](const auto& p) { return p.get() == &a; }) > 0) {
+                if (w.busy > 0) --w.busy;
+                if (running_count > 0) --running_count;
+            }
+            if (succeeded) ++w.completed; else ++w.failed;
+            if (w.draining && w.busy == 0) retire_worker(wit, event_kind::worker_stopped, "drained", fx);
+        }
+        fx.wake_waiters = true;
+    }
 
     void finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o) {
         if (dist()) {
@@ -581,18 +613,7 @@ struct coordinator_impl {
         effects fx;
         {
             std::lock_guard lk(mu);
-            // The slot is free again whatever happens to the result.
-            // A dead worker's attempts were uncounted at its death.
-            if (auto wit = workers.find(a->worker_id); wit != workers.end()) {
-                auto& w = wit->second;
-                if (std::erase(w.running, a) > 0) {
-                    if (w.busy > 0) --w.busy;
-                    if (running_count > 0) --running_count;
-                }
-                if (o.kind == outcome::success) ++w.completed; else ++w.failed;
-                if (w.draining && w.busy == 0) retire_worker(wit, event_kind::worker_stopped, "drained", fx);
-            }
-            fx.wake_waiters = true;  // stop() waits for running attempts to return
+            release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (!leases.release(a->id, a->token) || it == tasks.end() || it->second.attempt != a) {
                 ++counters.stale_token_refusals;
@@ -602,7 +623,7 @@ struct coordinator_impl {
                 ev.worker_id = a->worker_id;
                 ev.attempt = a->attempt;
                 ev.detail = "late completion of a fenced attempt";
-                outbox.push_back(std::move(ev));
+                emit(std::move(ev));
             } else {
                 task_entry& t = it->second;
                 t.attempt.reset();
@@ -612,7 +633,7 @@ struct coordinator_impl {
                     ++t.rec.turns;
                     ++counters.continued;
                     requeue(t, a->continue_delay, false);
-                    outbox.push_back(make_event(event_kind::task_continued, t));
+                    emit(make_event(event_kind::task_continued, t));
                 } else if (o.kind == outcome::success) {
                     t.rec.result = std::move(o.result);
                     t.rec.progress = 1.0;
@@ -633,7 +654,7 @@ struct coordinator_impl {
             ++counters.retried;
             t.rec.error = error;
             requeue(t, backoff_delay(t), false);
-            outbox.push_back(make_event(event_kind::task_retried, t, std::move(error)));
+            emit(make_event(event_kind::task_retried, t, std::move(error)));
         } else {
             finish(t, task_status::failed, std::move(error), fx);
         }
@@ -695,14 +716,18 @@ struct coordinator_impl {
         std::unique_lock lk(mu);
         if (publishing) return;
         publishing = true;
+        publisher = std::this_thread::get_id();
         while (!outbox.empty()) {
             std::deque<event> batch;
             batch.swap(outbox);
             lk.unlock();
             for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
             lk.lock();
+            delivered += batch.size();
+            done_cv.notify_all();  // wait_for returns only once the terminal event is out
         }
         publishing = false;
+        publisher = {};
     }
 
     void apply(effects& fx) {
@@ -806,7 +831,7 @@ struct coordinator_impl {
                         ++counters.retried;
                         t.rec.error = "turn timeout";
                         requeue(t, backoff_delay(t), false);
-                        outbox.push_back(make_event(event_kind::task_retried, t, "turn timeout"));
+                        emit(make_event(event_kind::task_retried, t, "turn timeout"));
                     } else {
                         finish(t, task_status::timed_out, "turn timeout", fx);
                     }
@@ -854,7 +879,7 @@ struct coordinator_impl {
                             finish(t, task_status::cancelled, "cancelled", fx);
                         } else {
                             requeue(t, std::chrono::milliseconds{0}, true);
-                            outbox.push_back(make_event(event_kind::task_requeued, t, "worker declared dead"));
+                            emit(make_event(event_kind::task_requeued, t, "worker declared dead"));
                         }
                     }
                     it->second.running.clear();
@@ -865,7 +890,7 @@ struct coordinator_impl {
                     ev.kind = event_kind::worker_dead;
                     ev.worker_id = it->first;
                     ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
-                    outbox.push_back(std::move(ev));
+                    emit(std::move(ev));
                     workers.erase(it);
                 }
                 it = next;
@@ -892,7 +917,7 @@ struct coordinator_impl {
                     auto it = tasks.find(id);
                     if (it == tasks.end() || !is_terminal(it->second.rec.status)) continue;
                     ++counters.expired;
-                    outbox.push_back(make_event(event_kind::task_expired, it->second));
+                    emit(make_event(event_kind::task_expired, it->second));
                     store->erase(id);
                     tasks.erase(it);
                 }
@@ -1007,7 +1032,7 @@ struct coordinator_impl {
                 ev.worker_id = op.rec.worker_id;
                 ev.attempt = op.rec.attempts;
                 ev.detail = "lease lost before the outcome could be recorded";
-                outbox.push_back(std::move(ev));
+                emit(std::move(ev));
             } else if (!wrote) {
                 ++counters.store_conflicts;
             } else {
@@ -1026,7 +1051,7 @@ struct coordinator_impl {
                     default: break;
                 }
                 if (op.ev == event_kind::task_continued) ++counters.continued;
-                outbox.push_back(make_event_rec(op.ev, op.rec, op.detail));
+                emit(make_event_rec(op.ev, op.rec, op.detail));
             }
             if (io_inflight > 0) --io_inflight;
             fx.wake_waiters = true;
@@ -1043,16 +1068,7 @@ struct coordinator_impl {
         effects fx;
         {
             std::lock_guard lk(mu);
-            if (auto wit = workers.find(a->worker_id); wit != workers.end()) {
-                auto& w = wit->second;
-                if (std::erase(w.running, a) > 0) {
-                    if (w.busy > 0) --w.busy;
-                    if (running_count > 0) --running_count;
-                }
-                if (o.kind == outcome::success) ++w.completed; else ++w.failed;
-                if (w.draining && w.busy == 0) retire_worker(wit, event_kind::worker_stopped, "drained", fx);
-            }
-            fx.wake_waiters = true;
+            release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (it == tasks.end() || it->second.attempt != a) {
                 ++counters.stale_token_refusals;
@@ -1062,7 +1078,7 @@ struct coordinator_impl {
                 ev.worker_id = a->worker_id;
                 ev.attempt = a->attempt;
                 ev.detail = "late completion of a fenced attempt";
-                outbox.push_back(std::move(ev));
+                emit(std::move(ev));
             } else {
                 task_entry& t = it->second;
                 if (t.cancel_requested) {
@@ -1247,7 +1263,7 @@ struct coordinator_impl {
                 auto it = tasks.find(st.l.task_id);
                 const bool current = it != tasks.end() && it->second.attempt == st.a;
                 if (ok[i] && current) {
-                    outbox.push_back(make_event_rec(event_kind::task_started, st.rec));
+                    emit(make_event_rec(event_kind::task_started, st.rec));
                     fx.launches.push_back(std::move(st.ln));
                     ++launched;
                     continue;
@@ -1474,7 +1490,7 @@ struct coordinator_impl {
                     ev.kind = event_kind::worker_dead;
                     ev.worker_id = it->first;
                     ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
-                    outbox.push_back(std::move(ev));
+                    emit(std::move(ev));
                     try {
                         registry->set_status(it->first, worker_status::error);
                     } catch (const std::exception&) {
@@ -1546,7 +1562,7 @@ struct coordinator_impl {
             counters.recovered += orphans.size();
             counters.requeued_after_worker_death += requeued.size();
             for (const auto& r : requeued)
-                outbox.push_back(make_event_rec(event_kind::task_requeued, r, "lease expired (holder lost)"));
+                emit(make_event_rec(event_kind::task_requeued, r, "lease expired (holder lost)"));
             if (io_inflight > 0) --io_inflight;
             fx.wake_waiters = true;
         }
@@ -1573,7 +1589,7 @@ struct coordinator_impl {
                 event e;
                 e.kind = event_kind::task_expired;
                 e.task_id = id;
-                outbox.push_back(std::move(e));
+                emit(std::move(e));
             }
             if (io_inflight > 0) --io_inflight;
             fx.wake_waiters = true;
@@ -1672,7 +1688,7 @@ void task_context::report_progress(double fraction, std::string message) {
         // Distributed mode: written with the next lease renewal.
         if (c.dist()) it->second.progress_dirty = true;
         else c.persist(it->second, task_status::running);
-        c.outbox.push_back(detail::coordinator_impl::make_event(event_kind::task_progress, it->second, message));
+        c.emit(detail::coordinator_impl::make_event(event_kind::task_progress, it->second, message));
     }
     c.apply(fx);
 }
@@ -1773,7 +1789,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                 ev.kind = event_kind::task_rejected;
                 ev.task_id = id;
                 ev.detail = std::string(detail);
-                c.outbox.push_back(std::move(ev));
+                c.emit(std::move(ev));
             }
             c.apply(fx);
             return out;
@@ -1860,10 +1876,10 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
         {
             std::lock_guard lk(c.mu);
             ++c.counters.submitted;
-            c.outbox.push_back(detail::coordinator_impl::make_event_rec(event_kind::task_queued, rec));
+            c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_queued, rec));
             if (evicted) {
                 ++c.counters.cancelled;
-                c.outbox.push_back(
+                c.emit(
                     detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, *evicted, evicted->error));
             }
             fx.wake_waiters = evicted.has_value();
@@ -1893,7 +1909,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
             ev.kind = event_kind::task_rejected;
             ev.task_id = o.id.value_or("");
             ev.detail = std::string(detail);
-            c.outbox.push_back(std::move(ev));
+            c.emit(std::move(ev));
         };
         std::string id = o.id ? *o.id : "task-" + std::to_string(++c.task_seq);
         while (!o.id && c.tasks.count(id)) id = "task-" + std::to_string(++c.task_seq);
@@ -1955,7 +1971,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                 }
                 auto [it, _] = c.tasks.emplace(id, std::move(t));
                 ++c.counters.submitted;
-                c.outbox.push_back(detail::coordinator_impl::make_event(event_kind::task_queued, it->second));
+                c.emit(detail::coordinator_impl::make_event(event_kind::task_queued, it->second));
                 if (c.opt.policy == queue_policy::fail_fast) {
                     c.start_attempt(it->second, *c.pick_worker(it->second.rec.tags), fx);
                 } else {
@@ -2035,7 +2051,10 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
     for (;;) {
         it = c.tasks.find(id);
         if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
-        if (is_terminal(it->second.rec.status)) return it->second.rec;
+        // Terminal, and its terminal event delivered: a subscriber has seen
+        // the end of a task by the time its waiter does.
+        if (is_terminal(it->second.rec.status) && c.delivered_up_to(it->second.terminal_event_seq))
+            return it->second.rec;
         if (c.done_cv.wait_until(lk, deadline) == std::cv_status::timeout) {
             it = c.tasks.find(id);
             if (it != c.tasks.end() && is_terminal(it->second.rec.status)) return it->second.rec;
@@ -2088,7 +2107,7 @@ bool coordinator::cancel(const std::string& id) {
                 if (c.owner_write(r, rec->status)) {
                     std::lock_guard lk(c.mu);
                     ++c.counters.cancelled;
-                    c.outbox.push_back(detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
+                    c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
                     fx.wake_waiters = true;
                 }
             }

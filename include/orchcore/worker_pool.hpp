@@ -125,7 +125,10 @@ public:
             std::lock_guard lk(queue_mutex_);
             queue_.push_back(std::move(f));
             queued_.store(queue_.size(), std::memory_order_relaxed);
-            if (drainers_ < options_.max_concurrent && drainers_ < queue_.size()) {
+            // Not `drainers_ < queue_.size()`: a running drainer may be busy
+            // for long (even waiting for this very callable), so every slot
+            // gets a drainer while work is queued.
+            if (drainers_ < options_.max_concurrent) {
                 ++drainers_;
                 start_drainer = true;
             }

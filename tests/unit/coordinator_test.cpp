@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sync_helpers.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 
@@ -35,45 +37,10 @@ using namespace std::chrono_literals;
 namespace {
 
 using steady = std::chrono::steady_clock;
+using orchcore::test::eventually;
+using orchcore::test::gate;
+using orchcore::test::gate_guard;
 
-template <class Pred>
-bool eventually(Pred&& pred, std::chrono::milliseconds timeout = 5s) {
-    const auto until = steady::now() + timeout;
-    for (;;) {
-        if (pred()) return true;
-        if (steady::now() >= until) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-}
-
-// A one-shot gate that handlers block on until the test opens it. Waits are
-// capped so that a failing test cannot hang the suite.
-class gate {
-public:
-    void open() {
-        {
-            std::lock_guard lk(m_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    bool wait(std::chrono::milliseconds max = 10s) {
-        std::unique_lock lk(m_);
-        return cv_.wait_for(lk, max, [&] { return open_; });
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
-
-// Declared after the coordinator: opens the gate on scope exit (also when a
-// REQUIRE unwinds), before the coordinator's destructor joins its workers.
-struct gate_guard {
-    gate& g;
-    ~gate_guard() { g.open(); }
-};
 
 // Records events. Declare it before the coordinator so that it outlives it.
 class recorder {

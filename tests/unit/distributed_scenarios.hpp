@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sync_helpers.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -61,40 +63,13 @@ inline coordinator_options node_options(const dist_backend& b, std::size_t worke
     return o;
 }
 
+
 template <class Pred>
-bool dist_eventually(Pred&& pred, std::chrono::milliseconds timeout = 10s) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        if (pred()) return true;
-        if (std::chrono::steady_clock::now() >= until) return false;
-        std::this_thread::sleep_for(5ms);
-    }
+bool dist_eventually(Pred&& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    return orchcore::test::eventually(std::forward<Pred>(pred), timeout, std::chrono::milliseconds(5));
 }
-
-class dist_gate {
-public:
-    void open() {
-        {
-            std::lock_guard lk(m_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    bool wait(std::chrono::milliseconds max = 10s) {
-        std::unique_lock lk(m_);
-        return cv_.wait_for(lk, max, [&] { return open_; });
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
-
-struct dist_gate_guard {
-    dist_gate& g;
-    ~dist_gate_guard() { g.open(); }
-};
+using dist_gate = orchcore::test::gate;
+using dist_gate_guard = orchcore::test::gate_guard;
 
 inline std::string status_of(const std::optional<task_record>& r) {
     return r ? std::string(to_string(r->status)) : std::string("<none>");

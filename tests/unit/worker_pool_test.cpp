@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sync_helpers.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,41 +23,10 @@ using namespace std::chrono_literals;
 namespace {
 
 using steady = std::chrono::steady_clock;
+using orchcore::test::eventually;
+using orchcore::test::gate;
+using orchcore::test::gate_guard;
 
-template <class Pred>
-bool eventually(Pred&& pred, std::chrono::milliseconds timeout = 5s) {
-    const auto until = steady::now() + timeout;
-    for (;;) {
-        if (pred()) return true;
-        if (steady::now() >= until) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-}
-
-class gate {
-public:
-    void open() {
-        {
-            std::lock_guard lk(m_);
-            open_ = true;
-        }
-        cv_.notify_all();
-    }
-    bool wait(std::chrono::milliseconds max = 10s) {
-        std::unique_lock lk(m_);
-        return cv_.wait_for(lk, max, [&] { return open_; });
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
-
-struct gate_guard {
-    gate& g;
-    ~gate_guard() { g.open(); }
-};
 
 oc::pool_options opts(std::size_t min_w, std::size_t max_w) {
     oc::pool_options o;
