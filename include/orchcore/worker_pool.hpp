@@ -86,7 +86,8 @@ struct worker_options {
 struct worker_sink {
     virtual ~worker_sink() = default;
     virtual void on_unhandled(std::exception_ptr e) noexcept = 0;
-    virtual void on_done() noexcept {}
+    /// `n` callables finished (reported per batch, not per callable).
+    virtual void on_done(std::uint64_t /*n*/) noexcept {}
 };
 
 /// One worker: its own thread pool, sized to its task slots.
@@ -119,7 +120,7 @@ public:
     /// Runs `f` in one of this worker's task slots, in posting order (with
     /// max_concurrent > 1, several run at once). Never blocks on running work.
     void post(std::function<void()> f) {
-        pending.fetch_add(1, std::memory_order_relaxed);
+        posted_.fetch_add(1, std::memory_order_relaxed);
         bool start_drainer = false;
         {
             std::lock_guard lk(queue_mutex_);
@@ -139,10 +140,16 @@ public:
     /// Waits until every callable posted to this worker has finished.
     void join() { threads_.join(); }
 
-    std::atomic<std::uint64_t> completed{0};
-    std::atomic<std::uint64_t> failed{0};
-    std::atomic<std::size_t> running{0};
-    std::atomic<std::size_t> pending{0};  ///< posted, not yet finished
+    /// Callables given to post() that have not finished yet.
+    std::uint64_t pending() const noexcept {
+        const auto done = done_.load(std::memory_order_acquire);
+        return posted_.load(std::memory_order_acquire) - done;
+    }
+    /// Callables that returned normally / threw.
+    std::uint64_t completed() const noexcept {
+        return done_.load(std::memory_order_relaxed) - failed_.load(std::memory_order_relaxed);
+    }
+    std::uint64_t failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
 
 private:
     // An idle drainer waits a moment before it gives its slot back: in a
@@ -173,19 +180,17 @@ private:
                 queued_.store(queue_.size(), std::memory_order_relaxed);
             }
             for (auto& f : batch) {
-                running.fetch_add(1, std::memory_order_relaxed);
                 try {
                     f();
-                    completed.fetch_add(1, std::memory_order_relaxed);
                 } catch (...) {
-                    failed.fetch_add(1, std::memory_order_relaxed);
+                    failed_.fetch_add(1, std::memory_order_relaxed);
                     if (sink_) sink_->on_unhandled(std::current_exception());
                 }
-                f = nullptr;  // destroy captures before the completion is visible
-                running.fetch_sub(1, std::memory_order_relaxed);
-                if (sink_) sink_->on_done();
-                pending.fetch_sub(1, std::memory_order_release);
+                f = nullptr;  // destroy captures before the completion is counted
             }
+            // Counted per batch, on a cache line the producer does not write.
+            if (sink_) sink_->on_done(batch.size());
+            done_.fetch_add(batch.size(), std::memory_order_release);
             batch.clear();
         }
     }
@@ -198,6 +203,11 @@ private:
     std::deque<std::function<void()>> queue_;
     std::size_t drainers_ = 0;
     std::atomic<std::size_t> queued_{0};  // queue_.size(), readable without the lock
+    // Written by posting threads / by draining threads: kept apart so that a
+    // stream of posts does not bounce one cache line between the two.
+    alignas(64) std::atomic<std::uint64_t> posted_{0};
+    alignas(64) std::atomic<std::uint64_t> done_{0};
+    std::atomic<std::uint64_t> failed_{0};
 };
 
 enum class stop_mode {
@@ -332,7 +342,7 @@ private:
         // work is done, otherwise leave it for a later scale() or stop().
         std::erase_if(retired_, [](const std::shared_ptr<worker>& w) {
             // use_count 1: no post() still holds a list snapshot naming it.
-            if (w.use_count() != 1 || w->pending.load(std::memory_order_acquire) != 0) return false;
+            if (w.use_count() != 1 || w->pending() != 0) return false;
             w->join();
             return true;
         });
@@ -342,7 +352,7 @@ private:
         worker_pool* pool;
         explicit sink(worker_pool* p) : pool(p) {}
         void on_unhandled(std::exception_ptr e) noexcept override { pool->report(e); }
-        void on_done() noexcept override { pool->completed_.fetch_add(1, std::memory_order_relaxed); }
+        void on_done(std::uint64_t n) noexcept override { pool->completed_.fetch_add(n, std::memory_order_relaxed); }
     };
 
     void report(std::exception_ptr e) noexcept {
@@ -370,7 +380,10 @@ private:
     std::mutex scale_mutex_;
     std::atomic<bool> stopped_{false};
     std::atomic<std::size_t> next_{0};
-    std::atomic<std::uint64_t> posted_{0}, completed_{0}, unhandled_{0}, rejected_after_stop_{0};
+    // Posting threads write posted_, workers completed_: separate lines.
+    alignas(64) std::atomic<std::uint64_t> posted_{0};
+    alignas(64) std::atomic<std::uint64_t> completed_{0};
+    std::atomic<std::uint64_t> unhandled_{0}, rejected_after_stop_{0};
     std::uint64_t worker_seq_ = 0;
 };
 
