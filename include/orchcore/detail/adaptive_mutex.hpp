@@ -1,12 +1,8 @@
-// A small mutex for very short critical sections: spin briefly (reading, not
-// hammering the line with CAS), then sleep on a futex. Unlike glibc's
-// std::mutex it counts its sleepers, so unlock makes a wake-up system call
-// only when a thread really sleeps (glibc's mutex, once contended, leaves a
-// "maybe waiters" state that costs a futex_wake on the next unlock even when
-// nobody waits; on a virtual machine a system call costs microseconds).
-//
-// Word layout: bit 0 = locked, bits 1.. = number of sleeping (or about to
-// sleep) threads. Meets the Lockable requirements (std::unique_lock works).
+// A small mutex for very short critical sections: spin briefly, then yield
+// the CPU until the lock is free. It never sleeps on a futex (see
+// lock_slow), so unlock never makes a system call; on a virtual machine a
+// system call costs microseconds, longer than any critical section it
+// guards. Word: bit 0 = locked. Meets the Lockable requirements.
 #pragma once
 
 #include <orchcore/detail/futex.hpp>
@@ -14,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 namespace orchcore::detail {
 
@@ -35,33 +32,23 @@ public:
     }
 
     void unlock() noexcept {
-        const std::uint32_t prev = word_.fetch_sub(locked, std::memory_order_release);
-        if (prev != locked) futex_wake_one(word_);  // someone sleeps (or is about to)
+        word_.store(0, std::memory_order_release);
     }
 
 private:
     static constexpr std::uint32_t locked = 1;
-    static constexpr std::uint32_t sleeper = 2;
     // ~40 x pause: a few microseconds at most, longer than any critical
     // section guarded by this lock unless its holder was preempted.
     static constexpr int spin_limit = 40;
 
+    // Spin, then yield; never sleep on the futex. Profiling the queue's 1x1
+    // path showed the sleep/wake protocol costing a system call per item
+    // (producer and consumer take this lock once per task each); yielding
+    // lets a preempted holder run and makes no wake-up necessary.
     void lock_slow() noexcept {
-        for (int i = 0; i < spin_limit; ++i) {
-            cpu_relax();
+        for (int i = 0;; ++i) {
+            if (i < spin_limit) cpu_relax(); else std::this_thread::yield();
             if (try_lock()) return;
-        }
-        word_.fetch_add(sleeper, std::memory_order_relaxed);
-        for (;;) {
-            std::uint32_t s = word_.load(std::memory_order_relaxed);
-            if ((s & locked) == 0) {
-                // Take the lock and deregister as a sleeper in one step.
-                if (word_.compare_exchange_weak(s, (s | locked) - sleeper, std::memory_order_acquire,
-                                                std::memory_order_relaxed))
-                    return;
-                continue;
-            }
-            futex_wait(word_, s);
         }
     }
 
