@@ -72,6 +72,7 @@
 //   python3 bench/ratios.py out.json
 #include <orchcore/admission_queue.hpp>
 #include <orchcore/any_admission_queue.hpp>
+#include <orchcore/detail/spin.hpp>
 
 #include <benchmark/benchmark.h>
 #include <boost/lockfree/queue.hpp>
@@ -98,15 +99,6 @@ constexpr std::size_t kCapacity = 1024;
 constexpr std::uint64_t kItemsPerIteration = 100'000;
 constexpr std::uint64_t kPoison = ~std::uint64_t{0};  // real items are 1..N
 
-inline void cpu_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#else
-    std::this_thread::yield();
-#endif
-}
 
 /// The one retry policy used by every producer on a full queue and by
 /// consumers of queues without a blocking pop: 1, 2, 4, ..., 32 pauses
@@ -115,7 +107,7 @@ class backoff {
 public:
     void pause() noexcept {
         if (round_ < kSpinRounds) {
-            for (unsigned i = 0; i < (1u << round_); ++i) cpu_pause();
+            for (unsigned i = 0; i < (1u << round_); ++i) orchcore::detail::cpu_relax();
             ++round_;
         } else {
             std::this_thread::yield();

@@ -589,6 +589,20 @@ struct coordinator_impl {
 
     // ------------------------------------------------------------ attempts
 
+    // Lock held. Counts and announces an outcome refused because its
+    // attempt no longer holds the task (stale fencing token).
+    void refuse_stale(const std::string& task_id, const std::string& worker_id, std::uint32_t attempt,
+                      std::string detail) {
+        ++counters.stale_token_refusals;
+        event ev;
+        ev.kind = event_kind::stale_token_refused;
+        ev.task_id = task_id;
+        ev.worker_id = worker_id;
+        ev.attempt = attempt;
+        ev.detail = std::move(detail);
+        emit(std::move(ev));
+    }
+
     // Lock held. The attempt's worker slot is free again whatever happens to
     // its result (a dead worker's attempts were uncounted at its death);
     // stop() waits for running attempts to return, hence the wake-up.
@@ -616,14 +630,7 @@ struct coordinator_impl {
             release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (!leases.release(a->id, a->token) || it == tasks.end() || it->second.attempt != a) {
-                ++counters.stale_token_refusals;
-                event ev;
-                ev.kind = event_kind::stale_token_refused;
-                ev.task_id = a->id;
-                ev.worker_id = a->worker_id;
-                ev.attempt = a->attempt;
-                ev.detail = "late completion of a fenced attempt";
-                emit(std::move(ev));
+                refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
             } else {
                 task_entry& t = it->second;
                 t.attempt.reset();
@@ -1025,14 +1032,8 @@ struct coordinator_impl {
             if (failed) {
                 ++counters.backend_errors;
             } else if (!held) {
-                ++counters.stale_token_refusals;
-                event ev;
-                ev.kind = event_kind::stale_token_refused;
-                ev.task_id = op.rec.id;
-                ev.worker_id = op.rec.worker_id;
-                ev.attempt = op.rec.attempts;
-                ev.detail = "lease lost before the outcome could be recorded";
-                emit(std::move(ev));
+                refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
+                             "lease lost before the outcome could be recorded");
             } else if (!wrote) {
                 ++counters.store_conflicts;
             } else {
@@ -1071,14 +1072,7 @@ struct coordinator_impl {
             release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (it == tasks.end() || it->second.attempt != a) {
-                ++counters.stale_token_refusals;
-                event ev;
-                ev.kind = event_kind::stale_token_refused;
-                ev.task_id = a->id;
-                ev.worker_id = a->worker_id;
-                ev.attempt = a->attempt;
-                ev.detail = "late completion of a fenced attempt";
-                emit(std::move(ev));
+                refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
             } else {
                 task_entry& t = it->second;
                 if (t.cancel_requested) {
