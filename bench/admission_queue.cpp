@@ -31,7 +31,8 @@
 //
 // Every consumer uses the queue's own blocking pop where it has one, so each
 // queue waits with its own strategy: orchcore's pop() polls briefly (a few
-// pauses, then a few yields), then sleeps on a futex in a handoff record;
+// pauses, then a few yields), then sleeps on a futex (reject-new: the ring's
+// wake-up word; the locked policies: a handoff record);
 // TBB's pop() spins/yields briefly, then sleeps; moodycamel's wait_dequeue
 // spins on its lightweight semaphore, then sleeps; the mutex baseline sleeps
 // on its condition variable at once.

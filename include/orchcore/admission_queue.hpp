@@ -14,40 +14,44 @@
 // blocked consumer. Tasks already queued can still be taken; a blocking pop
 // on a closed queue with nothing left throws orchcore::queue_closed.
 //
-// Many producers and many consumers may call any member concurrently. The
-// decisions are made by admission_core under one lock (a futex-based mutex
-// that spins briefly and makes a wake-up system call only when a thread
-// really sleeps); the clock is read once per operation, before locking. A
-// consumer that blocks registers a handoff record, and a producer that finds
-// one moves the task straight into it and wakes exactly that consumer (no
-// thundering herd, no notify at all while nobody sleeps, and the wake-up
-// system call is made after the lock is released). See wait_pop for how a
-// consumer waits; bench/README.md for the measurements behind it.
+// Many producers and many consumers may call any member concurrently.
+//
+// Two implementations sit behind this one type, with the same behaviour
+// (the same property tests run on both):
+//  * a lock-free ring (detail/ring_admission_queue.hpp) for FIFO policies
+//    that reject when full (reject-new) with a capacity of at most
+//    detail::ring_max_capacity (65,536) and nothrow-movable T and Id. Its
+//    slots are preallocated; admissions with generated ids and pops take no
+//    lock. Cancellation, lookups by id and snapshots pause those fast paths
+//    briefly and cost O(depth); caller-supplied ids switch the queue to a
+//    locked, indexed mode until it is next empty.
+//  * a locked queue (detail/locked_admission_queue.hpp) around the
+//    admission_core state machine, for every other case (drop-lru,
+//    fail-fast, priority, large capacities). Its storage grows on demand.
+// uses_ring() tells which one a queue uses.
 #pragma once
 
-#include <orchcore/admission_core.hpp>
-#include <orchcore/detail/adaptive_mutex.hpp>
-#include <orchcore/detail/futex.hpp>
-#include <orchcore/detail/spin.hpp>
+#include <orchcore/detail/locked_admission_queue.hpp>
+#include <orchcore/detail/ring_admission_queue.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <cstdint>
-#include <functional>
-#include <iterator>
-#include <mutex>
 #include <optional>
-#include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace orchcore {
 
 template <class T, admission_policy Policy = policy::reject_new, class Id = job_id>
 class admission_queue {
+    using locked_type = detail::locked_admission_queue<T, Policy, Id>;
+    static constexpr bool ring_eligible = detail::ring_eligible<T, Policy, Id>;
+    // The ring type is only named when it can exist.
+    using ring_type = std::conditional_t<ring_eligible, detail::ring_admission_queue<T, Policy, Id>, locked_type>;
+
 public:
-    using core_type = admission_core<T, Policy, Id>;
     using value_type = T;
     using id_type = Id;
     using policy_type = Policy;
@@ -62,355 +66,151 @@ public:
     /// admission has already taken effect.
     using eviction_handler = std::function<void(const entry_type&)>;
 
+    /// Throws orchcore::invalid_argument naming the field for invalid options.
     explicit admission_queue(queue_options options = {}, eviction_handler on_evict = {})
-        : core_(options), on_evict_(std::move(on_evict)) {}
+        : impl_(make_impl(options, std::move(on_evict))) {}
 
     admission_queue(const admission_queue&) = delete;
     admission_queue& operator=(const admission_queue&) = delete;
 
+    /// True if this queue runs on the lock-free ring.
+    bool uses_ring() const noexcept { return impl_.index() == 0 && ring_eligible; }
+
     /// Admits `value` or rejects it, without blocking. On rejection `value`
     /// is not moved from.
     result_type try_push(T&& value, const request_type& req = {}) {
-        const auto now = clock::now();  // the one clock read of this admission
-        result_type result;
-        waiter* to_wake = nullptr;
-        {
-            auto lock = acquire();
-            auto outcome = core_.admit(std::move(value), req, now, wait_head_ != nullptr);
-            result = std::move(outcome.result);
-            if (result.accepted()) {
-                if constexpr (Policy::handoff_only) {
-                    to_wake = deliver(std::move(*outcome.handoff));
-                } else if (wait_head_ != nullptr) {
-                    // A consumer is waiting, so the queue was empty: the new
-                    // task is the next one out.
-                    to_wake = deliver(std::move(*core_.pop(now)));
-                }
-                publish_size();
-            }
-        }
-        wake(to_wake);
-        if (result.evicted && on_evict_) on_evict_(*result.evicted);
-        return result;
+        return with([&](auto& q) { return q.try_push(std::move(value), req); });
     }
-
     result_type try_push(const T& value, const request_type& req = {}) {
-        T copy(value);
-        return try_push(std::move(copy), req);
+        return with([&](auto& q) { return q.try_push(value, req); });
     }
 
     /// Takes the next task if there is one.
     std::optional<entry_type> try_pop() {
-        if (size_approx_.load(std::memory_order_relaxed) == 0) return std::nullopt;
-        const auto now = clock::now();
-        auto lock = acquire();
-        auto e = core_.pop(now);
-        if (e) publish_size();
-        return e;
+        return with([](auto& q) { return q.try_pop(); });
     }
 
     /// Takes the next task, waiting as long as needed.
     /// Throws queue_closed once the queue is closed and empty.
-    entry_type pop() { return std::move(*wait_pop(std::nullopt)); }
+    entry_type pop() {
+        return with([](auto& q) { return q.pop(); });
+    }
 
     /// Takes the next task, waiting up to `timeout`; empty on timeout.
     /// Throws queue_closed once the queue is closed and empty.
     template <class Rep, class Period>
     std::optional<entry_type> pop_for(const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop(clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return with([&](auto& q) { return q.pop_for(timeout); });
     }
 
     template <class Clock, class Duration>
     std::optional<entry_type> pop_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop(to_steady(deadline));
+        return with([&](auto& q) { return q.pop_until(deadline); });
     }
 
     /// Takes up to `max` tasks without blocking.
     std::vector<entry_type> try_pop_batch(std::size_t max) {
-        std::vector<entry_type> out;
-        if (max == 0 || size_approx_.load(std::memory_order_relaxed) == 0) return out;
-        const auto now = clock::now();
-        auto lock = acquire();
-        out.reserve(std::min(max, core_.size()));
-        core_.pop_batch(std::back_inserter(out), max, now);
-        publish_size();
-        return out;
+        return with([&](auto& q) { return q.try_pop_batch(max); });
     }
 
     /// Takes up to `max` (>= 1) tasks, waiting for the first one. Throws
-    /// queue_closed once the queue is closed and empty.
-    std::vector<entry_type> pop_batch(std::size_t max) { return wait_pop_batch(max, std::nullopt); }
+    /// queue_closed once the queue is closed and empty, invalid_argument
+    /// for max == 0.
+    std::vector<entry_type> pop_batch(std::size_t max) {
+        return with([&](auto& q) { return q.pop_batch(max); });
+    }
 
     /// As pop_batch, waiting up to `timeout`; empty vector on timeout.
     template <class Rep, class Period>
     std::vector<entry_type> pop_batch_for(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop_batch(max, clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return with([&](auto& q) { return q.pop_batch_for(max, timeout); });
     }
 
     template <class Clock, class Duration>
     std::vector<entry_type> pop_batch_until(std::size_t max, const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop_batch(max, to_steady(deadline));
+        return with([&](auto& q) { return q.pop_batch_until(max, deadline); });
     }
 
     /// Removes a queued task (cancellation) and returns it; empty if no task
-    /// with that id is queued. Cancelling twice is a no-op.
+    /// with that id is queued. Cancelling twice is a no-op. The tasks behind
+    /// it move up by exactly one position.
     std::optional<entry_type> cancel(const Id& id) {
-        auto lock = acquire();
-        auto e = core_.cancel(id);
-        publish_size();
-        return e;
+        return with([&](auto& q) { return q.cancel(id); });
     }
 
     /// 0-based position in dequeue order of a queued task.
     std::optional<std::size_t> position_of(const Id& id) const {
-        auto lock = acquire();
-        return core_.position_of(id);
+        return with([&](const auto& q) { return q.position_of(id); });
     }
 
     bool contains(const Id& id) const {
-        auto lock = acquire();
-        return core_.contains(id);
+        return with([&](const auto& q) { return q.contains(id); });
     }
 
     /// Ids in dequeue order (a consistent snapshot).
     std::vector<Id> ids_in_dequeue_order() const {
-        auto lock = acquire();
-        return core_.ids_in_dequeue_order();
+        return with([](const auto& q) { return q.ids_in_dequeue_order(); });
     }
 
     /// Rejects further admissions and wakes all blocked consumers.
     void close() {
-        auto lock = acquire();
-        core_.close();
-        closed_.store(true, std::memory_order_release);
-        // Rare: settle and wake every waiter under the lock.
-        while (wait_head_ != nullptr) {
-            waiter& w = *wait_head_;
-            unlink(w);
-            wake(settle(w, waiter::closed));
-        }
+        with([](auto& q) { q.close(); });
     }
 
-    bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    bool is_closed() const noexcept {
+        return with([](const auto& q) noexcept { return q.is_closed(); });
+    }
 
-    /// Exact depth (takes the lock).
+    /// Exact depth (a consistent snapshot).
     std::size_t size() const {
-        auto lock = acquire();
-        return core_.size();
+        return with([](const auto& q) { return q.size(); });
     }
 
-    /// Depth without locking: may be stale by the time it is read.
-    std::size_t size_approx() const noexcept { return size_approx_.load(std::memory_order_relaxed); }
+    /// Depth read without synchronising: may be stale by the time it is read.
+    std::size_t size_approx() const noexcept {
+        return with([](const auto& q) noexcept { return q.size_approx(); });
+    }
 
-    std::size_t capacity() const noexcept { return core_.capacity(); }
+    std::size_t capacity() const noexcept {
+        return with([](const auto& q) noexcept { return q.capacity(); });
+    }
 
     /// Consumers currently blocked in pop/pop_for/pop_batch.
     std::size_t waiting_consumers() const {
-        auto lock = acquire();
-        return waiting_;
+        return with([](const auto& q) { return q.waiting_consumers(); });
     }
 
     /// Consistent snapshot of all counters.
     queue_metrics metrics() const {
-        auto lock = acquire();
-        return core_.metrics(clock::now());
+        return with([](const auto& q) { return q.metrics(); });
     }
 
 private:
-    // A consumer blocked in wait_pop. It lives on that consumer's stack and is
-    // linked into the queue's FIFO of waiters (under the lock) while the queue
-    // is empty. A producer that admits a task hands it over: under the lock
-    // it unlinks the record, fills `slot` and publishes the outcome in
-    // `state`. The consumer first spins on `state` (its own cache line, so
-    // a handoff while it spins costs no system call on either side), then
-    // announces that it sleeps and parks on the futex. Only a producer that
-    // finds it sleeping wakes it, after releasing the queue lock. On Linux
-    // that wake may hit a record whose owner has already returned (harmless,
-    // see detail/futex.hpp), so the consumer never waits for its waker: a
-    // consumer that waited for the waker could spin while the waker, which
-    // its own wake-up preempted, is not running. Elsewhere the producer sets
-    // `released` after the wake, and a consumer that slept yields until it
-    // sees that bit before its record goes out of scope.
-    struct waiter {
-        static constexpr std::uint32_t waiting = 0, sleeping = 1, delivered = 2, closed = 3;
-        static constexpr std::uint32_t outcome_mask = 3, released = 4;
-        alignas(64) detail::futex_word state{waiting};
-        std::optional<entry_type> slot;
-        waiter* prev = nullptr;
-        waiter* next = nullptr;
-        bool linked = false;
-    };
-
-    using lock_type = std::unique_lock<detail::adaptive_mutex>;
-
-    lock_type acquire() const { return lock_type(mutex_); }
-
-    void publish_size() noexcept { size_approx_.store(core_.size(), std::memory_order_relaxed); }
-
-    template <class Clock, class Duration>
-    static clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& tp) {
-        if constexpr (std::is_same_v<Clock, clock>) {
-            return std::chrono::time_point_cast<clock::duration>(tp);
-        } else {
-            return clock::now() + std::chrono::ceil<clock::duration>(tp - Clock::now());
+    template <class F>
+    decltype(auto) with(F&& f) {
+        if constexpr (ring_eligible) {
+            if (impl_.index() == 0) return f(*std::get_if<0>(&impl_));
         }
+        return f(*std::get_if<1>(&impl_));
+    }
+    template <class F>
+    decltype(auto) with(F&& f) const {
+        if constexpr (ring_eligible) {
+            if (impl_.index() == 0) return f(*std::get_if<0>(&impl_));
+        }
+        return f(*std::get_if<1>(&impl_));
     }
 
-    // lock held
-    void link(waiter& w) noexcept {
-        w.prev = wait_tail_;
-        w.next = nullptr;
-        if (wait_tail_) wait_tail_->next = &w; else wait_head_ = &w;
-        wait_tail_ = &w;
-        w.linked = true;
-        ++waiting_;
-    }
-    void unlink(waiter& w) noexcept {
-        if (!w.linked) return;
-        if (w.prev) w.prev->next = w.next; else wait_head_ = w.next;
-        if (w.next) w.next->prev = w.prev; else wait_tail_ = w.prev;
-        w.linked = false;
-        --waiting_;
-    }
-    // lock held. Gives the longest-waiting consumer its outcome. Returns the
-    // record if its owner sleeps: the caller must then call wake() (after
-    // unlocking, ideally).
-    static waiter* settle(waiter& w, std::uint32_t outcome) noexcept {
-        const std::uint32_t prev = w.state.exchange(outcome, std::memory_order_acq_rel);
-        return prev == waiter::sleeping ? &w : nullptr;
-    }
-    waiter* deliver(entry_type&& e) {
-        waiter& w = *wait_head_;
-        unlink(w);
-        w.slot.emplace(std::move(e));
-        return settle(w, waiter::delivered);
-    }
-    static constexpr bool wake_handshake = !detail::futex_wake_tolerates_dead_word;
+    using impl_type = std::variant<ring_type, locked_type>;
 
-    static void wake(waiter* w) noexcept {
-        if (w == nullptr) return;
-        detail::futex_wake_one(w->state);
-        // Last touch: after this store the owner may return.
-        if constexpr (wake_handshake) w->state.fetch_or(waiter::released, std::memory_order_release);
+    // Returns a prvalue, so the (immovable) queue is built in place.
+    static impl_type make_impl(const queue_options& options, eviction_handler on_evict) {
+        if (ring_eligible && options.capacity <= detail::ring_max_capacity)
+            return impl_type(std::in_place_index<0>, options, std::move(on_evict));
+        return impl_type(std::in_place_index<1>, options, std::move(on_evict));
     }
 
-    // Waiting strategy of a consumer that finds the queue empty, tuned on a
-    // 2-vCPU virtual machine where a system call costs microseconds and a
-    // cache line takes ~0.5us to move between cores:
-    //  1. a few pauses polling the size hint (a task may be microseconds away);
-    //  2. a few yields, still polling the hint: unlike spinning, a yield
-    //     leaves the queue's cache lines with the producer for a while, so
-    //     it runs a burst of admissions at full speed instead of the two
-    //     cores bouncing lines on every operation, and a task that arrives
-    //     meanwhile is taken without any futex traffic;
-    //  3. register a handoff record and spin briefly on it (its own line);
-    //  4. sleep on the record's futex until a producer hands a task over.
-    static constexpr int pre_lock_spin = 4;
-    static constexpr int pre_lock_yield = 8;
-    static constexpr int handoff_spin = 16;
-
-    // Blocks for one task (or until deadline). Invariant: while any consumer
-    // is registered as waiting, the queue is empty.
-    std::optional<entry_type> wait_pop(std::optional<clock::time_point> deadline) {
-        // Steps 1-2 (see above). Not for handoff-only policies (their queue is
-        // always empty: a task is admitted only into a registered record),
-        // nor when the deadline has passed.
-        if (!Policy::handoff_only && (!deadline || *deadline > clock::now())) {
-            for (int i = 0; i < pre_lock_spin + pre_lock_yield; ++i) {
-                if (size_approx_.load(std::memory_order_relaxed) != 0 || closed_.load(std::memory_order_relaxed))
-                    break;
-                if (i < pre_lock_spin) detail::cpu_relax(); else std::this_thread::yield();
-            }
-        }
-        const auto now = clock::now();
-        waiter w;
-        {
-            auto lock = acquire();
-            if (auto e = core_.pop(now)) {
-                publish_size();
-                return e;
-            }
-            if (core_.is_closed()) throw queue_closed();
-            if (deadline && *deadline <= now) return std::nullopt;
-            link(w);
-        }
-
-        std::uint32_t s = waiter::waiting;
-        for (int i = 0; i < handoff_spin; ++i) {
-            s = w.state.load(std::memory_order_acquire);
-            if (s != waiter::waiting) break;
-            detail::cpu_relax();
-        }
-        bool slept = false;
-        if (s == waiter::waiting) {
-            slept = w.state.compare_exchange_strong(s, waiter::sleeping, std::memory_order_acq_rel,
-                                                    std::memory_order_acquire);
-            if (slept) {
-                s = waiter::sleeping;
-                for (;;) {
-                    const bool in_time = detail::futex_wait(w.state, waiter::sleeping, deadline ? &*deadline : nullptr);
-                    s = w.state.load(std::memory_order_acquire);
-                    if (s != waiter::sleeping) break;
-                    if (!in_time || (deadline && clock::now() >= *deadline)) {
-                        // Timed out: withdraw, unless a producer settled us meanwhile.
-                        auto lock = acquire();
-                        s = w.state.load(std::memory_order_acquire);
-                        if (s == waiter::sleeping) {
-                            unlink(w);
-                            return std::nullopt;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        if (wake_handshake && slept) {
-            // The settling producer saw us asleep: wait until it is done with
-            // our record (yielding: it may need this core to get there).
-            while ((s & waiter::released) == 0) {
-                std::this_thread::yield();
-                s = w.state.load(std::memory_order_acquire);
-            }
-        }
-        if ((s & waiter::outcome_mask) == waiter::closed) throw queue_closed();
-        return std::move(w.slot);
-    }
-
-    std::vector<entry_type> wait_pop_batch(std::size_t max, std::optional<clock::time_point> deadline) {
-        if (max == 0) throw invalid_argument("max", "0", "batch size must be at least 1");
-        std::vector<entry_type> out;
-        if (size_approx_.load(std::memory_order_relaxed) != 0) {
-            const auto now = clock::now();
-            auto lock = acquire();
-            if (!core_.empty()) {
-                out.reserve(std::min(max, core_.size()));
-                core_.pop_batch(std::back_inserter(out), max, now);
-                publish_size();
-                return out;
-            }
-        }
-        auto first = wait_pop(deadline);
-        if (!first) return out;
-        out.push_back(std::move(*first));
-        if (max > 1) {
-            auto more = try_pop_batch(max - 1);
-            for (auto& e : more) out.push_back(std::move(e));
-        }
-        return out;
-    }
-
-    // The lock word, the waiter list and the size hint share a cache line,
-    // and admission_core keeps its hot fields first, right after them: under
-    // contention every line the lock holder touches may have to travel from
-    // the other core, so the fewer the better.
-    alignas(64) mutable detail::adaptive_mutex mutex_;
-    std::atomic<bool> closed_{false};
-    std::atomic<std::size_t> size_approx_{0};
-    waiter* wait_head_ = nullptr;
-    waiter* wait_tail_ = nullptr;
-    std::size_t waiting_ = 0;
-    core_type core_;
-    eviction_handler on_evict_;
+    impl_type impl_;
 };
 
 /// Named aliases for the built-in policies.

@@ -53,9 +53,20 @@ public:
         return max();
     }
 
-    friend bool operator==(const latency_histogram&, const latency_histogram&) = default;
+    /// Rebuilds a histogram from its parts (bucket counts, sum and max in
+    /// nanoseconds), for owners that record into their own concurrent
+    /// counters and publish a snapshot.
+    static latency_histogram from_parts(const std::array<std::uint64_t, bucket_count>& buckets,
+                                        std::uint64_t sum_ns, std::uint64_t max_ns) noexcept {
+        latency_histogram h;
+        h.buckets_ = buckets;
+        for (auto b : buckets) h.count_ += b;
+        h.sum_ns_ = sum_ns;
+        h.max_ns_ = max_ns;
+        return h;
+    }
 
-private:
+    /// Bucket index of a duration in nanoseconds.
     static std::size_t bucket_for(std::uint64_t ns) noexcept {
         const std::uint64_t us = (ns + 999) / 1000;  // round up: bucket i holds <= 2^i us
         if (us <= 1) return 0;
@@ -63,6 +74,9 @@ private:
         return std::min(b, bucket_count - 1);
     }
 
+    friend bool operator==(const latency_histogram&, const latency_histogram&) = default;
+
+private:
     std::array<std::uint64_t, bucket_count> buckets_{};
     std::uint64_t count_ = 0;
     std::uint64_t sum_ns_ = 0;
