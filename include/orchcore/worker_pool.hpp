@@ -16,6 +16,8 @@
 // stderr. submit() delivers exceptions through the future instead.
 #pragma once
 
+#include <orchcore/detail/adaptive_mutex.hpp>
+#include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/error.hpp>
 
 #include <boost/asio/post.hpp>
@@ -120,12 +122,13 @@ public:
     /// Runs `f` in one of this worker's task slots, in posting order (with
     /// max_concurrent > 1, several run at once). Never blocks on running work.
     void post(std::function<void()> f) {
-        posted_.fetch_add(1, std::memory_order_relaxed);
         bool start_drainer = false;
         {
             std::lock_guard lk(queue_mutex_);
             queue_.push_back(std::move(f));
             queued_.store(queue_.size(), std::memory_order_relaxed);
+            // Written only under the lock, so a plain store, not an RMW.
+            posted_.store(posted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
             // Not `drainers_ < queue_.size()`: a running drainer may be busy
             // for long (even waiting for this very callable), so every slot
             // gets a drainer while work is queued.
@@ -145,6 +148,8 @@ public:
         const auto done = done_.load(std::memory_order_acquire);
         return posted_.load(std::memory_order_acquire) - done;
     }
+    /// Callables given to post() so far.
+    std::uint64_t posted() const noexcept { return posted_.load(std::memory_order_acquire); }
     /// Callables that returned normally / threw.
     std::uint64_t completed() const noexcept {
         return done_.load(std::memory_order_relaxed) - failed_.load(std::memory_order_relaxed);
@@ -199,12 +204,15 @@ private:
     boost::asio::thread_pool threads_;
     clock::time_point started_at_ = clock::now();
     worker_sink* sink_ = nullptr;
-    std::mutex queue_mutex_;
+    // Held for a push or for taking a batch: a spin-then-yield lock, whose
+    // unlock is a plain store (std::mutex's is a second atomic RMW).
+    detail::adaptive_mutex queue_mutex_;
     std::deque<std::function<void()>> queue_;
     std::size_t drainers_ = 0;
     std::atomic<std::size_t> queued_{0};  // queue_.size(), readable without the lock
-    // Written by posting threads / by draining threads: kept apart so that a
-    // stream of posts does not bounce one cache line between the two.
+    // Written by posting threads (under the lock) / by draining threads:
+    // kept apart so that a stream of posts does not bounce one cache line
+    // between the two.
     alignas(64) std::atomic<std::uint64_t> posted_{0};
     alignas(64) std::atomic<std::uint64_t> done_{0};
     std::atomic<std::uint64_t> failed_{0};
@@ -243,27 +251,33 @@ class worker_pool {
 public:
     explicit worker_pool(pool_options o = {}) : options_(std::move(o)) {
         options_.validate();
-        auto initial = std::make_shared<worker_list>();
+        auto initial = std::make_unique<worker_list>();
         for (std::size_t i = 0; i < options_.min_workers; ++i) initial->push_back(make_worker());
-        workers_.store(std::shared_ptr<const worker_list>(std::move(initial)), std::memory_order_release);
+        current_.store(initial.get(), std::memory_order_release);
+        list_ = std::move(initial);
     }
 
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
     ~worker_pool() { stop(stop_mode::graceful); }
 
-    /// Runs `f` on some worker (round robin). Never blocks. Throws
-    /// shutdown_error after stop().
+    /// Runs `f` on some worker (each posting thread goes round robin). Never
+    /// blocks. Throws shutdown_error after stop().
     template <class F>
     void post(F&& f) {
-        auto list = workers_.load(std::memory_order_acquire);
-        if (stopped_.load(std::memory_order_acquire) || list->empty()) {
+        // The reader section keeps the worker list (and the workers on it)
+        // from being retired under this call; it costs two uncontended
+        // atomic increments on the calling thread's own cache line.
+        reader_gate::section in(gate_);
+        const worker_list* list = current_.load(std::memory_order_seq_cst);
+        if (stopped_.load(std::memory_order_seq_cst) || list->empty()) {
+            in.leave();
             rejected_after_stop_.fetch_add(1, std::memory_order_relaxed);
             throw shutdown_error("orchcore: worker_pool::post after stop()");
         }
-        const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed) % list->size();
-        posted_.fetch_add(1, std::memory_order_relaxed);
-        (*list)[i]->post(std::function<void()>(std::forward<F>(f)));
+        // Per-thread round robin: no shared counter for posters to fight over.
+        thread_local std::size_t next = 0;
+        (*list)[next++ % list->size()]->post(std::function<void()>(std::forward<F>(f)));
     }
 
     /// Runs `f` on some worker; its result or exception arrives through the future.
@@ -283,30 +297,43 @@ public:
         std::lock_guard lk(scale_mutex_);
         if (stopped_.load(std::memory_order_acquire)) throw shutdown_error("orchcore: worker_pool::scale after stop()");
         n = std::clamp(n, options_.min_workers, options_.max_workers);
-        auto cur = workers_.load(std::memory_order_acquire);
-        auto next = std::make_shared<worker_list>(*cur);
+        auto next = std::make_unique<worker_list>(*list_);
         while (next->size() < n) next->push_back(make_worker());
+        std::vector<std::shared_ptr<worker>> removed;
         while (next->size() > n) {
-            retired_.push_back(next->back());
+            removed.push_back(next->back());
             next->pop_back();
         }
-        workers_.store(std::shared_ptr<const worker_list>(std::move(next)), std::memory_order_release);
+        current_.store(next.get(), std::memory_order_seq_cst);
+        // After this, no post() can still be reading the old list or be
+        // about to give work to a removed worker.
+        gate_.wait_for_readers();
+        list_ = std::move(next);
+        retired_.insert(retired_.end(), removed.begin(), removed.end());
         reap_retired_locked();
         return n;
     }
 
-    std::size_t size() const { return workers_.load(std::memory_order_acquire)->size(); }
+    std::size_t size() const {
+        std::lock_guard lk(scale_mutex_);
+        return list_->size();
+    }
 
     /// Snapshot of the current workers.
     std::vector<std::shared_ptr<worker>> workers() const {
-        auto list = workers_.load(std::memory_order_acquire);
-        return {list->begin(), list->end()};
+        std::lock_guard lk(scale_mutex_);
+        return *list_;
     }
 
     pool_stats stats() const {
         pool_stats s;
-        s.workers = size();
-        s.posted = posted_.load(std::memory_order_relaxed);
+        {
+            std::lock_guard lk(scale_mutex_);
+            s.workers = list_->size();
+            s.posted = posted_by_reaped_;
+            for (const auto& w : *list_) s.posted += w->posted();
+            for (const auto& w : retired_) s.posted += w->posted();
+        }
         s.completed = completed_.load(std::memory_order_relaxed);
         s.unhandled_exceptions = unhandled_.load(std::memory_order_relaxed);
         s.rejected_after_stop = rejected_after_stop_.load(std::memory_order_relaxed);
@@ -319,17 +346,19 @@ public:
     /// cancellable tasks). Idempotent.
     void stop(stop_mode = stop_mode::graceful) {
         std::lock_guard lk(scale_mutex_);
-        if (stopped_.exchange(true, std::memory_order_acq_rel)) return;
-        auto cur = workers_.load(std::memory_order_acquire);
-        for (auto& w : *cur) w->join();
+        if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
+        // A post() that did not see stopped_ finishes handing over its
+        // callable before the workers are joined, so none is left behind.
+        gate_.wait_for_readers();
+        for (auto& w : *list_) w->join();
         for (auto& w : retired_) w->join();
-        retired_.clear();
     }
 
     bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
 private:
     using worker_list = std::vector<std::shared_ptr<worker>>;
+    using reader_gate = detail::reader_gate<16>;
 
     std::shared_ptr<worker> make_worker() {
         worker_options o = options_.worker_template;
@@ -338,12 +367,13 @@ private:
     }
 
     void reap_retired_locked() {
-        // A retired worker gets no new work; join it (quick) once its posted
-        // work is done, otherwise leave it for a later scale() or stop().
-        std::erase_if(retired_, [](const std::shared_ptr<worker>& w) {
-            // use_count 1: no post() still holds a list snapshot naming it.
-            if (w.use_count() != 1 || w->pending() != 0) return false;
+        // A retired worker gets no new work (scale() waited out the posts
+        // that could still reach it); join it (quick) once its work is done,
+        // otherwise leave it for a later scale() or stop().
+        std::erase_if(retired_, [this](const std::shared_ptr<worker>& w) {
+            if (w->pending() != 0) return false;
             w->join();
+            posted_by_reaped_ += w->posted();
             return true;
         });
     }
@@ -375,13 +405,15 @@ private:
 
     pool_options options_;
     sink sink_{this};
-    std::atomic<std::shared_ptr<const worker_list>> workers_;
+    // post() reads current_ inside a reader section; scale() and stop()
+    // replace or retire under scale_mutex_ and wait for readers.
+    std::atomic<const worker_list*> current_{nullptr};
+    std::unique_ptr<worker_list> list_;  // what current_ points to; scale_mutex_
     std::vector<std::shared_ptr<worker>> retired_;
-    std::mutex scale_mutex_;
+    std::uint64_t posted_by_reaped_ = 0;  // scale_mutex_
+    mutable std::mutex scale_mutex_;
+    reader_gate gate_;
     std::atomic<bool> stopped_{false};
-    std::atomic<std::size_t> next_{0};
-    // Posting threads write posted_, workers completed_: separate lines.
-    alignas(64) std::atomic<std::uint64_t> posted_{0};
     alignas(64) std::atomic<std::uint64_t> completed_{0};
     std::atomic<std::uint64_t> unhandled_{0}, rejected_after_stop_{0};
     std::uint64_t worker_seq_ = 0;

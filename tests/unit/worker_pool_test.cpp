@@ -187,6 +187,39 @@ TEST_CASE("worker_pool: scale is clamped; removed workers finish what they were 
     CHECK(more.load() == 10);
 }
 
+TEST_CASE("worker_pool: posts racing scale() and stop() are each run exactly once or refused", "[worker_pool]") {
+    // Three threads post while a fourth scales the pool up and down and
+    // finally stops it: every post either returned (and its callable ran,
+    // once) or threw shutdown_error; posted/completed agree.
+    oc::worker_pool pool{opts(1, 6)};
+    std::atomic<std::uint64_t> ran{0}, accepted{0}, refused{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> posters;
+    for (int t = 0; t < 3; ++t) {
+        posters.emplace_back([&] {
+            while (!go.load()) std::this_thread::yield();
+            for (int i = 0; i < 20'000; ++i) {
+                try {
+                    pool.post([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+                    accepted.fetch_add(1, std::memory_order_relaxed);
+                } catch (const oc::shutdown_error&) {
+                    refused.fetch_add(1, std::memory_order_relaxed);
+                }
+            }
+        });
+    }
+    go = true;
+    for (std::size_t i = 0; i < 200; ++i) pool.scale(1 + (i * 7) % 6);
+    pool.stop();
+    for (auto& t : posters) t.join();
+    CHECK(accepted.load() + refused.load() == 60'000);
+    CHECK(ran.load() == accepted.load());
+    const auto st = pool.stats();
+    CHECK(st.posted == accepted.load());
+    CHECK(st.completed == accepted.load());
+    CHECK(st.rejected_after_stop == refused.load());
+}
+
 TEST_CASE("worker_pool: after stop, post and scale throw shutdown_error", "[worker_pool]") {
     oc::worker_pool pool{opts(1, 2)};
     pool.stop();

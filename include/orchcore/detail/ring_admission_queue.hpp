@@ -51,6 +51,7 @@
 #include <orchcore/detail/futex.hpp>
 #include <orchcore/detail/id_index.hpp>
 #include <orchcore/detail/spin.hpp>
+#include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/metrics.hpp>
 #include <orchcore/priority.hpp>
@@ -132,13 +133,7 @@ private:
         std::atomic<std::uint64_t> max_ns{0};
     };
 
-    static std::size_t stripe_of_this_thread() noexcept {
-        // Threads are dealt stripes round-robin on first use, so a handful
-        // of consumers get a stripe each.
-        static std::atomic<std::size_t> next{0};
-        thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
-        return mine;
-    }
+    static std::size_t stripe_of_this_thread() noexcept { return thread_stripe<stripe_count>(); }
 
     std::array<stripe, stripe_count> stripes_{};
 };
@@ -715,11 +710,7 @@ private:
         std::atomic<std::uint32_t> count{0};
     };
     static constexpr std::size_t in_flight_stripes = 8;
-    static std::size_t in_flight_stripe() noexcept {
-        static std::atomic<std::size_t> next{0};
-        thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % in_flight_stripes;
-        return mine;
-    }
+    static std::size_t in_flight_stripe() noexcept { return thread_stripe<in_flight_stripes>(); }
     mutable std::array<in_flight_stripe_t, in_flight_stripes> in_flight_{};
     // Read-mostly: written only by exclusive operations.
     alignas(64) mutable std::atomic<bool> exclusive_{false};
