@@ -111,13 +111,15 @@ struct attempt_state {
     // Async handlers: their strand and cancellation signal.
     std::optional<asio::strand<asio::thread_pool::executor_type>> strand;
     asio::cancellation_signal signal;
+    // Plain handlers: the handler, kept alive for the attempt.
+    std::shared_ptr<const task_handler> sync_handler;
 };
 
 enum class location { none, queue, ready, parked, delayed, running };
 
 struct task_entry {
     task_record rec;
-    std::deque<std::string> mailbox;
+    std::vector<std::string> mailbox;  // not a deque: an empty deque allocates
     std::shared_ptr<attempt_state> attempt;
     location where = location::none;
     std::multimap<steady::time_point, std::string>::iterator delayed_it{};
@@ -203,6 +205,7 @@ struct coordinator_impl {
           rng(std::random_device{}()),
           tp(opt.transport),
           node(make_node_id(opt)),
+          write_through(opt.store != nullptr || opt.transport != nullptr),
           tick_timer(ctl) {
         if (tp) {
             renew_every = opt.lease_renew_interval.count() > 0 ? opt.lease_renew_interval : opt.lease_duration / 3;
@@ -255,11 +258,25 @@ struct coordinator_impl {
     bool publishing = false;   // a thread is draining the outbox
     std::thread::id publisher{};               // which one
     std::uint64_t emitted = 0, delivered = 0;  // events put in the outbox / published
+    std::atomic<bool> outbox_nonempty{false};  // lets apply() skip the lock when nothing is to publish
 
     // Lock held.
     void emit(event e) {
         outbox.push_back(std::move(e));
         ++emitted;
+        outbox_nonempty.store(true, std::memory_order_relaxed);
+    }
+
+    // Lock held. A task event; not even built when nobody listens and
+    // nothing is waiting to be published (so the sequence numbers that
+    // wait_for() relies on stay in order: it counts as delivered at once).
+    void emit_task(event_kind k, const task_entry& t, std::string detail = {}) {
+        if (outbox.empty() && !bus.has_subscribers()) {
+            ++emitted;
+            ++delivered;
+            return;
+        }
+        emit(make_event(k, t, std::move(detail)));
     }
 
     // Lock held. Whether events up to `seq` reached the subscribers, or cannot
@@ -282,6 +299,10 @@ struct coordinator_impl {
     static constexpr const char* cancel_key = "orchcore.cancel";
 
     bool dist() const noexcept { return tp != nullptr; }
+    // Local mode on the built-in store: the task table is the record of
+    // truth and nothing is copied into a second table. With a store of the
+    // user's (or in distributed mode), every change is written through.
+    bool write_through = true;
 
     asio::io_context ctl;
     asio::steady_timer tick_timer;
@@ -317,6 +338,7 @@ struct coordinator_impl {
 
     // Write-through of a record whose stored status was `expected`.
     void persist(const task_entry& t, task_status expected) {
+        if (!write_through) return;
         if (!store->update(t.rec, expected)) ++counters.store_conflicts;
     }
 
@@ -357,7 +379,7 @@ struct coordinator_impl {
             case task_status::timed_out: ++counters.timed_out; k = event_kind::task_timed_out; break;
             default: break;
         }
-        emit(make_event(k, t, to == task_status::completed ? std::string{} : t.rec.error));
+        emit_task(k, t, to == task_status::completed ? std::string{} : t.rec.error);
         t.terminal_event_seq = emitted;
         fx.wake_waiters = true;
     }
@@ -460,7 +482,7 @@ struct coordinator_impl {
             ln.sync = handlers.at(t.rec.type);
         }
         fx.launches.push_back(std::move(ln));
-        emit(make_event(event_kind::task_started, t));
+        emit_task(event_kind::task_started, t);
     }
 
     // Places waiting tasks on free fitting workers: parked first, then tasks
@@ -640,7 +662,7 @@ struct coordinator_impl {
                     ++t.rec.turns;
                     ++counters.continued;
                     requeue(t, a->continue_delay, false);
-                    emit(make_event(event_kind::task_continued, t));
+                    emit_task(event_kind::task_continued, t);
                 } else if (o.kind == outcome::success) {
                     t.rec.result = std::move(o.result);
                     t.rec.progress = 1.0;
@@ -661,20 +683,23 @@ struct coordinator_impl {
             ++counters.retried;
             t.rec.error = error;
             requeue(t, backoff_delay(t), false);
-            emit(make_event(event_kind::task_retried, t, std::move(error)));
+            emit_task(event_kind::task_retried, t, std::move(error));
         } else {
             finish(t, task_status::failed, std::move(error), fx);
         }
     }
 
     void run_sync(const launch& ln) {
-        auto a = ln.a;
-        auto h = ln.sync;
-        asio::post(ln.w->executor(), [this, a, h] {
+        ln.a->sync_handler = ln.sync;
+        // Through the worker's queue, not an Asio post per task: a stream of
+        // launches keeps the worker's drainers busy instead of waking a
+        // thread per task. The callable holds only `a`, so std::function
+        // stores it without allocating.
+        ln.w->post([a = ln.a] {
             outcome o;
             try {
                 task_context ctx(a);
-                o.result = (*h)(ctx);
+                o.result = (*a->sync_handler)(ctx);
             } catch (const non_retryable_error& e) {
                 o = {outcome::failure, {}, e.what(), false};
             } catch (const std::exception& e) {
@@ -682,7 +707,7 @@ struct coordinator_impl {
             } catch (...) {
                 o = {outcome::failure, {}, "unknown exception", true};
             }
-            finish_attempt(a, std::move(o));
+            a->c->finish_attempt(a, std::move(o));
         });
     }
 
@@ -720,6 +745,9 @@ struct coordinator_impl {
     // subscriber that calls back into the coordinator only appends; the
     // draining thread publishes those too before it returns.
     void flush_events() {
+        // Whoever emits calls apply() after releasing the lock, so it sees
+        // its own event here; an empty outbox needs no lock round trip.
+        if (!outbox_nonempty.load(std::memory_order_relaxed)) return;
         std::unique_lock lk(mu);
         if (publishing) return;
         publishing = true;
@@ -727,6 +755,7 @@ struct coordinator_impl {
         while (!outbox.empty()) {
             std::deque<event> batch;
             batch.swap(outbox);
+            outbox_nonempty.store(false, std::memory_order_relaxed);
             lk.unlock();
             for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
             lk.lock();
@@ -838,7 +867,7 @@ struct coordinator_impl {
                         ++counters.retried;
                         t.rec.error = "turn timeout";
                         requeue(t, backoff_delay(t), false);
-                        emit(make_event(event_kind::task_retried, t, "turn timeout"));
+                        emit_task(event_kind::task_retried, t, "turn timeout");
                     } else {
                         finish(t, task_status::timed_out, "turn timeout", fx);
                     }
@@ -886,7 +915,7 @@ struct coordinator_impl {
                             finish(t, task_status::cancelled, "cancelled", fx);
                         } else {
                             requeue(t, std::chrono::milliseconds{0}, true);
-                            emit(make_event(event_kind::task_requeued, t, "worker declared dead"));
+                            emit_task(event_kind::task_requeued, t, "worker declared dead");
                         }
                     }
                     it->second.running.clear();
@@ -924,8 +953,8 @@ struct coordinator_impl {
                     auto it = tasks.find(id);
                     if (it == tasks.end() || !is_terminal(it->second.rec.status)) continue;
                     ++counters.expired;
-                    emit(make_event(event_kind::task_expired, it->second));
-                    store->erase(id);
+                    emit_task(event_kind::task_expired, it->second);
+                    if (write_through) store->erase(id);
                     tasks.erase(it);
                 }
             }
@@ -1623,9 +1652,8 @@ std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::atte
         throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
                                            " no longer holds it (stale fencing token)");
     }
-    std::vector<std::string> out(std::make_move_iterator(it->second.mailbox.begin()),
-                                 std::make_move_iterator(it->second.mailbox.end()));
-    it->second.mailbox.clear();
+    std::vector<std::string> out;
+    out.swap(it->second.mailbox);
     return out;
 }
 }  // namespace
@@ -1682,7 +1710,7 @@ void task_context::report_progress(double fraction, std::string message) {
         // Distributed mode: written with the next lease renewal.
         if (c.dist()) it->second.progress_dirty = true;
         else c.persist(it->second, task_status::running);
-        c.emit(detail::coordinator_impl::make_event(event_kind::task_progress, it->second, message));
+        c.emit_task(event_kind::task_progress, it->second, message);
     }
     c.apply(fx);
 }
@@ -1910,7 +1938,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
 
         if (c.stopping) {
             reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0});
-        } else if (c.tasks.count(id) || (o.id && c.store->get(id))) {
+        } else if (c.tasks.count(id) || (o.id && c.write_through && c.store->get(id))) {
             reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
                    std::chrono::milliseconds{0});
         } else if (!priority::is_valid(o.priority)) {
@@ -1956,7 +1984,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                     c.deadlines.emplace(*t.deadline, id);
                 }
                 c.set_status(t, task_status::queued);
-                if (!c.store->create(t.rec)) {
+                if (c.write_through && !c.store->create(t.rec)) {
                     // Another coordinator sharing the store took this id first.
                     if (c.opt.policy != queue_policy::fail_fast) c.queue->cancel(id);
                     reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
@@ -1965,7 +1993,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                 }
                 auto [it, _] = c.tasks.emplace(id, std::move(t));
                 ++c.counters.submitted;
-                c.emit(detail::coordinator_impl::make_event(event_kind::task_queued, it->second));
+                c.emit_task(event_kind::task_queued, it->second);
                 if (c.opt.policy == queue_policy::fail_fast) {
                     c.start_attempt(it->second, *c.pick_worker(it->second.rec.tags), fx);
                 } else {
@@ -2057,16 +2085,30 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
     }
 }
 
-std::optional<task_record> coordinator::get_task(const std::string& id) const { return impl_->store->get(id); }
+std::optional<task_record> coordinator::get_task(const std::string& id) const {
+    auto& c = *impl_;
+    if (c.write_through) return c.store->get(id);
+    std::lock_guard lk(c.mu);
+    auto it = c.tasks.find(id);
+    if (it == c.tasks.end()) return std::nullopt;
+    return it->second.rec;
+}
 
 std::optional<task_status> coordinator::get_status(const std::string& id) const {
-    auto r = impl_->store->get(id);
+    auto& c = *impl_;
+    if (!c.write_through) {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(id);
+        if (it == c.tasks.end()) return std::nullopt;
+        return it->second.rec.status;
+    }
+    auto r = c.store->get(id);
     if (!r) return std::nullopt;
     return r->status;
 }
 
 std::optional<std::string> coordinator::get_result(const std::string& id) const {
-    auto r = impl_->store->get(id);
+    auto r = get_task(id);
     if (!r || r->status != task_status::completed) return std::nullopt;
     return r->result;
 }

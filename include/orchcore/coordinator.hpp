@@ -160,9 +160,11 @@ struct coordinator_options {
     /// attempt fenced off) after this long even if its handler ignores it.
     std::chrono::milliseconds cancel_grace{5'000};
 
-    /// Where task records and worker records live. Empty: in-memory
-    /// (memory_task_store, memory_worker_registry). Every lifecycle change is
-    /// written through; get_task() reads from the store.
+    /// Where task records and worker records live. A store given here gets
+    /// every lifecycle change written through, and get_task() reads from it.
+    /// Empty: in-memory; a local coordinator then keeps records in its own
+    /// task table only (no second copy), with the same visibility and TTLs.
+    /// Empty registry: memory_worker_registry.
     std::shared_ptr<task_store> store{};
     std::shared_ptr<worker_registry> registry{};
 
