@@ -1656,9 +1656,41 @@ std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::atte
     out.swap(it->second.mailbox);
     return out;
 }
+
+// Distributed mode: the mailbox is the transport's, shared by every node;
+// the take is fenced by the attempt's lease token in the transport.
+std::vector<std::string> take_remote(detail::coordinator_impl& c, detail::attempt_state& a) {
+    auto refuse = [&] {
+        std::lock_guard lk(c.mu);
+        ++c.counters.stale_token_refusals;
+        return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                            " no longer holds it (stale fencing token)");
+    };
+    {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(a.id);
+        if (it == c.tasks.end() || it->second.attempt.get() != &a) {
+            ++c.counters.stale_token_refusals;
+            throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                               " no longer holds it (stale fencing token)");
+        }
+    }
+    auto msgs = c.tp->take_messages(a.id, a.token);
+    if (!msgs) throw refuse();
+    return std::move(*msgs);
+}
+
+// How long a distributed receive_for sleeps between looks at the shared
+// mailbox (a steer() on this node wakes it at once).
+std::chrono::milliseconds next_poll(std::chrono::milliseconds& backoff) {
+    const auto b = backoff;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+    return b;
+}
 }  // namespace
 
 std::vector<std::string> task_context::receive() {
+    if (s_->c->dist()) return take_remote(*s_->c, *s_);
     std::lock_guard lk(s_->c->mu);
     return drain_mailbox(*s_->c, *s_);
 }
@@ -1666,6 +1698,16 @@ std::vector<std::string> task_context::receive() {
 std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
     auto& c = *s_->c;
     const auto deadline = detail::steady::now() + timeout;
+    if (c.dist()) {
+        auto backoff = std::chrono::milliseconds(1);
+        for (;;) {
+            auto msgs = take_remote(c, *s_);
+            const auto now = detail::steady::now();
+            if (!msgs.empty() || s_->cancel.load() || now >= deadline) return msgs;
+            std::unique_lock lk(c.mu);
+            s_->mailbox_cv.wait_until(lk, std::min(deadline, now + next_poll(backoff)));
+        }
+    }
     std::unique_lock lk(c.mu);
     for (;;) {
         auto msgs = drain_mailbox(c, *s_);
@@ -1679,14 +1721,23 @@ asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::c
     auto& c = *s->c;
     const auto deadline = detail::steady::now() + timeout;
     asio::steady_timer timer(co_await asio::this_coro::executor);
+    auto backoff = std::chrono::milliseconds(1);
     for (;;) {
-        {
+        auto wake_at = deadline;
+        if (c.dist()) {
+            auto msgs = take_remote(c, *s);
+            const auto now = detail::steady::now();
+            if (!msgs.empty() || s->cancel.load() || now >= deadline) co_return msgs;
+            wake_at = std::min(deadline, now + next_poll(backoff));
+            std::lock_guard lk(c.mu);
+            s->waiting_timer = &timer;
+        } else {
             std::lock_guard lk(c.mu);
             auto msgs = drain_mailbox(c, *s);
             if (!msgs.empty() || s->cancel.load() || detail::steady::now() >= deadline) co_return msgs;
             s->waiting_timer = &timer;
         }
-        timer.expires_at(deadline);
+        timer.expires_at(wake_at);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
         std::lock_guard lk(c.mu);
         s->waiting_timer = nullptr;
@@ -2186,22 +2237,33 @@ bool coordinator::cancel(const std::string& id) {
 
 void coordinator::steer(const std::string& id, std::vector<std::string> messages) {
     auto& c = *impl_;
-    if (c.dist()) {
-        bool here = false;
-        {
-            std::lock_guard lk(c.mu);
-            auto it = c.tasks.find(id);
-            here = it != c.tasks.end() && it->second.attempt;
+    // Wakes a handler of this node waiting in receive_for for this task.
+    auto wake_local = [&c](detail::task_entry& t) {
+        if (!t.attempt) return;
+        t.attempt->mailbox_cv.notify_all();
+        if (t.attempt->strand) {
+            auto a = t.attempt;
+            asio::post(*a->strand, [a, &c] {
+                std::lock_guard lk2(c.mu);
+                if (a->waiting_timer) a->waiting_timer->cancel();
+            });
         }
-        if (!here) {
+    };
+    if (c.dist()) {
+        // The mailbox is in the transport: whichever node runs the task
+        // (now or in a later attempt) reads it there.
+        if (!c.tp->post_messages(id, messages)) {
             auto rec = c.store->get(id);
             if (!rec) throw error(errc::not_found, "orchcore: steer: no task with id \"" + id + "\"");
             if (is_terminal(rec->status))
                 throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
                                                      std::string(to_string(rec->status)));
-            throw error(errc::not_found, "orchcore: steer: task \"" + id + "\" is not running on this node (" +
-                                             c.node + "); steering is node-local in distributed mode");
+            throw error(errc::not_found, "orchcore: steer: task \"" + id + "\" is not in the queue (" +
+                                             std::string(to_string(rec->status)) + ", finishing or not yet admitted)");
         }
+        std::lock_guard lk(c.mu);
+        if (auto it = c.tasks.find(id); it != c.tasks.end()) wake_local(it->second);
+        return;
     }
     std::lock_guard lk(c.mu);
     auto it = c.tasks.find(id);
@@ -2211,16 +2273,7 @@ void coordinator::steer(const std::string& id, std::vector<std::string> messages
         throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
                                              std::string(to_string(t.rec.status)));
     for (auto& m : messages) t.mailbox.push_back(std::move(m));
-    if (t.attempt) {
-        t.attempt->mailbox_cv.notify_all();
-        if (t.attempt->strand) {
-            auto a = t.attempt;
-            asio::post(*a->strand, [a, &c] {
-                std::lock_guard lk2(c.mu);
-                if (a->waiting_timer) a->waiting_timer->cancel();
-            });
-        }
-    }
+    wake_local(t);
 }
 
 std::size_t coordinator::scale(std::size_t n) {

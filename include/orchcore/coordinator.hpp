@@ -396,8 +396,12 @@ private:
 //   mode; a task running on another node gets a cancel marker in its record
 //   (metadata "orchcore.cancel"), seen by its node at the next lease renewal
 //   (best effort: a marker racing with the task's own completion loses).
-// * Steering is node-local: steer() reaches a task running on this node;
-//   for a task waiting or running elsewhere it throws error(errc::not_found).
+// * Steering is cluster-wide: steer() on any node appends to the task's
+//   mailbox in the transport (transport::post_messages); the node running
+//   the task reads it with the attempt's lease token (take_messages), so an
+//   attempt that lost its lease reads nothing and gets stale_token. A
+//   waiting receive_for() looks at the shared mailbox with a backoff from
+//   1 ms to 50 ms, and at once when steer() is called on its own node.
 // * Whole-task timeouts are checked while the task runs here and when it is
 //   leased (not while it waits in the shared queue). TTL maintenance calls
 //   store->expire() (shared). Auto-scaling samples the shared queue depth.

@@ -64,6 +64,13 @@
 //   (visible to lease) once `now >= due` at a later lease() call.
 // * ack / nack / extend / cancel are idempotent in effect: repeating one
 //   changes nothing and returns false.
+// * Steering mailbox: post_messages() appends messages, in order, to the
+//   mailbox of a task that is in the transport (waiting, delayed or leased);
+//   take_messages(id, token) returns and removes them all, atomically
+//   checking that `token` is the task's current lease (a stale token gets
+//   nothing, is refused and counted in stats().stale_refusals). Messages not
+//   taken by one attempt wait for the next (nack, recovery). The mailbox
+//   goes with the task: ack, cancel, eviction and dead-lettering delete it.
 // * Time is passed in (`now`), as everywhere in orchcore's state machines.
 //   For Redis, processes on several hosts must have NTP-synchronised clocks;
 //   keep lease durations well above the clock skew.
@@ -244,6 +251,20 @@ public:
     /// Removes a waiting or delayed task. False if it is not there (leased
     /// tasks are not cancelled here: the coordinator fences their lease).
     virtual bool cancel(const std::string& id) = 0;
+    /// Appends steering messages to the mailbox of a task that is in the
+    /// transport. False (nothing stored) if the task is not there (unknown,
+    /// finished, cancelled). The default (a transport without mailboxes)
+    /// throws orchcore::error(errc::invalid_argument).
+    virtual bool post_messages(const std::string& id, std::span<const std::string> messages) {
+        (void)messages;
+        throw error(errc::invalid_argument, "orchcore: this transport has no steering mailboxes (task " + id + ")");
+    }
+    /// Takes every message waiting for `id`, if `token` is its current
+    /// lease; std::nullopt (and a stale refusal counted) if it is not.
+    virtual std::optional<std::vector<std::string>> take_messages(const std::string& id, std::uint64_t token) {
+        (void)token;
+        throw error(errc::invalid_argument, "orchcore: this transport has no steering mailboxes (task " + id + ")");
+    }
     /// Puts up to `max` leases whose deadline < now back into the waiting
     /// set and returns them (each orphan to exactly one caller). With
     /// options().max_lease_expiries set, an orphan that reached it goes to
@@ -430,6 +451,23 @@ public:
         return true;
     }
 
+    bool post_messages(const std::string& id, std::span<const std::string> messages) override {
+        std::lock_guard lk(mutex_);
+        auto it = tasks_.find(id);
+        if (it == tasks_.end()) return false;
+        it->second.mailbox.insert(it->second.mailbox.end(), messages.begin(), messages.end());
+        return true;
+    }
+
+    std::optional<std::vector<std::string>> take_messages(const std::string& id, std::uint64_t token) override {
+        std::lock_guard lk(mutex_);
+        auto* t = current(id, token);
+        if (!t) return std::nullopt;
+        std::vector<std::string> out;
+        out.swap(t->mailbox);
+        return out;
+    }
+
     bool cancel(const std::string& id) override {
         std::lock_guard lk(mutex_);
         auto it = tasks_.find(id);
@@ -514,6 +552,7 @@ private:
         std::string worker{};
         place where = place::waiting;
         std::int64_t at_ms = 0;  // delayed: due; leased: deadline
+        std::vector<std::string> mailbox{};  // steering messages, oldest first
     };
     // (order key, admission sequence, id); the order key is 0 for FIFO
     // policies and 20 - priority for the priority policy.

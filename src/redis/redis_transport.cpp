@@ -15,6 +15,8 @@ namespace {
 constexpr const char* prelude = R"lua(
 local W, L, D, LS, ST, DL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local M = ARGV[1]
+-- "{p:q}:m:" -> "{p:q}:mb:": the steering mailbox of a task.
+local MB = string.sub(M, 1, -3) .. 'mb:'
 local SHIFT = 70368744177664
 local function fmt(n) return string.format('%.0f', n) end
 local function current_policy() return redis.call('HGET', ST, 'policy') or 'reject-new' end
@@ -101,7 +103,7 @@ for i = 4, #ARGV, 2 do
       if code == 0 and victim ~= '' then
         vprio = tonumber(redis.call('HGET', M .. victim, 'p'))
         remove_waiting(victim, pol)
-        redis.call('DEL', M .. victim)
+        redis.call('DEL', M .. victim, MB .. victim)
         evicted = evicted + 1
         depth = depth - 1
       end
@@ -196,6 +198,7 @@ for i = 2, #ARGV, 2 do
     seen[id] = true
     ids[#ids + 1] = id
     keys[#keys + 1] = M .. id
+    keys[#keys + 1] = MB .. id
     out[#out + 1] = 1
     acked = acked + 1
   else
@@ -249,7 +252,7 @@ if redis.call('ZREM', W, id) == 1 then
 elseif redis.call('ZREM', D, id) == 0 then
   return 0
 end
-redis.call('DEL', M .. id)
+redis.call('DEL', M .. id, MB .. id)
 count('cancelled', 1)
 return 1
 )lua"));
@@ -270,7 +273,7 @@ for i = 1, #found, 2 do
     local x = redis.call('HINCRBY', M .. id, 'x', 1)
     local buried = 0
     if maxexp > 0 and x >= maxexp then
-      redis.call('DEL', M .. id)
+      redis.call('DEL', M .. id, MB .. id)
       redis.call('HSET', DL, id, 'lease expired ' .. x .. (x == 1 and ' time' or ' times'))
       buried = 1
       dead = dead + 1
@@ -291,6 +294,29 @@ end
 count('recovered', recovered)
 count('dead', dead)
 return out
+)lua"));
+
+// ARGV: M, id, messages... Returns 1, or 0 if the task is not in the queue.
+const redis_script post_messages_script("transport.post_messages", with_prelude(R"lua(
+local id = ARGV[2]
+if redis.call('EXISTS', M .. id) == 0 then return 0 end
+for i = 3, #ARGV, 4000 do
+  redis.call('RPUSH', MB .. id, unpack(ARGV, i, math.min(i + 3999, #ARGV)))
+end
+return 1
+)lua"));
+
+// ARGV: M, id, token. Returns {1, messages...} or {0} (stale token).
+const redis_script take_messages_script("transport.take_messages", with_prelude(R"lua(
+local id, tok = ARGV[2], ARGV[3]
+if not is_current(id, tok) then
+  count('stale', 1)
+  return {0}
+end
+local msgs = redis.call('LRANGE', MB .. id, 0, -1)
+redis.call('DEL', MB .. id)
+table.insert(msgs, 1, 1)
+return msgs
 )lua"));
 
 std::string policy_name(queue_policy p) { return std::string(to_string(p)); }
@@ -445,6 +471,31 @@ bool redis_transport::extend(const std::string& id, std::uint64_t token, std::ch
 bool redis_transport::cancel(const std::string& id) {
     const std::vector<std::string> args{meta_prefix_, id};
     return client_->eval(cancel_script, keys_, args).integer == 1;
+}
+
+bool redis_transport::post_messages(const std::string& id, std::span<const std::string> messages) {
+    if (messages.empty()) {
+        // Nothing to append: still answer whether the task is there.
+        const std::vector<std::string> args{meta_prefix_, id};
+        return client_->eval(post_messages_script, keys_, args).integer == 1;
+    }
+    std::vector<std::string> args;
+    args.reserve(2 + messages.size());
+    args.push_back(meta_prefix_);
+    args.push_back(id);
+    args.insert(args.end(), messages.begin(), messages.end());
+    return client_->eval(post_messages_script, keys_, args).integer == 1;
+}
+
+std::optional<std::vector<std::string>> redis_transport::take_messages(const std::string& id, std::uint64_t token) {
+    const std::vector<std::string> args{meta_prefix_, id, std::to_string(token)};
+    const auto reply = client_->eval(take_messages_script, keys_, args);
+    const auto& items = redis_detail::expect_array(reply, "transport.take_messages", 1);
+    if (items[0].integer != 1) return std::nullopt;
+    std::vector<std::string> out;
+    out.reserve(items.size() - 1);
+    for (std::size_t i = 1; i < items.size(); ++i) out.push_back(items[i].str);
+    return out;
 }
 
 std::vector<transport_lease> redis_transport::recover_expired(time_point now, std::size_t max) {

@@ -45,3 +45,8 @@ TEST_CASE("redis/distributed: a stopping node hands its running task back to the
           "[redis][distributed][stop]") {
     test::scenario_stop_hands_back(redis_backend);
 }
+
+TEST_CASE("redis/distributed: steering from any node reaches the task in order, across turns",
+          "[redis][distributed][steering]") {
+    test::scenario_cross_node_steering(redis_backend);
+}

@@ -410,11 +410,15 @@ TEST_CASE("redis: every key a task creates is gone after it finishes and its TTL
             rs.push_back({id, i % 21});
         }
         for (const auto& r : t.admit_many(rs)) REQUIRE(r.accepted());
+        // Steering messages for every task: some are read, some are left
+        // in the mailbox when the task ends; neither may leave a key.
+        for (const auto& r : rs) REQUIRE(t.post_messages(r.id, std::vector<std::string>{"steer " + r.id}));
         for (;;) {
             auto ls = t.lease("w", 16, 10s, now);
             if (ls.empty()) break;
             std::vector<lease_ref> refs;
             for (const auto& l : ls) {
+                if (l.task_id.back() == '1') REQUIRE(t.take_messages(l.task_id, l.token).has_value());
                 auto rec = *s.get(l.task_id);
                 rec.status = task_status::running;
                 REQUIRE(s.update(rec, task_status::queued));
@@ -435,6 +439,7 @@ TEST_CASE("redis: every key a task creates is gone after it finishes and its TTL
         // One cancelled while waiting.
         REQUIRE(s.create(record(tag + "-c")));
         REQUIRE(t.admit({tag + "-c"}));
+        REQUIRE(t.post_messages(tag + "-c", std::vector<std::string>{"never read"}));
         REQUIRE(t.cancel(tag + "-c"));
         auto rec = *s.get(tag + "-c");
         rec.status = task_status::cancelled;

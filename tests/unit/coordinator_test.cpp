@@ -1714,6 +1714,11 @@ TEST_CASE("coordinator/distributed: cancel reaches a waiting task and a task run
     oc::test::scenario_cross_node_cancel(oc::test::memory_backend);
 }
 
+TEST_CASE("coordinator/distributed: steering from any node reaches the task in order, across turns",
+          "[coordinator][distributed][steering]") {
+    oc::test::scenario_cross_node_steering(oc::test::memory_backend);
+}
+
 TEST_CASE("coordinator/distributed: a stopping node hands its running task back to the queue",
           "[coordinator][distributed][stop]") {
     oc::test::scenario_stop_hands_back(oc::test::memory_backend);

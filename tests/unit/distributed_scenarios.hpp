@@ -152,12 +152,18 @@ inline void scenario_lease_takeover(const dist_backend_factory& make) {
     ob.lease_duration = 400ms;
     dist_gate g;
     std::promise<std::string> first_worker;
-    std::atomic<int> first_returned{0};
+    std::atomic<int> first_returned{0}, stale_reads{0};
     coordinator a{oa};
     dist_gate_guard guard{g};
     a.register_handler("fragile", [&](task_context& ctx) {
         first_worker.set_value(ctx.worker_id());
         g.wait();
+        // Reading steering after losing the lease is refused too.
+        try {
+            (void)ctx.receive();
+        } catch (const error& e) {
+            if (e.code() == errc::stale_token) ++stale_reads;
+        }
         ++first_returned;
         return std::string("late");
     });
@@ -181,10 +187,12 @@ inline void scenario_lease_takeover(const dist_backend_factory& make) {
     CHECK(done->retries == 0);
     CHECK(a.get_stats().recovered + rescuer.get_stats().recovered == 1);
 
-    // The hung attempt comes back: its completion is refused.
+    // The hung attempt comes back: its steering read and its completion
+    // are refused.
     g.open();
     REQUIRE(dist_eventually([&] { return first_returned.load() == 1; }));
-    REQUIRE(dist_eventually([&] { return a.get_stats().stale_token_refusals == 1; }));
+    CHECK(stale_reads.load() == 1);
+    REQUIRE(dist_eventually([&] { return a.get_stats().stale_token_refusals == 2; }));
     CHECK(a.get_stats().completed == 0);
     CHECK(rescuer.get_stats().completed == 1);
     CHECK(rescuer.get_result(r.handle.id()) == "rescued@" + done->worker_id);
@@ -225,8 +233,84 @@ inline void scenario_cross_node_cancel(const dist_backend_factory& make) {
     CHECK(saw_cancel.load() == 1);
     CHECK(started.load() == 1);  // the cancelled waiting task never started
     CHECK_FALSE(producer.cancel(running.handle.id()));  // finished
-    // Steering is node-local: the producer cannot reach a task elsewhere.
-    CHECK_THROWS_AS(producer.steer(running.handle.id(), {"m"}), error);
+    try {
+        producer.steer(running.handle.id(), {"m"});
+        FAIL("steering a finished task must throw");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::task_finished);
+    }
+}
+
+/// Steering across nodes: messages sent from two other nodes, before the
+/// task starts and while it runs, reach it in order, exactly once; messages
+/// not read in one turn are read at the start of the next (on whichever
+/// node runs it).
+inline void scenario_cross_node_steering(const dist_backend_factory& make) {
+    auto b = make();
+    coordinator producer{node_options(b, 0, "producer")};
+    coordinator other{node_options(b, 0, "other")};
+    coordinator worker_node{node_options(b, 1, "worker")};
+    std::atomic<int> turns{0};
+    std::atomic<bool> ending_turn1{false};
+    dist_gate g;
+    dist_gate_guard guard{g};
+    std::mutex m;
+    std::vector<std::string> seen;
+    worker_node.register_handler("chat", [&](task_context& ctx) {
+        const int turn = ++turns;
+        const auto until = std::chrono::steady_clock::now() + 8s;
+        while (std::chrono::steady_clock::now() < until) {
+            auto msgs = ctx.receive_for(200ms);
+            std::lock_guard lk(m);
+            for (auto& x : msgs) {
+                seen.push_back(x);
+                if (x == "next turn" && turn == 1) {
+                    // Ends the turn without reading again: what arrives
+                    // meanwhile is for turn 2.
+                    ending_turn1 = true;
+                    g.wait();
+                    ctx.continue_later();
+                    return std::string{};
+                }
+                if (x == "done") return std::string("turns=") + std::to_string(turn);
+            }
+        }
+        return std::string("gave up");
+    });
+    auto r = producer.submit_async("chat", "");
+    REQUIRE(r);
+    const auto id = r.handle.id();
+    producer.steer(id, {"early"});  // waiting or just started: kept either way
+    REQUIRE(dist_eventually([&] {
+        std::lock_guard lk(m);
+        return !seen.empty();
+    }));
+    other.steer(id, {"a", "b"});
+    producer.steer(id, {"c"});
+    other.steer(id, {"next turn"});
+    REQUIRE(dist_eventually([&] { return ending_turn1.load(); }));
+    // Not read by turn 1: waits in the shared mailbox for turn 2.
+    producer.steer(id, {"d"});
+    other.steer(id, {"done"});
+    g.open();
+    auto done = r.handle.wait_for(10s);
+    REQUIRE(done);
+    CHECK(status_of(done) == "completed");
+    CHECK(done->result == "turns=2");
+    std::lock_guard lk(m);
+    CHECK(seen == std::vector<std::string>{"early", "a", "b", "c", "next turn", "d", "done"});
+    try {
+        other.steer(id, {"too late"});
+        FAIL("steering a finished task must throw");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::task_finished);
+    }
+    try {
+        other.steer("no-such-task", {"x"});
+        FAIL("steering an unknown task must throw");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::not_found);
+    }
 }
 
 /// A node stopping (abort) hands its running task back; another node runs it.

@@ -496,3 +496,46 @@ TEMPLATE_TEST_CASE("transport: ack_many with the same lease twice acks it once; 
     CHECK(t.stats().acked == 2);
     CHECK(t.recover_expired(t0 + 1h, static_cast<std::size_t>(-1)).empty());
 }
+
+TEMPLATE_TEST_CASE("transport: steering mailbox keeps order, is fenced by the lease and goes with the task",
+                   "[conformance][transport][steering]", ORCHCORE_TRANSPORTS) {
+    TestType b;
+    auto& t = *b.main;
+    auto other = b.peer();
+    using msgs = std::vector<std::string>;
+    CHECK_FALSE(t.post_messages("a", msgs{"nobody"}));  // unknown task: nothing stored
+    REQUIRE(t.admit({"a"}));
+    // Sent while waiting: kept for the first attempt. Binary-safe.
+    const std::string odd{"x\0y\n\"}{", 7};
+    CHECK(t.post_messages("a", msgs{"m1", odd}));
+    auto l1 = t.lease("w1", 1, 1000ms, t0).at(0);
+    const auto before = t.stats().stale_refusals;
+    CHECK_FALSE(t.take_messages("a", l1.token + 1).has_value());  // not the lease: refused, counted
+    CHECK(t.stats().stale_refusals == before + 1);
+    CHECK(t.take_messages("a", l1.token) == msgs{"m1", odd});
+    CHECK(t.take_messages("a", l1.token) == msgs{});  // exactly once
+    CHECK(other->post_messages("a", msgs{"m2"}));     // from another process
+    CHECK(other->post_messages("a", msgs{"m3", "m4"}));
+    // Not taken by this attempt: waits for the next one, in order.
+    REQUIRE(t.nack("a", l1.token, 0ms, t0 + 10ms));
+    CHECK(t.post_messages("a", msgs{"m5"}));
+    auto l2 = t.lease("w2", 1, 1000ms, t0 + 20ms).at(0);
+    CHECK_FALSE(t.take_messages("a", l1.token).has_value());  // the old attempt is fenced
+    CHECK(other->take_messages("a", l2.token) == msgs{"m2", "m3", "m4", "m5"});
+    CHECK(t.post_messages("a", msgs{"late"}));
+    REQUIRE(t.ack("a", l2.token));
+    CHECK_FALSE(t.post_messages("a", msgs{"after the end"}));
+    // The same id admitted again starts with an empty mailbox.
+    REQUIRE(t.admit({"a"}));
+    auto l3 = t.lease("w1", 1, 1000ms, t0 + 30ms).at(0);
+    CHECK(t.take_messages("a", l3.token) == msgs{});
+    REQUIRE(t.ack("a", l3.token));
+    // Cancel drops the mailbox too.
+    REQUIRE(t.admit({"b"}));
+    CHECK(t.post_messages("b", msgs{"for b"}));
+    REQUIRE(t.cancel("b"));
+    CHECK_FALSE(t.post_messages("b", msgs{}));
+    REQUIRE(t.admit({"b"}));
+    auto lb = t.lease("w1", 1, 1000ms, t0 + 40ms).at(0);
+    CHECK(t.take_messages("b", lb.token) == msgs{});
+}

@@ -20,9 +20,12 @@
 //                                      expired N times"; see
 //                                      transport_options::max_lease_expiries)
 //
+// {<prefix>:<queue>}:mb:<id>  list: the task's steering mailbox (RPUSH by
+//                              post_messages, taken whole by take_messages)
+//
 // Only :state (and :poisoned, until its entries are dropped) outlives the
-// tasks; a task's :m:<id> key and its set entries are deleted when it is
-// acked, cancelled, evicted or dead-lettered.
+// tasks; a task's :m:<id> and :mb:<id> keys and its set entries are deleted
+// when it is acked, cancelled, evicted or dead-lettered.
 //
 // Every state change is one Lua script (EVALSHA), so admission (capacity +
 // policy + enqueue), leasing (move to :leases + new token), ack / nack /
@@ -63,6 +66,8 @@ public:
     bool extend(const std::string& id, std::uint64_t token, std::chrono::milliseconds duration,
                 time_point now) override;
     bool cancel(const std::string& id) override;
+    bool post_messages(const std::string& id, std::span<const std::string> messages) override;
+    std::optional<std::vector<std::string>> take_messages(const std::string& id, std::uint64_t token) override;
     std::vector<transport_lease> recover_expired(time_point now, std::size_t max) override;
     std::vector<transport_dead_letter> dead_letters(std::size_t limit = 1000) override;
     bool drop_dead_letter(const std::string& id) override;
