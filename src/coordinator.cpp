@@ -14,6 +14,7 @@
 // Submissions and completions dispatch directly: a lone task starts at once.
 #include <orchcore/any_admission_queue.hpp>
 #include <orchcore/coordinator.hpp>
+#include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/lease_table.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -31,6 +32,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -95,6 +97,45 @@ namespace detail {
 using steady = std::chrono::steady_clock;
 using wall = std::chrono::system_clock;
 
+// A condition variable for the coordinator's adaptive_mutex that knows
+// whether anyone waits: condition_variable_any::notify_all takes an
+// internal lock, and the hot path notifies once per finished task, nearly
+// always with nobody waiting. Every wait happens under the coordinator
+// mutex, so a notifier that changed the state under it and then reads the
+// waiter count cannot miss a waiter.
+class counted_cv {
+public:
+    template <class Lock, class TimePoint>
+    std::cv_status wait_until(Lock& lk, const TimePoint& t) {
+        waiters_.fetch_add(1, std::memory_order_relaxed);
+        const auto r = cv_.wait_until(lk, t);
+        waiters_.fetch_sub(1, std::memory_order_relaxed);
+        return r;
+    }
+    template <class Lock, class TimePoint, class Pred>
+    bool wait_until(Lock& lk, const TimePoint& t, Pred p) {
+        while (!p()) {
+            if (wait_until(lk, t) == std::cv_status::timeout) return p();
+        }
+        return true;
+    }
+    template <class Lock, class Pred>
+    void wait(Lock& lk, Pred p) {
+        while (!p()) {
+            waiters_.fetch_add(1, std::memory_order_relaxed);
+            cv_.wait(lk);
+            waiters_.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
+    void notify_all() {
+        if (waiters_.load(std::memory_order_relaxed) != 0) cv_.notify_all();
+    }
+
+private:
+    std::condition_variable_any cv_;
+    std::atomic<int> waiters_{0};
+};
+
 struct attempt_state {
     coordinator_impl* c = nullptr;
     std::string id, type, payload, worker_id;
@@ -106,7 +147,7 @@ struct attempt_state {
     bool continue_requested = false;
     std::chrono::milliseconds continue_delay{0};
     // Guarded by the coordinator mutex.
-    std::condition_variable mailbox_cv;
+    counted_cv mailbox_cv;
     asio::steady_timer* waiting_timer = nullptr;
     // Async handlers: their strand and cancellation signal.
     std::optional<asio::strand<asio::thread_pool::executor_type>> strand;
@@ -122,6 +163,7 @@ struct task_entry {
     std::vector<std::string> mailbox;  // not a deque: an empty deque allocates
     std::shared_ptr<attempt_state> attempt;
     location where = location::none;
+    job_id queue_id = 0;  // its id in the admission queue while there
     std::multimap<steady::time_point, std::string>::iterator delayed_it{};
     std::optional<steady::time_point> deadline;       // whole task
     std::optional<steady::time_point> turn_deadline;  // current attempt
@@ -197,7 +239,7 @@ struct outcome {
 struct coordinator_impl {
     explicit coordinator_impl(coordinator_options o)
         : opt(std::move(o)),
-          queue(make_admission_queue<std::monostate, std::string>(
+          queue(make_admission_queue<std::string>(
               opt.policy == queue_policy::fail_fast ? queue_policy::reject_new : opt.policy, opt.queue)),
           scaler(scaler_options(opt)),
           store(opt.store ? opt.store : std::make_shared<memory_task_store>()),
@@ -233,13 +275,18 @@ struct coordinator_impl {
     }
 
     coordinator_options opt;
-    mutable std::mutex mu;
-    std::condition_variable done_cv;
-    std::unique_ptr<any_admission_queue<std::monostate, std::string>> queue;
+    mutable detail::adaptive_mutex mu;
+    counted_cv done_cv;
+    // Holds task ids under ids the queue generates (task_entry::queue_id):
+    // with generated ids a reject-new queue stays on its lock-free path.
+    std::unique_ptr<any_admission_queue<std::string>> queue;
     std::deque<std::string> ready;   // due to run again; ahead of the admission queue
     std::deque<std::string> parked;  // taken from the queue, waiting for a fitting worker
     std::multimap<steady::time_point, std::string> delayed;
-    std::multimap<steady::time_point, std::string> expiry;
+    // Finished tasks by expiry time, one FIFO per TTL class (completed,
+    // cancelled, failed/timed out): a TTL is fixed per class, so each FIFO
+    // is in time order and costs no node allocation per task.
+    std::array<std::deque<std::pair<steady::time_point, std::string>>, 3> expiry;
     std::unordered_map<std::string, task_entry> tasks;
     std::map<std::string, worker_entry> workers;
     std::vector<std::shared_ptr<worker>> retired;  // dead or drained workers, joined by the control thread
@@ -323,6 +370,14 @@ struct coordinator_impl {
         return e;
     }
 
+    static std::size_t ttl_class(task_status s) noexcept {
+        switch (s) {
+            case task_status::completed: return 0;
+            case task_status::cancelled: return 1;
+            default: return 2;
+        }
+    }
+
     std::chrono::milliseconds ttl_for(task_status s) const {
         switch (s) {
             case task_status::completed: return opt.completed_ttl;
@@ -345,7 +400,7 @@ struct coordinator_impl {
     // Removes a waiting task from wherever it waits.
     void unlink_waiting(task_entry& t) {
         switch (t.where) {
-            case location::queue: queue->cancel(t.rec.id); break;
+            case location::queue: queue->cancel(t.queue_id); break;
             case location::ready: std::erase(ready, t.rec.id); break;
             case location::parked: std::erase(parked, t.rec.id); break;
             case location::delayed: delayed.erase(t.delayed_it); break;
@@ -369,7 +424,7 @@ struct coordinator_impl {
             t.attempt->mailbox_cv.notify_all();
             t.attempt.reset();
         }
-        expiry.emplace(steady::now() + ttl_for(to), t.rec.id);
+        expiry[ttl_class(to)].emplace_back(steady::now() + ttl_for(to), t.rec.id);
         persist(t, from);
         event_kind k = event_kind::task_completed;
         switch (to) {
@@ -512,8 +567,8 @@ struct coordinator_impl {
         while (free > 0 && parked.size() < parked_limit) {
             auto e = queue->try_pop();
             if (!e) break;
-            if (auto it = tasks.find(e->id); it != tasks.end()) it->second.where = location::none;
-            if (!try_place(e->id)) park(e->id);
+            if (auto it = tasks.find(e->value); it != tasks.end()) it->second.where = location::none;
+            if (!try_place(e->value)) park(e->value);
         }
     }
 
@@ -947,15 +1002,17 @@ struct coordinator_impl {
             // TTL expiry of finished tasks.
             if (now >= next_maintenance) {
                 next_maintenance = now + opt.maintenance_interval;
-                while (!expiry.empty() && expiry.begin()->first <= now) {
-                    auto id = expiry.begin()->second;
-                    expiry.erase(expiry.begin());
-                    auto it = tasks.find(id);
-                    if (it == tasks.end() || !is_terminal(it->second.rec.status)) continue;
-                    ++counters.expired;
-                    emit_task(event_kind::task_expired, it->second);
-                    if (write_through) store->erase(id);
-                    tasks.erase(it);
+                for (auto& fifo : expiry) {
+                    while (!fifo.empty() && fifo.front().first <= now) {
+                        auto id = std::move(fifo.front().second);
+                        fifo.pop_front();
+                        auto it = tasks.find(id);
+                        if (it == tasks.end() || !is_terminal(it->second.rec.status)) continue;
+                        ++counters.expired;
+                        emit_task(event_kind::task_expired, it->second);
+                        if (write_through) store->erase(id);
+                        tasks.erase(it);
+                    }
                 }
             }
 
@@ -1831,8 +1888,8 @@ void coordinator::register_async_handler(std::string type, async_task_handler h)
     impl_->async_handlers[std::move(type)] = std::make_shared<const async_task_handler>(std::move(h));
 }
 
-submit_result coordinator::submit_async(std::string type, std::string payload, task_options o) {
-    auto& c = *impl_;
+namespace {
+void validate_task_options(const task_options& o) {
     auto non_negative = [](const char* field, std::chrono::milliseconds v) {
         if (v.count() < 0) throw invalid_argument(field, std::to_string(v.count()) + "ms", "must be >= 0");
     };
@@ -1842,95 +1899,150 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
         throw invalid_argument("max_retries", std::to_string(*o.max_retries), "must be at most 1000");
     if (o.backoff) o.backoff->validate();
     if (o.id && o.id->empty()) throw invalid_argument("id", "\"\"", "a task id must not be empty");
+}
 
-    submit_result out;
+// An event of a bulk submission, emitted once the outcome of all is known.
+struct task_event_note {
+    event_kind kind;
+    std::string task_id;
+    std::string detail;
+    std::size_t index;  // task_queued: which task
+};
+}  // namespace
+
+// Distributed mode: records into the shared store (one pipeline), then ids
+// into the shared queue (one admission script per chunk). Each task is
+// decided as if submitted alone.
+std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_request>& tasks) {
+    auto& c = *impl_;
     detail::effects fx;
-    if (c.dist()) {
-        // Distributed mode: record in the shared store, then the shared queue.
-        if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
-        auto reject = [&](rejection_reason r, std::string_view detail, std::chrono::milliseconds retry_after,
-                          const std::string& id) {
-            out.admission.is_accepted = false;
-            out.admission.id = id.empty() ? o.id : std::optional<std::string>(id);
-            out.admission.reason = r;
-            out.admission.detail = detail;
-            out.admission.retry_after = retry_after;
-            {
-                std::lock_guard lk(c.mu);
-                ++c.counters.rejected;
-                event ev;
-                ev.kind = event_kind::task_rejected;
-                ev.task_id = id;
-                ev.detail = std::string(detail);
-                c.emit(std::move(ev));
-            }
-            c.apply(fx);
-            return out;
-        };
-        if (!priority::is_valid(o.priority))
-            return reject(rejection_reason::invalid_request, "priority out of range [0, 20]",
-                          std::chrono::milliseconds{0}, o.id.value_or(""));
-        task_record rec;
-        enum class gate { open, closed, no_free_worker } g = gate::open;
-        {
-            std::lock_guard lk(c.mu);
-            if (c.stopping) {
-                g = gate::closed;
+    const std::size_t n = tasks.size();
+    std::vector<submit_result> out(n);
+    std::vector<task_event_note> notes;  // events to emit under one lock at the end
+    auto reject = [&](std::size_t i, rejection_reason r, std::string_view detail, std::chrono::milliseconds ra,
+                      const std::string& id) {
+        auto& a = out[i].admission;
+        a.is_accepted = false;
+        a.id = id.empty() ? tasks[i].options.id : std::optional<std::string>(id);
+        a.reason = r;
+        a.detail = detail;
+        a.retry_after = ra;
+        notes.push_back({event_kind::task_rejected, id, std::string(detail), {}});
+    };
+    // 1. Gate and ids, under one lock.
+    std::vector<std::size_t> live;  // indexes still in the running
+    live.reserve(n);
+    std::vector<task_record> recs(n);
+    {
+        std::lock_guard lk(c.mu);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto& t = tasks[i];
+            if (!priority::is_valid(t.options.priority)) {
+                reject(i, rejection_reason::invalid_request, "priority out of range [0, 20]",
+                       std::chrono::milliseconds{0}, t.options.id.value_or(""));
+            } else if (c.stopping) {
+                reject(i, rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0},
+                       t.options.id.value_or(""));
             } else if (c.opt.policy == queue_policy::fail_fast &&
-                       (c.pick_worker(o.tags) == nullptr ||
-                        (!c.handlers.count(type) && !c.async_handlers.count(type)))) {
-                g = gate::no_free_worker;
+                       (c.pick_worker(t.options.tags) == nullptr ||
+                        (!c.handlers.count(t.type) && !c.async_handlers.count(t.type)))) {
+                reject(i, rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
+                       c.opt.queue.default_retry_after, t.options.id.value_or(""));
             } else {
-                rec.id = o.id ? *o.id : c.node + "-" + std::to_string(++c.task_seq);
+                recs[i].id = t.options.id ? *t.options.id : c.node + "-" + std::to_string(++c.task_seq);
+                live.push_back(i);
             }
         }
-        if (g == gate::closed)
-            return reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0},
-                          o.id.value_or(""));
-        if (g == gate::no_free_worker)
-            return reject(rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
-                          c.opt.queue.default_retry_after, o.id.value_or(""));
-        rec.type = type;
-        rec.payload = std::move(payload);
-        rec.priority = o.priority;
-        rec.owner = std::move(o.owner);
-        rec.metadata = std::move(o.metadata);
+    }
+    // 2. Records.
+    const auto now = detail::wall::now();
+    for (std::size_t i : live) {
+        auto& t = tasks[i];
+        auto& rec = recs[i];
+        rec.type = std::move(t.type);
+        rec.payload = std::move(t.payload);
+        rec.priority = t.options.priority;
+        rec.owner = std::move(t.options.owner);
+        rec.metadata = std::move(t.options.metadata);
         rec.metadata.erase(detail::coordinator_impl::cancel_key);
-        rec.tags = std::move(o.tags);
-        rec.timeout = o.timeout;
-        rec.turn_timeout = o.turn_timeout;
-        rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
-        rec.backoff = o.backoff.value_or(c.opt.default_backoff);
-        rec.created_at = detail::wall::now();
+        rec.tags = std::move(t.options.tags);
+        rec.timeout = t.options.timeout;
+        rec.turn_timeout = t.options.turn_timeout;
+        rec.max_retries = t.options.max_retries.value_or(c.opt.default_max_retries);
+        rec.backoff = t.options.backoff.value_or(c.opt.default_backoff);
+        rec.created_at = now;
         rec.status = task_status::queued;
-        // A generated id may collide with one of an earlier process that
-        // used the same node_id: take the next.
-        for (int tries = 0;; ++tries) {
-            if (c.store->create(rec)) break;
-            if (o.id || tries >= 100)
-                return reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
-                              std::chrono::milliseconds{0}, rec.id);
-            std::lock_guard lk(c.mu);
-            rec.id = c.node + "-" + std::to_string(++c.task_seq);
-        }
-        transport_admission adm;
-        try {
-            adm = c.tp->admit({rec.id, rec.priority});
-        } catch (...) {
+    }
+    // Removes records this call created (after a failure), never someone
+    // else's record that merely has the same id.
+    auto discard = [&](std::span<const std::size_t> which) {
+        for (std::size_t i : which) {
             try {
-                c.store->erase(rec.id);
+                auto cur = c.store->get(recs[i].id);
+                if (cur && cur->status == task_status::queued && cur->attempts == 0 &&
+                    cur->created_at == recs[i].created_at && cur->owner == recs[i].owner)
+                    c.store->erase(recs[i].id);
             } catch (...) {
             }
+        }
+    };
+    {
+        std::vector<task_record> batch;
+        batch.reserve(live.size());
+        for (std::size_t i : live) batch.push_back(recs[i]);
+        std::vector<bool> created;
+        try {
+            created = c.store->create_many(batch);
+        } catch (...) {
+            discard(live);
             throw;
         }
+        std::vector<std::size_t> kept;
+        kept.reserve(live.size());
+        for (std::size_t k = 0; k < live.size(); ++k) {
+            const std::size_t i = live[k];
+            bool ok = created[k];
+            // A generated id may collide with one of an earlier process
+            // that used the same node_id: take the next.
+            for (int tries = 0; !ok && !tasks[i].options.id && tries < 100; ++tries) {
+                {
+                    std::lock_guard lk(c.mu);
+                    recs[i].id = c.node + "-" + std::to_string(++c.task_seq);
+                }
+                ok = c.store->create(recs[i]);
+            }
+            if (ok) kept.push_back(i);
+            else reject(i, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                        std::chrono::milliseconds{0}, recs[i].id);
+        }
+        live.swap(kept);
+    }
+    // 3. The shared queue.
+    std::vector<transport_request> reqs;
+    reqs.reserve(live.size());
+    for (std::size_t i : live) reqs.push_back({recs[i].id, recs[i].priority});
+    std::vector<transport_admission> adms;
+    try {
+        adms = c.tp->admit_many(reqs);
+    } catch (...) {
+        discard(live);
+        throw;
+    }
+    std::vector<task_record> evicted;
+    std::size_t accepted = 0;
+    for (std::size_t k = 0; k < live.size(); ++k) {
+        const std::size_t i = live[k];
+        auto& adm = adms[k];
         if (!adm) {
             try {
-                c.store->erase(rec.id);
+                c.store->erase(recs[i].id);
             } catch (const std::exception&) {
             }
-            return reject(adm.reason, adm.detail, adm.retry_after, rec.id);
+            reject(i, adm.reason, adm.detail, adm.retry_after, recs[i].id);
+            continue;
         }
-        std::optional<task_record> evicted;
+        ++accepted;
+        notes.push_back({event_kind::task_queued, recs[i].id, {}, i});
         if (adm.evicted) {
             // Out of the queue already: this node settles its record.
             try {
@@ -1938,33 +2050,72 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                     task_record r = *ev;
                     r.status = task_status::cancelled;
                     r.finished_at = detail::wall::now();
-                    r.error = "evicted by the " + std::string(to_string(c.tp->options().policy)) + " admission policy";
-                    if (c.owner_write(r, ev->status)) evicted = std::move(r);
+                    r.error =
+                        "evicted by the " + std::string(to_string(c.tp->options().policy)) + " admission policy";
+                    if (c.owner_write(r, ev->status)) evicted.push_back(std::move(r));
                 }
             } catch (const std::exception&) {
                 std::lock_guard lk(c.mu);
                 ++c.counters.backend_errors;
             }
         }
-        {
-            std::lock_guard lk(c.mu);
-            ++c.counters.submitted;
-            c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_queued, rec));
-            if (evicted) {
-                ++c.counters.cancelled;
-                c.emit(
-                    detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, *evicted, evicted->error));
+        auto& a = out[i].admission;
+        a.is_accepted = true;
+        a.id = recs[i].id;
+        a.position = adm.position;
+        if (adm.evicted) a.evicted = adm.evicted;
+        out[i].handle = task_handle(this, recs[i].id);
+    }
+    // 4. Counters and events, in submission order, under one lock.
+    {
+        std::lock_guard lk(c.mu);
+        c.counters.submitted += accepted;
+        for (auto& note : notes) {
+            if (note.kind == event_kind::task_queued) {
+                c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_queued, recs[note.index]));
+            } else {
+                ++c.counters.rejected;
+                event ev;
+                ev.kind = note.kind;
+                ev.task_id = std::move(note.task_id);
+                ev.detail = std::move(note.detail);
+                c.emit(std::move(ev));
             }
-            fx.wake_waiters = evicted.has_value();
         }
-        out.admission.is_accepted = true;
-        out.admission.id = rec.id;
-        out.admission.position = adm.position;
-        if (adm.evicted) out.admission.evicted = adm.evicted;
-        out.handle = task_handle(this, rec.id);
-        c.apply(fx);
-        c.feed();  // a lone task starts at once if this node can run it
-        return out;
+        for (auto& r : evicted) {
+            ++c.counters.cancelled;
+            c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
+        }
+        fx.wake_waiters = !evicted.empty();
+    }
+    c.apply(fx);
+    if (accepted > 0) c.feed();  // start at once what this node can run
+    return out;
+}
+
+std::vector<submit_result> coordinator::submit_many(std::vector<task_request> tasks) {
+    for (const auto& t : tasks) {
+        if (t.type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+        validate_task_options(t.options);
+    }
+    if (impl_->dist()) return submit_many_dist(tasks);
+    std::vector<submit_result> out;
+    out.reserve(tasks.size());
+    for (auto& t : tasks) out.push_back(submit_async(std::move(t.type), std::move(t.payload), std::move(t.options)));
+    return out;
+}
+
+submit_result coordinator::submit_async(std::string type, std::string payload, task_options o) {
+    auto& c = *impl_;
+    validate_task_options(o);
+
+    submit_result out;
+    detail::effects fx;
+    if (c.dist()) {
+        if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+        std::vector<task_request> one;
+        one.push_back({std::move(type), std::move(payload), std::move(o)});
+        return std::move(submit_many_dist(one).front());
     }
 
     {
@@ -1996,6 +2147,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
             reject(rejection_reason::invalid_request, "priority out of range [0, 20]", std::chrono::milliseconds{0});
         } else {
             bool admitted = false;
+            job_id queue_id = 0;
             std::optional<std::string> evicted;
             if (c.opt.policy == queue_policy::fail_fast) {
                 // Fail-fast: admitted only if a fitting worker can start it now.
@@ -2007,17 +2159,19 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                     out.admission.position = 0;
                 }
             } else {
-                auto r = c.queue->try_push(std::monostate{}, {.id = id, .priority = o.priority});
+                auto r = c.queue->try_push(std::string(id), {.priority = o.priority});
                 if (!r) {
                     reject(r.reason, r.detail, r.retry_after);
                 } else {
                     admitted = true;
+                    queue_id = *r.id;
                     out.admission.position = r.position;
-                    if (r.evicted) evicted = r.evicted->id;
+                    if (r.evicted) evicted = std::move(r.evicted->value);
                 }
             }
             if (admitted) {
                 detail::task_entry t;
+                t.queue_id = queue_id;
                 t.rec.id = id;
                 t.rec.type = type;
                 t.rec.payload = std::move(payload);
@@ -2037,7 +2191,7 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
                 c.set_status(t, task_status::queued);
                 if (c.write_through && !c.store->create(t.rec)) {
                     // Another coordinator sharing the store took this id first.
-                    if (c.opt.policy != queue_policy::fail_fast) c.queue->cancel(id);
+                    if (c.opt.policy != queue_policy::fail_fast) c.queue->cancel(queue_id);
                     reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
                            std::chrono::milliseconds{0});
                     goto done;

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +42,15 @@ public:
 
     /// Stores a new record. Returns false (and changes nothing) if the id exists.
     virtual bool create(const task_record& r) = 0;
+    /// create() for many records; result i belongs to rs[i]. Each create is
+    /// atomic, the batch is not. Stores with round trips (Redis) send the
+    /// batch in one pipeline.
+    virtual std::vector<bool> create_many(std::span<const task_record> rs) {
+        std::vector<bool> out;
+        out.reserve(rs.size());
+        for (const auto& r : rs) out.push_back(create(r));
+        return out;
+    }
     virtual std::optional<task_record> get(const std::string& id) const = 0;
     /// Replaces the record if its stored status is `expected`. The new
     /// status must be `expected` itself or a legal transition from it

@@ -50,3 +50,15 @@ TEST_CASE("redis/distributed: steering from any node reaches the task in order, 
           "[redis][distributed][steering]") {
     test::scenario_cross_node_steering(redis_backend);
 }
+
+TEST_CASE("redis/distributed: bulk submission decides each task as if alone; all accepted complete",
+          "[redis][distributed][bulk]") {
+    test::scenario_bulk_submit(redis_backend, 1024);
+    auto small_queue = [] {
+        auto client = shared_redis_server().client("dist");
+        return test::dist_backend{std::make_shared<redis_transport>(client, "q", transport_options{.capacity = 100}),
+                                  std::make_shared<redis_task_store>(client, "q"),
+                                  std::make_shared<redis_worker_registry>(client, "q")};
+    };
+    test::scenario_bulk_submit(small_queue, 100);
+}

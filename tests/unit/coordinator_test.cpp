@@ -1719,6 +1719,50 @@ TEST_CASE("coordinator/distributed: steering from any node reaches the task in o
     oc::test::scenario_cross_node_steering(oc::test::memory_backend);
 }
 
+TEST_CASE("coordinator/distributed: bulk submission decides each task as if alone; all accepted complete",
+          "[coordinator][distributed][bulk]") {
+    oc::test::scenario_bulk_submit(oc::test::memory_backend, 1024);
+    oc::test::scenario_bulk_submit(
+        [] {
+            return oc::test::dist_backend{std::make_shared<oc::memory_transport>(oc::transport_options{.capacity = 100}),
+                                          std::make_shared<oc::memory_task_store>(),
+                                          std::make_shared<oc::memory_worker_registry>()};
+        },
+        100);
+}
+
+TEST_CASE("coordinator: submit_many in local mode", "[coordinator][bulk]") {
+    oc::coordinator_options o;
+    o.queue.capacity = 10;
+    o.scaling.min_workers = 0;  // nothing runs: the queue fills
+    o.scaling.max_workers = 1;
+    oc::coordinator c{o};
+    c.register_handler("t", [](oc::task_context& ctx) { return ctx.payload(); });
+    std::vector<oc::task_request> batch;
+    for (int i = 0; i < 12; ++i) batch.push_back({"t", std::to_string(i), {}});
+    batch[3].options.id = "x";
+    batch[4].options.id = "x";
+    auto rs = c.submit_many(batch);
+    REQUIRE(rs.size() == 12);
+    CHECK(rs[3].accepted());
+    CHECK(rs[3].admission.id == "x");
+    CHECK_FALSE(rs[4].accepted());
+    CHECK(rs[4].admission.reason == oc::rejection_reason::invalid_request);
+    std::size_t accepted = 0;
+    for (auto& r : rs) accepted += r.accepted() ? 1 : 0;
+    CHECK(accepted == 10);
+    CHECK_FALSE(rs[11].accepted());
+    CHECK(rs[11].admission.reason == oc::rejection_reason::queue_full);
+    // Invalid options throw before anything is admitted.
+    std::vector<oc::task_request> bad{{"t", "a", {}}, {"t", "b", {}}};
+    bad[1].options.timeout = std::chrono::milliseconds(-1);
+    CHECK_THROWS_AS(c.submit_many(bad), oc::invalid_argument);
+    CHECK(c.get_stats().submitted == 10);
+    c.scale(1);
+    for (auto& r : rs)
+        if (r) CHECK(r.handle.wait_for(5s));
+}
+
 TEST_CASE("coordinator/distributed: a stopping node hands its running task back to the queue",
           "[coordinator][distributed][stop]") {
     oc::test::scenario_stop_hands_back(oc::test::memory_backend);

@@ -339,4 +339,66 @@ inline void scenario_stop_hands_back(const dist_backend_factory& make) {
     CHECK(done->attempts == 2);
 }
 
+/// Bulk submission: results in order, each task decided as if alone
+/// (duplicates, bad priority, a full queue), rejected ones leave no record,
+/// accepted ones all complete on another node.
+inline void scenario_bulk_submit(const dist_backend_factory& make, std::size_t capacity) {
+    auto b = make();
+    coordinator producer{node_options(b, 0, "producer")};
+    task_options existing;
+    existing.id = "taken";
+    REQUIRE(producer.submit_async("work", "first", existing));
+
+    std::vector<task_request> batch;
+    for (int i = 0; i < 300; ++i) batch.push_back({"work", "p" + std::to_string(i), {}});
+    batch[10].options.id = "taken";       // duplicate of an existing task
+    batch[20].options.priority = 99;      // out of range
+    batch[30].options.id = "mine-30";     // caller id
+    batch[31].options.id = "mine-30";     // duplicate within the batch
+    const auto results = producer.submit_many(batch);
+    REQUIRE(results.size() == batch.size());
+    std::size_t accepted = 0, full = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const auto& r = results[i];
+        if (i == 10 || i == 20 || i == 31) {
+            CHECK_FALSE(r.accepted());
+            CHECK(r.admission.reason == rejection_reason::invalid_request);
+            continue;
+        }
+        if (r.accepted()) {
+            ++accepted;
+            CHECK(r.handle.valid());
+        } else {
+            CHECK(r.admission.reason == rejection_reason::queue_full);
+            ++full;
+        }
+    }
+    // capacity counts the task submitted first as well.
+    CHECK(accepted == std::min<std::size_t>(297, capacity - 1));
+    CHECK(full == 297 - accepted);
+    CHECK(results[30].admission.id == "mine-30");
+    // A rejected duplicate did not overwrite the task it collided with.
+    CHECK(producer.get_task("taken")->payload == "first");
+    CHECK(producer.get_stats().submitted == accepted + 1);
+    CHECK(producer.get_stats().rejected == 3 + full);
+
+    coordinator worker_node{node_options(b, 2, "worker")};
+    std::atomic<int> ran{0};
+    worker_node.register_handler("work", [&](task_context& ctx) {
+        ++ran;
+        return ctx.payload();
+    });
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (!results[i]) continue;
+        auto done = results[i].handle.wait_for(20s);
+        REQUIRE(done);
+        CHECK(status_of(done) == "completed");
+        CHECK(done->result == batch[i].payload);
+    }
+    REQUIRE(dist_eventually([&] { return producer.get_task("taken") && is_terminal(producer.get_task("taken")->status); }));
+    CHECK(ran.load() == static_cast<int>(accepted + 1));
+    // Rejected tasks have no record (except the one they collided with).
+    CHECK_FALSE(producer.get_task(results[20].admission.id.value_or("none")).has_value());
+}
+
 }  // namespace orchcore::test

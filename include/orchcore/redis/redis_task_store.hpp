@@ -65,7 +65,7 @@ public:
     /// create() for many records in one pipeline (one round trip); result
     /// i belongs to rs[i]. Every record is checked (sizes, id) before
     /// anything is sent. Each create is atomic; the batch is not.
-    std::vector<bool> create_many(std::span<const task_record> rs);
+    std::vector<bool> create_many(std::span<const task_record> rs) override;
     std::optional<task_record> get(const std::string& id) const override;
     bool update(const task_record& r, task_status expected) override;
     bool erase(const std::string& id) override;
