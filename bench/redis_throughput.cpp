@@ -15,11 +15,20 @@
 //             ack_many (no-op handlers)
 //   e2e       producer (admit_many, chunks) and the workers concurrently;
 //             rate = N / (time of the last ack)
+//   coordinator  the whole library path, in two processes: a producer
+//             process (a coordinator with no workers) bulk-submits the N
+//             tasks with coordinator::submit_many (chunks of --chunk-coord),
+//             while a worker process (a coordinator with one worker of
+//             --concurrency slots) runs them (no-op handler, task records,
+//             status changes and results in redis_task_store, leases with
+//             fencing); rate = N / (time until the worker process has
+//             completed all N)
 //   ceiling   redis-benchmark -P 32 -t lpush,rpop -n 1000000 -q
 //
 // Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
 //        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
-//        [--ceiling-n 1000000] [--no-ceiling]
+//        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator]
+#include <orchcore/coordinator.hpp>
 #include <orchcore/redis/redis.hpp>
 
 #include "../tests/redis/redis_server_fixture.hpp"
@@ -38,6 +47,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace orchcore;
 using clk = std::chrono::steady_clock;
 
@@ -48,6 +60,8 @@ struct config {
     std::size_t concurrency = 16;
     std::size_t batch = 64;
     std::size_t chunk = 5'000;
+    std::size_t chunk_coord = 1'000;
+    bool coordinator_phase = true;
     int runs = 3;
     double bullmq = 18'000;
     std::size_t ceiling_n = 1'000'000;
@@ -123,6 +137,76 @@ void run_workers(const std::shared_ptr<redis_client>& client, const std::string&
         });
     }
     for (auto& th : ths) th.join();
+}
+
+// A distributed-mode coordinator on `queue` with `workers` worker slots.
+coordinator_options node_opts(const test::redis_server& server, const std::string& queue, std::size_t slots,
+                              const std::string& name) {
+    auto client = make_client(server, slots + 4);
+    coordinator_options o;
+    o.transport = std::make_shared<redis_transport>(client, queue, topts());
+    o.store = std::make_shared<redis_task_store>(client, queue);
+    o.registry = std::make_shared<redis_worker_registry>(client, queue);
+    o.node_id = name;
+    o.scaling.min_workers = slots > 0 ? 1 : 0;
+    o.scaling.max_workers = slots > 0 ? 1 : 0;
+    o.worker_template.max_concurrent = slots > 0 ? slots : 1;
+    o.lease_duration = std::chrono::seconds(60);
+    return o;
+}
+
+// Runs `body` in a child process; returns its pid. The child exits with
+// body's result (0 = success). Called while this process has no threads.
+template <class F>
+pid_t spawn(F body) {
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        int rc = 1;
+        try {
+            rc = body();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "child: %s\n", e.what());
+        }
+        std::fflush(nullptr);
+        ::_exit(rc);
+    }
+    return pid;
+}
+
+bool wait_ok(pid_t pid) {
+    int st = 0;
+    return ::waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+// The coordinator phase: producer and worker processes; returns seconds.
+double coordinator_e2e(const test::redis_server& server, const std::string& queue, const config& c) {
+    const auto start = clk::now();
+    const pid_t worker = spawn([&] {
+        coordinator node{node_opts(server, queue, c.concurrency, "bench-worker")};
+        node.register_handler("noop", [](task_context&) { return std::string{}; });
+        const auto give_up = clk::now() + std::chrono::minutes(5);
+        while (node.get_stats().completed < c.n) {
+            if (clk::now() > give_up) return 2;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        node.stop(stop_mode::graceful, std::chrono::milliseconds(1000));
+        return 0;
+    });
+    const pid_t producer = spawn([&] {
+        coordinator node{node_opts(server, queue, 0, "bench-producer")};
+        for (std::size_t i = 0; i < c.n; i += c.chunk_coord) {
+            std::vector<task_request> batch;
+            for (std::size_t k = i; k < std::min(c.n, i + c.chunk_coord); ++k) batch.push_back({"noop", "{}", {}});
+            for (const auto& r : node.submit_many(std::move(batch)))
+                if (!r) throw std::runtime_error("refused: " + std::string(r.admission.detail));
+        }
+        return 0;
+    });
+    const bool ok = wait_ok(producer) & wait_ok(worker);
+    if (!ok) throw std::runtime_error("coordinator phase: a child process failed");
+    return seconds_since(start);
 }
 
 double median(std::vector<double> v) {
@@ -219,6 +303,8 @@ int main(int argc, char** argv) {
         else if (a == "--concurrency") c.concurrency = std::stoul(next());
         else if (a == "--batch") c.batch = std::stoul(next());
         else if (a == "--chunk") c.chunk = std::stoul(next());
+        else if (a == "--chunk-coord") c.chunk_coord = std::stoul(next());
+        else if (a == "--no-coordinator") c.coordinator_phase = false;
         else if (a == "--runs") c.runs = std::stoi(next());
         else if (a == "--bullmq") c.bullmq = std::stod(next());
         else if (a == "--ceiling-n") c.ceiling_n = std::stoul(next());
@@ -283,6 +369,12 @@ int main(int argc, char** argv) {
             const double s = seconds_since(start);
             print("e2e", run, s, c.n);
             rates["e2e"].push_back(c.n / s);
+        }
+        if (c.coordinator_phase) {  // (d) the coordinator path, two processes
+            reset_server_stats();
+            const double s = coordinator_e2e(server, q + "c", c);
+            print("coordinator", run, s, c.n);
+            rates["coordinator"].push_back(c.n / s);
         }
         client->command({"FLUSHDB"});
     }

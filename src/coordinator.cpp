@@ -341,6 +341,9 @@ struct coordinator_impl {
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
+    bool feeding = false, feed_again = false;  // feed(): one thread at a time
+    std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
+    bool flushing_ops = false;                 // a thread is carrying them out
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
     static constexpr const char* cancel_key = "orchcore.cancel";
@@ -1096,58 +1099,125 @@ struct coordinator_impl {
         return op;
     }
 
-    // Carries out a record change as the lease holder, then acks (terminal)
-    // or nacks (back to the queue) the lease. Outside the lock.
-    void run_op(dist_op& op) {
-        bool held = true, wrote = false, failed = false;
-        try {
-            const auto now = wall::now();
-            if (op.held_until - now < opt.lease_duration / 2)
-                held = tp->extend(op.rec.id, op.token, opt.lease_duration, now);
-            if (held) {
-                wrote = owner_write(op.rec, op.expected);
-                if (wrote && !is_terminal(op.rec.status)) tp->nack(op.rec.id, op.token, op.delay, wall::now());
-                else tp->ack(op.rec.id, op.token);
+    // Carries out record changes as the lease holder, then acks (terminal)
+    // or nacks (back to the queue) the leases. Outside the lock. A batch
+    // costs one store pipeline and one ack script, not two round trips per
+    // task; a change refused by the store's compare-and-set is retried
+    // alone (owner_write).
+    void run_ops(std::vector<dist_op>& ops) {
+        const std::size_t n = ops.size();
+        if (n == 0) return;
+        enum class fate : unsigned char { pending, failed, not_held, conflict, written };
+        std::vector<fate> f(n, fate::pending);
+        const auto now = wall::now();
+        for (std::size_t i = 0; i < n; ++i) {
+            if (ops[i].held_until - now >= opt.lease_duration / 2) continue;
+            try {
+                if (!tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now)) f[i] = fate::not_held;
+            } catch (const std::exception&) {
+                f[i] = fate::failed;
             }
+        }
+        std::vector<std::size_t> idx;
+        std::vector<task_record> recs;
+        std::vector<task_status> expected;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (f[i] != fate::pending) continue;
+            const bool legal = ops[i].expected == ops[i].rec.status ||
+                               is_legal_transition(ops[i].expected, ops[i].rec.status);
+            if (!legal) continue;  // owner_write below sorts it out
+            idx.push_back(i);
+            recs.push_back(ops[i].rec);
+            expected.push_back(ops[i].expected);
+        }
+        try {
+            const auto res = store->update_many(recs, expected);
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                if (res[k]) f[idx[k]] = fate::written;
         } catch (const std::exception&) {
-            failed = true;  // the lease expires and the task runs again: nothing is lost
+            for (std::size_t i : idx) f[i] = fate::failed;
+        }
+        std::vector<lease_ref> acks;
+        std::vector<std::size_t> ack_idx;
+        for (std::size_t i = 0; i < n; ++i) {
+            auto& op = ops[i];
+            try {
+                if (f[i] == fate::pending) f[i] = owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+                if (f[i] == fate::written && !is_terminal(op.rec.status)) {
+                    tp->nack(op.rec.id, op.token, op.delay, wall::now());
+                } else if (f[i] == fate::written || f[i] == fate::conflict) {
+                    acks.push_back({op.rec.id, op.token});
+                    ack_idx.push_back(i);
+                }
+            } catch (const std::exception&) {
+                f[i] = fate::failed;  // the lease expires and the task runs again: nothing is lost
+            }
+        }
+        try {
+            (void)tp->ack_many(acks);  // false: fenced meanwhile; the record already says how it ended
+        } catch (const std::exception&) {
+            for (std::size_t i : ack_idx) f[i] = fate::failed;
         }
         effects fx;
         {
             std::lock_guard lk(mu);
-            if (failed) {
-                ++counters.backend_errors;
-            } else if (!held) {
-                refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
-                             "lease lost before the outcome could be recorded");
-            } else if (!wrote) {
-                ++counters.store_conflicts;
-            } else {
-                switch (op.rec.status) {
-                    case task_status::completed: ++counters.completed; break;
-                    case task_status::failed: ++counters.failed; break;
-                    case task_status::cancelled: ++counters.cancelled; break;
-                    case task_status::timed_out: ++counters.timed_out; break;
-                    default: break;
+            for (std::size_t i = 0; i < n; ++i) {
+                auto& op = ops[i];
+                if (f[i] == fate::failed) {
+                    ++counters.backend_errors;
+                } else if (f[i] == fate::not_held) {
+                    refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
+                                 "lease lost before the outcome could be recorded");
+                } else if (f[i] == fate::conflict) {
+                    ++counters.store_conflicts;
+                } else {
+                    switch (op.rec.status) {
+                        case task_status::completed: ++counters.completed; break;
+                        case task_status::failed: ++counters.failed; break;
+                        case task_status::cancelled: ++counters.cancelled; break;
+                        case task_status::timed_out: ++counters.timed_out; break;
+                        default: break;
+                    }
+                    switch (op.reason) {
+                        case dist_op::why::retry:
+                        case dist_op::why::turn: ++counters.retried; break;
+                        case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
+                        case dist_op::why::stop: ++counters.released; break;
+                        default: break;
+                    }
+                    if (op.ev == event_kind::task_continued) ++counters.continued;
+                    emit(make_event_rec(op.ev, op.rec, op.detail));
                 }
-                switch (op.reason) {
-                    case dist_op::why::retry:
-                    case dist_op::why::turn: ++counters.retried; break;
-                    case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
-                    case dist_op::why::stop: ++counters.released; break;
-                    default: break;
-                }
-                if (op.ev == event_kind::task_continued) ++counters.continued;
-                emit(make_event_rec(op.ev, op.rec, op.detail));
+                if (io_inflight > 0) --io_inflight;
             }
-            if (io_inflight > 0) --io_inflight;
             fx.wake_waiters = true;
         }
         apply(fx);
     }
 
-    void run_ops(std::vector<dist_op>& ops) {
-        for (auto& op : ops) run_op(op);
+    // Queues a finished attempt's record change; the first thread to find
+    // no flush under way carries out everything queued, in batches, until
+    // none is left. A lone completion is carried out at once; under load,
+    // completions that arrive during one flush share the next.
+    void submit_op(dist_op op) {
+        {
+            std::lock_guard lk(mu);
+            pending_ops.push_back(std::move(op));
+            if (flushing_ops) return;
+            flushing_ops = true;
+        }
+        for (;;) {
+            std::vector<dist_op> batch;
+            {
+                std::lock_guard lk(mu);
+                if (pending_ops.empty()) {
+                    flushing_ops = false;
+                    return;
+                }
+                batch.swap(pending_ops);
+            }
+            run_ops(batch);
+        }
     }
 
     void finish_attempt_dist(const std::shared_ptr<attempt_state>& a, outcome o) {
@@ -1190,14 +1260,40 @@ struct coordinator_impl {
             }
         }
         apply(fx);
-        if (op) run_op(*op);
+        if (op) submit_op(std::move(*op));
         feed();
     }
 
-    // Leases up to the free local slots and starts what fits. Any thread.
+    // Leases up to the free local slots and starts what fits. Any thread;
+    // one at a time: a thread that finds a feed under way asks it for
+    // another round instead (so slots freed meanwhile are leased together,
+    // in one round trip, and a lone task still starts at once).
     void feed() {
-        for (int round = 0; round < 8; ++round)
-            if (!feed_once()) break;
+        {
+            std::lock_guard lk(mu);
+            if (feeding) {
+                feed_again = true;
+                return;
+            }
+            feeding = true;
+            feed_again = false;
+        }
+        for (;;) {
+            try {
+                for (int round = 0; round < 8; ++round)
+                    if (!feed_once()) break;
+            } catch (...) {
+                std::lock_guard lk(mu);
+                feeding = false;
+                throw;
+            }
+            std::lock_guard lk(mu);
+            if (!feed_again) {
+                feeding = false;
+                return;
+            }
+            feed_again = false;
+        }
     }
 
     // One lease round trip; true if it filled every slot it asked for (so
@@ -1243,37 +1339,52 @@ struct coordinator_impl {
         std::vector<candidate> cands;
         std::vector<dist_op> ops;
         std::size_t dropped = 0, errors = 0;
-        for (auto& l : got) {
-            try {
-                auto rec = store->get(l.task_id);
-                if (!rec || is_terminal(rec->status)) {
-                    tp->ack(l.task_id, l.token);  // finished (or erased) already: just leave the queue
-                    ++dropped;
-                    continue;
-                }
-                const bool cancel_marked = rec->metadata.count(cancel_key) > 0;
-                const bool past_deadline =
-                    rec->timeout.count() > 0 && rec->created_at + rec->timeout <= wall::now();
-                if (cancel_marked || past_deadline) {
-                    dist_op op;
-                    op.rec = *rec;
-                    op.expected = rec->status;
-                    op.rec.status = cancel_marked ? task_status::cancelled : task_status::timed_out;
-                    op.rec.metadata.erase(cancel_key);
-                    op.rec.finished_at = wall::now();
-                    op.rec.error = cancel_marked ? "cancelled" : "task timeout while waiting";
-                    op.token = l.token;
-                    op.held_until = l.deadline;
-                    op.ev = cancel_marked ? event_kind::task_cancelled : event_kind::task_timed_out;
-                    op.detail = op.rec.error;
-                    ops.push_back(std::move(op));
-                    ++dropped;
-                    continue;
-                }
-                cands.push_back({l, std::move(*rec)});
-            } catch (const std::exception&) {
-                ++errors;  // the lease expires; the task runs again
+        // The records, in one round trip.
+        std::vector<std::optional<task_record>> recs;
+        try {
+            std::vector<std::string> ids;
+            ids.reserve(got.size());
+            for (const auto& l : got) ids.push_back(l.task_id);
+            recs = store->get_many(ids);
+        } catch (const std::exception&) {
+            recs.clear();  // the leases expire; the tasks run again
+            errors += got.size();
+            dropped += got.size();
+        }
+        std::vector<lease_ref> finished_already;
+        for (std::size_t i = 0; i < recs.size(); ++i) {
+            auto& l = got[i];
+            auto& rec = recs[i];
+            if (!rec || is_terminal(rec->status)) {
+                finished_already.push_back({l.task_id, l.token});  // just leave the queue
                 ++dropped;
+                continue;
+            }
+            const bool cancel_marked = rec->metadata.count(cancel_key) > 0;
+            const bool past_deadline = rec->timeout.count() > 0 && rec->created_at + rec->timeout <= wall::now();
+            if (cancel_marked || past_deadline) {
+                dist_op op;
+                op.rec = *rec;
+                op.expected = rec->status;
+                op.rec.status = cancel_marked ? task_status::cancelled : task_status::timed_out;
+                op.rec.metadata.erase(cancel_key);
+                op.rec.finished_at = wall::now();
+                op.rec.error = cancel_marked ? "cancelled" : "task timeout while waiting";
+                op.token = l.token;
+                op.held_until = l.deadline;
+                op.ev = cancel_marked ? event_kind::task_cancelled : event_kind::task_timed_out;
+                op.detail = op.rec.error;
+                ops.push_back(std::move(op));
+                ++dropped;
+                continue;
+            }
+            cands.push_back({l, std::move(*rec)});
+        }
+        if (!finished_already.empty()) {
+            try {
+                (void)tp->ack_many(finished_already);
+            } catch (const std::exception&) {
+                ++errors;  // the leases expire and are dropped next time
             }
         }
 
@@ -1310,14 +1421,40 @@ struct coordinator_impl {
         }
         run_ops(ops);
 
-        // Phase 2 (unlocked): record the start; hand back what cannot run here.
+        // Phase 2 (unlocked): record the starts (one pipeline; a change the
+        // store refuses is retried alone); hand back what cannot run here.
         std::vector<bool> ok(starts.size(), false);
+        {
+            std::vector<task_record> rs;
+            std::vector<task_status> expected;
+            rs.reserve(starts.size());
+            expected.reserve(starts.size());
+            for (const auto& st : starts) {
+                rs.push_back(st.rec);
+                expected.push_back(st.observed);
+            }
+            try {
+                if (!rs.empty()) ok = store->update_many(rs, expected);
+            } catch (const std::exception&) {
+                ok.assign(starts.size(), false);
+            }
+        }
+        std::vector<lease_ref> not_started;
         for (std::size_t i = 0; i < starts.size(); ++i) {
+            if (ok[i]) continue;
             try {
                 ok[i] = owner_write(starts[i].rec, starts[i].observed);
-                if (!ok[i]) tp->ack(starts[i].l.task_id, starts[i].l.token);  // finished meanwhile
+                if (!ok[i]) not_started.push_back({starts[i].l.task_id, starts[i].l.token});  // finished meanwhile
             } catch (const std::exception&) {
                 ok[i] = false;
+                std::lock_guard lk(mu);
+                ++counters.backend_errors;
+            }
+        }
+        if (!not_started.empty()) {
+            try {
+                (void)tp->ack_many(not_started);
+            } catch (const std::exception&) {
                 std::lock_guard lk(mu);
                 ++counters.backend_errors;
             }

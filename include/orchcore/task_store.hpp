@@ -8,6 +8,7 @@
 // task cannot both win.
 #pragma once
 
+#include <orchcore/error.hpp>
 #include <orchcore/task.hpp>
 #include <orchcore/task_status.hpp>
 
@@ -52,11 +53,28 @@ public:
         return out;
     }
     virtual std::optional<task_record> get(const std::string& id) const = 0;
+    /// get() for many ids (one pipeline for Redis); result i belongs to ids[i].
+    virtual std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const {
+        std::vector<std::optional<task_record>> out;
+        out.reserve(ids.size());
+        for (const auto& id : ids) out.push_back(get(id));
+        return out;
+    }
     /// Replaces the record if its stored status is `expected`. The new
     /// status must be `expected` itself or a legal transition from it
     /// (otherwise throws error(errc::illegal_transition)). Returns false if
     /// the record is missing or its status is not `expected`.
     virtual bool update(const task_record& r, task_status expected) = 0;
+    /// update() for many records (one pipeline for Redis); result i belongs
+    /// to rs[i], which expects expected[i]. Each update is atomic, the batch
+    /// is not. Throws invalid_argument if the spans differ in length.
+    virtual std::vector<bool> update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
+        check_batch(rs.size(), expected.size());
+        std::vector<bool> out;
+        out.reserve(rs.size());
+        for (std::size_t i = 0; i < rs.size(); ++i) out.push_back(update(rs[i], expected[i]));
+        return out;
+    }
     /// Removes a record. Returns false if absent.
     virtual bool erase(const std::string& id) = 0;
     /// Records matching the filter, at most filter.limit, in no set order.
@@ -68,6 +86,14 @@ public:
                                             std::chrono::milliseconds failed_ttl,
                                             std::chrono::milliseconds cancelled_ttl) = 0;
     virtual std::size_t size() const = 0;
+
+protected:
+    static void check_batch(std::size_t records, std::size_t expected) {
+        if (records != expected)
+            throw invalid_argument("expected", std::to_string(expected) + " statuses",
+                                   "update_many needs one expected status per record (" + std::to_string(records) +
+                                       ")");
+    }
 };
 
 /// The default store: a hash map under a mutex.

@@ -332,6 +332,48 @@ std::optional<task_record> redis_task_store::get(const std::string& id) const {
     return decode_or_bury(id, client_->command({"HMGET", record_key(id), "s", "d", "p", "r"}));
 }
 
+std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<const std::string> ids) const {
+    std::vector<std::optional<task_record>> out;
+    out.reserve(ids.size());
+    constexpr std::size_t chunk = 1000;
+    std::vector<std::vector<std::string>> cmds;
+    for (std::size_t i = 0; i < ids.size(); i += chunk) {
+        const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
+        cmds.clear();
+        for (const auto& id : part) cmds.push_back({"HMGET", record_key(id), "s", "d", "p", "r"});
+        const auto replies = client_->pipeline(cmds);
+        for (std::size_t k = 0; k < part.size(); ++k) out.push_back(decode_or_bury(part[k], replies[k]));
+    }
+    return out;
+}
+
+std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
+    check_batch(rs.size(), expected.size());
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+        if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
+        check_sizes(rs[i]);
+    }
+    std::vector<bool> out;
+    out.reserve(rs.size());
+    constexpr std::size_t chunk = 1000;
+    std::vector<redis_script_call> calls;
+    for (std::size_t i = 0; i < rs.size(); i += chunk) {
+        calls.clear();
+        for (std::size_t k = i; k < std::min(rs.size(), i + chunk); ++k) {
+            auto args = write_args(rs[k]);
+            args.emplace_back(to_string(expected[k]));
+            calls.push_back({{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, std::move(args)});
+        }
+        for (const auto& reply : client_->eval_pipeline(update_script, calls)) {
+            if (reply.is_error())
+                throw redis_error(redis_failure::server, "orchcore: redis script store.update failed at " +
+                                                             client_->options().describe() + ": " + reply.str);
+            out.push_back(reply.integer == 1);
+        }
+    }
+    return out;
+}
+
 std::vector<task_record> redis_task_store::list(const task_filter& f) const {
     std::vector<task_record> out;
     std::string cursor = "0";

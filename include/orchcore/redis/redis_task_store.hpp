@@ -67,6 +67,8 @@ public:
     /// anything is sent. Each create is atomic; the batch is not.
     std::vector<bool> create_many(std::span<const task_record> rs) override;
     std::optional<task_record> get(const std::string& id) const override;
+    std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const override;
+    std::vector<bool> update_many(std::span<const task_record> rs, std::span<const task_status> expected) override;
     bool update(const task_record& r, task_status expected) override;
     bool erase(const std::string& id) override;
     std::vector<task_record> list(const task_filter& f) const override;
