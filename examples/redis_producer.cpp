@@ -7,7 +7,12 @@
 // Submits --count tasks of type "work" (ids "<id-prefix>-<i>" if given,
 // generated otherwise). When the shared queue is full, it waits for the
 // retry-after hint and tries again (backpressure), so every task is
-// eventually admitted. With --wait, it then waits (up to --wait-timeout-s)
+// eventually admitted. A submission that fails because Redis cannot be
+// reached (restarting, say) is retried with the same id after a pause
+// (counted in submit_errors); if the retry finds the id taken, the first
+// try is taken as having got through. (The coordinator already retries each
+// store and transport call of a submission a few times, so this happens only
+// when Redis stays unreachable for longer.) With --wait, it then waits (up to --wait-timeout-s)
 // for every task to finish, wherever it runs, and counts the outcomes.
 // Prints key=value lines; exits 0 when every task completed (or, without
 // --wait, was admitted).
@@ -38,13 +43,15 @@ struct args {
     long wait_timeout_s = 300;
     std::size_t capacity = 100'000;
     std::string policy = "reject-new";
+    unsigned long max_lease_expiries = 0;
 };
 
 [[noreturn]] void usage(const char* argv0, const std::string& why) {
     std::cerr << argv0 << ": " << why << "\n"
               << "usage: " << argv0
               << " --url URL [--queue NAME] [--count N] [--id-prefix P] [--payload-bytes N] [--priority 0..20]\n"
-                 "       [--wait] [--wait-timeout-s S] [--node-id ID] [--capacity N] [--policy P]\n";
+                 "       [--wait] [--wait-timeout-s S] [--node-id ID] [--capacity N] [--policy P]\n"
+                 "       [--max-lease-expiries N]\n";
     std::exit(2);
 }
 
@@ -69,6 +76,7 @@ args parse(int argc, char** argv) {
             else if (k == "--wait-timeout-s") a.wait_timeout_s = std::stol(v);
             else if (k == "--capacity") a.capacity = std::stoul(v);
             else if (k == "--policy") a.policy = v;
+            else if (k == "--max-lease-expiries") a.max_lease_expiries = std::stoul(v);
             else usage(argv[0], "unknown option " + std::string(k));
         } catch (const std::logic_error&) {
             usage(argv[0], "bad value for " + std::string(k) + ": " + v);
@@ -88,6 +96,7 @@ int main(int argc, char** argv) {
         orchcore::transport_options to;
         to.policy = orchcore::parse_queue_policy(a.policy);
         to.capacity = a.capacity;
+        to.max_lease_expiries = static_cast<std::uint32_t>(a.max_lease_expiries);
 
         orchcore::coordinator_options o;
         o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to);
@@ -100,24 +109,38 @@ int main(int argc, char** argv) {
         orchcore::coordinator node{o};
 
         const auto t0 = std::chrono::steady_clock::now();
-        std::vector<orchcore::task_handle> handles;
-        handles.reserve(a.count);
-        std::uint64_t full_retries = 0, refused = 0;
+        std::vector<std::string> ids;
+        ids.reserve(a.count);
+        std::uint64_t full_retries = 0, refused = 0, submit_errors = 0;
         const std::string payload(a.payload_bytes, 'x');
         for (std::size_t i = 0; i < a.count; ++i) {
             orchcore::task_options opts;
             if (!a.id_prefix.empty()) opts.id = a.id_prefix + "-" + std::to_string(i);
             opts.priority = a.priority;
+            bool errored = false;
             for (;;) {
-                auto r = node.submit_async("work", payload + std::to_string(i), opts);
+                orchcore::submit_result r;
+                try {
+                    r = node.submit_async("work", payload + std::to_string(i), opts);
+                } catch (const orchcore::error& e) {
+                    if (e.code() != orchcore::errc::backend_unavailable || !opts.id) throw;
+                    ++submit_errors;  // Redis unreachable: try again, same id
+                    errored = true;
+                    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                    continue;
+                }
                 if (r) {
-                    handles.push_back(r.handle);
+                    ids.push_back(r.handle.id());
                     break;
                 }
                 if (r.admission.reason == orchcore::rejection_reason::queue_full) {
                     ++full_retries;  // backpressure: wait as told, then again
                     std::this_thread::sleep_for(r.admission.retry_after);
                     continue;
+                }
+                if (errored && r.admission.reason == orchcore::rejection_reason::invalid_request) {
+                    ids.push_back(*opts.id);  // the failed try got through
+                    break;
                 }
                 ++refused;  // duplicate id (a rerun with the same prefix), closed...
                 std::cerr << "refused " << opts.id.value_or("?") << ": " << r.admission.detail << "\n";
@@ -126,11 +149,12 @@ int main(int argc, char** argv) {
         }
         const double submit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::cout << "node=" << node.node_id() << "\n"
-                  << "submitted=" << handles.size() << "\n"
+                  << "submitted=" << ids.size() << "\n"
                   << "refused=" << refused << "\n"
+                  << "submit_errors=" << submit_errors << "\n"
                   << "queue_full_retries=" << full_retries << "\n"
                   << "submit_seconds=" << submit_s << "\n"
-                  << "submit_rate=" << (submit_s > 0 ? static_cast<double>(handles.size()) / submit_s : 0.0)
+                  << "submit_rate=" << (submit_s > 0 ? static_cast<double>(ids.size()) / submit_s : 0.0)
                   << std::endl;
 
         bool all_ok = refused == 0;
@@ -138,10 +162,10 @@ int main(int argc, char** argv) {
             const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_s);
             std::map<std::string, std::size_t> by_status;
             std::size_t unfinished = 0, reruns = 0;
-            for (const auto& h : handles) {
+            for (const auto& id : ids) {
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     until - std::chrono::steady_clock::now());
-                auto r = h.wait_for(std::max(left, std::chrono::milliseconds(1)));
+                auto r = node.wait_for(id, std::max(left, std::chrono::milliseconds(1)));
                 if (!r) {
                     ++unfinished;
                     continue;
@@ -155,7 +179,7 @@ int main(int argc, char** argv) {
             std::cout << "unfinished=" << unfinished << "\n"
                       << "rerun=" << reruns << "\n"
                       << "total_seconds=" << total_s << std::endl;
-            all_ok = all_ok && by_status["completed"] == handles.size();
+            all_ok = all_ok && by_status["completed"] == ids.size();
         }
         node.stop(orchcore::stop_mode::graceful, std::chrono::seconds(1));
         return all_ok ? 0 : 3;

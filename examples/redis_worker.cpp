@@ -10,9 +10,13 @@
 // compare-and-set). Fault injection for drills and tests: --hang-after N
 // makes every handler after the N-th block (printing "hang <id>") until its
 // attempt is cancelled, as a hung process would, so that killing the
-// process hits tasks mid-run. Runs until SIGTERM / SIGINT (graceful stop: running
-// tasks finish for up to --drain-ms, the rest go back to the queue) or
-// --max-seconds. Prints its counters as key=value lines when it exits.
+// process hits tasks mid-run. --poison P makes a task whose payload is
+// exactly P kill this process (raise(SIGKILL), as a crashing handler
+// would) when it starts: a poison task, which the transport dead-letters
+// after --max-lease-expiries lease expiries (0, the default: never; give
+// every process of the queue the same value). Runs until SIGTERM / SIGINT
+// (graceful stop: running tasks finish for up to --drain-ms, the rest go
+// back to the queue) or --max-seconds. Prints its counters as key=value lines when it exits.
 #include <orchcore/orchcore.hpp>
 #include <orchcore/redis/redis.hpp>
 
@@ -43,6 +47,8 @@ struct args {
     long drain_ms = 5'000;
     long max_seconds = 0;  // 0: until a signal
     long hang_after = -1;  // -1: never
+    std::string poison{};  // empty: none
+    unsigned long max_lease_expiries = 0;
     std::size_t capacity = 100'000;
     std::string policy = "reject-new";
 };
@@ -51,7 +57,8 @@ struct args {
     std::cerr << argv0 << ": " << why << "\n"
               << "usage: " << argv0
               << " --url URL [--queue NAME] [--node-id ID] [--workers N] [--concurrency N] [--task-ms MS]\n"
-                 "       [--lease-ms MS] [--drain-ms MS] [--max-seconds S] [--capacity N] [--policy P] [--hang-after N]\n";
+                 "       [--lease-ms MS] [--drain-ms MS] [--max-seconds S] [--capacity N] [--policy P] [--hang-after N]\n"
+                 "       [--poison PAYLOAD] [--max-lease-expiries N]\n";
     std::exit(2);
 }
 
@@ -72,6 +79,8 @@ args parse(int argc, char** argv) {
             else if (k == "--drain-ms") a.drain_ms = std::stol(v);
             else if (k == "--max-seconds") a.max_seconds = std::stol(v);
             else if (k == "--hang-after") a.hang_after = std::stol(v);
+            else if (k == "--poison") a.poison = v;
+            else if (k == "--max-lease-expiries") a.max_lease_expiries = std::stoul(v);
             else if (k == "--capacity") a.capacity = std::stoul(v);
             else if (k == "--policy") a.policy = v;
             else usage(argv[0], "unknown option " + std::string(k));
@@ -103,6 +112,7 @@ int main(int argc, char** argv) {
         orchcore::transport_options to;
         to.policy = orchcore::parse_queue_policy(a.policy);
         to.capacity = a.capacity;
+        to.max_lease_expiries = static_cast<std::uint32_t>(a.max_lease_expiries);
 
         orchcore::coordinator_options o;
         o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to);
@@ -117,9 +127,17 @@ int main(int argc, char** argv) {
 
         orchcore::coordinator node{o};
         const long task_ms = a.task_ms, hang_after = a.hang_after;
+        const std::string poison = a.poison;
         auto handled = std::make_shared<std::atomic<long>>(0);
         auto out_mutex = std::make_shared<std::mutex>();
-        node.register_handler("work", [task_ms, hang_after, handled, out_mutex](orchcore::task_context& ctx) {
+        node.register_handler("work", [task_ms, hang_after, poison, handled, out_mutex](orchcore::task_context& ctx) {
+            if (!poison.empty() && ctx.payload() == poison) {
+                {
+                    std::lock_guard lk(*out_mutex);
+                    std::cout << "poison " << ctx.id() << std::endl;
+                }
+                ::raise(SIGKILL);  // the whole process dies, holding the task's lease
+            }
             if (hang_after >= 0 && handled->fetch_add(1) >= hang_after) {
                 {
                     std::lock_guard lk(*out_mutex);
@@ -152,6 +170,7 @@ int main(int argc, char** argv) {
                   << "retried=" << s.retried << "\n"
                   << "released=" << s.released << "\n"
                   << "recovered=" << s.recovered << "\n"
+                  << "dead_lettered=" << s.dead_lettered << "\n"
                   << "requeued_after_worker_death=" << s.requeued_after_worker_death << "\n"
                   << "stale_token_refusals=" << s.stale_token_refusals << "\n"
                   << "backend_errors=" << s.backend_errors << std::endl;

@@ -1137,6 +1137,11 @@ struct coordinator_impl {
         } catch (const std::exception&) {
             for (std::size_t i : idx) f[i] = fate::failed;
         }
+        // After its record was written, a failed nack or ack leaves the
+        // outcome standing (counted below, with the backend error): the
+        // lease expires, and whoever leases the task next sees the record
+        // (terminal: acked and dropped; queued: run again).
+        std::vector<bool> io_error(n, false);
         std::vector<lease_ref> acks;
         std::vector<std::size_t> ack_idx;
         for (std::size_t i = 0; i < n; ++i) {
@@ -1150,19 +1155,21 @@ struct coordinator_impl {
                     ack_idx.push_back(i);
                 }
             } catch (const std::exception&) {
-                f[i] = fate::failed;  // the lease expires and the task runs again: nothing is lost
+                if (f[i] == fate::written) io_error[i] = true;
+                else f[i] = fate::failed;  // the lease expires and the task runs again: nothing is lost
             }
         }
         try {
             (void)tp->ack_many(acks);  // false: fenced meanwhile; the record already says how it ended
         } catch (const std::exception&) {
-            for (std::size_t i : ack_idx) f[i] = fate::failed;
+            for (std::size_t i : ack_idx) io_error[i] = true;
         }
         effects fx;
         {
             std::lock_guard lk(mu);
             for (std::size_t i = 0; i < n; ++i) {
                 auto& op = ops[i];
+                if (io_error[i]) ++counters.backend_errors;
                 if (f[i] == fate::failed) {
                     ++counters.backend_errors;
                 } else if (f[i] == fate::not_held) {
@@ -1754,15 +1761,30 @@ struct coordinator_impl {
     }
 
     // Puts expired leases (of any node) back in the queue; their records
-    // go running -> queued with worker_losses + 1.
+    // go running -> queued with worker_losses + 1. A lease the transport
+    // dead-lettered instead (max_lease_expiries reached: a poison task) is
+    // no longer in the queue, so its record must end here: failed.
     void recover() {
         std::vector<transport_lease> orphans;
-        std::vector<task_record> requeued;
+        std::vector<task_record> requeued, buried;
+        std::size_t dead = 0;
         bool failed = false;
         try {
             orphans = tp->recover_expired(wall::now(), 256);
             for (const auto& l : orphans) {
+                if (l.dead_lettered) ++dead;
                 auto rec = store->get(l.task_id);
+                if (l.dead_lettered) {
+                    if (!rec || is_terminal(rec->status)) continue;
+                    task_record r = *rec;
+                    r.status = task_status::failed;
+                    r.finished_at = wall::now();
+                    r.error = "dead-lettered: " + detail::lease_expired_reason(l.expiries);
+                    if (rec->status == task_status::running) ++r.worker_losses;
+                    r.metadata.erase(cancel_key);
+                    if (owner_write(r, rec->status)) buried.push_back(std::move(r));
+                    continue;
+                }
                 if (!rec || rec->status != task_status::running) continue;
                 task_record r = *rec;
                 r.status = task_status::queued;
@@ -1776,10 +1798,12 @@ struct coordinator_impl {
         {
             std::lock_guard lk(mu);
             if (failed) ++counters.backend_errors;
-            counters.recovered += orphans.size();
+            counters.recovered += orphans.size() - dead;
+            counters.dead_lettered += dead;
             counters.requeued_after_worker_death += requeued.size();
             for (const auto& r : requeued)
                 emit(make_event_rec(event_kind::task_requeued, r, "lease expired (holder lost)"));
+            for (const auto& r : buried) emit(make_event_rec(event_kind::task_failed, r, r.error));
             if (io_inflight > 0) --io_inflight;
             fx.wake_waiters = true;
         }
@@ -2110,15 +2134,38 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
         rec.created_at = now;
         rec.status = task_status::queued;
     }
+    // The store and the transport may fail with backend_unavailable (Redis
+    // restarting), after a call was applied or before. Each call is tried up
+    // to three times (the Redis client reconnects with backoff within each);
+    // a retry that finds what an earlier try wrote (this very record in the
+    // store, this id in the transport) takes that try as done. Otherwise a
+    // record could be created and never admitted: a task nobody would run.
+    constexpr int backend_tries = 3;
+    auto with_retries = [](auto&& call, auto&& on_retry) {
+        for (int failures = 0;;) {
+            try {
+                return call();
+            } catch (const error& e) {
+                if (e.code() != errc::backend_unavailable || ++failures >= backend_tries) throw;
+                std::this_thread::sleep_for(std::chrono::milliseconds(25 * failures));  // e.g. Redis still loading
+                on_retry();
+            }
+        }
+    };
+    // Whether a stored record is this call's own (written by an earlier try).
+    auto ours = [&](const task_record& cur, const task_record& rec) {
+        using ms = std::chrono::milliseconds;
+        return cur.status == task_status::queued && cur.attempts == 0 && cur.type == rec.type &&
+               cur.payload == rec.payload && cur.owner == rec.owner &&
+               std::chrono::duration_cast<ms>(cur.created_at.time_since_epoch()) ==
+                   std::chrono::duration_cast<ms>(rec.created_at.time_since_epoch());
+    };
     // Removes records this call created (after a failure), never someone
     // else's record that merely has the same id.
     auto discard = [&](std::span<const std::size_t> which) {
         for (std::size_t i : which) {
             try {
-                auto cur = c.store->get(recs[i].id);
-                if (cur && cur->status == task_status::queued && cur->attempts == 0 &&
-                    cur->created_at == recs[i].created_at && cur->owner == recs[i].owner)
-                    c.store->erase(recs[i].id);
+                if (auto cur = c.store->get(recs[i].id); cur && ours(*cur, recs[i])) c.store->erase(recs[i].id);
             } catch (...) {
             }
         }
@@ -2128,8 +2175,9 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
         batch.reserve(live.size());
         for (std::size_t i : live) batch.push_back(recs[i]);
         std::vector<bool> created;
+        bool unsure = false;
         try {
-            created = c.store->create_many(batch);
+            created = with_retries([&] { return c.store->create_many(batch); }, [&] { unsure = true; });
         } catch (...) {
             discard(live);
             throw;
@@ -2139,6 +2187,11 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
         for (std::size_t k = 0; k < live.size(); ++k) {
             const std::size_t i = live[k];
             bool ok = created[k];
+            if (!ok && unsure) {
+                // Refused as a duplicate after a retry: perhaps of itself.
+                auto cur = with_retries([&] { return c.store->get(recs[i].id); }, [] {});
+                ok = cur && ours(*cur, recs[i]);
+            }
             // A generated id may collide with one of an earlier process
             // that used the same node_id: take the next.
             for (int tries = 0; !ok && !tasks[i].options.id && tries < 100; ++tries) {
@@ -2146,7 +2199,7 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
                     std::lock_guard lk(c.mu);
                     recs[i].id = c.node + "-" + std::to_string(++c.task_seq);
                 }
-                ok = c.store->create(recs[i]);
+                ok = with_retries([&] { return c.store->create(recs[i]); }, [] {});
             }
             if (ok) kept.push_back(i);
             else reject(i, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
@@ -2159,11 +2212,25 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
     reqs.reserve(live.size());
     for (std::size_t i : live) reqs.push_back({recs[i].id, recs[i].priority});
     std::vector<transport_admission> adms;
+    bool admit_unsure = false;
     try {
-        adms = c.tp->admit_many(reqs);
+        adms = with_retries([&] { return c.tp->admit_many(reqs); }, [&] { admit_unsure = true; });
     } catch (...) {
         discard(live);
         throw;
+    }
+    if (admit_unsure) {
+        for (std::size_t k = 0; k < live.size(); ++k) {
+            auto& adm = adms[k];
+            if (!adm && adm.reason == rejection_reason::invalid_request &&
+                adm.detail == detail::transport_text_duplicate) {
+                // An earlier try got in (the record is new, so the id in
+                // the transport is this task).
+                adm = transport_admission{};
+                adm.is_accepted = true;
+                adm.id = recs[live[k]].id;
+            }
+        }
     }
     std::vector<task_record> evicted;
     std::size_t accepted = 0;

@@ -219,6 +219,11 @@ struct coordinator_stats {
     std::uint64_t leased = 0;           ///< leases taken from the transport by this node
     std::uint64_t released = 0;         ///< leases handed back unrun (no fitting worker or handler here, stop)
     std::uint64_t recovered = 0;        ///< expired leases (of any node) this node put back in the queue
+    /// Poison tasks: expired leases this node found at the transport's
+    /// max_lease_expiries, so the transport moved them to its dead-letter
+    /// set instead of the queue; their records end failed ("dead-lettered:
+    /// lease expired N times"). Counted here, not in failed or recovered.
+    std::uint64_t dead_lettered = 0;
     std::uint64_t lease_renewals_refused = 0;  ///< running attempts fenced because their lease was lost
     std::uint64_t backend_errors = 0;   ///< transport/store calls that failed (the lease then expires and
                                         ///< the task runs again: nothing is lost)
@@ -402,6 +407,10 @@ private:
 // * Crashes: every node's tick calls transport->recover_expired(), so the
 //   tasks of a node that died go back to the queue after their lease
 //   expires and run elsewhere (record: running -> queued, worker_losses+1).
+//   A task whose lease expired transport_options::max_lease_expiries times
+//   (a poison task that kills its worker) is dead-lettered by the transport
+//   instead; its record ends failed (error "dead-lettered: lease expired N
+//   times", worker_losses+1), counted in coordinator_stats::dead_lettered.
 //   A local worker declared dead hands its tasks back at once.
 // * Queries: get_task/get_status/get_result read the shared store;
 //   wait_for/handles poll it (with a short backoff) for tasks running on

@@ -32,7 +32,7 @@ TEST_CASE("redis/distributed: a duplicate id is rejected across nodes", "[redis]
 }
 
 TEST_CASE("redis/distributed: an expired lease is taken over by another node; the late result is refused",
-          "[redis][distributed][fencing]") {
+          "[redis][distributed][fencing][failure]") {
     test::scenario_lease_takeover(redis_backend);
 }
 

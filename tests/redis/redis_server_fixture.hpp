@@ -1,5 +1,9 @@
 // A private redis-server for tests: started on a free 127.0.0.1 port in a
-// temporary directory (no persistence), stopped and removed afterwards.
+// temporary directory (no persistence unless `extra` turns it on, e.g.
+// {"--appendonly", "yes", "--appendfsync", "always"}: later arguments win),
+// stopped and removed afterwards. stop() + start() restart it on the same
+// port and directory (with persistence, on the same data); crash() kills it
+// with SIGKILL.
 #pragma once
 
 #include <orchcore/redis/redis_client.hpp>
@@ -124,9 +128,18 @@ public:
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s).
-    void stop() {
+    void stop() { stop_with(SIGTERM); }
+
+    /// Kills the server with SIGKILL (a crash: no shutdown save or flush).
+    void crash() { stop_with(SIGKILL); }
+
+    bool running() const noexcept { return pid_ > 0; }
+    const std::filesystem::path& dir() const noexcept { return dir_; }
+
+private:
+    void stop_with(int sig) {
         if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
+        ::kill(pid_, sig);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         int status = 0;
         while (::waitpid(pid_, &status, WNOHANG) == 0) {
@@ -140,6 +153,7 @@ public:
         pid_ = -1;
     }
 
+public:
     int port() const noexcept { return port_; }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 

@@ -152,7 +152,7 @@ inline void scenario_lease_takeover(const dist_backend_factory& make) {
     ob.lease_duration = 400ms;
     dist_gate g;
     std::promise<std::string> first_worker;
-    std::atomic<int> first_returned{0}, stale_reads{0};
+    std::atomic<int> first_returned{0}, stale_reads{0}, rescuer_runs{0};
     coordinator a{oa};
     dist_gate_guard guard{g};
     a.register_handler("fragile", [&](task_context& ctx) {
@@ -176,7 +176,10 @@ inline void scenario_lease_takeover(const dist_backend_factory& make) {
     a.suspend_heartbeats(fw.get());  // hung: its lease is no longer renewed
 
     coordinator rescuer{ob};
-    rescuer.register_handler("fragile", [](task_context& ctx) { return "rescued@" + ctx.worker_id(); });
+    rescuer.register_handler("fragile", [&](task_context& ctx) {
+        ++rescuer_runs;
+        return "rescued@" + ctx.worker_id();
+    });
 
     auto done = r.handle.wait_for(10s);
     REQUIRE(done);
@@ -198,6 +201,25 @@ inline void scenario_lease_takeover(const dist_backend_factory& make) {
     CHECK(rescuer.get_result(r.handle.id()) == "rescued@" + done->worker_id);
     CHECK(b.tp->leased_count() == 0);
     CHECK(b.tp->size_approx() == 0);
+    // The counts add up: two runs, one completion (the rescuer's, still in
+    // the store after the refused late one), one recovery, one ack, and the
+    // late attempt's lease refused by the transport as well.
+    CHECK(rescuer_runs.load() == 1);
+    CHECK(first_returned.load() == 1);
+    CHECK(a.get_stats().completed + rescuer.get_stats().completed == 1);
+    CHECK(a.get_stats().failed + rescuer.get_stats().failed == 0);
+    CHECK(rescuer.get_stats().stale_token_refusals == 0);
+    auto rec = a.get_task(r.handle.id());
+    REQUIRE(rec);
+    CHECK(status_of(rec) == "completed");
+    CHECK(rec->result == done->result);
+    CHECK(rec->attempts == 2);
+    const auto ts = b.tp->stats();
+    CHECK(ts.leases_granted == 2);
+    CHECK(ts.recovered == 1);
+    CHECK(ts.acked == 1);
+    CHECK(ts.stale_refusals >= 1);
+    CHECK(ts.dead_lettered == 0);
 }
 
 /// Cancellation across nodes: a task waiting in the shared queue, and one
