@@ -27,7 +27,7 @@
 //
 // Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
 //        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
-//        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator]
+//        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator] [--only-coordinator]
 #include <orchcore/coordinator.hpp>
 #include <orchcore/redis/redis.hpp>
 
@@ -62,6 +62,7 @@ struct config {
     std::size_t chunk = 5'000;
     std::size_t chunk_coord = 1'000;
     bool coordinator_phase = true;
+    bool transport_phases = true;
     int runs = 3;
     double bullmq = 18'000;
     std::size_t ceiling_n = 1'000'000;
@@ -305,6 +306,7 @@ int main(int argc, char** argv) {
         else if (a == "--chunk") c.chunk = std::stoul(next());
         else if (a == "--chunk-coord") c.chunk_coord = std::stoul(next());
         else if (a == "--no-coordinator") c.coordinator_phase = false;
+        else if (a == "--only-coordinator") c.transport_phases = false;
         else if (a == "--runs") c.runs = std::stoi(next());
         else if (a == "--bullmq") c.bullmq = std::stod(next());
         else if (a == "--ceiling-n") c.ceiling_n = std::stoul(next());
@@ -325,6 +327,7 @@ int main(int argc, char** argv) {
     for (int run = 1; run <= c.runs; ++run) {
         const std::string q = "q" + std::to_string(run);
         const auto rs = requests(c.n, "r" + std::to_string(run) + "-");
+        if (c.transport_phases) {
         {  // (a) enqueue, transport only
             reset_server_stats();
             redis_transport t(client, q, topts());
@@ -369,6 +372,7 @@ int main(int argc, char** argv) {
             const double s = seconds_since(start);
             print("e2e", run, s, c.n);
             rates["e2e"].push_back(c.n / s);
+        }
         }
         if (c.coordinator_phase) {  // (d) the coordinator path, two processes
             reset_server_stats();
