@@ -211,6 +211,10 @@ struct worker_entry {
     steady::time_point next_heartbeat{};
     bool heartbeat_in_flight = false;
     bool heartbeats_suspended = false;
+    // Distributed mode: a heartbeat not yet written to the shared registry
+    // (the control thread writes it, so a registry that hangs while Redis
+    // is down never holds a worker thread).
+    std::optional<std::chrono::system_clock::time_point> registry_due;
     bool draining = false;
     std::uint64_t completed = 0, failed = 0;
 };
@@ -872,13 +876,12 @@ struct coordinator_impl {
             }
         }
         // Distributed mode: the (shared, possibly remote) registry is written
-        // outside the lock; it is informational, leases decide ownership.
-        try {
-            registry->heartbeat(worker_id, at);
-        } catch (const std::exception&) {
-            std::lock_guard lk(mu);
-            ++counters.backend_errors;
-        }
+        // by the control thread (dist_tick); it is informational, leases
+        // decide ownership. Writing it here would let a Redis outage hold
+        // this worker's heartbeat thread, stall its local liveness, and get
+        // its tasks declared lost and run again elsewhere.
+        std::lock_guard lk(mu);
+        if (auto it = workers.find(worker_id); it != workers.end()) it->second.registry_due = at;
     }
 
     void on_tick() {
@@ -1604,6 +1607,7 @@ struct coordinator_impl {
 
     void dist_tick() {
         effects fx;
+        std::vector<std::pair<std::string, wall::time_point>> registry_writes;
         std::vector<dist_op> ops;
         std::vector<renewal> renewals;
         std::vector<std::shared_ptr<worker>> join_now;
@@ -1750,9 +1754,22 @@ struct coordinator_impl {
             }
             do_feed = now >= next_poll;
             join_now.swap(retired);
+            for (auto& [id, w] : workers) {
+                if (!w.registry_due) continue;
+                registry_writes.emplace_back(id, *w.registry_due);
+                w.registry_due.reset();
+            }
         }
         apply(fx);
         run_ops(ops);
+        for (const auto& [id, at] : registry_writes) {
+            try {
+                registry->heartbeat(id, at);
+            } catch (const std::exception&) {
+                std::lock_guard lk(mu);
+                ++counters.backend_errors;
+            }
+        }
         for (auto& r : renewals) renew(r);
         if (do_recover) recover();
         if (do_maintenance) maintain();
