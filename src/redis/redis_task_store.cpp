@@ -264,24 +264,36 @@ bool redis_task_store::create(const task_record& r) {
     return client_->eval(create_script, keys, write_args(r)).integer == 1;
 }
 
-std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
-    for (const auto& r : rs) check_sizes(r);
+namespace {
+// Runs `n` calls of one script (call k built by make_call(k)) in pipelines
+// of 1,000 (one round trip each); result k: whether call k returned 1.
+template <class MakeCall>
+std::vector<bool> eval_batch(redis_client& client, const redis_script& script, std::string_view name, std::size_t n,
+                             MakeCall make_call) {
     std::vector<bool> out;
-    out.reserve(rs.size());
+    out.reserve(n);
     constexpr std::size_t chunk = 1000;
-    std::vector<redis_script_call> calls;
-    for (std::size_t i = 0; i < rs.size(); i += chunk) {
-        calls.clear();
-        for (const auto& r : rs.subspan(i, std::min(chunk, rs.size() - i)))
-            calls.push_back({{record_key(r.id), index_key_, finished_key(r.status)}, write_args(r)});
-        for (const auto& reply : client_->eval_pipeline(create_script, calls)) {
+    std::vector<redis_script_call> part;
+    for (std::size_t i = 0; i < n; i += chunk) {
+        part.clear();
+        for (std::size_t k = i; k < std::min(n, i + chunk); ++k) part.push_back(make_call(k));
+        for (const auto& reply : client.eval_pipeline(script, part)) {
             if (reply.is_error())
-                throw redis_error(redis_failure::server, "orchcore: redis script store.create failed at " +
-                                                             client_->options().describe() + ": " + reply.str);
+                throw redis_error(redis_failure::server, "orchcore: redis script " + std::string(name) +
+                                                             " failed at " + client.options().describe() + ": " +
+                                                             reply.str);
             out.push_back(reply.integer == 1);
         }
     }
     return out;
+}
+}  // namespace
+
+std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
+    for (const auto& r : rs) check_sizes(r);
+    return eval_batch(*client_, create_script, "store.create", rs.size(), [&](std::size_t k) {
+        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, write_args(rs[k])};
+    });
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {
@@ -353,25 +365,11 @@ std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs,
         if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
         check_sizes(rs[i]);
     }
-    std::vector<bool> out;
-    out.reserve(rs.size());
-    constexpr std::size_t chunk = 1000;
-    std::vector<redis_script_call> calls;
-    for (std::size_t i = 0; i < rs.size(); i += chunk) {
-        calls.clear();
-        for (std::size_t k = i; k < std::min(rs.size(), i + chunk); ++k) {
-            auto args = write_args(rs[k]);
-            args.emplace_back(to_string(expected[k]));
-            calls.push_back({{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, std::move(args)});
-        }
-        for (const auto& reply : client_->eval_pipeline(update_script, calls)) {
-            if (reply.is_error())
-                throw redis_error(redis_failure::server, "orchcore: redis script store.update failed at " +
-                                                             client_->options().describe() + ": " + reply.str);
-            out.push_back(reply.integer == 1);
-        }
-    }
-    return out;
+    return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
+        auto args = write_args(rs[k]);
+        args.emplace_back(to_string(expected[k]));
+        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, std::move(args)};
+    });
 }
 
 std::vector<task_record> redis_task_store::list(const task_filter& f) const {

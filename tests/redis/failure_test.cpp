@@ -195,11 +195,7 @@ TEST_CASE("redis/failure: Redis (appendonly, fsync always) is killed and restart
     std::vector<child> children;
     reaper guard{children};
     const std::vector<std::string> common{"--url", url, "--queue", queue};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return a;
-    };
+    auto with = [&](std::vector<std::string> extra) { return args_with(common, std::move(extra)); };
     for (int i = 1; i <= 3; ++i) {
         children.push_back(spawn(ORCHCORE_EXAMPLE_REDIS_WORKER,
                                  with({"--node-id", "w" + std::to_string(i), "--workers", "1", "--concurrency", "4",

@@ -50,11 +50,7 @@ TEST_CASE("redis/multiprocess: 3 worker processes drain 10,000 tasks from 2 prod
     std::vector<child> children;
     reaper guard{children};
     const std::vector<std::string> common{"--url", url, "--queue", queue};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return a;
-    };
+    auto with = [&](std::vector<std::string> extra) { return args_with(common, std::move(extra)); };
     // w1 hangs after 1,000 tasks (every handler from then on blocks, as in
     // a hung process), so that the kill below hits tasks mid-run.
     for (int i = 1; i <= 3; ++i) {

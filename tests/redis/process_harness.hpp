@@ -118,4 +118,11 @@ struct reaper {
     }
 };
 
+/// `common` followed by `extra` (command lines of the example programs).
+inline std::vector<std::string> args_with(const std::vector<std::string>& common, std::vector<std::string> extra) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+    return a;
+}
+
 }  // namespace orchcore::test::proc
