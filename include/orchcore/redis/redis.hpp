@@ -4,6 +4,7 @@
 
 #include <orchcore/redis/redis_options.hpp>
 #include <orchcore/redis/redis_client.hpp>
+#include <orchcore/redis/redis_async.hpp>
 #include <orchcore/redis/redis_transport.hpp>
 #include <orchcore/redis/redis_task_store.hpp>
 #include <orchcore/redis/redis_worker_registry.hpp>

@@ -21,8 +21,10 @@
 //
 // Every failure throws redis_error (an orchcore::error with
 // errc::backend_unavailable) whose message names the server and the cause.
-// There is no asynchronous (Boost.Asio) path yet: calls block the calling
-// thread for at most about retry_timeout + command_timeout.
+// Calls block the calling thread for at most about retry_timeout +
+// command_timeout. For event loops and coroutines that must not block a
+// thread per connection, use the Boost.Asio-integrated
+// redis_async_connection (<orchcore/redis/redis_async.hpp>).
 #pragma once
 
 #include <orchcore/error.hpp>
