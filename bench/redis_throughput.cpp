@@ -205,7 +205,9 @@ double coordinator_e2e(const test::redis_server& server, const std::string& queu
         }
         return 0;
     });
-    const bool ok = wait_ok(producer) & wait_ok(worker);
+    const bool producer_ok = wait_ok(producer);  // both reaped, whatever the first says
+    const bool worker_ok = wait_ok(worker);
+    const bool ok = producer_ok && worker_ok;
     if (!ok) throw std::runtime_error("coordinator phase: a child process failed");
     return seconds_since(start);
 }
