@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
@@ -254,6 +255,7 @@ struct coordinator_impl {
           write_through(opt.store != nullptr || opt.transport != nullptr),
           tick_timer(ctl) {
         if (tp) {
+            io.emplace(2);
             renew_every = opt.lease_renew_interval.count() > 0 ? opt.lease_renew_interval : opt.lease_duration / 3;
             if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
             recover_every = std::clamp(opt.lease_duration / 4, std::chrono::milliseconds(20),
@@ -357,6 +359,10 @@ struct coordinator_impl {
     // truth and nothing is copied into a second table. With a store of the
     // user's (or in distributed mode), every change is written through.
     bool write_through = true;
+
+    // Distributed mode: the node's I/O threads (one feeds, one flushes
+    // finished tasks' changes, at a time each).
+    std::optional<asio::thread_pool> io;
 
     asio::io_context ctl;
     asio::steady_timer tick_timer;
@@ -1205,10 +1211,13 @@ struct coordinator_impl {
         apply(fx);
     }
 
-    // Queues a finished attempt's record change; the first thread to find
-    // no flush under way carries out everything queued, in batches, until
+    // Queues a finished attempt's record change for the node's I/O threads:
+    // one flush at a time carries out everything queued, in batches, until
     // none is left. A lone completion is carried out at once; under load,
-    // completions that arrive during one flush share the next.
+    // completions that arrive during one flush share the next. The worker
+    // thread that finished the task never waits for Redis (a worker whose
+    // threads all wait for a reconnecting Redis could not heartbeat, and
+    // its running tasks' leases would lapse).
     void submit_op(dist_op op) {
         {
             std::lock_guard lk(mu);
@@ -1216,6 +1225,10 @@ struct coordinator_impl {
             if (flushing_ops) return;
             flushing_ops = true;
         }
+        asio::post(*io, [this] { flush_ops(); });
+    }
+
+    void flush_ops() {
         for (;;) {
             std::vector<dist_op> batch;
             {
@@ -1271,7 +1284,30 @@ struct coordinator_impl {
         }
         apply(fx);
         if (op) submit_op(std::move(*op));
-        feed();
+        kick_feed();
+    }
+
+    // feed() on the node's I/O threads (from a worker thread or a submitter).
+    void kick_feed() {
+        {
+            std::lock_guard lk(mu);
+            if (stopping) return;
+            if (feeding) {
+                feed_again = true;
+                return;
+            }
+            ++io_inflight;  // stop() waits for the posted feed
+        }
+        asio::post(*io, [this] {
+            feed();
+            effects fx;
+            {
+                std::lock_guard lk(mu);
+                if (io_inflight > 0) --io_inflight;
+                fx.wake_waiters = true;
+            }
+            apply(fx);
+        });
     }
 
     // Leases up to the free local slots and starts what fits. Any thread;
@@ -2310,7 +2346,7 @@ std::vector<submit_result> coordinator::submit_many_dist(std::vector<task_reques
         fx.wake_waiters = !evicted.empty();
     }
     c.apply(fx);
-    if (accepted > 0) c.feed();  // start at once what this node can run
+    if (accepted > 0) c.kick_feed();  // start at once what this node can run
     return out;
 }
 
@@ -2798,6 +2834,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
     asio::post(c.ctl, [&c] { c.tick_timer.cancel(); });
     c.ctl.stop();
     if (c.ctl_thread.joinable()) c.ctl_thread.join();
+    if (c.io) c.io->join();
     std::vector<std::shared_ptr<worker>> all;
     {
         std::lock_guard lk(c.mu);
