@@ -2662,15 +2662,22 @@ void coordinator::steer(const std::string& id, std::vector<std::string> messages
     };
     if (c.dist()) {
         // The mailbox is in the transport: whichever node runs the task
-        // (now or in a later attempt) reads it there.
-        if (!c.tp->post_messages(id, messages)) {
+        // (now or in a later attempt) reads it there. The record is looked
+        // at first: a finished task stays in the transport until its ack,
+        // just after its record says how it ended.
+        auto check_record = [&] {
             auto rec = c.store->get(id);
             if (!rec) throw error(errc::not_found, "orchcore: steer: no task with id \"" + id + "\"");
             if (is_terminal(rec->status))
                 throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
                                                      std::string(to_string(rec->status)));
+            return rec->status;
+        };
+        check_record();
+        if (!c.tp->post_messages(id, messages)) {
+            const auto status = check_record();
             throw error(errc::not_found, "orchcore: steer: task \"" + id + "\" is not in the queue (" +
-                                             std::string(to_string(rec->status)) + ", finishing or not yet admitted)");
+                                             std::string(to_string(status)) + ", finishing or not yet admitted)");
         }
         std::lock_guard lk(c.mu);
         if (auto it = c.tasks.find(id); it != c.tasks.end()) wake_local(it->second);

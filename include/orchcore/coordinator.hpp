@@ -426,6 +426,10 @@ private:
 //   attempt that lost its lease reads nothing and gets stale_token. A
 //   waiting receive_for() looks at the shared mailbox with a backoff from
 //   1 ms to 50 ms, and at once when steer() is called on its own node.
+//   steer() reads the task's record first: once the record says finished,
+//   steer() throws task_finished. Messages sent in the instant between a
+//   handler's return and its record being written are dropped with the
+//   task, as in local mode.
 // * Whole-task timeouts are checked while the task runs here and when it is
 //   leased (not while it waits in the shared queue). TTL maintenance calls
 //   store->expire() (shared). Auto-scaling samples the shared queue depth.
