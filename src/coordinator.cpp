@@ -1914,15 +1914,19 @@ void task_context::throw_if_cancelled() const {
 
 namespace {
 // Lock held. Takes the mailbox if this attempt still holds the task.
+// Lock held. Counts a steering read by an attempt that no longer holds its
+// task and returns the error to throw.
+error stale_read(detail::coordinator_impl& c, const detail::attempt_state& a) {
+    ++c.counters.stale_token_refusals;
+    return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                        " no longer holds it (stale fencing token)");
+}
+
 std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::attempt_state& a) {
     auto it = c.tasks.find(a.id);
     const bool valid = c.dist() ? (it != c.tasks.end() && it->second.attempt.get() == &a)
                                 : c.leases.validate(a.id, a.token);
-    if (!valid || it == c.tasks.end()) {
-        ++c.counters.stale_token_refusals;
-        throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
-                                           " no longer holds it (stale fencing token)");
-    }
+    if (!valid || it == c.tasks.end()) throw stale_read(c, a);
     std::vector<std::string> out;
     out.swap(it->second.mailbox);
     return out;
@@ -1931,23 +1935,16 @@ std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::atte
 // Distributed mode: the mailbox is the transport's, shared by every node;
 // the take is fenced by the attempt's lease token in the transport.
 std::vector<std::string> take_remote(detail::coordinator_impl& c, detail::attempt_state& a) {
-    auto refuse = [&] {
-        std::lock_guard lk(c.mu);
-        ++c.counters.stale_token_refusals;
-        return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
-                                            " no longer holds it (stale fencing token)");
-    };
     {
         std::lock_guard lk(c.mu);
         auto it = c.tasks.find(a.id);
-        if (it == c.tasks.end() || it->second.attempt.get() != &a) {
-            ++c.counters.stale_token_refusals;
-            throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
-                                               " no longer holds it (stale fencing token)");
-        }
+        if (it == c.tasks.end() || it->second.attempt.get() != &a) throw stale_read(c, a);
     }
     auto msgs = c.tp->take_messages(a.id, a.token);
-    if (!msgs) throw refuse();
+    if (!msgs) {
+        std::lock_guard lk(c.mu);
+        throw stale_read(c, a);
+    }
     return std::move(*msgs);
 }
 

@@ -12,6 +12,8 @@
 // redisAsyncFree / redisAsyncCommandArgv / redisAsyncHandleRead/Write.
 #include <orchcore/redis/redis_async.hpp>
 
+#include "redis_util.hpp"
+
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -37,48 +39,15 @@
 
 namespace orchcore {
 
+using redis_detail::convert;
+using redis_detail::jittered;
+using redis_detail::starts_with;
+
 namespace asio = boost::asio;
 
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-redis_reply convert(const redisReply* r) {
-    redis_reply out;
-    switch (r->type) {
-        case REDIS_REPLY_STRING:
-            out.type = redis_reply::kind::string;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_STATUS:
-            out.type = redis_reply::kind::status;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_ERROR:
-            out.type = redis_reply::kind::error;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_INTEGER:
-            out.type = redis_reply::kind::integer;
-            out.integer = r->integer;
-            break;
-        case REDIS_REPLY_ARRAY:
-            out.type = redis_reply::kind::array;
-            out.elements.reserve(r->elements);
-            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-            break;
-        default: out.type = redis_reply::kind::nil; break;
-    }
-    return out;
-}
-
-bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
-
-std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    std::uniform_int_distribution<long long> u(d.count() / 2, d.count());
-    return std::chrono::milliseconds{u(rng)};
-}
 
 std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 

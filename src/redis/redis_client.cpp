@@ -1,5 +1,7 @@
 #include <orchcore/redis/redis_client.hpp>
 
+#include "redis_util.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <sys/time.h>
@@ -12,6 +14,10 @@
 #include <utility>
 
 namespace orchcore {
+
+using redis_detail::convert;
+using redis_detail::jittered;
+using redis_detail::starts_with;
 
 struct redis_client::connection {
     redisContext* ctx = nullptr;
@@ -40,43 +46,6 @@ timeval to_timeval(std::chrono::milliseconds d) {
     tv.tv_sec = static_cast<decltype(tv.tv_sec)>(d.count() / 1000);
     tv.tv_usec = static_cast<decltype(tv.tv_usec)>((d.count() % 1000) * 1000);
     return tv;
-}
-
-redis_reply convert(const redisReply* r) {
-    redis_reply out;
-    switch (r->type) {
-        case REDIS_REPLY_STRING:
-            out.type = redis_reply::kind::string;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_STATUS:
-            out.type = redis_reply::kind::status;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_ERROR:
-            out.type = redis_reply::kind::error;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_INTEGER:
-            out.type = redis_reply::kind::integer;
-            out.integer = r->integer;
-            break;
-        case REDIS_REPLY_ARRAY:
-            out.type = redis_reply::kind::array;
-            out.elements.reserve(r->elements);
-            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
-            break;
-        default: out.type = redis_reply::kind::nil; break;
-    }
-    return out;
-}
-
-bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
-
-std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    std::uniform_int_distribution<long long> u(d.count() / 2, d.count());
-    return std::chrono::milliseconds{u(rng)};
 }
 
 }  // namespace

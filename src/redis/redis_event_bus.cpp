@@ -27,6 +27,8 @@
 
 namespace orchcore {
 
+using redis_detail::jittered;
+
 namespace json = boost::json;
 
 namespace {
@@ -94,12 +96,6 @@ std::int64_t get_int(const json::object& o, std::string_view k, std::int64_t lo,
     else bad("field \"" + std::string(k) + "\" is not an integer in range");
     if (x < lo || x > hi) bad("field \"" + std::string(k) + "\" is out of range");
     return x;
-}
-
-std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    std::uniform_int_distribution<long long> u(d.count() / 2, std::max<long long>(d.count(), 1));
-    return std::chrono::milliseconds{u(rng)};
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 #include <orchcore/error.hpp>
 #include <orchcore/redis/redis_client.hpp>
 
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +43,45 @@ inline std::chrono::system_clock::time_point from_ticks(std::int64_t v) {
 
 inline std::int64_t to_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+/// A hiredis reply as a redis_reply (deep copy).
+inline redis_reply convert(const redisReply* r) {
+    redis_reply out;
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+            out.type = redis_reply::kind::string;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_STATUS:
+            out.type = redis_reply::kind::status;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_ERROR:
+            out.type = redis_reply::kind::error;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.type = redis_reply::kind::integer;
+            out.integer = r->integer;
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = redis_reply::kind::array;
+            out.elements.reserve(r->elements);
+            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+            break;
+        default: out.type = redis_reply::kind::nil; break;
+    }
+    return out;
+}
+
+inline bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
+
+/// A reconnect backoff with jitter: uniform in [d/2, d] (at least 1 ms wide).
+inline std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    std::uniform_int_distribution<long long> u(d.count() / 2, std::max<long long>(d.count(), 1));
+    return std::chrono::milliseconds{u(rng)};
 }
 
 }  // namespace orchcore::redis_detail

@@ -15,6 +15,7 @@
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/futex.hpp>
 #include <orchcore/detail/spin.hpp>
+#include <orchcore/detail/timed_pops.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -31,7 +32,9 @@
 namespace orchcore::detail {
 
 template <class T, admission_policy Policy, class Id>
-class locked_admission_queue {
+class locked_admission_queue : public timed_pops<locked_admission_queue<T, Policy, Id>, queue_entry<T, Id>> {
+    friend class timed_pops<locked_admission_queue<T, Policy, Id>, queue_entry<T, Id>>;
+
 public:
     using core_type = admission_core<T, Policy, Id>;
     using value_type = T;
@@ -95,22 +98,6 @@ public:
         return e;
     }
 
-    /// Takes the next task, waiting as long as needed.
-    /// Throws queue_closed once the queue is closed and empty.
-    entry_type pop() { return std::move(*wait_pop(std::nullopt)); }
-
-    /// Takes the next task, waiting up to `timeout`; empty on timeout.
-    /// Throws queue_closed once the queue is closed and empty.
-    template <class Rep, class Period>
-    std::optional<entry_type> pop_for(const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop(clock::now() + std::chrono::ceil<clock::duration>(timeout));
-    }
-
-    template <class Clock, class Duration>
-    std::optional<entry_type> pop_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop(to_steady(deadline));
-    }
-
     /// Takes up to `max` tasks without blocking.
     std::vector<entry_type> try_pop_batch(std::size_t max) {
         std::vector<entry_type> out;
@@ -121,21 +108,6 @@ public:
         core_.pop_batch(std::back_inserter(out), max, now);
         publish_size();
         return out;
-    }
-
-    /// Takes up to `max` (>= 1) tasks, waiting for the first one. Throws
-    /// queue_closed once the queue is closed and empty.
-    std::vector<entry_type> pop_batch(std::size_t max) { return wait_pop_batch(max, std::nullopt); }
-
-    /// As pop_batch, waiting up to `timeout`; empty vector on timeout.
-    template <class Rep, class Period>
-    std::vector<entry_type> pop_batch_for(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop_batch(max, clock::now() + std::chrono::ceil<clock::duration>(timeout));
-    }
-
-    template <class Clock, class Duration>
-    std::vector<entry_type> pop_batch_until(std::size_t max, const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop_batch(max, to_steady(deadline));
     }
 
     /// Removes a queued task (cancellation) and returns it; empty if no task
@@ -232,15 +204,6 @@ private:
     lock_type acquire() const { return lock_type(mutex_); }
 
     void publish_size() noexcept { size_approx_.store(core_.size(), std::memory_order_relaxed); }
-
-    template <class Clock, class Duration>
-    static clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& tp) {
-        if constexpr (std::is_same_v<Clock, clock>) {
-            return std::chrono::time_point_cast<clock::duration>(tp);
-        } else {
-            return clock::now() + std::chrono::ceil<clock::duration>(tp - Clock::now());
-        }
-    }
 
     // lock held
     void link(waiter& w) noexcept {

@@ -52,6 +52,7 @@
 #include <orchcore/detail/id_index.hpp>
 #include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
+#include <orchcore/detail/timed_pops.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/metrics.hpp>
 #include <orchcore/priority.hpp>
@@ -139,7 +140,9 @@ private:
 };
 
 template <class T, admission_policy Policy, class Id>
-class ring_admission_queue {
+class ring_admission_queue : public timed_pops<ring_admission_queue<T, Policy, Id>, queue_entry<T, Id>> {
+    friend class timed_pops<ring_admission_queue<T, Policy, Id>, queue_entry<T, Id>>;
+
     static_assert(ring_eligible<T, Policy, Id>);
 
 public:
@@ -223,18 +226,6 @@ public:
 
     std::optional<entry_type> try_pop() { return pop_any(); }
 
-    entry_type pop() { return std::move(*wait_pop(std::nullopt)); }
-
-    template <class Rep, class Period>
-    std::optional<entry_type> pop_for(const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop(clock::now() + std::chrono::ceil<clock::duration>(timeout));
-    }
-
-    template <class Clock, class Duration>
-    std::optional<entry_type> pop_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop(to_steady(deadline));
-    }
-
     std::vector<entry_type> try_pop_batch(std::size_t max) {
         std::vector<entry_type> out;
         while (out.size() < max) {
@@ -244,18 +235,6 @@ public:
             out.push_back(std::move(*e));
         }
         return out;
-    }
-
-    std::vector<entry_type> pop_batch(std::size_t max) { return wait_pop_batch(max, std::nullopt); }
-
-    template <class Rep, class Period>
-    std::vector<entry_type> pop_batch_for(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
-        return wait_pop_batch(max, clock::now() + std::chrono::ceil<clock::duration>(timeout));
-    }
-
-    template <class Clock, class Duration>
-    std::vector<entry_type> pop_batch_until(std::size_t max, const std::chrono::time_point<Clock, Duration>& deadline) {
-        return wait_pop_batch(max, to_steady(deadline));
     }
 
     /// Removes a queued task; the tasks behind it move up by one. O(depth).
@@ -461,15 +440,6 @@ private:
         double mean_ = 0.0;
         bool has_last_ = false, primed_ = false;
     };
-
-    template <class Clock, class Duration>
-    static clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& tp) {
-        if constexpr (std::is_same_v<Clock, clock>) {
-            return std::chrono::time_point_cast<clock::duration>(tp);
-        } else {
-            return clock::now() + std::chrono::ceil<clock::duration>(tp - Clock::now());
-        }
-    }
 
     slot& slot_at(std::uint64_t pos) const noexcept { return slots_[pos % ring_]; }
 
