@@ -33,6 +33,24 @@
 //    small across iterations (the expiry work runs on the control thread
 //    inside the measurement, as it would in production).
 //
+// 2b. BM_Tracked<...>: the same full path measured against tracked-task
+//    peers, i.e. what a user builds from a peer pool when every task needs a
+//    handle to await its result: kCoordinatorTasks tasks, each submitted with
+//    a handle (its result is a std::string), then every handle awaited and
+//    its result read, in submission order.
+//      CoordinatorSubmitAwait  coordinator::submit_async, keep the handle,
+//                              then handle.get() on each
+//      CoordinatorSubmitMany   coordinator::submit_many in chunks of
+//                              kChunk, then handle.get() on each
+//      AsioFuture              boost::asio::thread_pool(2) +
+//                              std::packaged_task / std::future per task
+//      TbbFuture               tbb::task_group in a task_arena(2) +
+//                              std::packaged_task / std::future per task
+//      MutexCvFuture           the MutexCvPool above + packaged_task/future
+//    A future per task is the nearest a peer pool comes to a tracked task;
+//    it has no id, status query, cancellation, retry or timeout, so this is
+//    a floor the coordinator's bookkeeping is measured against.
+//
 // 3. BM_StartLatency<...>: submit-to-start latency at light load. One task
 //    at a time: the benchmark thread takes t0 = steady_clock::now(), submits,
 //    and waits (atomic wait) until the task has started; the task stores
@@ -63,6 +81,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -76,6 +95,7 @@ constexpr int kPostTasks = 200'000;
 constexpr int kCoordinatorTasks = 20'000;
 constexpr int kLatencySamples = 2'000;
 constexpr int kThreads = 2;
+constexpr std::size_t kChunk = 256;
 
 using steady = std::chrono::steady_clock;
 
@@ -209,13 +229,14 @@ void BM_Post(benchmark::State& state) {
 // ---------------------------------------------------------------------------
 // Coordinator
 
-orchcore::coordinator_options coordinator_opts(std::size_t capacity) {
+orchcore::coordinator_options coordinator_opts(std::size_t capacity,
+                                               std::chrono::milliseconds completed_ttl = std::chrono::milliseconds(100)) {
     orchcore::coordinator_options o;
     o.queue.capacity = capacity;
     o.worker_template.max_concurrent = 1;
     o.scaling.min_workers = kThreads;
     o.scaling.max_workers = kThreads;
-    o.completed_ttl = std::chrono::milliseconds(100);
+    o.completed_ttl = completed_ttl;
     o.maintenance_interval = std::chrono::milliseconds(100);
     return o;
 }
@@ -251,6 +272,133 @@ void BM_Coordinator(benchmark::State& state) {
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kCoordinatorTasks);
     if (rejected != 0) state.SkipWithError("admissions were rejected (queue too small?)");
     c.stop(orchcore::stop_mode::graceful);
+}
+
+// ---------------------------------------------------------------------------
+// Tracked tasks: submit with a handle, await every handle, read its result.
+
+/// The tracked tiny task's body: the same atomic decrement, and a result.
+std::string tracked_body(std::atomic<int>* remaining) {
+    tiny_task{remaining}();
+    return std::string{};
+}
+
+struct CoordinatorSubmitAwait {
+    static constexpr const char* name = "CoordinatorSubmitAwait";
+    CoordinatorSubmitAwait() {
+        c.register_handler("noop", [this](orchcore::task_context&) { return tracked_body(remaining); });
+    }
+    ~CoordinatorSubmitAwait() { c.stop(orchcore::stop_mode::graceful); }
+    /// Returns the number of results read (== n unless something was rejected).
+    int run(int n, std::atomic<int>& left) {
+        remaining = &left;
+        handles.clear();
+        for (int i = 0; i < n; ++i) handles.push_back(c.submit_async("noop", std::string{}).handle);
+        return await_all();
+    }
+    int await_all() {
+        int read = 0;
+        for (const auto& h : handles) {
+            if (!h.valid()) continue;
+            benchmark::DoNotOptimize(h.get());
+            ++read;
+        }
+        return read;
+    }
+    std::atomic<int>* remaining = nullptr;
+    std::vector<orchcore::task_handle> handles;
+    // A result stays readable for completed_ttl: long enough here for the
+    // first task's result to outlive the submission of the other 19,999.
+    orchcore::coordinator c{coordinator_opts(2 * kCoordinatorTasks, std::chrono::seconds(2))};
+};
+
+struct CoordinatorSubmitMany : CoordinatorSubmitAwait {
+    static constexpr const char* name = "CoordinatorSubmitMany";
+    int run(int n, std::atomic<int>& left) {
+        remaining = &left;
+        handles.clear();
+        std::vector<orchcore::task_request> chunk;
+        for (int i = 0; i < n;) {
+            chunk.clear();
+            for (std::size_t k = 0; k < kChunk && i < n; ++k, ++i) chunk.push_back({"noop", std::string{}, {}});
+            for (auto& r : c.submit_many(std::move(chunk))) handles.push_back(std::move(r.handle));
+        }
+        return await_all();
+    }
+};
+
+/// A peer pool with a std::packaged_task / std::future per task.
+template <class Post>
+int run_futures(int n, std::atomic<int>& left, std::vector<std::future<std::string>>& futures, Post&& post) {
+    futures.clear();
+    for (int i = 0; i < n; ++i) {
+        std::packaged_task<std::string()> t([r = &left] { return tracked_body(r); });
+        futures.push_back(t.get_future());
+        post(std::move(t));
+    }
+    int read = 0;
+    for (auto& f : futures) {
+        benchmark::DoNotOptimize(f.get());
+        ++read;
+    }
+    return read;
+}
+
+struct AsioFuture {
+    static constexpr const char* name = "AsioFuture";
+    ~AsioFuture() { pool.join(); }
+    int run(int n, std::atomic<int>& left) {
+        return run_futures(n, left, futures, [this](std::packaged_task<std::string()> t) {
+            boost::asio::post(pool, std::move(t));
+        });
+    }
+    std::vector<std::future<std::string>> futures;
+    boost::asio::thread_pool pool{kThreads};
+};
+
+struct TbbFuture {
+    static constexpr const char* name = "TbbFuture";
+    int run(int n, std::atomic<int>& left) {
+        int read = 0;
+        arena.execute([&] {
+            tbb::task_group tg;
+            // task_group::run wants a copyable callable: the packaged_task
+            // lives in a shared_ptr.
+            read = run_futures(n, left, futures, [&tg](std::packaged_task<std::string()> t) {
+                tg.run([p = std::make_shared<std::packaged_task<std::string()>>(std::move(t))] { (*p)(); });
+            });
+            tg.wait();
+        });
+        return read;
+    }
+    std::vector<std::future<std::string>> futures;
+    tbb::task_arena arena{kThreads};
+};
+
+struct MutexCvFuture {
+    static constexpr const char* name = "MutexCvFuture";
+    int run(int n, std::atomic<int>& left) {
+        // std::function needs a copyable callable, as with TBB.
+        return run_futures(n, left, futures, [this](std::packaged_task<std::string()> t) {
+            pool.post([p = std::make_shared<std::packaged_task<std::string()>>(std::move(t))] { (*p)(); });
+        });
+    }
+    std::vector<std::future<std::string>> futures;
+    MutexCvPool pool;
+};
+
+template <class Target>
+void BM_Tracked(benchmark::State& state) {
+    auto target = std::make_unique<Target>();
+    std::atomic<int> remaining{0};
+    bool short_read = false;
+    for (auto _ : state) {
+        remaining.store(kCoordinatorTasks, std::memory_order_relaxed);
+        if (target->run(kCoordinatorTasks, remaining) != kCoordinatorTasks) short_read = true;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kCoordinatorTasks);
+    if (short_read) state.SkipWithError("some tasks were rejected (queue too small?)");
+    target.reset();
 }
 
 // ---------------------------------------------------------------------------
@@ -345,6 +493,16 @@ void register_post() {
 }
 
 template <class... Targets>
+void register_tracked() {
+    (benchmark::RegisterBenchmark(
+         (std::string("BM_Tracked<") + Targets::name + ">/tasks:" + std::to_string(kCoordinatorTasks)).c_str(),
+         BM_Tracked<Targets>)
+         ->UseRealTime()
+         ->Unit(benchmark::kMillisecond),
+     ...);
+}
+
+template <class... Targets>
 void register_latency() {
     (benchmark::RegisterBenchmark(
          (std::string("BM_StartLatency<") + Targets::name + ">/samples:" + std::to_string(kLatencySamples)).c_str(),
@@ -365,6 +523,7 @@ void register_latency() {
     benchmark::RegisterBenchmark(("BM_Coordinator<Post" + suffix).c_str(), BM_Coordinator<submit_kind::post>)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+    register_tracked<CoordinatorSubmitAwait, CoordinatorSubmitMany, AsioFuture, TbbFuture, MutexCvFuture>();
     register_latency<CoordinatorLatency, OrchcorePoolLatency, AsioLatency>();
     return true;
 }();

@@ -15,7 +15,6 @@
 #include <orchcore/any_admission_queue.hpp>
 #include <orchcore/coordinator.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
-#include <orchcore/lease_table.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -40,6 +39,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace asio = boost::asio;
@@ -299,14 +299,15 @@ struct coordinator_impl {
     std::unordered_map<std::string, std::shared_ptr<const task_handler>> handlers;
     std::unordered_map<std::string, std::shared_ptr<const async_task_handler>> async_handlers;
     std::multimap<steady::time_point, std::string> deadlines;  // tasks with a whole-task timeout
-    lease_table leases;
     autoscaler scaler;
     std::shared_ptr<task_store> store;
     std::shared_ptr<worker_registry> registry;
     event_bus bus;
     coordinator_stats counters;
     std::mt19937_64 rng;
-    std::uint64_t task_seq = 0, worker_seq = 0;
+    std::atomic<std::uint64_t> task_seq{0};  // generated task ids (also taken by distributed submits)
+    std::uint64_t worker_seq = 0;
+    std::uint64_t attempt_seq = 0;  // local mode: fencing tokens
     std::deque<event> outbox;  // events in the order of the changes, not yet published
     bool publishing = false;   // a thread is draining the outbox
     std::thread::id publisher{};               // which one
@@ -432,7 +433,6 @@ struct coordinator_impl {
         t.mailbox.clear();  // undelivered steering messages go with the task
         t.mailbox.shrink_to_fit();
         if (t.attempt) {
-            leases.release(t.rec.id, t.attempt->token);
             t.attempt->cancel.store(true);
             t.attempt->mailbox_cv.notify_all();
             t.attempt.reset();
@@ -471,7 +471,6 @@ struct coordinator_impl {
     // handler actually returns.
     void fence_attempt(task_entry& t) {
         if (!t.attempt) return;
-        leases.release(t.rec.id, t.attempt->token);
         signal_cancel(t.attempt);
         t.attempt.reset();
     }
@@ -533,8 +532,10 @@ struct coordinator_impl {
         a->worker_id = w.w->id();
         a->attempt = t.rec.attempts;
         a->turn = t.rec.turns;
-        auto l = leases.grant(t.rec.id, w.w->id(), t.rec.attempts, now, std::chrono::hours(24 * 365));
-        a->token = l ? l->token : 0;
+        // In one process the fence is the task's current attempt
+        // (task_entry::attempt): the token numbers attempts for the handler
+        // and the events, and no lease table is needed.
+        a->token = ++attempt_seq;
         t.attempt = a;
         auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
         if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout; else t.turn_deadline.reset();
@@ -559,15 +560,17 @@ struct coordinator_impl {
         if (stopped || workers.empty()) return;
         std::size_t free = free_slots();
         if (free == 0) return;
-        auto try_place = [&](const std::string& id) -> bool {
-            auto it = tasks.find(id);
-            if (it == tasks.end() || it->second.rec.status != task_status::queued) return true;  // gone
+        // Starts the task on a fitting worker; false if none has room. A
+        // task that is gone (cancelled or expired) counts as placed.
+        auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
+            if (it == tasks.end() || it->second.rec.status != task_status::queued) return true;
             worker_entry* w = pick_worker(it->second.rec.tags);
             if (!w) return false;
             start_attempt(it->second, *w, fx);
             --free;
             return true;
         };
+        auto try_place = [&](const std::string& id) { return place(tasks.find(id)); };
         for (auto p = parked.begin(); p != parked.end() && free > 0;) {
             if (try_place(*p)) p = parked.erase(p); else ++p;
         }
@@ -580,14 +583,143 @@ struct coordinator_impl {
         while (free > 0 && parked.size() < parked_limit) {
             auto e = queue->try_pop();
             if (!e) break;
-            if (auto it = tasks.find(e->value); it != tasks.end()) it->second.where = location::none;
-            if (!try_place(e->value)) park(e->value);
+            auto it = tasks.find(e->value);  // one lookup per task taken
+            if (it != tasks.end()) it->second.where = location::none;
+            if (!place(it)) {
+                parked.push_back(std::move(e->value));
+                it->second.where = location::parked;
+            }
         }
     }
 
     void park(const std::string& id) {
         parked.push_back(id);
         if (auto it = tasks.find(id); it != tasks.end()) it->second.where = location::parked;
+    }
+
+    /// Lock held. Throws if no handler is registered for the type.
+    void require_handler(const std::string& type) const {
+        if (!handlers.count(type) && !async_handlers.count(type))
+            throw invalid_argument("type", "\"" + type + "\"", "no handler is registered for this task type");
+    }
+
+    /// Lock held. Local mode: admits one task or rejects it, filling `out`.
+    /// The caller has checked its handler and options, and dispatches.
+    void admit_local(std::string& type, std::string& payload, task_options& o, submit_result& out,
+                     coordinator* owner, effects& fx) {
+        auto reject = [&](rejection_reason r, std::string_view why, std::chrono::milliseconds retry_after) {
+            out.admission.is_accepted = false;
+            out.admission.id = o.id;
+            out.admission.reason = r;
+            out.admission.detail = why;
+            out.admission.retry_after = retry_after;
+            ++counters.rejected;
+            event ev;
+            ev.kind = event_kind::task_rejected;
+            ev.task_id = o.id.value_or("");
+            ev.detail = std::string(why);
+            emit(std::move(ev));
+        };
+        auto next_id = [this] { return "task-" + std::to_string(++task_seq); };
+        if (stopping) {
+            reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0});
+            return;
+        }
+        if (o.id && (tasks.count(*o.id) || (write_through && store->get(*o.id)))) {
+            reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                   std::chrono::milliseconds{0});
+            return;
+        }
+        if (!priority::is_valid(o.priority)) {
+            reject(rejection_reason::invalid_request, "priority out of range [0, 20]", std::chrono::milliseconds{0});
+            return;
+        }
+        const bool fail_fast = opt.policy == queue_policy::fail_fast;
+        std::string id = o.id ? *o.id : next_id();
+        job_id queue_id = 0;
+        std::optional<std::string> evicted;
+        if (fail_fast) {
+            // Admitted only if a fitting worker can start it now.
+            if (pick_worker(o.tags) == nullptr) {
+                reject(rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
+                       opt.queue.default_retry_after);
+                return;
+            }
+            out.admission.position = 0;
+        } else {
+            auto r = queue->try_push(std::string(id), {.priority = o.priority});
+            if (!r) {
+                reject(r.reason, r.detail, r.retry_after);
+                return;
+            }
+            queue_id = *r.id;
+            out.admission.position = r.position;
+            if (r.evicted) evicted = std::move(r.evicted->value);
+        }
+        // One lookup: the insertion itself. A generated id can collide only
+        // with a caller's "task-<n>"; then the task takes the next number.
+        auto [it, inserted] = tasks.try_emplace(id);
+        while (!inserted) {
+            if (!fail_fast) queue->cancel(queue_id);
+            id = next_id();
+            std::tie(it, inserted) = tasks.try_emplace(id);
+            if (inserted && !fail_fast) {
+                // Back in at once: the first push succeeded, so this one can
+                // fail only if the queue filled up in between (not under
+                // this lock: the ring's own producers do not take it).
+                auto r = queue->try_push(std::string(id), {.priority = o.priority});
+                if (!r) {
+                    tasks.erase(it);
+                    reject(r.reason, r.detail, r.retry_after);
+                    return;
+                }
+                queue_id = *r.id;
+                out.admission.position = r.position;
+            }
+        }
+        task_entry& t = it->second;
+        t.queue_id = queue_id;
+        t.rec.id = id;
+        t.rec.type = std::move(type);
+        t.rec.payload = std::move(payload);
+        t.rec.priority = o.priority;
+        t.rec.owner = std::move(o.owner);
+        t.rec.metadata = std::move(o.metadata);
+        t.rec.tags = std::move(o.tags);
+        t.rec.timeout = o.timeout;
+        t.rec.turn_timeout = o.turn_timeout;
+        t.rec.max_retries = o.max_retries.value_or(opt.default_max_retries);
+        t.rec.backoff = o.backoff.value_or(opt.default_backoff);
+        t.rec.created_at = wall::now();
+        set_status(t, task_status::queued);
+        if (!fail_fast) t.where = location::queue;
+        // A task the policy pushed out to make room is cancelled whatever
+        // becomes of this one.
+        if (evicted) {
+            if (auto eit = tasks.find(*evicted); eit != tasks.end()) {
+                eit->second.where = location::none;  // already out of the queue
+                finish(eit->second, task_status::cancelled,
+                       "evicted by the " + std::string(to_string(opt.policy)) + " admission policy", fx);
+            }
+        }
+        if (write_through && !store->create(t.rec)) {
+            // Another coordinator sharing the store took this id first.
+            if (!fail_fast) queue->cancel(queue_id);
+            tasks.erase(it);
+            reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                   std::chrono::milliseconds{0});
+            return;
+        }
+        if (o.timeout.count() > 0) {
+            t.deadline = steady::now() + o.timeout;
+            deadlines.emplace(*t.deadline, id);
+        }
+        ++counters.submitted;
+        emit_task(event_kind::task_queued, t);
+        if (fail_fast) start_attempt(t, *pick_worker(t.rec.tags), fx);
+        out.admission.is_accepted = true;
+        out.admission.id = id;
+        out.handle = task_handle(owner, std::move(id));
     }
 
     std::shared_ptr<worker> create_worker(worker_options o, effects& /*fx*/) {
@@ -719,7 +851,7 @@ struct coordinator_impl {
             std::lock_guard lk(mu);
             release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
-            if (!leases.release(a->id, a->token) || it == tasks.end() || it->second.attempt != a) {
+            if (it == tasks.end() || it->second.attempt != a) {
                 refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
             } else {
                 task_entry& t = it->second;
@@ -1924,9 +2056,7 @@ error stale_read(detail::coordinator_impl& c, const detail::attempt_state& a) {
 
 std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::attempt_state& a) {
     auto it = c.tasks.find(a.id);
-    const bool valid = c.dist() ? (it != c.tasks.end() && it->second.attempt.get() == &a)
-                                : c.leases.validate(a.id, a.token);
-    if (!valid || it == c.tasks.end()) throw stale_read(c, a);
+    if (it == c.tasks.end() || it->second.attempt.get() != &a) throw stale_read(c, a);
     std::vector<std::string> out;
     out.swap(it->second.mailbox);
     return out;
@@ -2018,9 +2148,7 @@ void task_context::report_progress(double fraction, std::string message) {
     {
         std::lock_guard lk(c.mu);
         auto it = c.tasks.find(s_->id);
-        const bool valid = c.dist() ? (it != c.tasks.end() && it->second.attempt == s_)
-                                    : c.leases.validate(s_->id, s_->token);
-        if (!valid || it == c.tasks.end()) {
+        if (it == c.tasks.end() || it->second.attempt != s_) {
             ++c.counters.stale_token_refusals;
             return;  // a fenced attempt's progress is ignored (and counted)
         }
@@ -2048,7 +2176,7 @@ std::optional<task_record> task_handle::wait_for(std::chrono::milliseconds timeo
 
 task_record task_handle::wait() const {
     for (;;) {
-        if (auto r = wait_for(std::chrono::hours(1))) return *r;
+        if (auto r = wait_for(std::chrono::hours(1))) return std::move(*r);
     }
 }
 
@@ -2352,10 +2480,28 @@ std::vector<submit_result> coordinator::submit_many(std::vector<task_request> ta
         if (t.type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
         validate_task_options(t.options);
     }
-    if (impl_->dist()) return submit_many_dist(tasks);
-    std::vector<submit_result> out;
-    out.reserve(tasks.size());
-    for (auto& t : tasks) out.push_back(submit_async(std::move(t.type), std::move(t.payload), std::move(t.options)));
+    auto& c = *impl_;
+    if (c.dist()) return submit_many_dist(tasks);
+    {
+        // Every type first: a missing handler rejects the whole call.
+        std::lock_guard lk(c.mu);
+        for (const auto& t : tasks) c.require_handler(t.type);
+    }
+    std::vector<submit_result> out(tasks.size());
+    // One lock round trip per chunk, not per task; chunks keep each hold
+    // short, so workers finishing tasks are not held up for long.
+    constexpr std::size_t chunk = 64;
+    for (std::size_t first = 0; first < tasks.size(); first += chunk) {
+        const std::size_t last = std::min(tasks.size(), first + chunk);
+        detail::effects fx;
+        {
+            std::lock_guard lk(c.mu);
+            for (std::size_t i = first; i < last; ++i)
+                c.admit_local(tasks[i].type, tasks[i].payload, tasks[i].options, out[i], this, fx);
+            c.dispatch(fx);
+        }
+        c.apply(fx);
+    }
     return out;
 }
 
@@ -2374,104 +2520,9 @@ submit_result coordinator::submit_async(std::string type, std::string payload, t
 
     {
         std::lock_guard lk(c.mu);
-        if (!c.handlers.count(type) && !c.async_handlers.count(type))
-            throw invalid_argument("type", "\"" + type + "\"", "no handler is registered for this task type");
-        auto reject = [&](rejection_reason r, std::string_view detail, std::chrono::milliseconds retry_after) {
-            out.admission.is_accepted = false;
-            out.admission.id = o.id;
-            out.admission.reason = r;
-            out.admission.detail = detail;
-            out.admission.retry_after = retry_after;
-            ++c.counters.rejected;
-            event ev;
-            ev.kind = event_kind::task_rejected;
-            ev.task_id = o.id.value_or("");
-            ev.detail = std::string(detail);
-            c.emit(std::move(ev));
-        };
-        std::string id = o.id ? *o.id : "task-" + std::to_string(++c.task_seq);
-        while (!o.id && c.tasks.count(id)) id = "task-" + std::to_string(++c.task_seq);
-
-        if (c.stopping) {
-            reject(rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0});
-        } else if (c.tasks.count(id) || (o.id && c.write_through && c.store->get(id))) {
-            reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
-                   std::chrono::milliseconds{0});
-        } else if (!priority::is_valid(o.priority)) {
-            reject(rejection_reason::invalid_request, "priority out of range [0, 20]", std::chrono::milliseconds{0});
-        } else {
-            bool admitted = false;
-            job_id queue_id = 0;
-            std::optional<std::string> evicted;
-            if (c.opt.policy == queue_policy::fail_fast) {
-                // Fail-fast: admitted only if a fitting worker can start it now.
-                if (c.pick_worker(o.tags) == nullptr) {
-                    reject(rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
-                           c.opt.queue.default_retry_after);
-                } else {
-                    admitted = true;
-                    out.admission.position = 0;
-                }
-            } else {
-                auto r = c.queue->try_push(std::string(id), {.priority = o.priority});
-                if (!r) {
-                    reject(r.reason, r.detail, r.retry_after);
-                } else {
-                    admitted = true;
-                    queue_id = *r.id;
-                    out.admission.position = r.position;
-                    if (r.evicted) evicted = std::move(r.evicted->value);
-                }
-            }
-            if (admitted) {
-                detail::task_entry t;
-                t.queue_id = queue_id;
-                t.rec.id = id;
-                t.rec.type = type;
-                t.rec.payload = std::move(payload);
-                t.rec.priority = o.priority;
-                t.rec.owner = std::move(o.owner);
-                t.rec.metadata = std::move(o.metadata);
-                t.rec.tags = std::move(o.tags);
-                t.rec.timeout = o.timeout;
-                t.rec.turn_timeout = o.turn_timeout;
-                t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
-                t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
-                t.rec.created_at = detail::wall::now();
-                if (o.timeout.count() > 0) {
-                    t.deadline = detail::steady::now() + o.timeout;
-                    c.deadlines.emplace(*t.deadline, id);
-                }
-                c.set_status(t, task_status::queued);
-                if (c.write_through && !c.store->create(t.rec)) {
-                    // Another coordinator sharing the store took this id first.
-                    if (c.opt.policy != queue_policy::fail_fast) c.queue->cancel(queue_id);
-                    reject(rejection_reason::invalid_request, "duplicate id: a task with this id exists",
-                           std::chrono::milliseconds{0});
-                    goto done;
-                }
-                auto [it, _] = c.tasks.emplace(id, std::move(t));
-                ++c.counters.submitted;
-                c.emit_task(event_kind::task_queued, it->second);
-                if (c.opt.policy == queue_policy::fail_fast) {
-                    c.start_attempt(it->second, *c.pick_worker(it->second.rec.tags), fx);
-                } else {
-                    it->second.where = detail::location::queue;
-                }
-                if (evicted) {
-                    if (auto eit = c.tasks.find(*evicted); eit != c.tasks.end()) {
-                        eit->second.where = detail::location::none;  // already out of the queue
-                        c.finish(eit->second, task_status::cancelled,
-                                 "evicted by the " + std::string(to_string(c.opt.policy)) + " admission policy", fx);
-                    }
-                }
-                out.admission.is_accepted = true;
-                out.admission.id = id;
-                out.handle = task_handle(this, id);
-                c.dispatch(fx);
-            }
-        }
-    done:;
+        c.require_handler(type);
+        c.admit_local(type, payload, o, out, this, fx);
+        if (out.admission.is_accepted) c.dispatch(fx);
     }
     c.apply(fx);
     return out;

@@ -269,6 +269,7 @@ public:
 
 private:
     friend class coordinator;
+    friend struct detail::coordinator_impl;
     task_handle(coordinator* c, std::string id) : owner_(c), id_(std::move(id)) {}
     coordinator* owner_ = nullptr;
     std::string id_{};

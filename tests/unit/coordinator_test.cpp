@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1761,6 +1762,66 @@ TEST_CASE("coordinator: submit_many in local mode", "[coordinator][bulk]") {
     c.scale(1);
     for (auto& r : rs)
         if (r) CHECK(r.handle.wait_for(5s));
+}
+
+TEST_CASE("coordinator: local submit_many admits in chunks; each task decided as if alone", "[coordinator][bulk]") {
+    // 200 tasks span several of submit_many's lock chunks; with drop_lru and
+    // capacity 50 and nothing running, the last 50 stay queued and the first
+    // 150 are evicted, each ending cancelled exactly once.
+    auto o = fast_options(1, 1);
+    o.policy = oc::queue_policy::drop_lru;
+    o.queue.capacity = 50;
+    o.scaling.min_workers = 0;
+    recorder rec;
+    oc::coordinator c{o};
+    rec.attach(c);
+    std::atomic<int> ran{0};
+    c.register_handler("t", [&](oc::task_context& ctx) {
+        ++ran;
+        return ctx.payload();
+    });
+    std::vector<oc::task_request> batch;
+    for (int i = 0; i < 200; ++i) batch.push_back({"t", std::to_string(i), {}});
+    auto rs = c.submit_many(batch);
+    REQUIRE(rs.size() == 200);
+    for (auto& r : rs) REQUIRE(r.accepted());
+    for (int i = 0; i < 150; ++i) {
+        auto rec150 = rs[static_cast<std::size_t>(i)].handle.wait_for(0ms);
+        REQUIRE(rec150);
+        CHECK(st(rec150) == "cancelled");
+    }
+    CHECK(c.get_stats().cancelled == 150);
+    CHECK(rec.count(oc::event_kind::task_cancelled) == 150);
+    c.scale(1);
+    for (int i = 150; i < 200; ++i) CHECK(rs[static_cast<std::size_t>(i)].handle.get() == std::to_string(i));
+    CHECK(ran.load() == 50);
+
+    // A type without a handler rejects the whole call before anything is
+    // admitted, wherever it sits in the batch.
+    std::vector<oc::task_request> mixed;
+    for (int i = 0; i < 100; ++i) mixed.push_back({"t", "m", {}});
+    mixed[99].type = "nobody";
+    const auto submitted = c.get_stats().submitted;
+    CHECK_THROWS_AS(c.submit_many(mixed), oc::invalid_argument);
+    CHECK(c.get_stats().submitted == submitted);
+}
+
+TEST_CASE("coordinator: a generated id never takes a caller's id of the same form", "[coordinator]") {
+    oc::coordinator c{fast_options()};
+    c.register_handler("echo", [](oc::task_context& ctx) { return ctx.payload(); });
+    // Ids the coordinator would generate next ("task-<n>").
+    for (int i = 1; i <= 5; ++i) REQUIRE(c.submit_async("echo", "caller", with_id("task-" + std::to_string(i))));
+    std::set<std::string> ids;
+    for (int i = 0; i < 5; ++i) {
+        auto r = c.submit_async("echo", "generated");
+        REQUIRE(r);
+        ids.insert(r.handle.id());
+        CHECK(r.handle.get() == "generated");
+    }
+    CHECK(ids.size() == 5);
+    for (int i = 1; i <= 5; ++i) CHECK(c.get_result("task-" + std::to_string(i)) == "caller");
+    CHECK(c.get_stats().submitted == 10);
+    CHECK(c.get_stats().rejected == 0);
 }
 
 TEST_CASE("coordinator/distributed: a stopping node hands its running task back to the queue",
