@@ -82,7 +82,17 @@ public:
     admit_outcome admit(T&& value, const request_type& req, time_point now, bool consumer_waiting = false) {
         admit_outcome out;
         result_type& r = out.result;
+        // g++ 12 at -O3 reports a false -Wmaybe-uninitialized here when
+        // `req` is a defaulted temporary: it reads the payload of the empty
+        // optional only on the path where it is engaged.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
         r.id = req.id;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
         if (closed_) return reject(out, rejection_reason::closed, "queue is closed", now);
         if (!priority::is_valid(req.priority))
