@@ -637,7 +637,6 @@ struct coordinator_impl {
         const bool fail_fast = opt.policy == queue_policy::fail_fast;
         std::string id = o.id ? *o.id : next_id();
         job_id queue_id = 0;
-        std::optional<std::string> evicted;
         if (fail_fast) {
             // Admitted only if a fitting worker can start it now.
             if (pick_worker(o.tags) == nullptr) {
@@ -654,7 +653,15 @@ struct coordinator_impl {
             }
             queue_id = *r.id;
             out.admission.position = r.position;
-            if (r.evicted) evicted = std::move(r.evicted->value);
+            // A task the policy pushed out to make room is cancelled now,
+            // whatever becomes of this one.
+            if (r.evicted) {
+                if (auto eit = tasks.find(r.evicted->value); eit != tasks.end()) {
+                    eit->second.where = location::none;  // already out of the queue
+                    finish(eit->second, task_status::cancelled,
+                           "evicted by the " + std::string(to_string(opt.policy)) + " admission policy", fx);
+                }
+            }
         }
         // One lookup: the insertion itself. A generated id can collide only
         // with a caller's "task-<n>"; then the task takes the next number.
@@ -664,9 +671,8 @@ struct coordinator_impl {
             id = next_id();
             std::tie(it, inserted) = tasks.try_emplace(id);
             if (inserted && !fail_fast) {
-                // Back in at once: the first push succeeded, so this one can
-                // fail only if the queue filled up in between (not under
-                // this lock: the ring's own producers do not take it).
+                // Back in under the new id, in the room the cancel freed;
+                // a refusal is still handled rather than assumed away.
                 auto r = queue->try_push(std::string(id), {.priority = o.priority});
                 if (!r) {
                     tasks.erase(it);
@@ -693,15 +699,6 @@ struct coordinator_impl {
         t.rec.created_at = wall::now();
         set_status(t, task_status::queued);
         if (!fail_fast) t.where = location::queue;
-        // A task the policy pushed out to make room is cancelled whatever
-        // becomes of this one.
-        if (evicted) {
-            if (auto eit = tasks.find(*evicted); eit != tasks.end()) {
-                eit->second.where = location::none;  // already out of the queue
-                finish(eit->second, task_status::cancelled,
-                       "evicted by the " + std::string(to_string(opt.policy)) + " admission policy", fx);
-            }
-        }
         if (write_through && !store->create(t.rec)) {
             // Another coordinator sharing the store took this id first.
             if (!fail_fast) queue->cancel(queue_id);
