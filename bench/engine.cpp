@@ -18,7 +18,7 @@
 //                       a std::deque under std::mutex + condition_variable;
 //                       notify_one (after unlocking) on every push
 //    The headline orchcore figure is the faster of the two orchcore shapes;
-//    bench/ratios.py reports both.
+//    bench/engine_ratios.py reports both.
 //
 // 2. BM_Coordinator<...>: the full coordinator path. A coordinator with 2
 //    workers (max_concurrent 1), queue capacity >= kCoordinatorTasks and a
@@ -63,7 +63,7 @@
 // Run (see bench/README.md):
 //   orchcore_bench_engine --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true --benchmark_format=json > engine.json
-//   python3 bench/ratios.py engine.json
+//   python3 bench/engine_ratios.py engine.json
 #include <orchcore/coordinator.hpp>
 #include <orchcore/worker_pool.hpp>
 
