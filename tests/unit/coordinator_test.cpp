@@ -1810,7 +1810,11 @@ TEST_CASE("coordinator: a generated id never takes a caller's id of the same for
     oc::coordinator c{fast_options()};
     c.register_handler("echo", [](oc::task_context& ctx) { return ctx.payload(); });
     // Ids the coordinator would generate next ("task-<n>").
-    for (int i = 1; i <= 5; ++i) REQUIRE(c.submit_async("echo", "caller", with_id("task-" + std::to_string(i))));
+    std::vector<oc::submit_result> callers;
+    for (int i = 1; i <= 5; ++i) {
+        callers.push_back(c.submit_async("echo", "caller", with_id("task-" + std::to_string(i))));
+        REQUIRE(callers.back());
+    }
     std::set<std::string> ids;
     for (int i = 0; i < 5; ++i) {
         auto r = c.submit_async("echo", "generated");
@@ -1819,6 +1823,9 @@ TEST_CASE("coordinator: a generated id never takes a caller's id of the same for
         CHECK(r.handle.get() == "generated");
     }
     CHECK(ids.size() == 5);
+    // The caller's tasks may still be running on the other worker: await
+    // them before reading their stored results.
+    for (auto& r : callers) CHECK(r.handle.get() == "caller");
     for (int i = 1; i <= 5; ++i) CHECK(c.get_result("task-" + std::to_string(i)) == "caller");
     CHECK(c.get_stats().submitted == 10);
     CHECK(c.get_stats().rejected == 0);
