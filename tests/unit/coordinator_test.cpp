@@ -1595,12 +1595,59 @@ TEST_CASE("coordinator: finished tasks expire after their TTL", "[coordinator][t
     REQUIRE(eventually([&] { return !c.get_task(good.handle.id()).has_value(); }, 3s));
     CHECK_FALSE(c.get_result(good.handle.id()).has_value());
     CHECK(c.get_stats().expired == 1);
-    CHECK(rec.count(oc::event_kind::task_expired, good.handle.id()) == 1);
+    // The event is published after the record is gone, outside the lock.
+    CHECK(eventually([&] { return rec.count(oc::event_kind::task_expired, good.handle.id()) == 1; }, 3s));
     CHECK(st(c.get_task(bad.handle.id())) == "failed");  // failed_ttl is long
     CHECK(c.get_stats().tracked_tasks == 1);
     CHECK_THROWS_AS(good.handle.wait_for(0ms), oc::error);
     // The id is free again.
     CHECK(c.submit("ok", "", with_id(good.handle.id())) == "ok");
+}
+
+TEST_CASE("coordinator: each terminal status expires after its own TTL", "[coordinator][ttl]") {
+    auto o = fast_options(1, 1);
+    o.completed_ttl = std::chrono::hours(1);
+    o.failed_ttl = 40ms;
+    o.cancelled_ttl = 40ms;
+    o.maintenance_interval = 10ms;
+    recorder rec;
+    oc::test::gate hold;
+    oc::coordinator c{o};
+    oc::test::gate_guard open_on_exit{hold};
+    rec.attach(c);
+    c.register_handler("ok", [](oc::task_context&) { return std::string("ok"); });
+    c.register_handler("bad", [](oc::task_context&) -> std::string { throw std::runtime_error("bad"); });
+    c.register_handler("hold", [&](oc::task_context&) {
+        hold.wait();
+        return std::string("held");
+    });
+    // The one worker is held, so this task is cancelled while queued.
+    auto held = c.submit_async("hold", "");
+    auto cancelled = c.submit_async("ok", "");
+    REQUIRE(held);
+    REQUIRE(cancelled);
+    REQUIRE(c.cancel(cancelled.handle.id()));
+    hold.open();
+    REQUIRE(held.handle.get() == "held");
+    auto good = c.submit_async("ok", "");
+    auto bad = c.submit_async("bad", "", with_retries(0));
+    REQUIRE(good);
+    REQUIRE(bad);
+    REQUIRE(st(good.handle.wait_for(5s)) == "completed");
+    REQUIRE(st(bad.handle.wait_for(5s)) == "failed");
+
+    REQUIRE(eventually([&] {
+        return !c.get_task(bad.handle.id()).has_value() && !c.get_task(cancelled.handle.id()).has_value();
+    }, 3s));
+    CHECK(eventually([&] { return rec.count(oc::event_kind::task_expired) == 2; }, 3s));
+    CHECK(rec.count(oc::event_kind::task_expired, bad.handle.id()) == 1);
+    CHECK(rec.count(oc::event_kind::task_expired, cancelled.handle.id()) == 1);
+    CHECK(c.get_stats().expired == 2);
+    // completed_ttl is an hour: the completed task is still there.
+    CHECK(st(c.get_task(good.handle.id())) == "completed");
+    CHECK(st(c.get_task(held.handle.id())) == "completed");
+    CHECK(c.get_result(good.handle.id()) == "ok");
+    CHECK(c.get_stats().tracked_tasks == 2);
 }
 
 TEST_CASE("coordinator: post() failures are recorded and published, never swallowed", "[coordinator][post]") {
