@@ -998,9 +998,20 @@ struct coordinator_impl {
     void heartbeat(const std::string& worker_id) {
         wall::time_point at;
         {
-            std::lock_guard lk(mu);
+            std::unique_lock lk(mu);
             auto it = workers.find(worker_id);
-            if (it == workers.end()) return;
+            if (it == workers.end()) {
+                // A worker declared dead that comes back (its wedged threads
+                // free again) is not alive again: its heartbeat is refused
+                // and counted like any other stale attempt's call.
+                if (std::any_of(dead_workers.begin(), dead_workers.end(),
+                                [&](const auto& w) { return w->id() == worker_id; })) {
+                    refuse_stale({}, worker_id, 0, "heartbeat of a worker declared dead");
+                    lk.unlock();
+                    flush_events();
+                }
+                return;
+            }
             it->second.heartbeat_in_flight = false;
             if (it->second.heartbeats_suspended) return;
             it->second.last_heartbeat = steady::now();
@@ -2046,7 +2057,7 @@ namespace {
 // Lock held. Counts a steering read by an attempt that no longer holds its
 // task and returns the error to throw.
 error stale_read(detail::coordinator_impl& c, const detail::attempt_state& a) {
-    ++c.counters.stale_token_refusals;
+    c.refuse_stale(a.id, a.worker_id, a.attempt, "steering read of a fenced attempt");
     return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
                                         " no longer holds it (stale fencing token)");
 }
@@ -2146,15 +2157,16 @@ void task_context::report_progress(double fraction, std::string message) {
         std::lock_guard lk(c.mu);
         auto it = c.tasks.find(s_->id);
         if (it == c.tasks.end() || it->second.attempt != s_) {
-            ++c.counters.stale_token_refusals;
-            return;  // a fenced attempt's progress is ignored (and counted)
+            // A fenced attempt's progress is ignored (counted and announced).
+            c.refuse_stale(s_->id, s_->worker_id, s_->attempt, "progress of a fenced attempt");
+        } else {
+            it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
+            it->second.rec.progress_message = message;
+            // Distributed mode: written with the next lease renewal.
+            if (c.dist()) it->second.progress_dirty = true;
+            else c.persist(it->second, task_status::running);
+            c.emit_task(event_kind::task_progress, it->second, message);
         }
-        it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
-        it->second.rec.progress_message = message;
-        // Distributed mode: written with the next lease renewal.
-        if (c.dist()) it->second.progress_dirty = true;
-        else c.persist(it->second, task_status::running);
-        c.emit_task(event_kind::task_progress, it->second, message);
     }
     c.apply(fx);
 }
@@ -2924,11 +2936,21 @@ void coordinator::suspend_heartbeats(const std::string& worker_id) {
 }
 
 void coordinator::resume_heartbeats(const std::string& worker_id) {
-    std::lock_guard lk(impl_->mu);
-    auto it = impl_->workers.find(worker_id);
-    if (it == impl_->workers.end())
-        throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");
-    it->second.heartbeats_suspended = false;
+    auto& c = *impl_;
+    std::lock_guard lk(c.mu);
+    auto it = c.workers.find(worker_id);
+    if (it != c.workers.end()) {
+        it->second.heartbeats_suspended = false;
+        return;
+    }
+    // Declared dead meanwhile: the worker comes back and heartbeats once,
+    // from its own threads, as a wedged worker would; that is refused.
+    for (const auto& w : c.dead_workers) {
+        if (w->id() != worker_id) continue;
+        asio::post(w->executor(), [&c, wid = worker_id] { c.heartbeat(wid); });
+        return;
+    }
+    throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");
 }
 
 }  // namespace orchcore

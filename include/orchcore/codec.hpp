@@ -9,7 +9,8 @@
 //       static MyType decode(std::string_view);   // throw orchcore::invalid_argument on bad input
 //   };
 // Built in: std::string (as is), boost::json::value (serialised JSON),
-// arithmetic types (decimal text).
+// bool ("true"/"false"), arithmetic types (decimal text; floating point
+// round-trips exactly).
 #pragma once
 
 #include <orchcore/error.hpp>
@@ -47,15 +48,34 @@ struct codec<boost::json::value> {
     }
 };
 
+/// Arithmetic types as decimal text. Floating-point values use the shortest
+/// text that reads back to the same value (std::to_chars), so they round-trip
+/// exactly; std::to_string's "%f" would turn 1e-9 into "0.000000".
 template <class T>
 struct codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>> {
-    static std::string encode(T v) { return std::to_string(v); }
+    static std::string encode(T v) {
+        char buf[64];
+        auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+        (void)ec;  // 64 chars hold any integer and the shortest form of any double
+        return std::string(buf, p);
+    }
     static T decode(std::string_view s) {
         T v{};
         auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
         if (ec != std::errc{} || p != s.data() + s.size())
             throw invalid_argument("payload", "\"" + std::string(s.substr(0, 64)) + "\"", "not a number");
         return v;
+    }
+};
+
+/// bool as "true" / "false".
+template <>
+struct codec<bool> {
+    static std::string encode(bool v) { return v ? "true" : "false"; }
+    static bool decode(std::string_view s) {
+        if (s == "true") return true;
+        if (s == "false") return false;
+        throw invalid_argument("payload", "\"" + std::string(s.substr(0, 64)) + "\"", "not a bool (true or false)");
     }
 };
 

@@ -298,12 +298,20 @@ public:
 
     void register_handler(std::string type, task_handler h);
     void register_async_handler(std::string type, async_task_handler h);
-    /// Typed handler: decodes the payload as P, encodes the returned R.
+    /// Typed handler: decodes the payload as P, encodes the returned R. A
+    /// payload the codec refuses fails the task at once, without retries
+    /// (the same bytes would be refused again).
     template <encodable P, class F>
     void handle(std::string type, F f) {
         register_handler(std::move(type), [f = std::move(f)](task_context& ctx) -> std::string {
             using R = std::invoke_result_t<F&, task_context&, P>;
-            return codec<R>::encode(f(ctx, ctx.payload_as<P>()));
+            std::optional<P> p;
+            try {
+                p.emplace(ctx.payload_as<P>());
+            } catch (const std::exception& e) {
+                throw non_retryable_error(e.what());
+            }
+            return codec<R>::encode(f(ctx, std::move(*p)));
         });
     }
 

@@ -251,6 +251,69 @@ TEST_CASE("coordinator: typed handlers and typed submit_async (boost::json, arit
     }
 }
 
+namespace {
+struct point {
+    int x = 0, y = 0;
+    bool operator==(const point&) const = default;
+};
+}  // namespace
+
+template <>
+struct orchcore::codec<point> {
+    static std::string encode(const point& p) { return std::to_string(p.x) + "," + std::to_string(p.y); }
+    static point decode(std::string_view s) {
+        const auto comma = s.find(',');
+        if (comma == std::string_view::npos)
+            throw orchcore::invalid_argument("payload", "\"" + std::string(s) + "\"", "not a point \"x,y\"");
+        return {orchcore::codec<int>::decode(s.substr(0, comma)), orchcore::codec<int>::decode(s.substr(comma + 1))};
+    }
+};
+
+TEST_CASE("codec: numbers round-trip exactly; bad text names the payload", "[codec]") {
+    for (double v : {1e-9, 0.1, -1.5e300, 3.141592653589793, 0.0})
+        CHECK(oc::codec<double>::decode(oc::codec<double>::encode(v)) == v);
+    CHECK(oc::codec<float>::decode(oc::codec<float>::encode(1e-7f)) == 1e-7f);
+    CHECK(oc::codec<std::int64_t>::encode(INT64_MIN) == "-9223372036854775808");
+    CHECK(oc::codec<std::int64_t>::decode("-9223372036854775808") == INT64_MIN);
+    CHECK(oc::codec<std::uint64_t>::decode(oc::codec<std::uint64_t>::encode(UINT64_MAX)) == UINT64_MAX);
+    CHECK(oc::codec<bool>::decode(oc::codec<bool>::encode(true)));
+    CHECK_FALSE(oc::codec<bool>::decode("false"));
+    CHECK_THROWS_AS(oc::codec<bool>::decode("yes"), oc::invalid_argument);
+    CHECK_THROWS_AS(oc::codec<int>::decode("12x"), oc::invalid_argument);
+    CHECK_THROWS_AS(oc::codec<int>::decode("99999999999"), oc::invalid_argument);  // out of range
+    try {
+        (void)oc::codec<double>::decode("");
+        FAIL("expected invalid_argument");
+    } catch (const oc::invalid_argument& e) {
+        CHECK(e.field() == "payload");
+    }
+    static_assert(oc::encodable<point>);
+    static_assert(oc::encodable<double>);
+}
+
+TEST_CASE("coordinator: a user type with its own codec specialisation", "[coordinator][codec]") {
+    oc::coordinator c{fast_options()};
+    c.handle<point>("mirror", [](oc::task_context&, point p) { return point{p.y, p.x}; });
+    c.handle<double>("half", [](oc::task_context&, double v) { return v / 2; });
+    auto r = c.submit_async("mirror", point{1, 2});
+    REQUIRE(r);
+    CHECK(c.get_task(r.handle.id())->payload == "1,2");  // stored encoded
+    CHECK(r.handle.get_as<point>() == point{2, 1});
+    auto h = c.submit_async("half", 1e-9);
+    REQUIRE(h);
+    CHECK(h.handle.get_as<double>() == 1e-9 / 2);
+    // The user codec's error fails the task at once: bad input stays bad,
+    // so no retry is spent on it.
+    auto bad = c.submit_async("mirror", std::string("nope"), with_retries(3));
+    REQUIRE(bad);
+    const auto rec = bad.handle.wait_for(5s);
+    REQUIRE(rec);
+    CHECK(st(rec) == "failed");
+    CHECK(rec->attempts == 1);
+    CHECK(rec->retries == 0);
+    CHECK_THAT(rec->error, Catch::Contains("not a point"));
+}
+
 TEST_CASE("coordinator: unknown task type throws invalid_argument naming \"type\"", "[coordinator]") {
     oc::coordinator c{fast_options()};
     try {
@@ -1248,6 +1311,74 @@ TEST_CASE("coordinator: a silent worker is declared dead, its task re-runs elsew
     CHECK(tasks_rec.count(oc::event_kind::stale_token_refused, id) >= 1);
     CHECK(tasks_rec.count(oc::event_kind::task_completed, id) == 1);
     CHECK(eventually([&] { return c.get_stats().running == 0; }));
+}
+
+TEST_CASE("coordinator: a worker declared dead that comes back is fenced off: heartbeat, progress, steering "
+          "read and late failure are each refused and counted",
+          "[coordinator][health][fencing]") {
+    auto o = fast_options(2, 2);
+    o.worker_timeout = 200ms;
+    gate g;
+    recorder tasks_rec, workers_rec;
+    std::promise<std::string> first_worker;
+    std::atomic<int> first_returned{0};
+    std::atomic<bool> progress_refused{false}, read_refused{false};
+    oc::coordinator c{o};
+    gate_guard guard{g};
+    tasks_rec.attach(c);
+    workers_rec.attach(c, oc::event_channel::workers);
+    c.register_handler("fragile", [&](oc::task_context& ctx) -> std::string {
+        if (ctx.attempt() > 1) return "second";
+        first_worker.set_value(ctx.worker_id());
+        g.wait();
+        // Back after being declared dead: every call of this attempt is refused.
+        const auto before = c.get_stats().stale_token_refusals;
+        ctx.report_progress(0.5, "late");
+        progress_refused = c.get_stats().stale_token_refusals == before + 1;
+        try {
+            (void)ctx.receive();
+        } catch (const oc::error& e) {
+            read_refused = e.code() == oc::errc::stale_token;
+        }
+        ++first_returned;
+        throw std::runtime_error("late failure");
+    });
+    auto r = c.submit_async("fragile", "", with_retries(0));
+    REQUIRE(r);
+    const auto id = r.handle.id();
+    auto fw = first_worker.get_future();
+    REQUIRE(fw.wait_for(5s) == std::future_status::ready);
+    const std::string dead = fw.get();
+    c.suspend_heartbeats(dead);
+    const auto done = r.handle.wait_for(5s);
+    REQUIRE(done);
+    REQUIRE(st(done) == "completed");
+    REQUIRE(workers_rec.count_worker(oc::event_kind::worker_dead, dead) == 1);
+
+    // The dead worker's heartbeat comes back: refused, counted, announced;
+    // the worker stays dead (not listed, not replaced a second time).
+    const auto before = c.get_stats().stale_token_refusals;
+    c.resume_heartbeats(dead);
+    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals == before + 1; }));
+    CHECK(eventually([&] { return tasks_rec.count_worker(oc::event_kind::stale_token_refused, dead) == 1; }));
+    auto ws = c.get_workers();
+    CHECK(std::none_of(ws.begin(), ws.end(), [&](const oc::worker_info& w) { return w.id == dead; }));
+    CHECK(c.get_stats().workers_died == 1);
+    CHECK_THROWS_AS(c.resume_heartbeats("no-such-worker"), oc::error);
+
+    // The first attempt wakes: progress and steering read refused, then its
+    // failure is refused too; the task stays completed by attempt 2.
+    g.open();
+    REQUIRE(eventually([&] { return first_returned.load() == 1; }));
+    CHECK(progress_refused.load());
+    CHECK(read_refused.load());
+    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals == before + 4; }));
+    CHECK(st(c.get_task(id)) == "completed");
+    CHECK(c.get_result(id) == "second");
+    CHECK(c.get_stats().failed == 0);
+    CHECK(eventually([&] { return tasks_rec.count(oc::event_kind::stale_token_refused, id) == 3; }));
+    CHECK(tasks_rec.count(oc::event_kind::task_failed, id) == 0);
+    CHECK(tasks_rec.count(oc::event_kind::task_completed, id) == 1);
 }
 
 TEST_CASE("coordinator: a worker that dies holding an already fenced attempt leaves a healthy re-run alone",
