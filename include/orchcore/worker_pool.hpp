@@ -150,11 +150,33 @@ public:
     }
     /// Callables given to post() so far.
     std::uint64_t posted() const noexcept { return posted_.load(std::memory_order_acquire); }
-    /// Callables that returned normally / threw.
+    /// Callables that returned normally / threw / were discarded unrun.
     std::uint64_t completed() const noexcept {
-        return done_.load(std::memory_order_relaxed) - failed_.load(std::memory_order_relaxed);
+        return done_.load(std::memory_order_relaxed) - failed_.load(std::memory_order_relaxed) -
+               discarded_.load(std::memory_order_relaxed);
     }
     std::uint64_t failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
+    std::uint64_t discarded() const noexcept { return discarded_.load(std::memory_order_relaxed); }
+
+    /// Drops every callable that has not started (running ones go on) and
+    /// returns how many. Each is destroyed unrun, outside the lock: a
+    /// worker_pool::submit() callable then fails its future with
+    /// cancelled_error. Used by worker_pool::stop(stop_mode::abort).
+    std::size_t discard_pending() {
+        std::deque<std::function<void()>> dropped;
+        {
+            std::lock_guard lk(queue_mutex_);
+            dropped.swap(queue_);
+            queued_.store(0, std::memory_order_relaxed);
+        }
+        const std::size_t n = dropped.size();
+        dropped.clear();  // destructors may run user code: not under the lock
+        if (n > 0) {
+            discarded_.fetch_add(n, std::memory_order_relaxed);
+            done_.fetch_add(n, std::memory_order_release);
+        }
+        return n;
+    }
 
 private:
     // An idle drainer waits a moment before it gives its slot back: in a
@@ -216,11 +238,12 @@ private:
     alignas(64) std::atomic<std::uint64_t> posted_{0};
     alignas(64) std::atomic<std::uint64_t> done_{0};
     std::atomic<std::uint64_t> failed_{0};
+    std::atomic<std::uint64_t> discarded_{0};
 };
 
 enum class stop_mode {
     graceful,  ///< stop taking new work, finish what was taken
-    abort,     ///< stop taking new work, cancel what can be cancelled
+    abort,     ///< stop taking new work, drop what has not started, wait for what runs
 };
 
 struct pool_options {
@@ -245,6 +268,7 @@ struct pool_stats {
     std::uint64_t completed = 0;
     std::uint64_t unhandled_exceptions = 0;
     std::uint64_t rejected_after_stop = 0;
+    std::uint64_t cancelled = 0;  ///< posted but dropped unrun by stop(stop_mode::abort)
 };
 
 class worker_pool {
@@ -280,13 +304,15 @@ public:
         (*list)[next++ % list->size()]->post(std::function<void()>(std::forward<F>(f)));
     }
 
-    /// Runs `f` on some worker; its result or exception arrives through the future.
+    /// Runs `f` on some worker; its result or exception arrives through the
+    /// future. If stop(stop_mode::abort) drops it before it starts, the
+    /// future holds orchcore::cancelled_error (never a broken promise).
     template <class F>
     auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
         using R = std::invoke_result_t<std::decay_t<F>&>;
-        auto task = std::make_shared<std::packaged_task<R()>>(std::forward<F>(f));
-        auto fut = task->get_future();
-        post([task] { (*task)(); });
+        auto st = std::make_shared<submitted<R, std::decay_t<F>>>(std::forward<F>(f));
+        auto fut = st->promise.get_future();
+        post([st] { st->run(); });
         return fut;
     }
 
@@ -337,19 +363,27 @@ public:
         s.completed = completed_.load(std::memory_order_relaxed);
         s.unhandled_exceptions = unhandled_.load(std::memory_order_relaxed);
         s.rejected_after_stop = rejected_after_stop_.load(std::memory_order_relaxed);
+        std::lock_guard lk(scale_mutex_);
+        s.cancelled = cancelled_;
         return s;
     }
 
-    /// Stops taking work. graceful: waits for everything posted to finish.
-    /// abort: also waits, since running callables cannot be interrupted;
-    /// work not yet started is still run (use the coordinator for
-    /// cancellable tasks). Idempotent.
-    void stop(stop_mode = stop_mode::graceful) {
+    /// Stops taking work (post() then throws shutdown_error). graceful:
+    /// waits for everything posted to finish. abort: drops what has not
+    /// started (counted in stats().cancelled; submit() futures get
+    /// cancelled_error) and waits for the callables already running, which
+    /// cannot be interrupted (the coordinator's tasks are the cooperatively
+    /// cancellable kind). Idempotent.
+    void stop(stop_mode mode = stop_mode::graceful) {
         std::lock_guard lk(scale_mutex_);
         if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
         // A post() that did not see stopped_ finishes handing over its
         // callable before the workers are joined, so none is left behind.
         gate_.wait_for_readers();
+        if (mode == stop_mode::abort) {
+            for (auto& w : *list_) cancelled_ += w->discard_pending();
+            for (auto& w : retired_) cancelled_ += w->discard_pending();
+        }
         for (auto& w : *list_) w->join();
         for (auto& w : retired_) w->join();
     }
@@ -358,6 +392,36 @@ public:
 
 private:
     using worker_list = std::vector<std::shared_ptr<worker>>;
+
+    // A submit()ted callable with its promise. Destroyed without having run
+    // (dropped by an abort stop), it fails the future with cancelled_error.
+    template <class R, class F>
+    struct submitted {
+        std::promise<R> promise;
+        F f;
+        bool ran = false;
+        explicit submitted(F fn) : f(std::move(fn)) {}
+        submitted(const submitted&) = delete;
+        submitted& operator=(const submitted&) = delete;
+        ~submitted() {
+            if (!ran)
+                promise.set_exception(std::make_exception_ptr(
+                    cancelled_error("orchcore: worker_pool stopped (abort) before the callable started")));
+        }
+        void run() {
+            ran = true;
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    f();
+                    promise.set_value();
+                } else {
+                    promise.set_value(f());
+                }
+            } catch (...) {
+                promise.set_exception(std::current_exception());
+            }
+        }
+    };
     using reader_gate = detail::reader_gate<16>;
 
     std::shared_ptr<worker> make_worker() {
@@ -417,6 +481,7 @@ private:
     alignas(64) std::atomic<std::uint64_t> completed_{0};
     std::atomic<std::uint64_t> unhandled_{0}, rejected_after_stop_{0};
     std::uint64_t worker_seq_ = 0;
+    std::uint64_t cancelled_ = 0;  // scale_mutex_
 };
 
 }  // namespace orchcore

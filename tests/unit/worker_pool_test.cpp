@@ -280,3 +280,56 @@ TEST_CASE("worker_options::satisfies requires every tag", "[worker_pool]") {
     CHECK_FALSE(w.satisfies({"gpu", "tpu"}));
     CHECK_FALSE(oc::worker_options{}.satisfies({"gpu"}));
 }
+
+TEST_CASE("worker_pool: stop(abort) drops what has not started and waits for what runs", "[worker_pool][stop]") {
+    gate g;
+    std::promise<void> started;
+    std::atomic<int> ran{0};
+    oc::worker_pool pool{opts(1, 1)};  // one worker, one slot: everything after the blocker waits
+    gate_guard guard{g};
+    auto blocker = pool.submit([&] {
+        started.set_value();
+        g.wait();
+        return 7;
+    });
+    REQUIRE(started.get_future().wait_for(5s) == std::future_status::ready);
+    std::vector<std::future<int>> waiting;
+    for (int i = 0; i < 10; ++i) waiting.push_back(pool.submit([&, i] { ++ran; return i; }));
+    for (int i = 0; i < 5; ++i) pool.post([&] { ++ran; });
+
+    std::thread stopper([&] { pool.stop(oc::stop_mode::abort); });
+    // The dropped callables' futures fail at once, while the blocker still runs.
+    for (auto& f : waiting) REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    CHECK(blocker.wait_for(0s) == std::future_status::timeout);
+    for (auto& f : waiting) CHECK_THROWS_AS(f.get(), oc::cancelled_error);
+    g.open();
+    stopper.join();
+
+    CHECK(blocker.get() == 7);  // the running callable finished
+    CHECK(ran.load() == 0);
+    const auto s = pool.stats();
+    CHECK(s.posted == 16);
+    CHECK(s.cancelled == 15);
+    CHECK(s.completed == 1);
+    CHECK_THROWS_AS(pool.post([] {}), oc::shutdown_error);
+    // A submit after stop throws at once as well; it never hands back a
+    // future that would wait forever.
+    CHECK_THROWS_AS(pool.submit([] { return 1; }), oc::shutdown_error);
+}
+
+TEST_CASE("worker_pool: stop(graceful) runs everything already posted", "[worker_pool][stop]") {
+    gate g;
+    std::atomic<int> ran{0};
+    oc::worker_pool pool{opts(1, 1)};
+    gate_guard guard{g};
+    pool.post([&] { g.wait(); });
+    std::vector<std::future<int>> waiting;
+    for (int i = 0; i < 10; ++i) waiting.push_back(pool.submit([&, i] { ++ran; return i; }));
+    std::thread stopper([&] { pool.stop(oc::stop_mode::graceful); });
+    g.open();
+    stopper.join();
+    for (int i = 0; i < 10; ++i) CHECK(waiting[static_cast<std::size_t>(i)].get() == i);
+    CHECK(ran.load() == 10);
+    CHECK(pool.stats().cancelled == 0);
+    CHECK(pool.stats().completed == 11);
+}
