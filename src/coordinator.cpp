@@ -139,6 +139,11 @@ private:
 
 struct attempt_state {
     coordinator_impl* c = nullptr;
+    // Coroutine attempts on an executor of the user's: the coordinator's
+    // state stays alive until the coroutine is done with it, since stop()
+    // cannot wait for an executor that may no longer be run. Reset when the
+    // attempt ends (no cycle outlives stop(), which drops every attempt).
+    std::shared_ptr<coordinator_impl> keep_alive;
     std::string id, type, payload, worker_id;
     std::map<std::string, std::string> metadata;
     std::uint32_t attempt = 0, turn = 0;
@@ -151,7 +156,7 @@ struct attempt_state {
     counted_cv mailbox_cv;
     asio::steady_timer* waiting_timer = nullptr;
     // Async handlers: their strand and cancellation signal.
-    std::optional<asio::strand<asio::thread_pool::executor_type>> strand;
+    std::optional<asio::strand<asio::any_io_executor>> strand;
     asio::cancellation_signal signal;
     // Plain handlers: the handler, kept alive for the attempt.
     std::shared_ptr<const task_handler> sync_handler;
@@ -241,7 +246,18 @@ struct outcome {
     bool retryable = true;
 };
 
-struct coordinator_impl {
+// The control loop on an executor of the user's: the timer and a lock that
+// each tick holds while it runs, shared with the pending wait, so stop()
+// can shut the loop without waiting for the executor to run again.
+struct user_control {
+    explicit user_control(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::mutex m;                          // held by a running tick and for every timer call
+    bool closed = false;                   // m
+    std::atomic<std::thread::id> ticking{};  // the thread running a tick
+};
+
+struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     explicit coordinator_impl(coordinator_options o)
         : opt(std::move(o)),
           queue(make_admission_queue<std::string>(
@@ -546,6 +562,7 @@ struct coordinator_impl {
         launch ln{w.w, a, nullptr, nullptr};
         if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
             a->strand.emplace(asio::make_strand(w.w->executor()));
+            if (w.w->on_user_executor()) a->keep_alive = shared_from_this();
             ln.async = it->second;
         } else {
             ln.sync = handlers.at(t.rec.type);
@@ -813,6 +830,7 @@ struct coordinator_impl {
     void refuse_stale(const std::string& task_id, const std::string& worker_id, std::uint32_t attempt,
                       std::string detail) {
         ++counters.stale_token_refusals;
+        if (torn_down) return;  // counted; nobody is left to tell (see finish_attempt)
         event ev;
         ev.kind = event_kind::stale_token_refused;
         ev.task_id = task_id;
@@ -846,6 +864,9 @@ struct coordinator_impl {
         effects fx;
         {
             std::lock_guard lk(mu);
+            // A coroutine on a user executor can end after stop() is
+            // over: the task was settled then, and nobody is left to tell.
+            if (torn_down) return;
             release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (it == tasks.end() || it->second.attempt != a) {
@@ -932,6 +953,9 @@ struct coordinator_impl {
                            } else {
                                o.result = std::move(r);
                            }
+                           // Held to the end of this handler: the last
+                           // reference may be this one (the coordinator is gone).
+                           auto keep = std::move(a->keep_alive);
                            finish_attempt(a, std::move(o));
                        }));
     }
@@ -974,6 +998,44 @@ struct coordinator_impl {
 
     // --------------------------------------------------------- control tick
 
+    // A worker that leaves for good: own threads are joined; on a user
+    // executor it is closed (queued work dropped, nothing posted later runs),
+    // which waits only for what executes right now.
+    static void end_worker(worker& w) {
+        if (w.on_user_executor()) w.close(); else w.join();
+    }
+
+    std::shared_ptr<user_control> uctl;  // control loop on opt.executor
+    bool torn_down = false;  // mu; stop() is over: workers ended, control loop closed
+
+    void arm_user_tick() {  // uctl->m held
+        uctl->timer.expires_after(tick);
+        uctl->timer.async_wait([this, u = uctl](boost::system::error_code ec) {
+            std::unique_lock g(u->m);
+            if (ec || u->closed) return;  // stopped: `this` may be gone
+            u->ticking.store(std::this_thread::get_id());
+            on_tick();
+            u->ticking.store({});
+            {
+                std::lock_guard lk(mu);
+                if (stopped) return;
+            }
+            arm_user_tick();
+        });
+    }
+
+    void stop_user_control() {
+        if (!uctl) return;
+        if (uctl->ticking.load() == std::this_thread::get_id()) {
+            uctl->closed = true;  // stop() from inside a tick (an event subscriber): this thread holds m
+            uctl->timer.cancel();
+            return;
+        }
+        std::lock_guard g(uctl->m);
+        uctl->closed = true;
+        uctl->timer.cancel();
+    }
+
     void start_control() {
         next_recover = steady::now();
         next_autoscale = steady::now() + opt.autoscale_interval;
@@ -981,6 +1043,12 @@ struct coordinator_impl {
         tick = std::min<std::chrono::milliseconds>(
             {std::chrono::milliseconds(10), opt.worker_template.heartbeat_interval, opt.worker_timeout / 4});
         if (tick.count() <= 0) tick = std::chrono::milliseconds(1);
+        if (opt.executor) {
+            uctl = std::make_shared<user_control>(*opt.executor);
+            std::lock_guard g(uctl->m);
+            arm_user_tick();
+            return;
+        }
         arm_tick();
         ctl_thread = std::thread([this] { ctl.run(); });
     }
@@ -1096,7 +1164,7 @@ struct coordinator_impl {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
                     w.next_heartbeat = now + w.w->options().heartbeat_interval;
-                    asio::post(w.w->executor(), [this, wid = id] { heartbeat(wid); });
+                    w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
 
@@ -1173,7 +1241,7 @@ struct coordinator_impl {
             join_now.swap(retired);
         }
         apply(fx);
-        for (auto& w : join_now) w->join();
+        for (auto& w : join_now) end_worker(*w);
     }
 
     // ======================================================= distributed mode
@@ -1388,6 +1456,9 @@ struct coordinator_impl {
         effects fx;
         {
             std::lock_guard lk(mu);
+            // A coroutine on a user executor can end after stop() is
+            // over: the task was settled then, and nobody is left to tell.
+            if (torn_down) return;
             release_slot(*a, o.kind == outcome::success, fx);
             auto it = tasks.find(a->id);
             if (it == tasks.end() || it->second.attempt != a) {
@@ -1726,6 +1797,7 @@ struct coordinator_impl {
         ln = launch{w.w, a, nullptr, nullptr};
         if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
             a->strand.emplace(asio::make_strand(w.w->executor()));
+            if (w.w->on_user_executor()) a->keep_alive = shared_from_this();
             ln.async = it->second;
         } else {
             ln.sync = handlers.at(t.rec.type);
@@ -1863,7 +1935,7 @@ struct coordinator_impl {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
                     w.next_heartbeat = now + w.w->options().heartbeat_interval;
-                    asio::post(w.w->executor(), [this, wid = id] { heartbeat(wid); });
+                    w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
 
@@ -1950,7 +2022,7 @@ struct coordinator_impl {
         if (do_recover) recover();
         if (do_maintenance) maintain();
         if (do_feed) feed();
-        for (auto& w : join_now) w->join();
+        for (auto& w : join_now) end_worker(*w);
     }
 
     // Puts expired leases (of any node) back in the queue; their records
@@ -2711,8 +2783,8 @@ void coordinator::steer(const std::string& id, std::vector<std::string> messages
         t.attempt->mailbox_cv.notify_all();
         if (t.attempt->strand) {
             auto a = t.attempt;
-            asio::post(*a->strand, [a, &c] {
-                std::lock_guard lk2(c.mu);
+            asio::post(*a->strand, [a] {
+                std::lock_guard lk2(a->c->mu);
                 if (a->waiting_timer) a->waiting_timer->cancel();
             });
         }
@@ -2894,7 +2966,8 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
                              [&] { return c.running_count == 0; });
         c.stopped = true;
     }
-    // Stop the control thread, then join every worker.
+    // Stop the control loop (thread or user executor), then every worker.
+    c.stop_user_control();
     asio::post(c.ctl, [&c] { c.tick_timer.cancel(); });
     c.ctl.stop();
     if (c.ctl_thread.joinable()) c.ctl_thread.join();
@@ -2921,7 +2994,11 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         c.done_cv.notify_all();
     }
     c.flush_events();
-    for (auto& w : all) w->join();
+    for (auto& w : all) c.end_worker(*w);
+    {
+        std::lock_guard lk(c.mu);
+        c.torn_down = true;
+    }
     return clean;
 }
 
@@ -2947,7 +3024,7 @@ void coordinator::resume_heartbeats(const std::string& worker_id) {
     // from its own threads, as a wedged worker would; that is refused.
     for (const auto& w : c.dead_workers) {
         if (w->id() != worker_id) continue;
-        asio::post(w->executor(), [&c, wid = worker_id] { c.heartbeat(wid); });
+        w->post_control([&c, wid = worker_id] { c.heartbeat(wid); });
         return;
     }
     throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");

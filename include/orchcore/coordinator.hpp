@@ -160,6 +160,22 @@ struct coordinator_options {
     /// attempt fenced off) after this long even if its handler ignores it.
     std::chrono::milliseconds cancel_grace{5'000};
 
+    /// Where the control loop runs (health checks, timeouts, auto-scaling,
+    /// TTL expiry, retries falling due). Empty (default): a thread of the
+    /// coordinator's own. Set: a timer on this executor, and no thread.
+    /// Workers are chosen apart: worker_template.executor puts them (their
+    /// plain handlers, heartbeats and coroutine handlers) on an executor of
+    /// the user's too; set both and a local coordinator creates no thread
+    /// at all. The execution context must outlive the coordinator, and must
+    /// be run for timers and tasks to make progress. stop() never waits for
+    /// the executor to run queued work (it cannot hang on a context that is
+    /// no longer run); a coroutine still suspended on it is cancelled and
+    /// keeps what it touches alive until it ends. Call stop(graceful) from a
+    /// thread that does not run the executor, or the work it waits for may
+    /// not run before the deadline. Distributed mode keeps its two I/O
+    /// threads for the (blocking) backend calls.
+    std::optional<boost::asio::any_io_executor> executor{};
+
     /// Where task records and worker records live. A store given here gets
     /// every lifecycle change written through, and get_task() reads from it.
     /// Empty: in-memory; a local coordinator then keeps records in its own

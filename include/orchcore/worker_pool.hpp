@@ -20,12 +20,14 @@
 #include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/error.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -35,6 +37,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -63,6 +66,14 @@ struct worker_options {
     std::vector<std::string> tags{};    ///< a task runs only where its tags are all present
     std::chrono::milliseconds heartbeat_interval{200};
     std::chrono::milliseconds task_timeout{0};  ///< default per-attempt timeout for tasks on it; 0 = none
+    /// Where the worker runs its callables. Empty (default): threads of its
+    /// own, one per slot (plus any extra the owner asks for). Set: the
+    /// worker creates no thread and runs on this executor (an io_context of
+    /// the application, say); max_concurrent then bounds how many of its
+    /// callables run at once, and the executor's threads bound it too.
+    /// The execution context must outlive the worker, and something must
+    /// run it, or the worker's callables wait.
+    std::optional<boost::asio::any_io_executor> executor{};
 
     void validate() const {
         if (max_concurrent == 0) throw invalid_argument("worker.max_concurrent", "0", "must be at least 1");
@@ -92,7 +103,8 @@ struct worker_sink {
     virtual void on_done(std::uint64_t /*n*/) noexcept {}
 };
 
-/// One worker: its own thread pool, sized to its task slots.
+/// One worker: its own thread pool, sized to its task slots, or the
+/// executor given in worker_options::executor.
 ///
 /// post() does not hand each callable to Asio: callables go into the
 /// worker's own queue, and at most max_concurrent "drainers" (Asio
@@ -101,22 +113,36 @@ struct worker_sink {
 /// that fits std::function's small buffer is never allocated. The executor
 /// stays available for other work (the coordinator posts heartbeats and
 /// coroutine strands to it).
-class worker {
+class worker : public std::enable_shared_from_this<worker> {
 public:
     using clock = std::chrono::steady_clock;
 
     /// `extra_threads` beyond the task slots (the coordinator uses one for
     /// heartbeats, so a worker whose slots are all busy still proves it is alive).
+    /// On an executor of the user's, `extra_threads` is ignored. Create it
+    /// with std::make_shared (drainers on a user executor keep it alive).
     explicit worker(worker_options o, std::size_t extra_threads = 0, worker_sink* sink = nullptr)
-        : options_(std::move(o)), threads_(options_.max_concurrent + extra_threads), sink_(sink) {}
+        : options_(std::move(o)), sink_(sink) {
+        if (options_.executor) {
+            exec_ = *options_.executor;
+        } else {
+            threads_.emplace(options_.max_concurrent + extra_threads);
+            exec_ = threads_->get_executor();
+        }
+    }
 
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
-    ~worker() { threads_.join(); }
+    ~worker() {
+        if (threads_) threads_->join();
+    }
 
     const std::string& id() const noexcept { return options_.id; }
     const worker_options& options() const noexcept { return options_; }
-    boost::asio::thread_pool::executor_type executor() noexcept { return threads_.get_executor(); }
+    /// Its own thread pool's executor, or the user's.
+    const boost::asio::any_io_executor& executor() const noexcept { return exec_; }
+    /// True if it runs on an executor of the user's (no threads of its own).
+    bool on_user_executor() const noexcept { return !threads_.has_value(); }
     clock::time_point started_at() const noexcept { return started_at_; }
 
     /// Runs `f` in one of this worker's task slots, in posting order (with
@@ -137,11 +163,53 @@ public:
                 start_drainer = true;
             }
         }
-        if (start_drainer) boost::asio::post(threads_.get_executor(), [this] { drain(); });
+        if (start_drainer) start_drainer_now();
     }
 
-    /// Waits until every callable posted to this worker has finished.
-    void join() { threads_.join(); }
+    /// Runs `f` on the worker's executor, outside its task slots (the
+    /// coordinator sends heartbeats this way: a worker that cannot run them
+    /// is not alive). After close(), `f` is dropped unrun.
+    void post_control(std::function<void()> f) {
+        if (threads_) {
+            boost::asio::post(exec_, std::move(f));
+            return;
+        }
+        boost::asio::post(exec_, [self = shared_from_this(), f = std::move(f)] {
+            if (!self->enter()) return;
+            f();
+            self->leave();
+        });
+    }
+
+    /// Waits until every callable posted to this worker has finished. On a
+    /// user executor that needs the executor to be running.
+    void join() {
+        if (threads_) {
+            threads_->join();
+            return;
+        }
+        std::unique_lock lk(idle_mutex_);
+        idle_cv_.wait(lk, [&] { return executing_ == 0 && queued_.load(std::memory_order_acquire) == 0; });
+    }
+
+    /// User executor: stops the worker for good. Callables not started are
+    /// dropped unrun (as by discard_pending), nothing posted later runs, and
+    /// this waits only for what is executing right now, never for the
+    /// executor to get round to queued work, so it cannot hang on an
+    /// executor that is no longer run. Own threads: discard_pending + join.
+    void close() {
+        {
+            std::lock_guard lk(idle_mutex_);
+            closed_ = true;
+        }
+        discard_pending();
+        if (threads_) {
+            threads_->join();
+            return;
+        }
+        std::unique_lock lk(idle_mutex_);
+        idle_cv_.wait(lk, [&] { return executing_ == 0; });
+    }
 
     /// Callables given to post() that have not finished yet.
     std::uint64_t pending() const noexcept {
@@ -186,6 +254,39 @@ private:
         for (int i = 0; i < 32 && queued_.load(std::memory_order_relaxed) == 0; ++i) std::this_thread::yield();
     }
 
+    void start_drainer_now() {
+        if (threads_) {
+            // Own threads: join() waits for the pool, so `this` outlives it.
+            boost::asio::post(exec_, [this] { drain(); });
+            return;
+        }
+        boost::asio::post(exec_, [self = shared_from_this()] {
+            if (!self->enter()) {
+                std::lock_guard lk(self->queue_mutex_);
+                --self->drainers_;
+                return;
+            }
+            self->drain();
+            self->leave();
+        });
+    }
+
+    // User executor: counts what executes on it, so close() and join() can
+    // wait for exactly that.
+    bool enter() {
+        std::lock_guard lk(idle_mutex_);
+        if (closed_) return false;
+        ++executing_;
+        return true;
+    }
+    void leave() {
+        {
+            std::lock_guard lk(idle_mutex_);
+            --executing_;
+        }
+        idle_cv_.notify_all();
+    }
+
     // Takes callables in batches (a fair share of what is queued, at most
     // 32) so that a burst costs one lock round trip per batch.
     void drain() {
@@ -223,8 +324,14 @@ private:
     }
 
     worker_options options_;
-    boost::asio::thread_pool threads_;
+    std::optional<boost::asio::thread_pool> threads_;  // empty on a user executor
+    boost::asio::any_io_executor exec_;
     clock::time_point started_at_ = clock::now();
+    // User executor only: what executes on it now, and whether it is closed.
+    std::mutex idle_mutex_;
+    std::condition_variable idle_cv_;
+    std::size_t executing_ = 0;
+    bool closed_ = false;
     worker_sink* sink_ = nullptr;
     // Held for a push or for taking a batch: a spin-then-yield lock, whose
     // unlock is a plain store (std::mutex's is a second atomic RMW).
