@@ -21,6 +21,8 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -244,6 +246,14 @@ struct outcome {
     std::string result;
     std::string error;
     bool retryable = true;
+};
+
+// A coroutine waiting for a task to end (task_handle::async_wait_for). The
+// channel is thread-safe, so whichever thread finishes the task can wake it.
+struct async_waiter {
+    explicit async_waiter(const asio::any_io_executor& ex) : wake_ch(ex, 1) {}
+    asio::experimental::concurrent_channel<void(boost::system::error_code)> wake_ch;
+    void wake() { (void)wake_ch.try_send(boost::system::error_code{}); }
 };
 
 // The control loop on an executor of the user's: the timer and a lock that
@@ -981,6 +991,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
             lk.lock();
             delivered += batch.size();
+            if (!async_waiters.empty()) wake_async_waiters();
             done_cv.notify_all();  // wait_for returns only once the terminal event is out
         }
         publishing = false;
@@ -989,6 +1000,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     void apply(effects& fx) {
         if (fx.wake_waiters) done_cv.notify_all();
+        if (fx.wake_waiters && async_waiter_count.load(std::memory_order_relaxed) != 0) {
+            std::lock_guard lk(mu);
+            wake_async_waiters();
+        }
         // Events first: task.started must not trail its own task.completed.
         flush_events();
         for (auto& ln : fx.launches) {
@@ -1006,6 +1021,29 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     }
 
     std::shared_ptr<user_control> uctl;  // control loop on opt.executor
+
+    // Coroutines awaiting tasks, by task id (mu). The count lets apply()
+    // skip the lock when nobody awaits.
+    std::unordered_multimap<std::string, std::shared_ptr<async_waiter>> async_waiters;
+    std::atomic<std::size_t> async_waiter_count{0};
+
+    // Lock held. Wakes the awaiters whose task has ended (its terminal event
+    // delivered, as for wait_for) or is gone; all of them in distributed
+    // mode (they look at the shared store again) and once stopped.
+    void wake_async_waiters() {
+        for (auto it = async_waiters.begin(); it != async_waiters.end();) {
+            auto t = tasks.find(it->first);
+            const bool due = dist() || stopped || t == tasks.end() ||
+                             (is_terminal(t->second.rec.status) && delivered_up_to(t->second.terminal_event_seq));
+            if (!due) {
+                ++it;
+                continue;
+            }
+            it->second->wake();
+            it = async_waiters.erase(it);
+            async_waiter_count.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
     bool torn_down = false;  // mu; stop() is over: workers ended, control loop closed
 
     void arm_user_tick() {  // uctl->m held
@@ -2250,9 +2288,36 @@ void task_context::continue_later(std::chrono::milliseconds delay) {
 
 // ------------------------------------------------------------------ handle
 
+namespace detail {
+// A finished task's result, or the exception get() throws for it.
+std::string result_or_throw(task_record r);
+}  // namespace detail
+
 std::optional<task_record> task_handle::wait_for(std::chrono::milliseconds timeout) const {
     if (!owner_) throw error(errc::not_found, "orchcore: empty task_handle");
     return owner_->wait_for(id_, timeout);
+}
+
+std::optional<task_record> task_handle::wait_until(std::chrono::steady_clock::time_point deadline) const {
+    if (!owner_) throw error(errc::not_found, "orchcore: empty task_handle");
+    return owner_->wait_until(id_, deadline);
+}
+
+asio::awaitable<std::optional<task_record>> task_handle::async_wait_for(std::chrono::milliseconds timeout) const {
+    if (!owner_) throw error(errc::not_found, "orchcore: empty task_handle");
+    co_return co_await owner_->async_wait_for(id_, timeout);
+}
+
+asio::awaitable<std::optional<task_record>> task_handle::async_wait_until(
+    std::chrono::steady_clock::time_point deadline) const {
+    if (!owner_) throw error(errc::not_found, "orchcore: empty task_handle");
+    co_return co_await owner_->async_wait_until(id_, deadline);
+}
+
+asio::awaitable<std::string> task_handle::async_get() const {
+    std::optional<task_record> r;
+    while (!r) r = co_await async_wait_for(std::chrono::hours(1));
+    co_return detail::result_or_throw(std::move(*r));
 }
 
 task_record task_handle::wait() const {
@@ -2261,8 +2326,10 @@ task_record task_handle::wait() const {
     }
 }
 
-std::string task_handle::get() const {
-    task_record r = wait();
+std::string task_handle::get() const { return detail::result_or_throw(wait()); }
+
+namespace detail {
+std::string result_or_throw(task_record r) {
     switch (r.status) {
         case task_status::completed: return r.result;
         case task_status::cancelled: throw cancelled_error("orchcore: task " + r.id + " was cancelled: " + r.error);
@@ -2272,6 +2339,7 @@ std::string task_handle::get() const {
         }
     }
 }
+}  // namespace detail
 
 // ------------------------------------------------------------- coordinator
 
@@ -2626,12 +2694,15 @@ std::string coordinator::submit(std::string type, std::string payload, task_opti
 }
 
 std::optional<task_record> coordinator::wait_for(const std::string& id, std::chrono::milliseconds timeout) {
+    return wait_until(id, detail::steady::now() + timeout);
+}
+
+std::optional<task_record> coordinator::wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline) {
     auto& c = *impl_;
     if (c.dist()) {
         // The record may be finished by any node: poll the shared store with
         // a short backoff; a completion on this node wakes the wait at once.
-        const auto deadline = detail::steady::now() + timeout;
-        auto backoff = std::chrono::milliseconds(1);
+                auto backoff = std::chrono::milliseconds(1);
         bool seen = false;
         for (;;) {
             std::optional<task_record> r;
@@ -2660,8 +2731,7 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
     std::unique_lock lk(c.mu);
     auto it = c.tasks.find(id);
     if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
-    const auto deadline = detail::steady::now() + timeout;
-    for (;;) {
+        for (;;) {
         it = c.tasks.find(id);
         if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
         // Terminal, and its terminal event delivered: a subscriber has seen
@@ -2672,6 +2742,81 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
             it = c.tasks.find(id);
             if (it != c.tasks.end() && is_terminal(it->second.rec.status)) return it->second.rec;
             return std::nullopt;
+        }
+    }
+}
+
+asio::awaitable<std::optional<task_record>> coordinator::async_wait_for(std::string id,
+                                                                        std::chrono::milliseconds timeout) {
+    co_return co_await async_wait_until(std::move(id), detail::steady::now() + timeout);
+}
+
+asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::string id,
+                                                                          std::chrono::steady_clock::time_point deadline) {
+    using namespace asio::experimental::awaitable_operators;
+    auto& c = *impl_;
+    auto ex = co_await asio::this_coro::executor;
+    auto backoff = std::chrono::milliseconds(1);
+    bool seen = false;
+    for (;;) {
+        auto waiter = std::make_shared<detail::async_waiter>(ex);
+        auto wake_at = deadline;
+        if (c.dist()) {
+            // As wait_until: the shared store is looked at with a backoff;
+            // a completion on this node wakes the waiter at once.
+            std::optional<task_record> r;
+            bool answered = true;
+            try {
+                r = c.store->get(id);
+            } catch (const error& e) {
+                if (e.code() != errc::backend_unavailable) throw;
+                answered = false;
+            }
+            if (answered) {
+                if (!r) {
+                    if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
+                    co_return std::nullopt;
+                }
+                seen = true;
+                if (is_terminal(r->status)) co_return r;
+            }
+            const auto now = detail::steady::now();
+            if (now >= deadline) co_return std::nullopt;
+            wake_at = std::min(deadline, now + backoff);
+            backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+            std::lock_guard lk(c.mu);
+            c.async_waiters.emplace(id, waiter);
+            c.async_waiter_count.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            std::lock_guard lk(c.mu);
+            auto it = c.tasks.find(id);
+            if (it == c.tasks.end()) {
+                if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
+                co_return std::nullopt;  // expired while waiting
+            }
+            seen = true;
+            const bool terminal = is_terminal(it->second.rec.status);
+            if (terminal && c.delivered_up_to(it->second.terminal_event_seq)) co_return it->second.rec;
+            if (detail::steady::now() >= deadline) {
+                if (terminal) co_return it->second.rec;
+                co_return std::nullopt;
+            }
+            c.async_waiters.emplace(id, waiter);
+            c.async_waiter_count.fetch_add(1, std::memory_order_relaxed);
+        }
+        asio::steady_timer timer(ex);
+        timer.expires_at(wake_at);
+        (void)co_await (waiter->wake_ch.async_receive(asio::as_tuple(asio::use_awaitable)) ||
+                        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+        // Woken or timed out: no longer waiting (a waker erased it already).
+        std::lock_guard lk(c.mu);
+        auto [b, e] = c.async_waiters.equal_range(id);
+        for (auto it = b; it != e; ++it) {
+            if (it->second == waiter) {
+                c.async_waiters.erase(it);
+                c.async_waiter_count.fetch_sub(1, std::memory_order_relaxed);
+                break;
+            }
         }
     }
 }
@@ -2998,6 +3143,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
     {
         std::lock_guard lk(c.mu);
         c.torn_down = true;
+        c.wake_async_waiters();  // they find their tasks ended (or gone)
     }
     return clean;
 }

@@ -273,11 +273,23 @@ public:
     task_handle() = default;
     const std::string& id() const noexcept { return id_; }
     bool valid() const noexcept { return owner_ != nullptr; }
-    /// Waits until the task is terminal (or the timeout passes).
+    /// Waits until the task is terminal (or the timeout passes); empty on
+    /// timeout, or if the record expired meanwhile.
     std::optional<task_record> wait_for(std::chrono::milliseconds timeout) const;
+    std::optional<task_record> wait_until(std::chrono::steady_clock::time_point deadline) const;
     task_record wait() const;
     /// Waits, then returns the result; throws task_failed_error or cancelled_error.
     std::string get() const;
+    /// The same waits for coroutines: they suspend, never block the
+    /// executor's thread, and resume as soon as the task ends (no polling
+    /// in one process; in distributed mode the shared store is looked at
+    /// with a backoff of up to 50 ms, and a completion on this node wakes
+    /// the waiter at once). The handle's coordinator must outlive the wait.
+    boost::asio::awaitable<std::optional<task_record>> async_wait_for(std::chrono::milliseconds timeout) const;
+    boost::asio::awaitable<std::optional<task_record>> async_wait_until(
+        std::chrono::steady_clock::time_point deadline) const;
+    /// co_await h.async_get(): the result, or task_failed_error / cancelled_error.
+    boost::asio::awaitable<std::string> async_get() const;
     template <encodable T>
     T get_as() const {
         return codec<T>::decode(get());
@@ -355,6 +367,12 @@ public:
     std::string submit(std::string type, std::string payload, task_options options = {});
 
     std::optional<task_record> wait_for(const std::string& id, std::chrono::milliseconds timeout);
+    std::optional<task_record> wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline);
+    /// Coroutine forms of wait_for / wait_until (see task_handle).
+    boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
+                                                                        std::chrono::steady_clock::time_point deadline);
+    boost::asio::awaitable<std::optional<task_record>> async_wait_for(std::string id,
+                                                                      std::chrono::milliseconds timeout);
     std::optional<task_record> get_task(const std::string& id) const;
     std::optional<task_status> get_status(const std::string& id) const;
     /// The result of a completed task; empty otherwise.

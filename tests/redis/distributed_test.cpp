@@ -27,6 +27,10 @@ TEST_CASE("redis/distributed: tasks submitted on one node complete on another's 
     test::scenario_cross_node_completion(redis_backend);
 }
 
+TEST_CASE("redis/distributed: a coroutine awaits tasks that run on another node", "[redis][distributed][async_wait]") {
+    test::scenario_async_wait_across_nodes(redis_backend);
+}
+
 TEST_CASE("redis/distributed: a duplicate id is rejected across nodes", "[redis][distributed]") {
     test::scenario_duplicate_id_across_nodes(redis_backend);
 }

@@ -1956,6 +1956,11 @@ TEST_CASE("coordinator/distributed: tasks submitted on one node complete on anot
     oc::test::scenario_cross_node_completion(oc::test::memory_backend);
 }
 
+TEST_CASE("coordinator/distributed: a coroutine awaits tasks that run on another node",
+          "[coordinator][distributed][async_wait]") {
+    oc::test::scenario_async_wait_across_nodes(oc::test::memory_backend);
+}
+
 TEST_CASE("coordinator/distributed: a duplicate id is rejected across nodes", "[coordinator][distributed]") {
     oc::test::scenario_duplicate_id_across_nodes(oc::test::memory_backend);
 }

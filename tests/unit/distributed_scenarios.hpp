@@ -9,6 +9,8 @@
 #include <orchcore/coordinator.hpp>
 #include <orchcore/transport.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include "support/sync_helpers.hpp"
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <future>
 #include <memory>
@@ -116,6 +119,44 @@ inline void scenario_cross_node_completion(const dist_backend_factory& make) {
     // Nothing left in the shared queue.
     CHECK(b.tp->size_approx() == 0);
     CHECK(b.tp->leased_count() == 0);
+}
+
+/// A coroutine on the producer node awaits tasks that run on another node
+/// (task_handle::async_wait_for / async_get read the shared store).
+inline void scenario_async_wait_across_nodes(const dist_backend_factory& make) {
+    auto b = make();
+    coordinator producer{node_options(b, 0, "producer")};
+    coordinator worker_node{node_options(b, 2, "workers")};
+    worker_node.register_handler("echo", [](task_context& ctx) { return "done:" + ctx.payload(); });
+    worker_node.register_handler("bad", [](task_context&) -> std::string { throw non_retryable_error("no"); });
+    boost::asio::io_context io;
+    bool finished = false;
+    std::exception_ptr failure;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+            std::vector<task_handle> hs;
+            for (int i = 0; i < 5; ++i) hs.push_back(producer.submit_async("echo", std::to_string(i)).handle);
+            for (int i = 0; i < 5; ++i)
+                CHECK(co_await hs[static_cast<std::size_t>(i)].async_get() == "done:" + std::to_string(i));
+            auto bad = producer.submit_async("bad", "");
+            auto r = co_await bad.handle.async_wait_for(10s);
+            CHECK(status_of(r) == "failed");
+            bool threw = false;
+            try {
+                (void)co_await producer.async_wait_for("no-such-task", 10ms);
+            } catch (const error& e) {
+                threw = e.code() == errc::not_found;
+            }
+            CHECK(threw);
+        },
+        [&](std::exception_ptr e) {
+            failure = e;
+            finished = true;
+        });
+    io.run_for(20s);
+    REQUIRE(finished);
+    if (failure) std::rethrow_exception(failure);
 }
 
 /// One id, one task, across every node sharing the store.

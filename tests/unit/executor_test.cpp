@@ -9,7 +9,11 @@
 
 #include "support/sync_helpers.hpp"
 
+#include <stdexcept>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -233,4 +237,152 @@ TEST_CASE("executor: worker_pool on the user's io_context", "[executor][worker_p
         CHECK(on.load() == loop.id());
     }
     CHECK(pool.stats().completed == 101);
+}
+
+// ---------------------------------------------------------------------------
+// Awaiting tasks from coroutines: task_handle::async_wait_for / async_get.
+
+namespace {
+
+oc::coordinator_options own_threads() {
+    oc::coordinator_options o;
+    o.worker_template.heartbeat_interval = 20ms;
+    o.worker_template.max_concurrent = 4;
+    o.scaling.min_workers = 1;
+    o.scaling.max_workers = 1;
+    o.maintenance_interval = 10ms;
+    o.cancel_grace = 100ms;
+    o.default_backoff = {.base = 1ms, .cap = 2ms};
+    return o;
+}
+
+/// Runs `f` as a coroutine on `io` until it ends; rethrows its exception.
+template <class F>
+void run_coroutine(asio::io_context& io, F f) {
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(io, std::move(f), [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+    });
+    io.run_for(10s);
+    REQUIRE(done);
+    if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace
+
+TEST_CASE("executor: coroutines await tasks without blocking their thread", "[executor][async_wait]") {
+    oc::test::gate g;
+    oc::coordinator c{own_threads()};
+    oc::test::gate_guard guard{g};
+    c.register_handler("echo", [](oc::task_context& ctx) { return ctx.payload(); });
+    c.register_handler("held", [&](oc::task_context&) {
+        g.wait();
+        return std::string("released");
+    });
+    c.register_handler("bad", [](oc::task_context&) -> std::string { throw std::runtime_error("broken"); });
+
+    asio::io_context io;
+    std::vector<std::string> log;
+    run_coroutine(io, [&]() -> asio::awaitable<void> {
+        auto a = c.submit_async("echo", "one");
+        CHECK(co_await a.handle.async_get() == "one");
+
+        // Ten coroutines await one held task; a timer on the same thread
+        // keeps ticking meanwhile (the waits do not block the thread).
+        auto h = c.submit_async("held", "");
+        int woken = 0;
+        for (int i = 0; i < 10; ++i)
+            asio::co_spawn(io, [&, handle = h.handle]() -> asio::awaitable<void> {
+                auto r = co_await handle.async_wait_for(5s);
+                if (r && r->status == oc::task_status::completed && r->result == "released") ++woken;
+            }, asio::detached);
+        int ticks = 0;
+        asio::steady_timer t(io);
+        for (; ticks < 5; ++ticks) {
+            t.expires_after(5ms);
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        CHECK(woken == 0);
+        // A timed wait on the still-held task times out, empty.
+        CHECK_FALSE((co_await h.handle.async_wait_for(20ms)).has_value());
+        CHECK_FALSE((co_await h.handle.async_wait_until(std::chrono::steady_clock::now())).has_value());
+        g.open();
+        CHECK(co_await h.handle.async_get() == "released");
+        for (int i = 0; i < 100 && woken < 10; ++i) {
+            t.expires_after(2ms);
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        CHECK(woken == 10);
+
+        // Failures and cancellations come back as get() reports them.
+        oc::task_options once;
+        once.max_retries = 0;
+        auto b = c.submit_async("bad", "", once);
+        try {
+            (void)co_await b.handle.async_get();
+            FAIL("async_get of a failed task must throw");
+        } catch (const oc::task_failed_error& e) {
+            CHECK(e.record().status == oc::task_status::failed);
+        }
+        c.scale(0);  // clamped to min_workers = 1; hold its slots to queue the next task
+        oc::test::gate g2;
+        c.register_handler("held2", [&](oc::task_context&) {
+            g2.wait(2s);
+            return std::string();
+        });
+        std::vector<oc::submit_result> fill;
+        for (int i = 0; i < 4; ++i) fill.push_back(c.submit_async("held2", ""));
+        auto q = c.submit_async("echo", "queued");
+        REQUIRE(c.get_status(q.handle.id()) == oc::task_status::queued);
+        CHECK(c.cancel(q.handle.id()));
+        try {
+            (void)co_await q.handle.async_get();
+            FAIL("async_get of a cancelled task must throw");
+        } catch (const oc::cancelled_error&) {
+        }
+        g2.open();
+        for (auto& f : fill) (void)co_await f.handle.async_get();
+
+        // An unknown id is an error, as for wait_for.
+        try {
+            (void)co_await c.async_wait_for("no-such-task", 10ms);
+            FAIL("expected not_found");
+        } catch (const oc::error& e) {
+            CHECK(e.code() == oc::errc::not_found);
+        }
+        log.push_back("done");
+    });
+    CHECK(log == std::vector<std::string>{"done"});
+    // Blocking pair of the same wait.
+    auto d = c.submit_async("echo", "blocking");
+    const auto rec = d.handle.wait_until(std::chrono::steady_clock::now() + 5s);
+    REQUIRE(rec);
+    CHECK(rec->result == "blocking");
+}
+
+TEST_CASE("executor: a coroutine awaiting a task wakes when the coordinator stops", "[executor][async_wait][stop]") {
+    oc::test::gate g;
+    auto o = own_threads();
+    o.cancel_grace = 20ms;
+    oc::coordinator c{o};
+    oc::test::gate_guard guard{g};
+    c.register_handler("held", [&](oc::task_context& ctx) {
+        while (!ctx.cancellation_requested() && !g.wait(5ms)) {
+        }
+        return std::string("held");
+    });
+    auto h = c.submit_async("held", "");
+    REQUIRE(h);
+    asio::io_context io;
+    std::optional<oc::task_record> got;
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(50ms);
+        c.stop(oc::stop_mode::abort);
+    });
+    run_coroutine(io, [&]() -> asio::awaitable<void> { got = co_await h.handle.async_wait_for(10s); });
+    stopper.join();
+    REQUIRE(got);
+    CHECK(got->status == oc::task_status::cancelled);
 }
