@@ -390,7 +390,9 @@ public:
 
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
-    ~worker_pool() { stop(stop_mode::graceful); }
+    /// stop(graceful) on its own threads. On a user executor, stop(abort):
+    /// a destructor must not wait for an executor that may no longer be run.
+    ~worker_pool() { stop(options_.worker_template.executor ? stop_mode::abort : stop_mode::graceful); }
 
     /// Runs `f` on some worker (each posting thread goes round robin). Never
     /// blocks. Throws shutdown_error after stop().
@@ -476,7 +478,8 @@ public:
     }
 
     /// Stops taking work (post() then throws shutdown_error). graceful:
-    /// waits for everything posted to finish. abort: drops what has not
+    /// waits for everything posted to finish (on a user executor, that
+    /// needs the executor to be running). abort: drops what has not
     /// started (counted in stats().cancelled; submit() futures get
     /// cancelled_error) and waits for the callables already running, which
     /// cannot be interrupted (the coordinator's tasks are the cooperatively

@@ -386,3 +386,22 @@ TEST_CASE("executor: a coroutine awaiting a task wakes when the coordinator stop
     REQUIRE(got);
     CHECK(got->status == oc::task_status::cancelled);
 }
+
+TEST_CASE("executor: a worker_pool on an io_context nobody runs is destroyed without hanging",
+          "[executor][worker_pool][stop]") {
+    asio::io_context io;
+    std::atomic<int> ran{0};
+    std::future<int> f;
+    {
+        oc::pool_options po;
+        po.min_workers = 1;
+        po.max_workers = 1;
+        po.worker_template.executor = io.get_executor();
+        oc::worker_pool pool{po};
+        for (int i = 0; i < 10; ++i) pool.post([&] { ++ran; });
+        f = pool.submit([] { return 1; });
+    }  // the destructor drops what never started
+    CHECK_THROWS_AS(f.get(), oc::cancelled_error);
+    io.run_for(50ms);  // the pool's queued drainer runs and finds nothing left to do
+    CHECK(ran.load() == 0);
+}
