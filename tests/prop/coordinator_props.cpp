@@ -1,6 +1,8 @@
 // Property: whatever mix of submissions (succeeding, failing, failing
 // fatally, slow, blocking until cancelled, with and without turn
-// timeouts), cancellations and scale changes a coordinator goes through,
+// timeouts), cancellations, scale changes and worker deaths (a worker whose
+// heartbeats stop is declared dead and its tasks re-run) a coordinator goes
+// through,
 // after stop() every admitted task is in exactly one terminal state: its
 // record is terminal, exactly one terminal event was published for it, it
 // got no lifecycle event after that, and it was started exactly as many
@@ -93,10 +95,13 @@ std::string handler(oc::task_context& ctx) {
 
 TEST_CASE("coordinator property: every admitted task ends in exactly one terminal state",
           "[coordinator][prop]") {
-    prop_limited("random submits, cancels and scale changes, then stop", 20, [] {
+    prop_limited("random submits, cancels, scale changes and worker deaths, then stop", 20, [] {
         oc::coordinator_options o;
-        o.worker_template.heartbeat_interval = 20ms;
-        o.worker_timeout = 2000ms;
+        o.worker_template.heartbeat_interval = 10ms;
+        // Short, so that killed workers die within a case. A slow
+        // (sanitized) run may also declare a healthy worker dead: the
+        // property must hold then too.
+        o.worker_timeout = 80ms;
         o.default_backoff = {.base = 1ms, .cap = 5ms};
         o.maintenance_interval = 10ms;
         o.cancel_grace = 100ms;
@@ -121,8 +126,26 @@ TEST_CASE("coordinator property: every admitted task ends in exactly one termina
 
         const int n_ops = *rc::gen::inRange(1, 48);
         int submits = 0;
+        // rc's ranges favour small values in early cases, so a death is
+        // also scheduled outright in half of the cases: mid-way, a worker
+        // stops heartbeating, and the case then lasts past worker_timeout.
+        const bool scheduled_death = n_ops >= 4 && n_ops % 2 == 0;
+        auto kill_one = [&](std::size_t pick) {
+            auto ws = c.get_workers();
+            if (ws.empty()) return;
+            // A busy worker if there is one: its tasks must be re-run.
+            std::stable_partition(ws.begin(), ws.end(), [](const oc::worker_info& w) { return !w.current_tasks.empty(); });
+            const auto busy = static_cast<std::size_t>(
+                std::count_if(ws.begin(), ws.end(), [](const oc::worker_info& w) { return !w.current_tasks.empty(); }));
+            try {
+                c.suspend_heartbeats(ws[pick % (busy > 0 ? busy : ws.size())].id);  // dead after worker_timeout
+            } catch (const oc::error&) {
+                // declared dead or retired meanwhile
+            }
+        };
         for (int i = 0; i < n_ops; ++i) {
-            const int kind = *rc::gen::inRange(0, 10);
+            if (scheduled_death && i == n_ops / 2) kill_one(static_cast<std::size_t>(i));
+            const int kind = *rc::gen::inRange(0, 12);
             if (kind < 7 && submits < 40) {
                 ++submits;
                 const auto b = static_cast<behaviour>(*rc::gen::inRange(0, behaviour_count));
@@ -138,10 +161,15 @@ TEST_CASE("coordinator property: every admitted task ends in exactly one termina
                     const auto idx = static_cast<std::size_t>(*rc::gen::inRange<int>(0, static_cast<int>(admitted.size())));
                     (void)c.cancel(admitted[idx]);
                 }
-            } else {
+            } else if (kind == 9) {
                 (void)c.scale(static_cast<std::size_t>(*rc::gen::inRange(0, 5)));
+            } else if (kind == 10) {
+                kill_one(static_cast<std::size_t>(*rc::gen::inRange(0, 8)));
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(*rc::gen::inRange(0, 120)));
             }
         }
+        if (scheduled_death) std::this_thread::sleep_for(200ms);
         (void)c.stop(oc::stop_mode::graceful, 100ms);
 
         // After stop() every worker has been joined: all events are in.
