@@ -1027,6 +1027,31 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::unordered_multimap<std::string, std::shared_ptr<async_waiter>> async_waiters;
     std::atomic<std::size_t> async_waiter_count{0};
 
+    // Distributed waits: one look at the shared store. done: the wait is
+    // over, with the terminal record (or empty: it expired meanwhile). Not
+    // done: not terminal yet, or the store did not answer (keep trying
+    // until the deadline). An id never seen is not_found.
+    struct store_look {
+        bool done = false;
+        std::optional<task_record> rec;
+    };
+    store_look look_shared(const std::string& id, bool& seen) const {
+        std::optional<task_record> r;
+        try {
+            r = store->get(id);
+        } catch (const error& e) {
+            if (e.code() != errc::backend_unavailable) throw;
+            return {};
+        }
+        if (!r) {
+            if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
+            return {true, std::nullopt};
+        }
+        seen = true;
+        if (is_terminal(r->status)) return {true, std::move(r)};
+        return {};
+    }
+
     // Lock held. Wakes the awaiters whose task has ended (its terminal event
     // delivered, as for wait_for) or is gone; all of them in distributed
     // mode (they look at the shared store again) and once stopped.
@@ -2702,25 +2727,10 @@ std::optional<task_record> coordinator::wait_until(const std::string& id, std::c
     if (c.dist()) {
         // The record may be finished by any node: poll the shared store with
         // a short backoff; a completion on this node wakes the wait at once.
-                auto backoff = std::chrono::milliseconds(1);
+        auto backoff = std::chrono::milliseconds(1);
         bool seen = false;
         for (;;) {
-            std::optional<task_record> r;
-            bool answered = true;
-            try {
-                r = c.store->get(id);
-            } catch (const error& e) {
-                if (e.code() != errc::backend_unavailable) throw;
-                answered = false;  // keep trying until the deadline
-            }
-            if (answered) {
-                if (!r) {
-                    if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
-                    return std::nullopt;  // expired while waiting
-                }
-                seen = true;
-                if (is_terminal(r->status)) return r;
-            }
+            if (auto look = c.look_shared(id, seen); look.done) return std::move(look.rec);
             const auto now = detail::steady::now();
             if (now >= deadline) return std::nullopt;
             std::unique_lock lk(c.mu);
@@ -2731,7 +2741,7 @@ std::optional<task_record> coordinator::wait_until(const std::string& id, std::c
     std::unique_lock lk(c.mu);
     auto it = c.tasks.find(id);
     if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
-        for (;;) {
+    for (;;) {
         it = c.tasks.find(id);
         if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
         // Terminal, and its terminal event delivered: a subscriber has seen
@@ -2764,22 +2774,7 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::s
         if (c.dist()) {
             // As wait_until: the shared store is looked at with a backoff;
             // a completion on this node wakes the waiter at once.
-            std::optional<task_record> r;
-            bool answered = true;
-            try {
-                r = c.store->get(id);
-            } catch (const error& e) {
-                if (e.code() != errc::backend_unavailable) throw;
-                answered = false;
-            }
-            if (answered) {
-                if (!r) {
-                    if (!seen) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
-                    co_return std::nullopt;
-                }
-                seen = true;
-                if (is_terminal(r->status)) co_return r;
-            }
+            if (auto look = c.look_shared(id, seen); look.done) co_return std::move(look.rec);
             const auto now = detail::steady::now();
             if (now >= deadline) co_return std::nullopt;
             wake_at = std::min(deadline, now + backoff);

@@ -1249,6 +1249,20 @@ TEST_CASE("coordinator: a retried attempt on the same worker keeps its own slot 
 // health and fencing
 // ---------------------------------------------------------------------------
 
+// Submits a task of `type` (no retries), waits until its first attempt
+// names its worker through `first_worker`, and silences that worker's
+// heartbeats. Returns the submission and the silenced worker's id.
+std::pair<oc::submit_result, std::string> submit_and_silence(oc::coordinator& c, const std::string& type,
+                                                             std::promise<std::string>& first_worker) {
+    auto r = c.submit_async(type, "", with_retries(0));
+    REQUIRE(r);
+    auto fw = first_worker.get_future();
+    REQUIRE(fw.wait_for(5s) == std::future_status::ready);
+    std::string dead = fw.get();
+    c.suspend_heartbeats(dead);
+    return {std::move(r), std::move(dead)};
+}
+
 TEST_CASE("coordinator: a silent worker is declared dead, its task re-runs elsewhere, the late result is refused",
           "[coordinator][health][fencing]") {
     auto o = fast_options(2, 2);
@@ -1272,13 +1286,10 @@ TEST_CASE("coordinator: a silent worker is declared dead, its task re-runs elsew
     });
     CHECK_THROWS_AS(c.suspend_heartbeats("no-such-worker"), oc::error);
 
-    auto r = c.submit_async("fragile", "", with_retries(0));
-    REQUIRE(r);
+    auto silenced = submit_and_silence(c, "fragile", first_worker);
+    auto& r = silenced.first;
+    const std::string dead = silenced.second;  // a plain variable: lambdas capture it
     const auto id = r.handle.id();
-    auto fw = first_worker.get_future();
-    REQUIRE(fw.wait_for(5s) == std::future_status::ready);
-    const std::string dead = fw.get();
-    c.suspend_heartbeats(dead);
 
     const auto done = r.handle.wait_for(5s);
     REQUIRE(done);
@@ -1343,13 +1354,10 @@ TEST_CASE("coordinator: a worker declared dead that comes back is fenced off: he
         ++first_returned;
         throw std::runtime_error("late failure");
     });
-    auto r = c.submit_async("fragile", "", with_retries(0));
-    REQUIRE(r);
+    auto silenced = submit_and_silence(c, "fragile", first_worker);
+    auto& r = silenced.first;
+    const std::string dead = silenced.second;  // a plain variable: lambdas capture it
     const auto id = r.handle.id();
-    auto fw = first_worker.get_future();
-    REQUIRE(fw.wait_for(5s) == std::future_status::ready);
-    const std::string dead = fw.get();
-    c.suspend_heartbeats(dead);
     const auto done = r.handle.wait_for(5s);
     REQUIRE(done);
     REQUIRE(st(done) == "completed");

@@ -88,18 +88,25 @@ private:
     std::thread thread_;
 };
 
-oc::coordinator_options on_executor(const asio::any_io_executor& ex) {
+/// Fast timers, one worker of `slots` slots at first (up to `max_workers`).
+oc::coordinator_options fast(std::size_t slots, std::size_t max_workers) {
     oc::coordinator_options o;
-    o.executor = ex;
-    o.worker_template.executor = ex;
     o.worker_template.heartbeat_interval = 20ms;
-    o.worker_template.max_concurrent = 2;
+    o.worker_template.max_concurrent = slots;
     o.worker_timeout = 2000ms;
     o.scaling.min_workers = 1;
-    o.scaling.max_workers = 2;
+    o.scaling.max_workers = max_workers;
     o.maintenance_interval = 10ms;
     o.cancel_grace = 100ms;
     o.default_backoff = {.base = 1ms, .cap = 2ms};
+    return o;
+}
+
+/// The same, with the control loop and the workers on `ex`.
+oc::coordinator_options on_executor(const asio::any_io_executor& ex) {
+    auto o = fast(2, 2);
+    o.executor = ex;
+    o.worker_template.executor = ex;
     return o;
 }
 
@@ -258,17 +265,7 @@ TEST_CASE("executor: worker_pool on the user's io_context", "[executor][worker_p
 
 namespace {
 
-oc::coordinator_options own_threads() {
-    oc::coordinator_options o;
-    o.worker_template.heartbeat_interval = 20ms;
-    o.worker_template.max_concurrent = 4;
-    o.scaling.min_workers = 1;
-    o.scaling.max_workers = 1;
-    o.maintenance_interval = 10ms;
-    o.cancel_grace = 100ms;
-    o.default_backoff = {.base = 1ms, .cap = 2ms};
-    return o;
-}
+oc::coordinator_options own_threads() { return fast(4, 1); }
 
 /// Runs `f` as a coroutine on `io` until it ends; rethrows its exception.
 template <class F>
