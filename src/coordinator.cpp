@@ -2918,7 +2918,7 @@ bool coordinator::cancel(const std::string& id) {
 void coordinator::steer(const std::string& id, std::vector<std::string> messages) {
     auto& c = *impl_;
     // Wakes a handler of this node waiting in receive_for for this task.
-    auto wake_local = [&c](detail::task_entry& t) {
+    auto wake_local = [](detail::task_entry& t) {
         if (!t.attempt) return;
         t.attempt->mailbox_cv.notify_all();
         if (t.attempt->strand) {

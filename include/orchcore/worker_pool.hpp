@@ -257,7 +257,8 @@ private:
     void start_drainer_now() {
         if (threads_) {
             // Own threads: join() waits for the pool, so `this` outlives it.
-            boost::asio::post(exec_, [this] { drain(); });
+            // The pool's own executor type: no type-erased dispatch here.
+            boost::asio::post(threads_->get_executor(), [this] { drain(); });
             return;
         }
         boost::asio::post(exec_, [self = shared_from_this()] {
