@@ -2741,8 +2741,8 @@ std::optional<task_record> coordinator::wait_until(const std::string& id, std::c
     std::unique_lock lk(c.mu);
     auto it = c.tasks.find(id);
     if (it == c.tasks.end()) throw error(errc::not_found, "orchcore: no task with id \"" + id + "\"");
-    for (;;) {
-        it = c.tasks.find(id);
+    for (bool first = true;; first = false) {
+        if (!first) it = c.tasks.find(id);  // the table may have changed while waiting
         if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
         // Terminal, and its terminal event delivered: a subscriber has seen
         // the end of a task by the time its waiter does.

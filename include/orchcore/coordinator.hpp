@@ -173,7 +173,10 @@ struct coordinator_options {
     /// keeps what it touches alive until it ends. Call stop(graceful) from a
     /// thread that does not run the executor, or the work it waits for may
     /// not run before the deadline. Distributed mode keeps its two I/O
-    /// threads for the (blocking) backend calls.
+    /// threads for leasing and finishing, but its control loop also makes
+    /// blocking backend calls (registry writes, recovery; each bounded by
+    /// the backend's timeouts): on a user executor they hold one of its
+    /// threads, so distributed nodes are best left on their own thread.
     std::optional<boost::asio::any_io_executor> executor{};
 
     /// Where task records and worker records live. A store given here gets
