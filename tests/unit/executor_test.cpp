@@ -204,14 +204,16 @@ TEST_CASE("executor: a coroutine suspended on the user's context outlives its co
           "[executor][coordinator][stop]") {
     asio::io_context io;
     std::atomic<int> resumed{0};
-    std::atomic<bool> saw_cancel{false};
+    std::atomic<bool> saw_cancel{false}, wait_aborted{false};
     {
         auto o = on_executor(io.get_executor());
         o.cancel_grace = 20ms;
         oc::coordinator c{o};
         c.register_async_handler("sleepy", [&](oc::task_context& ctx) -> asio::awaitable<std::string> {
-            asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
-            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            // Long: only the cancellation at stop() can end this wait early.
+            asio::steady_timer t(co_await asio::this_coro::executor, 5s);
+            auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            wait_aborted = ec == asio::error::operation_aborted;
             // The coordinator is gone by now; its state is kept alive for this.
             saw_cancel = ctx.cancellation_requested();
             ctx.report_progress(0.9, "after the end");
@@ -229,7 +231,10 @@ TEST_CASE("executor: a coroutine suspended on the user's context outlives its co
         c.stop(oc::stop_mode::abort);  // the coroutine cannot be waited for: it is fenced and cancelled
         CHECK(c.get_status(r.handle.id()) == oc::task_status::cancelled);
     }
-    io.run_for(500ms);  // the coroutine resumes after its coordinator was destroyed (ASan checks this)
+    // The cancellation posted by stop() runs now: the coroutine resumes long
+    // before its timer, after its coordinator was destroyed (ASan checks this).
+    io.run_for(10s);
+    CHECK(wait_aborted.load());  // ended by the cancellation, not by its timer
     CHECK(resumed.load() == 1);
     CHECK(saw_cancel.load());
 }
