@@ -758,7 +758,8 @@ TEST_CASE("coordinator: a handler ignoring cancellation is declared cancelled af
     CHECK(returned.load() == 1);
     CHECK(st(c.get_status(id)) == "cancelled");
     CHECK_FALSE(c.get_result(id).has_value());
-    CHECK(rec.count(oc::event_kind::stale_token_refused, id) == 1);
+    // The counter is raised under the lock, the event published after it.
+    CHECK(eventually([&] { return rec.count(oc::event_kind::stale_token_refused, id) == 1; }));
     CHECK(rec.count(oc::event_kind::task_cancelled, id) == 1);
     CHECK(rec.count(oc::event_kind::task_completed, id) == 0);
     // The worker slot the stubborn handler held is free again.
@@ -1319,7 +1320,7 @@ TEST_CASE("coordinator: a silent worker is declared dead, its task re-runs elsew
     REQUIRE(eventually([&] { return first_returned.load() == 1; }));
     REQUIRE(eventually([&] { return c.get_stats().stale_token_refusals >= refusals + 1; }));
     CHECK(c.get_result(id) == done->result);
-    CHECK(tasks_rec.count(oc::event_kind::stale_token_refused, id) >= 1);
+    CHECK(eventually([&] { return tasks_rec.count(oc::event_kind::stale_token_refused, id) >= 1; }));
     CHECK(tasks_rec.count(oc::event_kind::task_completed, id) == 1);
     CHECK(eventually([&] { return c.get_stats().running == 0; }));
 }
@@ -2059,7 +2060,8 @@ TEST_CASE("coordinator: local submit_many admits in chunks; each task decided as
         CHECK(st(rec150) == "cancelled");
     }
     CHECK(c.get_stats().cancelled == 150);
-    CHECK(rec.count(oc::event_kind::task_cancelled) == 150);
+    // Another thread may be publishing when these are emitted: it delivers them.
+    CHECK(eventually([&] { return rec.count(oc::event_kind::task_cancelled) == 150; }));
     c.scale(1);
     for (int i = 150; i < 200; ++i) CHECK(rs[static_cast<std::size_t>(i)].handle.get() == std::to_string(i));
     CHECK(ran.load() == 50);
