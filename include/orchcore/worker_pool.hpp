@@ -163,7 +163,15 @@ public:
                 start_drainer = true;
             }
         }
-        if (start_drainer) start_drainer_now();
+        if (!start_drainer) return;
+        try {
+            start_drainer_now();
+        } catch (...) {
+            // Not owned by a shared_ptr on a user executor: every post says so.
+            std::lock_guard lk(queue_mutex_);
+            --drainers_;
+            throw;
+        }
     }
 
     /// Runs `f` on the worker's executor, outside its task slots (the
@@ -174,7 +182,7 @@ public:
             boost::asio::post(exec_, std::move(f));
             return;
         }
-        boost::asio::post(exec_, [self = shared_from_this(), f = std::move(f)] {
+        boost::asio::post(exec_, [self = owner(), f = std::move(f)] {
             if (!self->enter()) return;
             f();
             self->leave();
@@ -261,7 +269,7 @@ private:
             boost::asio::post(threads_->get_executor(), [this] { drain(); });
             return;
         }
-        boost::asio::post(exec_, [self = shared_from_this()] {
+        boost::asio::post(exec_, [self = owner()] {
             if (!self->enter()) {
                 std::lock_guard lk(self->queue_mutex_);
                 --self->drainers_;
@@ -270,6 +278,16 @@ private:
             self->drain();
             self->leave();
         });
+    }
+
+    // User executor: what the executor's handlers hold on to, since nothing
+    // joins them.
+    std::shared_ptr<worker> owner() {
+        auto self = weak_from_this().lock();
+        if (!self)
+            throw invalid_argument("worker", "\"" + options_.id + "\"",
+                                   "a worker on a user executor must be owned by a std::shared_ptr (std::make_shared)");
+        return self;
     }
 
     // User executor: counts what executes on it, so close() and join() can

@@ -421,3 +421,19 @@ TEST_CASE("executor: a worker_pool on an io_context nobody runs is destroyed wit
     io.run_for(50ms);  // the pool's queued drainer runs and finds nothing left to do
     CHECK(ran.load() == 0);
 }
+
+TEST_CASE("executor: a worker on a user executor that no shared_ptr owns says so", "[executor][worker_pool]") {
+    asio::io_context io;
+    oc::worker_options wo;
+    wo.id = "loose";
+    wo.executor = io.get_executor();
+    oc::worker w{wo};  // misuse: drainers on a user executor must keep the worker alive
+    try {
+        w.post([] {});
+        FAIL("expected invalid_argument");
+    } catch (const oc::invalid_argument& e) {
+        CHECK(e.field() == "worker");
+        CHECK_THAT(std::string(e.what()), Catch::Contains("shared_ptr"));
+    }
+    CHECK_THROWS_AS(w.post([] {}), oc::invalid_argument);  // every time, not once
+}
