@@ -1022,10 +1022,30 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     std::shared_ptr<user_control> uctl;  // control loop on opt.executor
 
-    // Coroutines awaiting tasks, by task id (mu). The count lets apply()
-    // skip the lock when nobody awaits.
+    // Coroutines awaiting tasks, by task id (mu). The count mirrors its
+    // size, so that apply() can skip the lock when nobody awaits; only the
+    // two helpers below change the map.
     std::unordered_multimap<std::string, std::shared_ptr<async_waiter>> async_waiters;
     std::atomic<std::size_t> async_waiter_count{0};
+
+    // Lock held.
+    void add_async_waiter(const std::string& id, std::shared_ptr<async_waiter> w) {
+        async_waiters.emplace(id, std::move(w));
+        async_waiter_count.store(async_waiters.size(), std::memory_order_relaxed);
+    }
+    // Lock held. Returns the next entry.
+    auto erase_async_waiter(decltype(async_waiters)::iterator it) {
+        it = async_waiters.erase(it);
+        async_waiter_count.store(async_waiters.size(), std::memory_order_relaxed);
+        return it;
+    }
+
+    // Lock held. A worker declared dead (kept until stop), or null.
+    std::shared_ptr<worker> dead_worker(const std::string& id) const {
+        for (const auto& w : dead_workers)
+            if (w->id() == id) return w;
+        return nullptr;
+    }
 
     // Distributed waits: one look at the shared store. done: the wait is
     // over, with the terminal record (or empty: it expired meanwhile). Not
@@ -1065,8 +1085,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 continue;
             }
             it->second->wake();
-            it = async_waiters.erase(it);
-            async_waiter_count.fetch_sub(1, std::memory_order_relaxed);
+            it = erase_async_waiter(it);
         }
     }
     bool torn_down = false;  // mu; stop() is over: workers ended, control loop closed
@@ -1135,8 +1154,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 // A worker declared dead that comes back (its wedged threads
                 // free again) is not alive again: its heartbeat is refused
                 // and counted like any other stale attempt's call.
-                if (std::any_of(dead_workers.begin(), dead_workers.end(),
-                                [&](const auto& w) { return w->id() == worker_id; })) {
+                if (dead_worker(worker_id)) {
                     refuse_stale({}, worker_id, 0, "heartbeat of a worker declared dead");
                     lk.unlock();
                     flush_events();
@@ -2780,8 +2798,7 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::s
             wake_at = std::min(deadline, now + backoff);
             backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
             std::lock_guard lk(c.mu);
-            c.async_waiters.emplace(id, waiter);
-            c.async_waiter_count.fetch_add(1, std::memory_order_relaxed);
+            c.add_async_waiter(id, waiter);
         } else {
             std::lock_guard lk(c.mu);
             auto it = c.tasks.find(id);
@@ -2796,8 +2813,7 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::s
                 if (terminal) co_return it->second.rec;
                 co_return std::nullopt;
             }
-            c.async_waiters.emplace(id, waiter);
-            c.async_waiter_count.fetch_add(1, std::memory_order_relaxed);
+            c.add_async_waiter(id, waiter);
         }
         asio::steady_timer timer(ex);
         timer.expires_at(wake_at);
@@ -2808,8 +2824,7 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::s
         auto [b, e] = c.async_waiters.equal_range(id);
         for (auto it = b; it != e; ++it) {
             if (it->second == waiter) {
-                c.async_waiters.erase(it);
-                c.async_waiter_count.fetch_sub(1, std::memory_order_relaxed);
+                c.erase_async_waiter(it);
                 break;
             }
         }
@@ -3163,9 +3178,8 @@ void coordinator::resume_heartbeats(const std::string& worker_id) {
     }
     // Declared dead meanwhile: the worker comes back and heartbeats once,
     // from its own threads, as a wedged worker would; that is refused.
-    for (const auto& w : c.dead_workers) {
-        if (w->id() != worker_id) continue;
-        w->post_control([&c, wid = worker_id] { c.heartbeat(wid); });
+    if (auto dead = c.dead_worker(worker_id)) {
+        dead->post_control([&c, wid = worker_id] { c.heartbeat(wid); });
         return;
     }
     throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");

@@ -487,12 +487,11 @@ public:
             s.posted = posted_by_reaped_;
             for (const auto& w : *list_) s.posted += w->posted();
             for (const auto& w : retired_) s.posted += w->posted();
+            s.cancelled = cancelled_;
         }
         s.completed = completed_.load(std::memory_order_relaxed);
         s.unhandled_exceptions = unhandled_.load(std::memory_order_relaxed);
         s.rejected_after_stop = rejected_after_stop_.load(std::memory_order_relaxed);
-        std::lock_guard lk(scale_mutex_);
-        s.cancelled = cancelled_;
         return s;
     }
 
