@@ -1,19 +1,31 @@
 #include <orchcore/redis/redis_task_store.hpp>
 
+#include "record_codec.hpp"
 #include "redis_util.hpp"
 
-#include <boost/json.hpp>
-
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
 namespace orchcore {
 
-namespace json = boost::json;
-
 namespace {
+
+// Every script first checks the type of each key it writes (a key of the
+// wrong type would make a later call fail half-way through the script, with
+// the calls before it applied): nothing is changed if one is wrong.
+constexpr const char* expect_types = R"lua(
+local function expect(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then
+    error({err = 'ORCHCORE corrupted key ' .. key .. ': a ' .. t .. ' where a ' .. want .. ' belongs'})
+  end
+end
+)lua";
+
+std::string script_text(const char* check, const char* body = "") {
+    return std::string(expect_types) + check + body;
+}
 
 // KEYS: record, index, finished zset. ARGV: id, status, meta, payload,
 // result, finished ms ('' = not terminal), expire-at ms (0 = none).
@@ -25,27 +37,35 @@ if tonumber(ARGV[7]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[7]) end
 return 1
 )lua";
 
-const redis_script create_script("store.create", std::string(R"lua(
+const redis_script create_script("store.create", script_text(R"lua(
+expect(KEYS[2], 'set')
+expect(KEYS[3], 'zset')
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-)lua") + write_tail);
+)lua", write_tail));
 
 // As create, plus ARGV[8]: the expected status.
-const redis_script update_script("store.update", std::string(R"lua(
+const redis_script update_script("store.update", script_text(R"lua(
+expect(KEYS[2], 'set')
+expect(KEYS[3], 'zset')
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
 if redis.call('HGET', KEYS[1], 's') ~= ARGV[8] then return 0 end
-)lua") + write_tail);
+)lua", write_tail));
 
 // KEYS: record, index, finished x3. ARGV: id.
-const redis_script erase_script("store.erase", R"lua(
+const redis_script erase_script("store.erase", script_text(R"lua(
+expect(KEYS[2], 'set')
+for i = 3, 5 do expect(KEYS[i], 'zset') end
 local n = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 for i = 3, 5 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return n
-)lua");
+)lua"));
 
 // KEYS: index, finished completed, failed, cancelled. ARGV: record key
 // prefix, then the cutoff (unix ms) of each finished set.
-const redis_script expire_script("store.expire", R"lua(
+const redis_script expire_script("store.expire", script_text(R"lua(
+expect(KEYS[1], 'set')
+for i = 2, 4 do expect(KEYS[i], 'zset') end
 local out = {}
 for i = 2, 4 do
   local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i])
@@ -57,11 +77,14 @@ for i = 2, 4 do
   end
 end
 return out
-)lua");
+)lua"));
 
 // KEYS: record, index, dead hash, dead record, finished x3.
 // ARGV: id, meta as read, is-hash flag, reason.
-const redis_script bury_script("store.dead_letter", R"lua(
+const redis_script bury_script("store.dead_letter", script_text(R"lua(
+expect(KEYS[2], 'set')
+expect(KEYS[3], 'hash')
+for i = 5, 7 do expect(KEYS[i], 'zset') end
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t == 'none' then return 0 end
 if ARGV[3] == '1' then
@@ -73,143 +96,11 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('SREM', KEYS[2], ARGV[1])
 for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
-)lua");
-
-json::value time_json(std::chrono::system_clock::time_point t) { return redis_detail::to_ticks(t); }
-
-json::value opt_time_json(const std::optional<std::chrono::system_clock::time_point>& t) {
-    if (!t) return nullptr;
-    return time_json(*t);
-}
-
-// Decoding, throwing std::runtime_error with the reason.
-const json::value& field(const json::object& o, std::string_view name) {
-    auto it = o.find(name);
-    if (it == o.end()) throw std::runtime_error("missing field \"" + std::string(name) + "\"");
-    return it->value();
-}
-
-std::int64_t int_field(const json::object& o, std::string_view name) {
-    const auto& v = field(o, name);
-    if (v.is_int64()) return v.as_int64();
-    if (v.is_uint64() && v.as_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-        return static_cast<std::int64_t>(v.as_uint64());
-    throw std::runtime_error("field \"" + std::string(name) + "\" is not an integer");
-}
-
-std::uint32_t u32_field(const json::object& o, std::string_view name) {
-    const auto v = int_field(o, name);
-    if (v < 0 || v > static_cast<std::int64_t>(UINT32_MAX))
-        throw std::runtime_error("field \"" + std::string(name) + "\" is out of range");
-    return static_cast<std::uint32_t>(v);
-}
-
-std::string str_field(const json::object& o, std::string_view name) {
-    const auto& v = field(o, name);
-    if (!v.is_string()) throw std::runtime_error("field \"" + std::string(name) + "\" is not a string");
-    return std::string(v.as_string());
-}
-
-std::optional<std::chrono::system_clock::time_point> opt_time_field(const json::object& o, std::string_view name) {
-    const auto& v = field(o, name);
-    if (v.is_null()) return std::nullopt;
-    return redis_detail::from_ticks(int_field(o, name));
-}
+)lua"));
 
 }  // namespace
 
-std::string redis_task_store::encode_meta(const task_record& r) {
-    json::object o;
-    o["v"] = 1;
-    o["id"] = r.id;
-    o["type"] = r.type;
-    o["priority"] = r.priority;
-    o["owner"] = r.owner;
-    json::object md;
-    for (const auto& [k, v] : r.metadata) md[k] = v;
-    o["metadata"] = std::move(md);
-    json::array tags;
-    for (const auto& t : r.tags) tags.emplace_back(t);
-    o["tags"] = std::move(tags);
-    o["timeout_ms"] = r.timeout.count();
-    o["turn_timeout_ms"] = r.turn_timeout.count();
-    o["max_retries"] = r.max_retries;
-    o["backoff"] = {{"base_ms", r.backoff.base.count()}, {"cap_ms", r.backoff.cap.count()}, {"jitter", r.backoff.jitter}};
-    o["created_at"] = time_json(r.created_at);
-    o["started_at"] = opt_time_json(r.started_at);
-    o["finished_at"] = opt_time_json(r.finished_at);
-    o["attempts"] = r.attempts;
-    o["retries"] = r.retries;
-    o["turns"] = r.turns;
-    o["worker_losses"] = r.worker_losses;
-    o["worker_id"] = r.worker_id;
-    o["progress"] = r.progress;
-    o["progress_message"] = r.progress_message;
-    o["error"] = r.error;
-    return json::serialize(o);
-}
-
-namespace {
-
-task_record decode_record(const std::string& id, const std::string& status, const std::string& meta,
-                          std::string payload, std::string result) {
-    task_record r;
-    r.id = id;
-    const auto st = try_parse_task_status(status);
-    if (!st) throw std::runtime_error("unknown status \"" + status.substr(0, 32) + "\"");
-    r.status = *st;
-    json::parse_options po;
-    po.allow_invalid_utf8 = true;
-    json::error_code ec;
-    const json::value v = json::parse(meta, ec, {}, po);
-    if (ec) throw std::runtime_error("record is not valid JSON: " + ec.message());
-    if (!v.is_object()) throw std::runtime_error("record is not a JSON object");
-    const auto& o = v.as_object();
-    if (int_field(o, "v") != 1) throw std::runtime_error("unknown record version");
-    r.type = str_field(o, "type");
-    r.priority = static_cast<int>(int_field(o, "priority"));
-    r.owner = str_field(o, "owner");
-    const auto& md = field(o, "metadata");
-    if (!md.is_object()) throw std::runtime_error("field \"metadata\" is not an object");
-    for (const auto& kv : md.as_object()) {
-        if (!kv.value().is_string()) throw std::runtime_error("metadata value is not a string");
-        r.metadata.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
-    }
-    const auto& tags = field(o, "tags");
-    if (!tags.is_array()) throw std::runtime_error("field \"tags\" is not an array");
-    for (const auto& t : tags.as_array()) {
-        if (!t.is_string()) throw std::runtime_error("a tag is not a string");
-        r.tags.emplace_back(t.as_string());
-    }
-    r.timeout = std::chrono::milliseconds{int_field(o, "timeout_ms")};
-    r.turn_timeout = std::chrono::milliseconds{int_field(o, "turn_timeout_ms")};
-    r.max_retries = u32_field(o, "max_retries");
-    const auto& b = field(o, "backoff");
-    if (!b.is_object()) throw std::runtime_error("field \"backoff\" is not an object");
-    r.backoff.base = std::chrono::milliseconds{int_field(b.as_object(), "base_ms")};
-    r.backoff.cap = std::chrono::milliseconds{int_field(b.as_object(), "cap_ms")};
-    const auto& jitter = field(b.as_object(), "jitter");
-    if (!jitter.is_bool()) throw std::runtime_error("field \"backoff.jitter\" is not a boolean");
-    r.backoff.jitter = jitter.as_bool();
-    r.created_at = redis_detail::from_ticks(int_field(o, "created_at"));
-    r.started_at = opt_time_field(o, "started_at");
-    r.finished_at = opt_time_field(o, "finished_at");
-    r.attempts = u32_field(o, "attempts");
-    r.retries = u32_field(o, "retries");
-    r.turns = u32_field(o, "turns");
-    r.worker_losses = u32_field(o, "worker_losses");
-    r.worker_id = str_field(o, "worker_id");
-    const auto& progress = field(o, "progress");
-    if (!progress.is_number()) throw std::runtime_error("field \"progress\" is not a number");
-    r.progress = progress.to_number<double>();
-    r.progress_message = str_field(o, "progress_message");
-    r.error = str_field(o, "error");
-    r.payload = std::move(payload);
-    r.result = std::move(result);
-    return r;
-}
-
-}  // namespace
+std::string redis_task_store::encode_meta(const task_record& r) { return redis_codec::encode_task_meta(r); }
 
 redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::string queue,
                                    redis_task_store_options o)
@@ -330,11 +221,12 @@ std::optional<task_record> redis_task_store::decode_or_bury(const std::string& i
     if (fields.type != redis_reply::kind::array || fields.elements.size() != 4) return std::nullopt;
     const auto& e = fields.elements;
     if (e[0].is_nil() && e[1].is_nil() && e[2].is_nil() && e[3].is_nil()) return std::nullopt;  // absent
+    const auto key = record_key(id);
     try {
-        if (e[0].is_nil()) throw std::runtime_error("missing status");
-        if (e[1].is_nil()) throw std::runtime_error("missing record data");
-        return decode_record(id, e[0].str, e[1].str, e[2].str, e[3].str);
-    } catch (const std::exception& ex) {
+        if (e[0].is_nil()) redis_codec::corrupt(key, "s", "", "missing status");
+        if (e[1].is_nil()) redis_codec::corrupt(key, "d", "", "missing record data");
+        return redis_codec::decode_task_record(key, id, e[0].str, e[1].str, e[2].str, e[3].str);
+    } catch (const invalid_argument& ex) {
         bury(id, e[1].str, true, std::string("undecodable record: ") + ex.what());
         return std::nullopt;
     }
@@ -417,7 +309,8 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
 }
 
 std::size_t redis_task_store::size() const {
-    return static_cast<std::size_t>(client_->command({"SCARD", index_key_}).integer);
+    return static_cast<std::size_t>(
+        redis_detail::expect_count(client_->command({"SCARD", index_key_}), "SCARD " + index_key_));
 }
 
 std::vector<dead_letter> redis_task_store::dead_letters(std::size_t limit) const {
@@ -437,7 +330,7 @@ std::vector<dead_letter> redis_task_store::dead_letters(std::size_t limit) const
 bool redis_task_store::drop_dead_letter(const std::string& id) {
     const auto r = client_->pipeline({{"HDEL", dead_key_, id}, {"DEL", base_ + ":dead:" + id}},
                                      redis_retry::idempotent);
-    return r[0].integer == 1;
+    return redis_detail::expect_count(r[0], "HDEL " + dead_key_) == 1;
 }
 
 }  // namespace orchcore

@@ -1,8 +1,10 @@
 #include <orchcore/redis/redis_transport.hpp>
 
+#include "record_codec.hpp"
 #include "redis_util.hpp"
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <utility>
 
@@ -12,29 +14,120 @@ namespace {
 
 // Shared prelude of every transport script. KEYS: waiting, bylevel,
 // delayed, leases, state, dead letters. ARGV[1]: the per-task key prefix "{p:q}:m:".
+//
+// Nothing may fail once a script has changed something (Redis keeps the
+// changes made before an error, so a task popped from one set and not yet
+// added to the next would be lost). Hence:
+// * the prelude checks the type of every queue key and every field of
+//   :state before the script body runs, and ends the script with an error
+//   naming the key, the field and the value if one is wrong;
+// * a task's entry (:m:<id>) is read with entry(), which never fails and
+//   checks every field; a task whose entry is unusable (not a hash,
+//   missing, a field out of range) goes to the dead-letter set with the
+//   reason (bury()), never nowhere;
+// * every call after that point only touches keys of a checked type.
 constexpr const char* prelude = R"lua(
 local W, L, D, LS, ST, DL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local M = ARGV[1]
 -- "{p:q}:m:" -> "{p:q}:mb:": the steering mailbox of a task.
 local MB = string.sub(M, 1, -3) .. 'mb:'
 local SHIFT = 70368744177664
+local EXACT = 9007199254740992  -- 2^53: larger integers are not exact in Lua
+local MAX_MS = 9223372036854    -- unix ms that a system_clock time_point holds
+local MAX_ATTEMPT = 4294967294  -- so that one more still fits 32 bits
 local function fmt(n) return string.format('%.0f', n) end
-local function current_policy() return redis.call('HGET', ST, 'policy') or 'reject-new' end
-local function wait_score(p, s, pol)
-  if pol == 'priority' then return (20 - p) * SHIFT + s end
+local function shown(v)
+  v = tostring(v)
+  if #v > 64 then v = string.sub(v, 1, 64) .. '...' end
+  return "'" .. v .. "'"
+end
+local function fail(msg) error({err = 'ORCHCORE corrupted queue: ' .. msg}) end
+-- Decimal digits only, at most `hi`; else nil.
+local function uint(v, hi)
+  if type(v) ~= 'string' or #v > 16 or not string.find(v, '^%d+$') then return nil end
+  local n = tonumber(v)
+  if n > hi then return nil end
+  return n
+end
+local function int(v, lo, hi)
+  if type(v) ~= 'string' or #v > 17 or not string.find(v, '^%-?%d+$') then return nil end
+  local n = tonumber(v)
+  if n < lo or n > hi then return nil end
+  return n
+end
+-- A finite number >= 0 as '%.17g' writes it.
+local function real(v)
+  if type(v) ~= 'string' or #v > 32 then return nil end
+  if not (string.find(v, '^%d+%.?%d*$') or string.find(v, '^%d+%.?%d*[eE][%+%-]?%d+$')) then return nil end
+  local n = tonumber(v)
+  if not n or n ~= n or n >= math.huge then return nil end
+  return n
+end
+local function expect(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= want and t ~= 'none' then fail('key ' .. key .. ' is a ' .. t .. ', not a ' .. want) end
+end
+local COUNTERS = {accepted = 1, rej_full = 1, rej_invalid = 1, evicted = 1, cancelled = 1, granted = 1,
+                  acked = 1, nacked = 1, recovered = 1, stale = 1, dead = 1}
+local POLICIES = {['reject-new'] = 1, ['drop-lru'] = 1, priority = 1}
+-- The checked :state (policy, seq, token, ewma, last).
+local function state()
+  expect(W, 'zset'); expect(L, 'zset'); expect(D, 'zset'); expect(LS, 'zset')
+  expect(ST, 'hash'); expect(DL, 'hash')
+  local h, s = redis.call('HGETALL', ST), {seq = 0, token = 0}
+  for i = 1, #h, 2 do
+    local f, v, ok = h[i], h[i + 1], true
+    if COUNTERS[f] then ok = uint(v, EXACT) ~= nil
+    elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
+    elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
+    elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
+    elseif f == 'ewma' then s.ewma = real(v); ok = s.ewma ~= nil
+    elseif f == 'deq_last' then s.last = int(v, -MAX_MS, MAX_MS); ok = s.last ~= nil
+    end
+    if not ok then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+  end
   return s
 end
-local function make_waiting(id, pol)
-  local m = redis.call('HMGET', M .. id, 'p', 's')
-  local p, s = tonumber(m[1]), tonumber(m[2])
-  if not p or not s then return false end
-  redis.call('ZADD', W, fmt(wait_score(p, s, pol)), id)
-  if pol == 'drop-lru' then redis.call('ZADD', L, fmt(p * SHIFT + s), id) end
-  return true
+local S = state()
+local POL = S.policy or 'reject-new'
+local function wait_score(p, s)
+  if POL == 'priority' then return (20 - p) * SHIFT + s end
+  return s
 end
-local function remove_waiting(id, pol)
+local MISSING = 'entry is missing'
+local LIMITS = {p = 20, s = SHIFT - 1, a = MAX_ATTEMPT, t = EXACT, x = MAX_ATTEMPT}
+-- A task's entry, checked: {p, s, a, t, traw, w, x}; or nil and the reason
+-- (MISSING if there is no entry).
+local function entry(id)
+  local m = redis.pcall('HMGET', M .. id, 'p', 's', 'a', 't', 'w', 'x')
+  if m.err then return nil, 'entry is not a hash' end
+  if not (m[1] or m[2] or m[3] or m[4] or m[5] or m[6]) then return nil, MISSING end
+  local e = {traw = m[4] or nil, w = m[5] or nil}
+  for i, f in ipairs({'p', 's', 'a', 't', 'w', 'x'}) do
+    local v = m[i]
+    if f ~= 'w' and v then
+      e[f] = uint(v, LIMITS[f])
+      if not e[f] then return nil, 'field ' .. f .. ' = ' .. shown(v) .. ' is not valid' end
+    elseif not v and (f == 'p' or f == 's') then
+      return nil, 'field ' .. f .. ' is missing'
+    end
+  end
+  e.a, e.x = e.a or 0, e.x or 0
+  return e
+end
+-- A task whose entry cannot be used leaves every set for the dead letters.
+local function bury(id, why)
+  redis.call('ZREM', W, id); redis.call('ZREM', L, id); redis.call('ZREM', D, id); redis.call('ZREM', LS, id)
+  redis.call('DEL', M .. id, MB .. id)
+  redis.call('HSET', DL, id, 'corrupted entry ' .. M .. id .. ': ' .. why)
+end
+local function make_waiting(id, e)
+  redis.call('ZADD', W, fmt(wait_score(e.p, e.s)), id)
+  if POL == 'drop-lru' then redis.call('ZADD', L, fmt(e.p * SHIFT + e.s), id) end
+end
+local function remove_waiting(id)
   redis.call('ZREM', W, id)
-  if pol == 'drop-lru' then redis.call('ZREM', L, id) end
+  if POL == 'drop-lru' then redis.call('ZREM', L, id) end
 end
 local function count(field, n)
   if n > 0 then redis.call('HINCRBY', ST, field, n) end
@@ -50,8 +143,16 @@ local function bulk(cmd, key, arr, step)
     end
   end
 end
-local function is_current(id, tok)
-  return redis.call('HGET', M .. id, 't') == tok and redis.call('ZSCORE', LS, id)
+-- The entry of task `id` if `tok` is its current lease, else nil (a
+-- corrupted entry is buried on the way).
+local function current(id, tok)
+  local e, why = entry(id)
+  if not e then
+    if why ~= MISSING then bury(id, why) end
+    return nil
+  end
+  if e.traw ~= tok or not redis.call('ZSCORE', LS, id) then return nil end
+  return e
 end
 )lua";
 
@@ -63,19 +164,35 @@ std::string with_prelude(const char* body) { return std::string(prelude) + body;
 // 5 empty id, 6 bad priority.
 const redis_script admit_script("transport.admit", with_prelude(R"lua(
 local pol, cap = ARGV[2], tonumber(ARGV[3])
-local stored = redis.call('HGET', ST, 'policy')
-if not stored then
+if not S.policy then
   redis.call('HSET', ST, 'policy', pol)
-elseif stored ~= pol then
-  return redis.error_reply('ORCHCORE queue policy mismatch: the queue uses ' .. stored ..
+elseif S.policy ~= pol then
+  return redis.error_reply('ORCHCORE queue policy mismatch: the queue uses ' .. S.policy ..
                            ' but this transport is configured with ' .. pol)
 end
+POL = pol
 local out = {}
 local accepted, full, invalid, evicted = 0, 0, 0, 0
 -- Depth and sequence are tracked here and written back once.
 local depth = redis.call('ZCARD', W)
-local seq0 = tonumber(redis.call('HGET', ST, 'seq') or '0')
-local seq = seq0
+local seq = S.seq
+-- The task to evict for one of priority p: code (0 or 4), id ('' if none
+-- is needed or there is none), its priority. Unusable candidates are buried.
+local function victim_for(p)
+  while depth >= cap do
+    local v
+    if POL == 'drop-lru' then v = redis.call('ZRANGE', L, 0, 0)[1] else v = redis.call('ZRANGE', W, -1, -1)[1] end
+    if not v then return 0, '', 0 end
+    local e, why = entry(v)
+    if e then
+      if POL == 'priority' and p <= e.p then return 4, '', 0 end
+      return 0, v, e.p
+    end
+    bury(v, why)
+    depth = redis.call('ZCARD', W)
+  end
+  return 0, '', 0
+end
 for i = 4, #ARGV, 2 do
   local id, p = ARGV[i], tonumber(ARGV[i + 1])
   local code, pos, victim, vprio = 0, 0, '', 0
@@ -85,37 +202,25 @@ for i = 4, #ARGV, 2 do
     code = 6
   elseif redis.call('EXISTS', M .. id) == 1 then
     code = 1
+  elseif depth >= cap and pol == 'reject-new' then
+    code = 2
+  elseif depth >= cap and depth == 0 then
+    code = 3
   else
-    if depth >= cap then
-      if pol == 'reject-new' then
-        code = 2
-      elseif depth == 0 then
-        code = 3
-      elseif pol == 'drop-lru' then
-        victim = redis.call('ZRANGE', L, 0, 0)[1] or ''
-      else
-        victim = redis.call('ZRANGE', W, -1, -1)[1] or ''
-        if victim ~= '' and p <= tonumber(redis.call('HGET', M .. victim, 'p')) then
-          code = 4
-          victim = ''
-        end
-      end
-      if code == 0 and victim ~= '' then
-        vprio = tonumber(redis.call('HGET', M .. victim, 'p'))
-        remove_waiting(victim, pol)
-        redis.call('DEL', M .. victim, MB .. victim)
-        evicted = evicted + 1
-        depth = depth - 1
-      end
+    code, victim, vprio = victim_for(p)
+    if victim ~= '' then
+      remove_waiting(victim)
+      redis.call('DEL', M .. victim, MB .. victim)
+      evicted = evicted + 1
+      depth = depth - 1
     end
     if code == 0 then
       seq = seq + 1
-      local s = seq
-      redis.call('HSET', M .. id, 'p', p, 's', s, 'a', 0)
-      local score = wait_score(p, s, pol)
+      redis.call('HSET', M .. id, 'p', p, 's', seq, 'a', 0)
+      local score = wait_score(p, seq)
       redis.call('ZADD', W, fmt(score), id)
-      if pol == 'drop-lru' then redis.call('ZADD', L, fmt(p * SHIFT + s), id) end
-      if pol == 'priority' then
+      if POL == 'drop-lru' then redis.call('ZADD', L, fmt(p * SHIFT + seq), id) end
+      if POL == 'priority' then
         pos = redis.call('ZCOUNT', W, '-inf', '(' .. fmt(score))
       else
         pos = depth  -- FIFO: the newest sequence, behind every waiting task
@@ -130,55 +235,65 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = victim
   out[#out + 1] = vprio
 end
-if seq ~= seq0 then redis.call('HSET', ST, 'seq', fmt(seq)) end
+if seq ~= S.seq then redis.call('HSET', ST, 'seq', fmt(seq)) end
 count('accepted', accepted)
 count('rej_full', full)
 count('rej_invalid', invalid)
 count('evicted', evicted)
-return {redis.call('HGET', ST, 'ewma') or '', out}
+return {S.ewma and string.format('%.17g', S.ewma) or '', out}
 )lua"));
 
 // ARGV: M, now ms, max, lease ms, worker, promote limit.
 // Returns {id, token, attempt, ...}.
 const redis_script lease_script("transport.lease", with_prelude(R"lua(
 local now, max, dur, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local pol = current_policy()
+max = math.min(max, 1000000000)
+if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
 local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[6]))
 for _, id in ipairs(due) do
   redis.call('ZREM', D, id)
-  make_waiting(id, pol)
+  local e, why = entry(id)
+  if e then make_waiting(id, e) else bury(id, why) end
 end
 local out = {}
 if max <= 0 then return out end
-max = math.min(max, 1000000000)
--- One ZPOPMIN, one token reservation and one ZADD per batch; two calls
--- per task (its attempt counter, its token and worker).
-local popped = redis.call('ZPOPMIN', W, max)
-local ids = {}
-for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+-- Every popped task is checked before anything is written; an unusable
+-- one is buried and the batch filled up from the waiting set.
+local ids, atts = {}, {}
+while #ids < max do
+  local popped = redis.call('ZPOPMIN', W, max - #ids)
+  if #popped == 0 then break end
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local e, why = entry(id)
+    if e then
+      ids[#ids + 1] = id
+      atts[#atts + 1] = e.a + 1
+    else
+      bury(id, why)
+    end
+  end
+end
 local n = #ids
 if n > 0 then
-  if pol == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
+  if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
   local first = redis.call('HINCRBY', ST, 'token', n) - n
   local deadline = fmt(now + dur)
   local z = {}
   for i, id in ipairs(ids) do
     local tok = first + i
-    local att = redis.call('HINCRBY', M .. id, 'a', 1)
-    redis.call('HSET', M .. id, 't', fmt(tok), 'w', worker)
+    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', worker)
     z[#z + 1] = deadline
     z[#z + 1] = id
     out[#out + 1] = id
     out[#out + 1] = tok
-    out[#out + 1] = att
+    out[#out + 1] = atts[i]
   end
   bulk('ZADD', LS, z, 4000)
   count('granted', n)
-  local last = tonumber(redis.call('HGET', ST, 'deq_last'))
-  if last then
-    local iv = math.max(0, (now - last) / n)
-    local e = tonumber(redis.call('HGET', ST, 'ewma'))
-    if e then e = 0.8 * e + 0.2 * iv else e = iv end
+  if S.last then
+    local iv = math.max(0, (now - S.last) / n)
+    local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
     redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
   end
   redis.call('HSET', ST, 'deq_last', fmt(now))
@@ -194,7 +309,12 @@ local out, acked, stale = {}, 0, 0
 local ids, keys, seen = {}, {}, {}
 for i = 2, #ARGV, 2 do
   local id, tok = ARGV[i], ARGV[i + 1]
-  if not seen[id] and redis.call('HGET', M .. id, 't') == tok then
+  local t = redis.pcall('HGET', M .. id, 't')
+  if type(t) == 'table' then
+    bury(id, 'entry is not a hash')
+    t = false
+  end
+  if not seen[id] and t == tok then
     seen[id] = true
     ids[#ids + 1] = id
     keys[#keys + 1] = M .. id
@@ -216,7 +336,8 @@ return out
 // ARGV: M, id, token, now ms, delay ms.
 const redis_script nack_script("transport.nack", with_prelude(R"lua(
 local id, tok, now, delay = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-if not is_current(id, tok) then
+local e = current(id, tok)
+if not e then
   count('stale', 1)
   return 0
 end
@@ -225,7 +346,7 @@ redis.call('HDEL', M .. id, 't', 'w')
 if delay > 0 then
   redis.call('ZADD', D, fmt(now + delay), id)
 else
-  make_waiting(id, current_policy())
+  make_waiting(id, e)
 end
 count('nacked', 1)
 return 1
@@ -234,7 +355,7 @@ return 1
 // ARGV: M, id, token, now ms, duration ms.
 const redis_script extend_script("transport.extend", with_prelude(R"lua(
 local id, tok, now, dur = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local dl = is_current(id, tok)
+local dl = current(id, tok) and redis.call('ZSCORE', LS, id)
 if not dl or tonumber(dl) < now then
   count('stale', 1)
   return 0
@@ -246,9 +367,8 @@ return 1
 // ARGV: M, id.
 const redis_script cancel_script("transport.cancel", with_prelude(R"lua(
 local id = ARGV[2]
-local pol = current_policy()
 if redis.call('ZREM', W, id) == 1 then
-  if pol == 'drop-lru' then redis.call('ZREM', L, id) end
+  if POL == 'drop-lru' then redis.call('ZREM', L, id) end
 elseif redis.call('ZREM', D, id) == 0 then
   return 0
 end
@@ -259,36 +379,46 @@ return 1
 
 // ARGV: M, now ms, max, max lease expiries (0: unlimited).
 // Returns {id, worker, attempt, token, deadline, expiries, dead (0|1), ...}.
+// An orphan whose entry is unusable is buried and returned as dead
+// (worker '', attempt 0, token 0, expiries 0).
 const redis_script recover_script("transport.recover", with_prelude(R"lua(
 local now, max, maxexp = tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), 1000000000), tonumber(ARGV[4])
-local pol = current_policy()
 local found = redis.call('ZRANGEBYSCORE', LS, '-inf', '(' .. fmt(now), 'WITHSCORES', 'LIMIT', 0, max)
 local out = {}
 local recovered, dead = 0, 0
+local function report(id, w, a, t, dl, x, buried)
+  out[#out + 1] = id
+  out[#out + 1] = w
+  out[#out + 1] = a
+  out[#out + 1] = t
+  out[#out + 1] = fmt(math.max(dl, -MAX_MS))
+  out[#out + 1] = x
+  out[#out + 1] = buried
+end
 for i = 1, #found, 2 do
-  local id, dl = found[i], found[i + 1]
+  local id, dl = found[i], tonumber(found[i + 1])
   redis.call('ZREM', LS, id)
-  local m = redis.call('HMGET', M .. id, 'w', 'a', 't')
-  if m[3] then
-    local x = redis.call('HINCRBY', M .. id, 'x', 1)
-    local buried = 0
+  local e, why = entry(id)
+  if e and not e.t then e, why = nil, 'leased without a token (field t missing)' end
+  if e and not (dl and dl >= -MAX_MS) then e, why = nil, 'lease deadline ' .. shown(found[i + 1]) .. ' out of range' end
+  if e then
+    local x, buried = e.x + 1, 0
     if maxexp > 0 and x >= maxexp then
       redis.call('DEL', M .. id, MB .. id)
       redis.call('HSET', DL, id, 'lease expired ' .. x .. (x == 1 and ' time' or ' times'))
       buried = 1
       dead = dead + 1
     else
+      redis.call('HSET', M .. id, 'x', fmt(x))
       redis.call('HDEL', M .. id, 't', 'w')
-      make_waiting(id, pol)
+      make_waiting(id, e)
       recovered = recovered + 1
     end
-    out[#out + 1] = id
-    out[#out + 1] = m[1] or ''
-    out[#out + 1] = tonumber(m[2]) or 0
-    out[#out + 1] = m[3]
-    out[#out + 1] = dl
-    out[#out + 1] = x
-    out[#out + 1] = buried
+    report(id, e.w or '', e.a, e.traw, dl, x, buried)
+  else
+    bury(id, why)
+    dead = dead + 1
+    report(id, '', 0, '0', dl or -MAX_MS, 0, 1)
   end
 end
 count('recovered', recovered)
@@ -300,6 +430,11 @@ return out
 const redis_script post_messages_script("transport.post_messages", with_prelude(R"lua(
 local id = ARGV[2]
 if redis.call('EXISTS', M .. id) == 0 then return 0 end
+local t = redis.call('TYPE', MB .. id)['ok']
+if t ~= 'list' and t ~= 'none' then
+  bury(id, 'mailbox ' .. MB .. id .. ' is a ' .. t .. ', not a list')
+  return 0
+end
 for i = 3, #ARGV, 4000 do
   redis.call('RPUSH', MB .. id, unpack(ARGV, i, math.min(i + 3999, #ARGV)))
 end
@@ -309,7 +444,12 @@ return 1
 // ARGV: M, id, token. Returns {1, messages...} or {0} (stale token).
 const redis_script take_messages_script("transport.take_messages", with_prelude(R"lua(
 local id, tok = ARGV[2], ARGV[3]
-if not is_current(id, tok) then
+local t = current(id, tok) and redis.call('TYPE', MB .. id)['ok']
+if t and t ~= 'list' and t ~= 'none' then
+  bury(id, 'mailbox ' .. MB .. id .. ' is a ' .. t .. ', not a list')
+  t = nil
+end
+if not t then
   count('stale', 1)
   return {0}
 end
@@ -320,6 +460,21 @@ return msgs
 )lua"));
 
 std::string policy_name(queue_policy p) { return std::string(to_string(p)); }
+
+// A string or integer reply as text (what the decoders read).
+std::string text_of(const redis_reply& r, std::string_view what) {
+    if (r.type == redis_reply::kind::integer) return std::to_string(r.integer);
+    if (r.type == redis_reply::kind::string) return r.str;
+    throw redis_error(redis_failure::server,
+                      "orchcore: unexpected reply from redis to " + std::string(what) + " (not a string or integer)");
+}
+
+template <std::size_t N>
+std::array<std::string, N> texts_of(const std::vector<redis_reply>& items, std::size_t from, std::string_view what) {
+    std::array<std::string, N> out;
+    for (std::size_t k = 0; k < N; ++k) out[k] = text_of(items[from + k], what);
+    return out;
+}
 
 }  // namespace
 
@@ -345,9 +500,8 @@ std::vector<transport_admission> redis_transport::admit_chunk(std::span<const tr
     }
     const auto reply = client_->eval(admit_script, keys_, args);
     const auto& top = redis_detail::expect_array(reply, "transport.admit", 2);
-    std::optional<double> ewma;
-    if (!top[0].str.empty()) ewma = std::stod(top[0].str);
-    const auto retry_after = detail::retry_after_from(ewma, options_);
+    const auto retry_after =
+        detail::retry_after_from(redis_codec::decode_ewma(keys_[4], text_of(top[0], "transport.admit")), options_);
     const auto& items = redis_detail::expect_array(top[1], "transport.admit", 4 * rs.size());
     std::vector<transport_admission> out;
     out.reserve(rs.size());
@@ -425,8 +579,8 @@ std::vector<transport_lease> redis_transport::lease(std::string_view worker, std
     out.reserve(items.size() / 3);
     const auto deadline = detail::from_unix_ms(now_ms + duration.count());
     for (std::size_t i = 0; i + 2 < items.size(); i += 3)
-        out.push_back({items[i].str, std::string(worker), static_cast<std::uint32_t>(items[i + 2].integer),
-                       static_cast<std::uint64_t>(items[i + 1].integer), deadline});
+        out.push_back(redis_codec::decode_leased(meta_prefix_, texts_of<3>(items, i, "transport.lease"), worker,
+                                                 deadline));
     return out;
 }
 
@@ -504,59 +658,32 @@ std::vector<transport_lease> redis_transport::recover_expired(time_point now, st
     const auto reply = client_->eval(recover_script, keys_, args);
     const auto& items = redis_detail::expect_array(reply, "transport.recover");
     std::vector<transport_lease> out;
-    for (std::size_t i = 0; i + 6 < items.size(); i += 7) {
-        transport_lease l;
-        l.task_id = items[i].str;
-        l.worker_id = items[i + 1].str;
-        l.attempt = static_cast<std::uint32_t>(items[i + 2].integer);
-        l.token = std::stoull(items[i + 3].str);
-        l.deadline = detail::from_unix_ms(static_cast<std::int64_t>(std::stod(items[i + 4].str)));
-        l.expiries = static_cast<std::uint32_t>(items[i + 5].integer);
-        l.dead_lettered = items[i + 6].integer == 1;
-        out.push_back(std::move(l));
-    }
+    for (std::size_t i = 0; i + 6 < items.size(); i += 7)
+        out.push_back(redis_codec::decode_recovered(meta_prefix_, texts_of<7>(items, i, "transport.recover")));
     return out;
 }
 
 std::size_t redis_transport::size_approx() {
     const auto r = client_->pipeline({{"ZCARD", keys_[0]}, {"ZCARD", keys_[2]}});
-    return static_cast<std::size_t>(r[0].integer + r[1].integer);
+    return static_cast<std::size_t>(redis_detail::expect_count(r[0], "ZCARD " + keys_[0]) +
+                                    redis_detail::expect_count(r[1], "ZCARD " + keys_[2]));
 }
 
 std::size_t redis_transport::leased_count() {
-    return static_cast<std::size_t>(client_->command({"ZCARD", keys_[3]}).integer);
+    return static_cast<std::size_t>(
+        redis_detail::expect_count(client_->command({"ZCARD", keys_[3]}), "ZCARD " + keys_[3]));
 }
 
 transport_stats redis_transport::stats() {
     const auto r = client_->pipeline(
         {{"ZCARD", keys_[0]}, {"ZCARD", keys_[2]}, {"ZCARD", keys_[3]}, {"HGETALL", keys_[4]}, {"HLEN", keys_[5]}});
-    transport_stats s;
-    s.waiting = static_cast<std::size_t>(r[0].integer);
-    s.delayed = static_cast<std::size_t>(r[1].integer);
-    s.leased = static_cast<std::size_t>(r[2].integer);
-    s.dead = static_cast<std::size_t>(r[4].integer);
-    const auto& h = r[3].elements;
-    for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
-        const std::string& k = h[i].str;
-        std::uint64_t v = 0;
-        try {
-            v = std::stoull(h[i + 1].str);
-        } catch (const std::exception&) {
-            continue;  // non-counter fields (policy, ewma)
-        }
-        if (k == "accepted") s.accepted = v;
-        else if (k == "rej_full") s.rejected_by_reason[static_cast<std::size_t>(rejection_reason::queue_full)] = v;
-        else if (k == "rej_invalid")
-            s.rejected_by_reason[static_cast<std::size_t>(rejection_reason::invalid_request)] = v;
-        else if (k == "evicted") s.evicted = v;
-        else if (k == "cancelled") s.cancelled = v;
-        else if (k == "granted") s.leases_granted = v;
-        else if (k == "acked") s.acked = v;
-        else if (k == "nacked") s.nacked = v;
-        else if (k == "recovered") s.recovered = v;
-        else if (k == "stale") s.stale_refusals = v;
-        else if (k == "dead") s.dead_lettered = v;
-    }
+    std::vector<std::string> flat;
+    for (const auto& e : redis_detail::expect_array(r[3], "HGETALL " + keys_[4])) flat.push_back(e.str);
+    transport_stats s = redis_codec::decode_queue_state(keys_[4], flat).counters;
+    s.waiting = static_cast<std::size_t>(redis_detail::expect_count(r[0], "ZCARD " + keys_[0]));
+    s.delayed = static_cast<std::size_t>(redis_detail::expect_count(r[1], "ZCARD " + keys_[2]));
+    s.leased = static_cast<std::size_t>(redis_detail::expect_count(r[2], "ZCARD " + keys_[3]));
+    s.dead = static_cast<std::size_t>(redis_detail::expect_count(r[4], "HLEN " + keys_[5]));
     return s;
 }
 
@@ -577,7 +704,7 @@ std::vector<transport_dead_letter> redis_transport::dead_letters(std::size_t lim
 }
 
 bool redis_transport::drop_dead_letter(const std::string& id) {
-    return client_->command({"HDEL", keys_[5], id}).integer == 1;
+    return redis_detail::expect_count(client_->command({"HDEL", keys_[5], id}), "HDEL " + keys_[5]) == 1;
 }
 
 }  // namespace orchcore

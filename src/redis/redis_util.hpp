@@ -35,6 +35,16 @@ inline const std::vector<redis_reply>& expect_array(const redis_reply& r, std::s
     return r.elements;
 }
 
+/// The reply's integer, or redis_error if it is not a non-negative integer
+/// (an error reply such as WRONGTYPE included). `what`: the command and key.
+inline long long expect_count(const redis_reply& r, std::string_view what) {
+    if (r.type != redis_reply::kind::integer || r.integer < 0)
+        throw redis_error(redis_failure::server,
+                          "orchcore: unexpected reply from redis to " + std::string(what) +
+                              (r.is_error() ? ": " + r.str : std::string(" (not a count)")));
+    return r.integer;
+}
+
 /// system_clock ticks since the epoch, exactly (nanoseconds on Linux).
 inline std::int64_t to_ticks(std::chrono::system_clock::time_point t) { return t.time_since_epoch().count(); }
 inline std::chrono::system_clock::time_point from_ticks(std::int64_t v) {

@@ -1,15 +1,13 @@
 #include <orchcore/redis/redis_worker_registry.hpp>
 
+#include "record_codec.hpp"
 #include "redis_util.hpp"
 
-#include <boost/json.hpp>
-
-#include <stdexcept>
+#include <algorithm>
+#include <iostream>
 #include <utility>
 
 namespace orchcore {
-
-namespace json = boost::json;
 
 namespace {
 
@@ -55,8 +53,10 @@ const redis_script reap_script("registry.reap", std::string(int_compare) + R"lua
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local k = ARGV[1] .. id
-  local m = redis.call('HMGET', k, 's', 'hb')
-  if m[1] and m[1] ~= 'error' and m[1] ~= 'stopped' and less(m[2] or '0', ARGV[2]) then
+  -- pcall: an entry that is not a hash is skipped (a failing call would
+  -- end the script with the workers marked before it unreported).
+  local m = redis.pcall('HMGET', k, 's', 'hb')
+  if not m.err and m[1] and m[1] ~= 'error' and m[1] ~= 'stopped' and less(m[2] or '0', ARGV[2]) then
     redis.call('HSET', k, 's', 'error')
     out[#out + 1] = id
   end
@@ -71,50 +71,28 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return n
 )lua");
 
-std::optional<worker_status> parse_worker_status(std::string_view s) {
-    for (auto w : {worker_status::idle, worker_status::busy, worker_status::draining, worker_status::stopped,
-                   worker_status::error})
-        if (to_string(w) == s) return w;
-    return std::nullopt;
-}
-
-std::string encode(const worker_record& w) {
-    json::object o;
-    json::array tags;
-    for (const auto& t : w.tags) tags.emplace_back(t);
-    o["tags"] = std::move(tags);
-    o["max_concurrent"] = w.max_concurrent;
-    o["host"] = w.host;
-    o["registered_at"] = redis_detail::to_ticks(w.registered_at);
-    return json::serialize(o);
-}
-
-// `e`: reply to HMGET key s hb d. Empty if absent or undecodable.
-std::optional<worker_record> decode(const std::string& id, const redis_reply& e) {
-    if (e.type != redis_reply::kind::array || e.elements.size() != 3) return std::nullopt;
-    const auto& f = e.elements;
-    if (f[0].is_nil() || f[1].is_nil() || f[2].is_nil()) return std::nullopt;
-    try {
-        worker_record w;
-        w.id = id;
-        const auto st = parse_worker_status(f[0].str);
-        if (!st) return std::nullopt;
-        w.status = *st;
-        w.last_heartbeat = redis_detail::from_ticks(std::stoll(f[1].str));
-        json::parse_options po;
-        po.allow_invalid_utf8 = true;
-        json::error_code ec;
-        const auto v = json::parse(f[2].str, ec, {}, po);
-        if (ec || !v.is_object()) return std::nullopt;
-        const auto& o = v.as_object();
-        for (const auto& t : o.at("tags").as_array()) w.tags.emplace_back(t.as_string());
-        w.max_concurrent = static_cast<std::size_t>(o.at("max_concurrent").to_number<std::uint64_t>());
-        w.host = std::string(o.at("host").as_string());
-        w.registered_at = redis_detail::from_ticks(o.at("registered_at").to_number<std::int64_t>());
-        return w;
-    } catch (const std::exception&) {
-        return std::nullopt;
+// `e`: reply to HMGET key s hb d. Empty if absent; an entry that cannot be
+// decoded is reported to redis_options::on_warning (with the key, the field
+// and the value) and treated as absent.
+std::optional<worker_record> decode(const redis_client& client, const std::string& key, const std::string& id,
+                                    const redis_reply& e) {
+    std::string why;
+    if (e.is_error()) {
+        why = "orchcore: unreadable worker entry " + key + ": " + e.str;
+    } else if (e.type != redis_reply::kind::array || e.elements.size() != 3) {
+        why = "orchcore: unexpected reply from redis to HMGET " + key;
+    } else {
+        const auto& f = e.elements;
+        if (f[0].is_nil() && f[1].is_nil() && f[2].is_nil()) return std::nullopt;  // absent
+        try {
+            return redis_codec::decode_worker_record(key, id, f[0].str, f[1].str, f[2].str);
+        } catch (const invalid_argument& ex) {
+            why = std::string("orchcore: undecodable worker entry skipped: ") + ex.what();
+        }
     }
+    if (client.options().on_warning) client.options().on_warning(why);
+    else std::cerr << why << '\n';
+    return std::nullopt;
 }
 
 }  // namespace
@@ -130,7 +108,8 @@ void redis_worker_registry::upsert(const worker_record& w) {
     if (w.id.empty()) throw invalid_argument("worker id", "\"\"", "must not be empty");
     const std::vector<std::string> keys{worker_key(w.id), set_key_};
     const std::vector<std::string> args{w.id, std::string(to_string(w.status)),
-                                        std::to_string(redis_detail::to_ticks(w.last_heartbeat)), encode(w)};
+                                        std::to_string(redis_detail::to_ticks(w.last_heartbeat)),
+                                        redis_codec::encode_worker_data(w)};
     client_->eval(upsert_script, keys, args, redis_retry::idempotent);
 }
 
@@ -147,7 +126,8 @@ bool redis_worker_registry::set_status(const std::string& id, worker_status s) {
 }
 
 std::optional<worker_record> redis_worker_registry::get(const std::string& id) const {
-    return decode(id, client_->command({"HMGET", worker_key(id), "s", "hb", "d"}));
+    const auto key = worker_key(id);
+    return decode(*client_, key, id, client_->command({"HMGET", key, "s", "hb", "d"}));
 }
 
 std::vector<worker_record> redis_worker_registry::list(const worker_filter& f) const {
@@ -159,7 +139,8 @@ std::vector<worker_record> redis_worker_registry::list(const worker_filter& f) c
     const auto replies = client_->pipeline(cmds);
     std::vector<worker_record> out;
     for (std::size_t i = 0; i < ids.size(); ++i)
-        if (auto w = decode(ids[i].str, replies[i]); w && f.matches(*w)) out.push_back(std::move(*w));
+        if (auto w = decode(*client_, worker_key(ids[i].str), ids[i].str, replies[i]); w && f.matches(*w))
+            out.push_back(std::move(*w));
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     return out;
 }

@@ -8,7 +8,8 @@
 // reap_stale are Lua scripts: a reaped (error) or stopped worker cannot
 // heartbeat back, and racing reapers each report a dead worker once.
 // Undecodable worker entries are skipped by list() and reported as absent
-// by get().
+// by get(); each time, a warning naming the key, the field and the value
+// goes to redis_options::on_warning (stderr if it is empty).
 #pragma once
 
 #include <orchcore/redis/redis_client.hpp>

@@ -1,0 +1,84 @@
+// Encoders and decoders of what the Redis backend stores and reads back:
+// task records, worker records, transport entries (the per-task fields the
+// transport scripts return) and the queue state hash. Pure functions, no
+// I/O, so they can be fuzzed (tests/fuzz).
+//
+// Every decoder checks what it reads: integers with std::from_chars and a
+// range, doubles finite (NaN and infinities refused), status names known,
+// record fields within the ranges the library itself writes. Anything else
+// throws orchcore::invalid_argument whose field names the key and the field
+// ("{p:q}:state ewma") and whose value is the text found (quoted, cut to 64
+// bytes). No other exception escapes a decoder (std::bad_alloc aside).
+#pragma once
+
+#include <orchcore/task.hpp>
+#include <orchcore/transport.hpp>
+#include <orchcore/worker_registry.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace orchcore::redis_codec {
+
+/// Throws orchcore::invalid_argument for `field` of `key` holding `value`.
+[[noreturn]] void corrupt(std::string_view key, std::string_view field, std::string_view value,
+                          std::string_view reason);
+
+/// The decimal integer `text` (no sign for unsigned, no spaces, nothing
+/// after the digits), within [lo, hi].
+std::int64_t parse_int(std::string_view text, std::string_view key, std::string_view field,
+                       std::int64_t lo = std::numeric_limits<std::int64_t>::min(),
+                       std::int64_t hi = std::numeric_limits<std::int64_t>::max());
+std::uint64_t parse_uint(std::string_view text, std::string_view key, std::string_view field,
+                         std::uint64_t hi = std::numeric_limits<std::uint64_t>::max());
+/// A finite double within [lo, hi].
+double parse_double(std::string_view text, std::string_view key, std::string_view field, double lo, double hi);
+
+/// Unix milliseconds that a system_clock time_point can hold.
+inline constexpr std::int64_t max_unix_ms = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+
+// --- task records: {p:q}:task:<id> = HASH s (status), d (meta), p, r ---
+
+/// Every field of `r` but id, status, payload and result, as JSON.
+std::string encode_task_meta(const task_record& r);
+task_record decode_task_record(std::string_view key, std::string id, std::string_view status, std::string_view meta,
+                               std::string payload, std::string result);
+
+// --- worker records: {p:q}:worker:<id> = HASH s (status), hb (ticks), d ---
+
+std::string encode_worker_data(const worker_record& w);
+worker_record decode_worker_record(std::string_view key, std::string id, std::string_view status,
+                                   std::string_view heartbeat, std::string_view data);
+
+// --- transport entries (replies of the transport scripts) ---
+
+/// One task of a transport.lease reply: id, token, attempt. `worker` and
+/// `deadline` are the caller's.
+transport_lease decode_leased(std::string_view key, std::span<const std::string, 3> fields, std::string_view worker,
+                              std::chrono::system_clock::time_point deadline);
+/// One task of a transport.recover reply: id, worker, attempt, token,
+/// deadline (unix ms), expiries, dead-lettered (0 or 1).
+transport_lease decode_recovered(std::string_view key, std::span<const std::string, 7> fields);
+
+// --- queue state: {p:q}:state = HASH ---
+
+struct queue_state {
+    std::string policy;              ///< empty until the first admission
+    std::optional<double> ewma_ms;   ///< smoothed interval between dequeues
+    std::optional<std::int64_t> last_dequeue_ms;
+    std::uint64_t seq = 0;           ///< last admission sequence number
+    std::uint64_t token = 0;         ///< last fencing token granted
+    transport_stats counters;        ///< the counters only (no sizes)
+};
+
+/// The dequeue-interval estimate as stored ("" = none yet).
+std::optional<double> decode_ewma(std::string_view key, std::string_view text);
+/// `flat`: the HGETALL reply (field, value, field, value...). Unknown
+/// fields are ignored; a known field with a bad value throws.
+queue_state decode_queue_state(std::string_view key, std::span<const std::string> flat);
+
+}  // namespace orchcore::redis_codec

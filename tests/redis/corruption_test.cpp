@@ -1,0 +1,381 @@
+// Corrupted Redis state: each test damages keys directly (a raw command to
+// the private test server) and checks that the backend reports it (an
+// orchcore::error naming the key and the value, a dead letter with the
+// reason, a warning) instead of misreading it, and that no healthy task is
+// lost on the way.
+#include <orchcore/redis/redis.hpp>
+
+#include "redis/redis_server_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace orchcore;
+using namespace std::chrono_literals;
+using orchcore::test::shared_redis_server;
+
+namespace {
+
+struct queue_keys {
+    std::string base;
+    std::string m(const std::string& id) const { return base + ":m:" + id; }
+    std::string waiting() const { return base + ":waiting"; }
+    std::string leases() const { return base + ":leases"; }
+    std::string state() const { return base + ":state"; }
+};
+
+std::map<std::string, std::string> dead_map(transport& t) {
+    std::map<std::string, std::string> out;
+    for (auto& d : t.dead_letters()) out[d.id] = d.reason;
+    return out;
+}
+
+std::set<std::string> ids_of(const std::vector<transport_lease>& ls) {
+    std::set<std::string> out;
+    for (const auto& l : ls) out.insert(l.task_id);
+    return out;
+}
+
+// The message of the orchcore::error `fn` throws ("no exception" if none;
+// "not an orchcore::error" for anything else).
+template <class Fn>
+std::string orchcore_error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const orchcore::error& e) {
+        return e.what();
+    } catch (...) {
+        return "not an orchcore::error";
+    }
+    return "no exception";
+}
+
+void admit_all(transport& t, std::initializer_list<const char*> ids) {
+    for (const char* id : ids) REQUIRE(t.admit({id}).is_accepted);
+}
+
+}  // namespace
+
+TEST_CASE("redis_transport: a lease batch with corrupted entries leases every healthy task and dead-letters the "
+          "bad ones",
+          "[redis][corruption][lease]") {
+    auto client = shared_redis_server().client("clease");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b", "c", "d", "e"});
+    client->command({"DEL", k.m("b")});
+    client->command({"SET", k.m("b"), "not a hash"});
+    client->command({"HSET", k.m("d"), "a", "garbage"});
+    const auto now = std::chrono::system_clock::now();
+
+    const auto leased = t.lease("w", 10, 10s, now);
+    CHECK(ids_of(leased) == std::set<std::string>{"a", "c", "e"});
+    for (const auto& l : leased) CHECK(l.attempt == 1);
+    const auto dead = dead_map(t);
+    REQUIRE(dead.size() == 2);
+    CHECK_THAT(dead.at("b"), Catch::Contains(k.m("b")) && Catch::Contains("not a hash"));
+    CHECK_THAT(dead.at("d"), Catch::Contains("field a = 'garbage'"));
+    CHECK(t.size_approx() == 0);
+    CHECK(t.leased_count() == 3);
+    // The buried ids left the transport: they may be admitted again.
+    CHECK(t.admit({"b"}).is_accepted);
+}
+
+TEST_CASE("redis_transport: a lease batch fills up past corrupted entries", "[redis][corruption][lease]") {
+    auto client = shared_redis_server().client("cfill");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b", "c"});
+    client->command({"HSET", k.m("a"), "s", "-1"});
+    const auto leased = t.lease("w", 2, 10s, std::chrono::system_clock::now());
+    CHECK(ids_of(leased) == std::set<std::string>{"b", "c"});
+    CHECK(dead_map(t).count("a") == 1);
+}
+
+TEST_CASE("redis_transport: a delayed task whose entry is corrupted is dead-lettered when due, not dropped",
+          "[redis][corruption][lease]") {
+    auto client = shared_redis_server().client("cdelay");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b"});
+    const auto now = std::chrono::system_clock::now();
+    const auto ls = t.lease("w", 2, 10s, now);
+    REQUIRE(ls.size() == 2);
+    for (const auto& l : ls) REQUIRE(t.nack(l.task_id, l.token, 1s, now));
+    client->command({"HSET", k.m("a"), "p", "99"});
+    const auto again = t.lease("w", 10, 10s, now + 2s);
+    CHECK(ids_of(again) == std::set<std::string>{"b"});
+    const auto dead = dead_map(t);
+    REQUIRE(dead.count("a") == 1);
+    CHECK_THAT(dead.at("a"), Catch::Contains("field p = '99'"));
+    CHECK(t.stats().delayed == 0);
+}
+
+TEST_CASE("redis_transport: recovery validates every orphan; a garbage token or deadline dead-letters that one only",
+          "[redis][corruption][recover]") {
+    auto client = shared_redis_server().client("crec");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b", "c", "d"});
+    const auto now = std::chrono::system_clock::now();
+    REQUIRE(t.lease("w", 4, 1s, now).size() == 4);
+    client->command({"HSET", k.m("b"), "t", "garbage"});
+    client->command({"ZADD", k.leases(), "-inf", "c"});
+    client->command({"DEL", k.m("d")});
+    client->command({"RPUSH", k.m("d"), "x"});
+
+    std::vector<transport_lease> got;
+    REQUIRE_NOTHROW(got = t.recover_expired(now + 5s, 100));
+    std::map<std::string, transport_lease> by_id;
+    for (auto& l : got) by_id[l.task_id] = l;
+    REQUIRE(by_id.size() == 4);
+    CHECK_FALSE(by_id.at("a").dead_lettered);
+    CHECK(by_id.at("a").expiries == 1);
+    for (const char* bad : {"b", "c", "d"}) CHECK(by_id.at(bad).dead_lettered);
+    const auto dead = dead_map(t);
+    REQUIRE(dead.size() == 3);
+    CHECK_THAT(dead.at("b"), Catch::Contains("field t = 'garbage'"));
+    CHECK_THAT(dead.at("c"), Catch::Contains("lease deadline '-inf'"));
+    CHECK_THAT(dead.at("d"), Catch::Contains("not a hash"));
+    // The healthy orphan is back and leasable; nothing else is left anywhere.
+    const auto again = t.lease("w2", 10, 10s, now + 6s);
+    CHECK(ids_of(again) == std::set<std::string>{"a"});
+    CHECK(t.leased_count() == 1);
+}
+
+TEST_CASE("redis_transport: an eviction victim with a corrupted entry is dead-lettered and the admission goes on",
+          "[redis][corruption][admit]") {
+    auto client = shared_redis_server().client("cadmit");
+    const auto policy = GENERATE(queue_policy::drop_lru, queue_policy::priority);
+    redis_transport t(client, "q", {.policy = policy, .capacity = 2});
+    const queue_keys k{t.key_base()};
+    REQUIRE(t.admit({"a", 1}).is_accepted);
+    REQUIRE(t.admit({"b", 2}).is_accepted);
+    // "a" is the victim of both policies (least recently admitted at the
+    // lowest level; lowest priority).
+    client->command({"HSET", k.m("a"), "p", "low"});
+    const auto r = t.admit({"c", 3});
+    CHECK(r.is_accepted);
+    CHECK_FALSE(r.evicted.has_value());  // the bad entry made room; nothing healthy was evicted
+    CHECK_THAT(dead_map(t).at("a"), Catch::Contains("field p = 'low'"));
+    CHECK(t.size_approx() == 2);
+}
+
+TEST_CASE("redis_transport: ack, nack, extend and mailboxes of a corrupted entry refuse and dead-letter it",
+          "[redis][corruption][ack]") {
+    auto client = shared_redis_server().client("cack");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b", "c", "d", "e"});
+    const auto now = std::chrono::system_clock::now();
+    std::map<std::string, std::uint64_t> tok;
+    for (const auto& l : t.lease("w", 5, 10s, now)) tok[l.task_id] = l.token;
+    client->command({"DEL", k.m("a")});
+    client->command({"SET", k.m("a"), "x"});
+    client->command({"HSET", k.m("b"), "s", "x"});
+    client->command({"HSET", k.m("c"), "p", "-3"});
+    client->command({"SET", t.key_base() + ":mb:d", "x"});
+
+    CHECK_FALSE(t.ack("a", tok["a"]));
+    CHECK_FALSE(t.nack("b", tok["b"], 0ms, now));  // it would have been put back with no place in the queue
+    CHECK_FALSE(t.extend("c", tok["c"], 10s, now));
+    CHECK_FALSE(t.take_messages("d", tok["d"]).has_value());
+    CHECK(t.ack("e", tok["e"]));
+    const auto dead = dead_map(t);
+    CHECK(dead.size() == 4);
+    for (const char* bad : {"a", "b", "c", "d"}) CHECK(dead.count(bad) == 1);
+    CHECK_THAT(dead.at("d"), Catch::Contains("mailbox"));
+    CHECK(t.leased_count() == 0);
+}
+
+TEST_CASE("redis_transport: a garbage ewma in the queue state is a clear error and admits nothing",
+          "[redis][corruption][state]") {
+    auto client = shared_redis_server().client("cewma");
+    redis_transport t(client, "q", {.capacity = 1});
+    const queue_keys k{t.key_base()};
+    REQUIRE(t.admit({"a"}).is_accepted);
+    const std::string bad = GENERATE(std::string("nan"), std::string("abc"), std::string("-5"), std::string("inf"));
+    client->command({"HSET", k.state(), "ewma", bad});
+    const auto msg = orchcore_error_of([&] { t.admit({"b"}); });
+    CHECK_THAT(msg, Catch::Contains(k.state()) && Catch::Contains("ewma = '" + bad + "'"));
+    CHECK(client->command({"EXISTS", k.m("b")}).integer == 0);
+    CHECK_THAT(orchcore_error_of([&] { t.stats(); }), Catch::Contains("ewma"));
+    // Repaired, the queue works again.
+    client->command({"HSET", k.state(), "ewma", "12.5"});
+    const auto r = t.admit({"b"});
+    REQUIRE_FALSE(r.is_accepted);
+    CHECK(r.retry_after == 13ms);
+}
+
+TEST_CASE("redis_transport: a garbage token counter fails the lease before any task moves",
+          "[redis][corruption][state]") {
+    auto client = shared_redis_server().client("ctoken");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b", "c"});
+    client->command({"HSET", k.state(), "token", "12abc"});
+    const auto now = std::chrono::system_clock::now();
+    CHECK_THAT(orchcore_error_of([&] { t.lease("w", 10, 10s, now); }),
+               Catch::Contains(k.state()) && Catch::Contains("token = '12abc'"));
+    CHECK(t.size_approx() == 3);
+    CHECK(t.leased_count() == 0);
+    client->command({"HSET", k.state(), "token", "100"});
+    const auto leased = t.lease("w", 10, 10s, now);
+    CHECK(ids_of(leased) == std::set<std::string>{"a", "b", "c"});
+    for (const auto& l : leased) CHECK(l.token > 100);
+}
+
+TEST_CASE("redis_transport: a queue key of the wrong type fails the script before it changes anything",
+          "[redis][corruption][state]") {
+    auto client = shared_redis_server().client("ctype");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a", "b"});
+    client->command({"SET", k.leases(), "x"});
+    const auto now = std::chrono::system_clock::now();
+    CHECK_THAT(orchcore_error_of([&] { t.lease("w", 10, 10s, now); }),
+               Catch::Contains(k.leases()) && Catch::Contains("is a string"));
+    CHECK(client->command({"ZCARD", k.waiting()}).integer == 2);
+    CHECK_THAT(orchcore_error_of([&] { t.leased_count(); }), Catch::Contains(k.leases()));
+    client->command({"DEL", k.leases()});
+    CHECK(t.lease("w", 10, 10s, now).size() == 2);
+
+    client->command({"DEL", k.waiting()});
+    client->command({"SET", k.waiting(), "x"});
+    CHECK_THAT(orchcore_error_of([&] { t.size_approx(); }), Catch::Contains(k.waiting()));
+}
+
+TEST_CASE("redis_transport: a garbage statistics counter is reported, not read as 0", "[redis][corruption][state]") {
+    auto client = shared_redis_server().client("cstat");
+    redis_transport t(client, "q");
+    const queue_keys k{t.key_base()};
+    admit_all(t, {"a"});
+    client->command({"HSET", k.state(), "acked", "lots"});
+    CHECK_THAT(orchcore_error_of([&] { t.stats(); }), Catch::Contains(k.state()) && Catch::Contains("\"lots\""));
+    client->command({"HSET", k.state(), "acked", "7"});
+    CHECK(t.stats().acked == 7);
+}
+
+// --- task store ---------------------------------------------------------------
+
+namespace {
+task_record record(const std::string& id) {
+    task_record r;
+    r.id = id;
+    r.type = "t";
+    r.payload = "payload";
+    r.status = task_status::queued;
+    r.created_at = std::chrono::system_clock::now();
+    return r;
+}
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+}
+}  // namespace
+
+TEST_CASE("redis_task_store: a record with a field out of range is dead-lettered naming the field",
+          "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("crange");
+    redis_task_store s(client, "q");
+    REQUIRE(s.create(record("x")));
+    const auto meta = redis_task_store::encode_meta(record("x"));
+    struct bad_case {
+        std::string from, to, expect;
+    };
+    const auto c = GENERATE(bad_case{"\"priority\":5", "\"priority\":-7", "d.priority = \"-7\""},
+                            bad_case{"\"priority\":5", "\"priority\":21", "d.priority = \"21\""},
+                            bad_case{"\"timeout_ms\":0", "\"timeout_ms\":-5", "d.timeout_ms = \"-5\""},
+                            bad_case{"\"base_ms\":100", "\"base_ms\":-1", "d.backoff.base_ms = \"-1\""},
+                            bad_case{"\"cap_ms\":30000", "\"cap_ms\":50", "d.backoff.cap_ms = \"50\""},
+                            bad_case{"\"progress\":0E0", "\"progress\":7", "d.progress = \"7\""},
+                            bad_case{"\"attempts\":0", "\"attempts\":-1", "d.attempts = \"-1\""});
+    client->command({"HSET", s.record_key("x"), "d", replaced(meta, c.from, c.to)});
+    CHECK_FALSE(s.get("x").has_value());
+    const auto dead = s.dead_letters();
+    REQUIRE(dead.size() == 1);
+    CHECK_THAT(dead[0].reason, Catch::Contains(s.record_key("x")) && Catch::Contains(c.expect));
+}
+
+TEST_CASE("redis_task_store: the longest durations round-trip", "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("clong");
+    redis_task_store s(client, "q");
+    auto r = record("x");
+    r.timeout = std::chrono::milliseconds::max();
+    r.turn_timeout = std::chrono::milliseconds::max();
+    r.backoff.cap = std::chrono::milliseconds::max();
+    REQUIRE(s.create(r));
+    const auto got = s.get("x");
+    REQUIRE(got.has_value());
+    CHECK(got->turn_timeout == std::chrono::milliseconds::max());
+    CHECK(got->backoff.cap == std::chrono::milliseconds::max());
+}
+
+TEST_CASE("redis_task_store: size() of an index of the wrong type is an error, not 0", "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("csize");
+    redis_task_store s(client, "q");
+    REQUIRE(s.create(record("x")));
+    client->command({"DEL", s.key_base() + ":tasks"});
+    client->command({"SET", s.key_base() + ":tasks", "x"});
+    CHECK_THAT(orchcore_error_of([&] { s.size(); }), Catch::Contains(s.key_base() + ":tasks"));
+}
+
+TEST_CASE("redis_task_store: a write with an index key of the wrong type changes nothing",
+          "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("cwrite");
+    redis_task_store s(client, "q");
+    client->command({"SET", s.key_base() + ":tasks", "x"});
+    CHECK_THAT(orchcore_error_of([&] { s.create(record("x")); }),
+               Catch::Contains(s.key_base() + ":tasks") && Catch::Contains("where a set belongs"));
+    CHECK(client->command({"EXISTS", s.record_key("x")}).integer == 0);
+    client->command({"DEL", s.key_base() + ":tasks"});
+    CHECK(s.create(record("x")));
+}
+
+// --- worker registry ------------------------------------------------------------
+
+TEST_CASE("redis_worker_registry: an undecodable worker entry is reported and skipped",
+          "[redis][corruption][registry]") {
+    auto o = shared_redis_server().options("cworker");
+    std::mutex m;
+    std::vector<std::string> warnings;
+    o.on_warning = [&](std::string_view w) {
+        std::lock_guard lk(m);
+        warnings.emplace_back(w);
+    };
+    auto client = std::make_shared<redis_client>(o);
+    redis_worker_registry reg(client, "q");
+    const auto now = std::chrono::system_clock::now();
+    for (const char* id : {"good", "bad-hb", "not-hash"}) {
+        worker_record w;
+        w.id = id;
+        w.last_heartbeat = now - 1h;
+        reg.upsert(w);
+    }
+    const std::string bad_key = reg.key_base() + ":worker:bad-hb";
+    client->command({"HSET", bad_key, "hb", "12x"});
+    const std::string hash_key = reg.key_base() + ":worker:not-hash";
+    client->command({"DEL", hash_key});
+    client->command({"SET", hash_key, "x"});
+
+    CHECK_FALSE(reg.get("bad-hb").has_value());
+    const auto all = reg.list();
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].id == "good");
+    {
+        std::lock_guard lk(m);
+        REQUIRE(warnings.size() >= 2);
+        CHECK_THAT(warnings[0], Catch::Contains(bad_key + " hb = \"12x\""));
+    }
+    // Reaping goes past the entry that is not a hash.
+    CHECK(reg.reap_stale(now, 1s) == std::vector<std::string>{"bad-hb", "good"});
+}
