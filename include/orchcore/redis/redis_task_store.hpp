@@ -25,9 +25,15 @@
 //   size() counts the index (records that Redis already expired stay
 //   counted until the next expire()).
 // * A record that cannot be decoded (not a hash, unknown status, bad JSON,
-//   missing fields) met by get() or list() is moved atomically to the
-//   dead-letter area with the reason and skipped (get returns empty); see
+//   missing fields, a field out of the range the library writes: priority
+//   outside [0, 20], a negative duration or counter, backoff cap below its
+//   base, progress outside [0, 1]) met by get() or list() is moved
+//   atomically to the dead-letter area with the reason (naming the key, the
+//   field and the value) and skipped (get returns empty); see
 //   dead_letters(). It is never silently dropped.
+// * A store key of the wrong type (index, finished sets, dead letters)
+//   fails the call with redis_error naming it, before anything is written;
+//   size() too (it never reads such a key as 0).
 // * Payloads and results larger than redis_options::max_payload_bytes are
 //   refused with orchcore::invalid_argument (field "payload" / "result").
 // * Calls throw redis_error (errc::backend_unavailable) when Redis cannot

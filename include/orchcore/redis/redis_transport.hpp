@@ -18,7 +18,8 @@
 //                                      x (lease expiries so far)
 //   {<prefix>:<queue>}:poisoned  HASH  dead letters: id -> reason ("lease
 //                                      expired N times"; see
-//                                      transport_options::max_lease_expiries)
+//                                      transport_options::max_lease_expiries;
+//                                      or "corrupted entry <key>: <why>")
 //
 // {<prefix>:<queue>}:mb:<id>  list: the task's steering mailbox (RPUSH by
 //                              post_messages, taken whole by take_messages)
@@ -34,6 +35,15 @@
 // ARGV, never inside script text; per-task keys are built inside the script
 // from the hash-tagged base, so an id (even one containing '}', quotes,
 // spaces or newlines) stays inside its key and cannot change the slot.
+//
+// Damaged keys: every script checks the queue keys' types and the fields of
+// :state before it changes anything (a bad one fails the call with
+// redis_error naming the key, the field and the value), and checks each
+// task's :m:<id> entry as it meets it: a task whose entry is unusable (not
+// a hash, missing, a field out of range, a mailbox that is not a list) is
+// moved to :poisoned with the reason, never left in no set. Recovery
+// returns such an orphan with dead_lettered = true (worker "", attempt,
+// token and expiries 0).
 //
 // Policies: reject-new, drop-lru, priority. The policy is stored in :state
 // at the first admission; a process configured with another policy for the
