@@ -23,8 +23,17 @@ local function less(a, b)
 end
 )lua";
 
+// Checks that the worker set is a set before a script changes anything
+// (SADD / SREM on a key of another type would fail half-way).
+constexpr const char* check_set = R"lua(
+local st = redis.call('TYPE', KEYS[2])['ok']
+if st ~= 'set' and st ~= 'none' then
+  return redis.error_reply('ORCHCORE corrupted key ' .. KEYS[2] .. ': a ' .. st .. ' where a set belongs')
+end
+)lua";
+
 // KEYS: worker, set. ARGV: id, status, heartbeat, data.
-const redis_script upsert_script("registry.upsert", R"lua(
+const redis_script upsert_script("registry.upsert", std::string(check_set) + R"lua(
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 's', ARGV[2], 'hb', ARGV[3], 'd', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -65,7 +74,7 @@ return out
 )lua");
 
 // KEYS: worker, set. ARGV: id.
-const redis_script remove_script("registry.remove", R"lua(
+const redis_script remove_script("registry.remove", std::string(check_set) + R"lua(
 local n = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return n

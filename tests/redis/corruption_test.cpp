@@ -379,3 +379,21 @@ TEST_CASE("redis_worker_registry: an undecodable worker entry is reported and sk
     // Reaping goes past the entry that is not a hash.
     CHECK(reg.reap_stale(now, 1s) == std::vector<std::string>{"bad-hb", "good"});
 }
+
+TEST_CASE("redis_worker_registry: a worker set of the wrong type fails upsert and remove before they change anything",
+          "[redis][corruption][registry]") {
+    auto client = shared_redis_server().client("cwset");
+    redis_worker_registry reg(client, "q");
+    worker_record w;
+    w.id = "w1";
+    reg.upsert(w);
+    const std::string set_key = reg.key_base() + ":workers";
+    client->command({"DEL", set_key});
+    client->command({"SET", set_key, "x"});
+    CHECK_THAT(orchcore_error_of([&] { reg.remove("w1"); }),
+               Catch::Contains(set_key) && Catch::Contains("where a set belongs"));
+    CHECK(client->command({"EXISTS", reg.key_base() + ":worker:w1"}).integer == 1);
+    w.id = "w2";
+    CHECK_THAT(orchcore_error_of([&] { reg.upsert(w); }), Catch::Contains(set_key));
+    CHECK(client->command({"EXISTS", reg.key_base() + ":worker:w2"}).integer == 0);
+}
