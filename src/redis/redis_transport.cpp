@@ -22,9 +22,13 @@ namespace {
 //   :state before the script body runs, and ends the script with an error
 //   naming the key, the field and the value if one is wrong;
 // * a task's entry (:m:<id>) is read with entry(), which never fails and
-//   checks every field; a task whose entry is unusable (not a hash,
-//   missing, a field out of range) goes to the dead-letter set with the
-//   reason (bury()), never nowhere;
+//   checks every field. A task whose entry is unusable (not a hash,
+//   missing, a field out of range) is never dropped: lease and admission
+//   park() it as a lease that expired long ago; the next recovery buries
+//   it in the dead-letter set with the reason and returns it as
+//   dead-lettered, so the owner of its record learns of it. ack, nack,
+//   extend and take_messages refuse such a task and change nothing (if it
+//   is leased, recovery meets it when its lease expires);
 // * every call after that point only touches keys of a checked type.
 constexpr const char* prelude = R"lua(
 local W, L, D, LS, ST, DL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -115,7 +119,13 @@ local function entry(id)
   e.a, e.x = e.a or 0, e.x or 0
   return e
 end
--- A task whose entry cannot be used leaves every set for the dead letters.
+-- A task whose entry cannot be used: out of the waiting sets, into the
+-- leases as expired at the earliest time (for recovery to bury and report).
+local function park(id)
+  redis.call('ZREM', W, id); redis.call('ZREM', L, id); redis.call('ZREM', D, id)
+  redis.call('ZADD', LS, -MAX_MS, id)
+end
+-- Recovery's end for such a task: out of every set, into the dead letters.
 local function bury(id, why)
   redis.call('ZREM', W, id); redis.call('ZREM', L, id); redis.call('ZREM', D, id); redis.call('ZREM', LS, id)
   redis.call('DEL', M .. id, MB .. id)
@@ -143,14 +153,11 @@ local function bulk(cmd, key, arr, step)
     end
   end
 end
--- The entry of task `id` if `tok` is its current lease, else nil (a
--- corrupted entry is buried on the way).
+-- The entry of task `id` if `tok` is its current lease, else nil (also
+-- for an unusable entry).
 local function current(id, tok)
-  local e, why = entry(id)
-  if not e then
-    if why ~= MISSING then bury(id, why) end
-    return nil
-  end
+  local e = entry(id)
+  if not e then return nil end
   if e.traw ~= tok or not redis.call('ZSCORE', LS, id) then return nil end
   return e
 end
@@ -177,18 +184,18 @@ local accepted, full, invalid, evicted = 0, 0, 0, 0
 local depth = redis.call('ZCARD', W)
 local seq = S.seq
 -- The task to evict for one of priority p: code (0 or 4), id ('' if none
--- is needed or there is none), its priority. Unusable candidates are buried.
+-- is needed or there is none), its priority. Unusable candidates are parked.
 local function victim_for(p)
   while depth >= cap do
     local v
     if POL == 'drop-lru' then v = redis.call('ZRANGE', L, 0, 0)[1] else v = redis.call('ZRANGE', W, -1, -1)[1] end
     if not v then return 0, '', 0 end
-    local e, why = entry(v)
+    local e = entry(v)
     if e then
       if POL == 'priority' and p <= e.p then return 4, '', 0 end
       return 0, v, e.p
     end
-    bury(v, why)
+    park(v)
     depth = redis.call('ZCARD', W)
   end
   return 0, '', 0
@@ -252,25 +259,25 @@ if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' 
 local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[6]))
 for _, id in ipairs(due) do
   redis.call('ZREM', D, id)
-  local e, why = entry(id)
-  if e then make_waiting(id, e) else bury(id, why) end
+  local e = entry(id)
+  if e then make_waiting(id, e) else park(id) end
 end
 local out = {}
 if max <= 0 then return out end
 -- Every popped task is checked before anything is written; an unusable
--- one is buried and the batch filled up from the waiting set.
+-- one is parked and the batch filled up from the waiting set.
 local ids, atts = {}, {}
 while #ids < max do
   local popped = redis.call('ZPOPMIN', W, max - #ids)
   if #popped == 0 then break end
   for i = 1, #popped, 2 do
     local id = popped[i]
-    local e, why = entry(id)
+    local e = entry(id)
     if e then
       ids[#ids + 1] = id
       atts[#atts + 1] = e.a + 1
     else
-      bury(id, why)
+      park(id)
     end
   end
 end
@@ -310,10 +317,6 @@ local ids, keys, seen = {}, {}, {}
 for i = 2, #ARGV, 2 do
   local id, tok = ARGV[i], ARGV[i + 1]
   local t = redis.pcall('HGET', M .. id, 't')
-  if type(t) == 'table' then
-    bury(id, 'entry is not a hash')
-    t = false
-  end
   if not seen[id] and t == tok then
     seen[id] = true
     ids[#ids + 1] = id
@@ -399,9 +402,11 @@ for i = 1, #found, 2 do
   local id, dl = found[i], tonumber(found[i + 1])
   redis.call('ZREM', LS, id)
   local e, why = entry(id)
-  if e and not e.t then e, why = nil, 'leased without a token (field t missing)' end
   if e and not (dl and dl >= -MAX_MS) then e, why = nil, 'lease deadline ' .. shown(found[i + 1]) .. ' out of range' end
-  if e then
+  if e and not e.t then
+    -- Parked (never leased) and repaired since: back to the queue as it was.
+    make_waiting(id, e)
+  elseif e then
     local x, buried = e.x + 1, 0
     if maxexp > 0 and x >= maxexp then
       redis.call('DEL', M .. id, MB .. id)
@@ -431,10 +436,7 @@ const redis_script post_messages_script("transport.post_messages", with_prelude(
 local id = ARGV[2]
 if redis.call('EXISTS', M .. id) == 0 then return 0 end
 local t = redis.call('TYPE', MB .. id)['ok']
-if t ~= 'list' and t ~= 'none' then
-  bury(id, 'mailbox ' .. MB .. id .. ' is a ' .. t .. ', not a list')
-  return 0
-end
+if t ~= 'list' and t ~= 'none' then fail('key ' .. MB .. id .. ' is a ' .. t .. ', not a list') end
 for i = 3, #ARGV, 4000 do
   redis.call('RPUSH', MB .. id, unpack(ARGV, i, math.min(i + 3999, #ARGV)))
 end
@@ -445,10 +447,7 @@ return 1
 const redis_script take_messages_script("transport.take_messages", with_prelude(R"lua(
 local id, tok = ARGV[2], ARGV[3]
 local t = current(id, tok) and redis.call('TYPE', MB .. id)['ok']
-if t and t ~= 'list' and t ~= 'none' then
-  bury(id, 'mailbox ' .. MB .. id .. ' is a ' .. t .. ', not a list')
-  t = nil
-end
+if t and t ~= 'list' and t ~= 'none' then fail('key ' .. MB .. id .. ' is a ' .. t .. ', not a list') end
 if not t then
   count('stale', 1)
   return {0}

@@ -57,6 +57,14 @@ std::string orchcore_error_of(Fn&& fn) {
     return "no exception";
 }
 
+// The ids recover_expired(at) returns as dead-lettered.
+std::set<std::string> recovered_dead(transport& t, std::chrono::system_clock::time_point at) {
+    std::set<std::string> out;
+    for (const auto& l : t.recover_expired(at, 1000))
+        if (l.dead_lettered) out.insert(l.task_id);
+    return out;
+}
+
 void admit_all(transport& t, std::initializer_list<const char*> ids) {
     for (const char* id : ids) REQUIRE(t.admit({id}).is_accepted);
 }
@@ -78,6 +86,10 @@ TEST_CASE("redis_transport: a lease batch with corrupted entries leases every he
     const auto leased = t.lease("w", 10, 10s, now);
     CHECK(ids_of(leased) == std::set<std::string>{"a", "c", "e"});
     for (const auto& l : leased) CHECK(l.attempt == 1);
+    CHECK(t.size_approx() == 0);
+    // The bad ones are handed to the next recovery, which reports them (so
+    // their records can be ended) and dead-letters them with the reason.
+    CHECK(recovered_dead(t, now) == std::set<std::string>{"b", "d"});
     const auto dead = dead_map(t);
     REQUIRE(dead.size() == 2);
     CHECK_THAT(dead.at("b"), Catch::Contains(k.m("b")) && Catch::Contains("not a hash"));
@@ -94,8 +106,10 @@ TEST_CASE("redis_transport: a lease batch fills up past corrupted entries", "[re
     const queue_keys k{t.key_base()};
     admit_all(t, {"a", "b", "c"});
     client->command({"HSET", k.m("a"), "s", "-1"});
-    const auto leased = t.lease("w", 2, 10s, std::chrono::system_clock::now());
+    const auto now = std::chrono::system_clock::now();
+    const auto leased = t.lease("w", 2, 10s, now);
     CHECK(ids_of(leased) == std::set<std::string>{"b", "c"});
+    CHECK(recovered_dead(t, now) == std::set<std::string>{"a"});
     CHECK(dead_map(t).count("a") == 1);
 }
 
@@ -112,6 +126,7 @@ TEST_CASE("redis_transport: a delayed task whose entry is corrupted is dead-lett
     client->command({"HSET", k.m("a"), "p", "99"});
     const auto again = t.lease("w", 10, 10s, now + 2s);
     CHECK(ids_of(again) == std::set<std::string>{"b"});
+    CHECK(recovered_dead(t, now + 2s) == std::set<std::string>{"a"});
     const auto dead = dead_map(t);
     REQUIRE(dead.count("a") == 1);
     CHECK_THAT(dead.at("a"), Catch::Contains("field p = '99'"));
@@ -164,11 +179,12 @@ TEST_CASE("redis_transport: an eviction victim with a corrupted entry is dead-le
     const auto r = t.admit({"c", 3});
     CHECK(r.is_accepted);
     CHECK_FALSE(r.evicted.has_value());  // the bad entry made room; nothing healthy was evicted
+    CHECK(recovered_dead(t, std::chrono::system_clock::now()) == std::set<std::string>{"a"});
     CHECK_THAT(dead_map(t).at("a"), Catch::Contains("field p = 'low'"));
     CHECK(t.size_approx() == 2);
 }
 
-TEST_CASE("redis_transport: ack, nack, extend and mailboxes of a corrupted entry refuse and dead-letter it",
+TEST_CASE("redis_transport: ack, nack, extend and mailboxes of a corrupted entry refuse and change nothing",
           "[redis][corruption][ack]") {
     auto client = shared_redis_server().client("cack");
     redis_transport t(client, "q");
@@ -181,18 +197,27 @@ TEST_CASE("redis_transport: ack, nack, extend and mailboxes of a corrupted entry
     client->command({"SET", k.m("a"), "x"});
     client->command({"HSET", k.m("b"), "s", "x"});
     client->command({"HSET", k.m("c"), "p", "-3"});
-    client->command({"SET", t.key_base() + ":mb:d", "x"});
+    const std::string mailbox = t.key_base() + ":mb:d";
+    client->command({"SET", mailbox, "x"});
 
     CHECK_FALSE(t.ack("a", tok["a"]));
     CHECK_FALSE(t.nack("b", tok["b"], 0ms, now));  // it would have been put back with no place in the queue
     CHECK_FALSE(t.extend("c", tok["c"], 10s, now));
-    CHECK_FALSE(t.take_messages("d", tok["d"]).has_value());
+    CHECK_THAT(orchcore_error_of([&] { t.take_messages("d", tok["d"]); }),
+               Catch::Contains(mailbox) && Catch::Contains("not a list"));
+    const std::vector<std::string> msg{"m"};
+    CHECK_THAT(orchcore_error_of([&] { t.post_messages("d", msg); }), Catch::Contains(mailbox));
     CHECK(t.ack("e", tok["e"]));
+    CHECK(t.leased_count() == 4);  // still held; nothing was dropped
+    // When the leases expire, recovery dead-letters the bad entries and
+    // requeues the task whose own entry is fine.
+    CHECK(recovered_dead(t, now + 11s) == std::set<std::string>{"a", "b", "c"});
     const auto dead = dead_map(t);
-    CHECK(dead.size() == 4);
-    for (const char* bad : {"a", "b", "c", "d"}) CHECK(dead.count(bad) == 1);
-    CHECK_THAT(dead.at("d"), Catch::Contains("mailbox"));
-    CHECK(t.leased_count() == 0);
+    CHECK(dead.size() == 3);
+    CHECK_THAT(dead.at("a"), Catch::Contains("not a hash"));
+    CHECK_THAT(dead.at("b"), Catch::Contains("field s = 'x'"));
+    CHECK_THAT(dead.at("c"), Catch::Contains("field p = '-3'"));
+    CHECK(t.size_approx() == 1);
 }
 
 TEST_CASE("redis_transport: a garbage ewma in the queue state is a clear error and admits nothing",

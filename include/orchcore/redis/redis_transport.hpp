@@ -38,12 +38,14 @@
 //
 // Damaged keys: every script checks the queue keys' types and the fields of
 // :state before it changes anything (a bad one fails the call with
-// redis_error naming the key, the field and the value), and checks each
-// task's :m:<id> entry as it meets it: a task whose entry is unusable (not
-// a hash, missing, a field out of range, a mailbox that is not a list) is
-// moved to :poisoned with the reason, never left in no set. Recovery
-// returns such an orphan with dead_lettered = true (worker "", attempt,
-// token and expiries 0).
+// redis_error naming the key, the field and the value; so does a mailbox
+// that is not a list), and checks each task's :m:<id> entry as it meets
+// it. A task whose entry is unusable (not a hash, missing, a field out of
+// range) is never left in no set: lease and admission move it to :leases
+// as expired long ago; ack, nack, extend and take_messages refuse it and
+// change nothing; recover_expired() moves it to :poisoned with the reason
+// and returns it with dead_lettered = true (worker "", attempt, token and
+// expiries 0), as it does a poison task.
 //
 // Policies: reject-new, drop-lru, priority. The policy is stored in :state
 // at the first admission; a process configured with another policy for the
