@@ -6,6 +6,7 @@
 #include <orchcore/redis/redis.hpp>
 
 #include "redis/redis_server_fixture.hpp"
+#include "unit/distributed_scenarios.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -286,6 +287,42 @@ TEST_CASE("redis_transport: a garbage statistics counter is reported, not read a
     CHECK_THAT(orchcore_error_of([&] { t.stats(); }), Catch::Contains(k.state()) && Catch::Contains("\"lots\""));
     client->command({"HSET", k.state(), "acked", "7"});
     CHECK(t.stats().acked == 7);
+}
+
+TEST_CASE("coordinator on redis: a task whose queue entry is corrupted ends failed; every other task completes",
+          "[redis][corruption][coordinator]") {
+    auto client = shared_redis_server().client("ccoord");
+    const auto tp = std::make_shared<redis_transport>(client, "q");
+    const test::dist_backend b{tp, std::make_shared<redis_task_store>(client, "q"),
+                               std::make_shared<redis_worker_registry>(client, "q")};
+    const queue_keys k{tp->key_base()};
+    coordinator producer{test::node_options(b, 0, "producer")};
+    std::vector<task_handle> handles;
+    for (int i = 0; i < 6; ++i) {
+        auto r = producer.submit_async("echo", "p", {.id = "t" + std::to_string(i)});
+        REQUIRE(r);
+        handles.push_back(r.handle);
+    }
+    client->command({"DEL", k.m("t2")});
+    client->command({"SET", k.m("t2"), "x"});
+    client->command({"HSET", k.m("t4"), "a", "-1"});
+
+    coordinator workers{test::node_options(b, 2, "workers")};
+    workers.register_handler("echo", [](task_context&) { return std::string("done"); });
+    for (std::size_t i = 0; i < handles.size(); ++i) {
+        const auto done = handles[i].wait_for(20s);
+        REQUIRE(done);
+        INFO(done->id);
+        if (i == 2 || i == 4) {
+            CHECK(done->status == task_status::failed);
+            CHECK_THAT(done->error, Catch::Contains("dead-lettered"));
+        } else {
+            CHECK(done->status == task_status::completed);
+        }
+    }
+    const auto dead = dead_map(*tp);
+    CHECK_THAT(dead.at("t2"), Catch::Contains("not a hash"));
+    CHECK_THAT(dead.at("t4"), Catch::Contains("field a = '-1'"));
 }
 
 // --- task store ---------------------------------------------------------------
