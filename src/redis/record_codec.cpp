@@ -74,6 +74,17 @@ double parse_double(std::string_view text, std::string_view key, std::string_vie
 
 // --- task records -----------------------------------------------------------
 
+void check_task_record(const task_record& r) {
+    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
+    if (!priority::is_valid(r.priority))
+        throw invalid_argument("priority", std::to_string(r.priority), "must be within [0, 20]");
+    if (r.timeout.count() < 0) throw invalid_argument("timeout", ms(r.timeout), "must be >= 0");
+    if (r.turn_timeout.count() < 0) throw invalid_argument("turn_timeout", ms(r.turn_timeout), "must be >= 0");
+    r.backoff.validate();
+    if (!(r.progress >= 0.0 && r.progress <= 1.0))
+        throw invalid_argument("progress", std::to_string(r.progress), "must be a number within [0, 1]");
+}
+
 std::string encode_task_meta(const task_record& r) {
     json::object o;
     o["v"] = 1;

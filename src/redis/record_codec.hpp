@@ -43,6 +43,11 @@ inline constexpr std::int64_t max_unix_ms = std::numeric_limits<std::int64_t>::m
 
 // --- task records: {p:q}:task:<id> = HASH s (status), d (meta), p, r ---
 
+/// Throws orchcore::invalid_argument naming the field if `r` holds a value
+/// that decode_task_record() would refuse (priority outside [0, 20], a
+/// negative duration, backoff cap below its base, progress not in [0, 1]):
+/// such a record is refused when written rather than dead-lettered when read.
+void check_task_record(const task_record& r);
 /// Every field of `r` but id, status, payload and result, as JSON.
 std::string encode_task_meta(const task_record& r);
 task_record decode_task_record(std::string_view key, std::string id, std::string_view status, std::string_view meta,

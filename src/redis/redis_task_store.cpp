@@ -134,6 +134,7 @@ void redis_task_store::check_sizes(const task_record& r) const {
         throw invalid_argument("result", std::to_string(r.result.size()) + " bytes",
                                "exceeds max_payload_bytes = " + std::to_string(limit));
     if (r.id.empty()) throw invalid_argument("id", "\"\"", "must not be empty");
+    redis_codec::check_task_record(r);
 }
 
 std::vector<std::string> redis_task_store::write_args(const task_record& r) const {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -366,6 +367,30 @@ TEST_CASE("redis_task_store: a record with a field out of range is dead-lettered
     const auto dead = s.dead_letters();
     REQUIRE(dead.size() == 1);
     CHECK_THAT(dead[0].reason, Catch::Contains(s.record_key("x")) && Catch::Contains(c.expect));
+}
+
+TEST_CASE("redis_task_store: a record it could not read back is refused when written, naming the field",
+          "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("cwrite_range");
+    redis_task_store s(client, "q");
+    auto r = record("x");
+    r.progress = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THAT(orchcore_error_of([&] { s.create(r); }), Catch::StartsWith("orchcore: invalid progress = nan"));
+    r.progress = 0.5;
+    r.priority = -7;
+    CHECK_THAT(orchcore_error_of([&] { s.create(r); }), Catch::StartsWith("orchcore: invalid priority = -7"));
+    r.priority = 5;
+    r.timeout = -5ms;
+    CHECK_THAT(orchcore_error_of([&] { s.create(r); }), Catch::StartsWith("orchcore: invalid timeout = -5ms"));
+    r.timeout = 0ms;
+    REQUIRE(s.create(r));
+    auto u = r;
+    u.status = task_status::running;
+    u.progress = 2.0;
+    CHECK_THAT(orchcore_error_of([&] { s.update(u, task_status::queued); }),
+               Catch::StartsWith("orchcore: invalid progress"));
+    CHECK(s.get("x").has_value());
+    CHECK(s.dead_letters().empty());
 }
 
 TEST_CASE("redis_task_store: the longest durations round-trip", "[redis][corruption][store]") {
