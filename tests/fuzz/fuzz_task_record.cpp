@@ -1,6 +1,8 @@
 // Fuzzes the decoder of stored task records (redis_task_store). Input: the
 // status, a newline, then the record data ("d" field). Only
-// orchcore::error may escape; anything else, or a crash, is a finding.
+// orchcore::error may escape; anything else, or a crash, is a finding, and
+// so is a decoded record that the store would refuse to write or that does
+// not re-encode to itself.
 #include "redis/record_codec.hpp"
 
 #include <orchcore/error.hpp>
@@ -16,6 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto meta = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
     try {
         const auto r = orchcore::redis_codec::decode_task_record("{f:q}:task:x", "x", status, meta, "p", "r");
+        // What decodes must be writable again.
+        try {
+            orchcore::redis_codec::check_task_record(r);
+        } catch (...) {
+            __builtin_trap();
+        }
         // What decodes must encode and decode to the same record.
         const auto again = orchcore::redis_codec::decode_task_record(
             "{f:q}:task:x", "x", to_string(r.status), orchcore::redis_codec::encode_task_meta(r), "p", "r");

@@ -35,7 +35,9 @@
 //   fails the call with redis_error naming it, before anything is written;
 //   size() too (it never reads such a key as 0).
 // * Payloads and results larger than redis_options::max_payload_bytes are
-//   refused with orchcore::invalid_argument (field "payload" / "result").
+//   refused with orchcore::invalid_argument (field "payload" / "result"),
+//   and so is a record the decoder would refuse (priority, a negative
+//   duration, backoff, progress NaN or outside [0, 1]), naming the field.
 // * Calls throw redis_error (errc::backend_unavailable) when Redis cannot
 //   answer.
 #pragma once
