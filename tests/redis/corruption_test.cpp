@@ -428,6 +428,36 @@ TEST_CASE("redis_task_store: a write with an index key of the wrong type changes
     CHECK(s.create(record("x")));
 }
 
+TEST_CASE("redis_task_store: update, erase and expire with a finished set of the wrong type change nothing",
+          "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("cfin");
+    redis_task_store s(client, "q");
+    const auto t0 = std::chrono::system_clock::now();
+    auto done = record("done");
+    done.status = task_status::completed;
+    done.finished_at = t0;
+    REQUIRE(s.create(done));
+    auto x = record("x");
+    x.status = task_status::running;
+    REQUIRE(s.create(x));
+    const std::string failed_set = s.key_base() + ":finished:failed";
+    client->command({"SET", failed_set, "x"});
+
+    auto f = x;
+    f.status = task_status::failed;
+    f.finished_at = t0;
+    CHECK_THAT(orchcore_error_of([&] { s.update(f, task_status::running); }), Catch::Contains(failed_set));
+    CHECK(s.get("x")->status == task_status::running);
+    CHECK_THAT(orchcore_error_of([&] { s.erase("x"); }), Catch::Contains(failed_set));
+    CHECK(s.get("x").has_value());
+    // expire() would delete "done" and then fail on the failed set, losing
+    // the report of what it deleted.
+    CHECK_THAT(orchcore_error_of([&] { s.expire(t0 + 1h, 1ms, 1ms, 1ms); }), Catch::Contains(failed_set));
+    CHECK(s.get("done").has_value());
+    client->command({"DEL", failed_set});
+    CHECK(s.expire(t0 + 1h, 1ms, 1ms, 1ms) == std::vector<std::string>{"done"});
+}
+
 // --- worker registry ------------------------------------------------------------
 
 TEST_CASE("redis_worker_registry: an undecodable worker entry is reported and skipped",
