@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -138,9 +139,9 @@ public:
         const auto& v = at(name);
         std::int64_t n = 0;
         if (v.is_int64()) n = v.as_int64();
-        else if (v.is_uint64() && v.as_uint64() <= static_cast<std::uint64_t>(hi)) n = static_cast<std::int64_t>(v.as_uint64());
-        else if (v.is_uint64()) bad(name, v, "out of range");
-        else bad(name, v, "not an integer");
+        else if (!v.is_uint64()) bad(name, v, "not an integer");
+        else if (v.as_uint64() > static_cast<std::uint64_t>(hi)) bad(name, v, "out of range");
+        else n = static_cast<std::int64_t>(v.as_uint64());
         if (n < lo || n > hi)
             bad(name, v, "out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
         return n;
@@ -181,7 +182,6 @@ public:
         return redis_detail::from_ticks(integer(name));
     }
     std::string_view key() const { return key_; }
-    const std::string& prefix() const { return prefix_; }
 
 private:
     std::string_view key_;
