@@ -24,6 +24,24 @@ inline std::string key_base(const std::string& prefix, const std::string& queue)
     return "{" + prefix + ":" + queue + "}";
 }
 
+/// The longest wait the Redis component schedules (about 100 years). A
+/// configured duration above it, up to milliseconds::max(), waits this long
+/// instead: still "a long time", and now() plus it, or it in nanoseconds,
+/// or as a timeval, cannot overflow.
+inline constexpr std::chrono::milliseconds max_wait{std::chrono::hours(24 * 365 * 100)};
+
+inline std::chrono::milliseconds clamp_wait(std::chrono::milliseconds d) { return std::min(d, max_wait); }
+
+/// steady_clock::now() + d, without overflow for any d >= 0.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::milliseconds d) {
+    return std::chrono::steady_clock::now() + clamp_wait(d);
+}
+
+/// The next reconnect backoff: twice `d`, at most `cap`, without overflow.
+inline std::chrono::milliseconds doubled(std::chrono::milliseconds d, std::chrono::milliseconds cap) {
+    return d > cap / 2 ? cap : d * 2;
+}
+
 /// The reply's elements, or redis_error if it is not an array of at least
 /// `min_size` elements.
 inline const std::vector<redis_reply>& expect_array(const redis_reply& r, std::string_view what,

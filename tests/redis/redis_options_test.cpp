@@ -174,3 +174,97 @@ TEST_CASE("redis_options: the largest timeouts are accepted from a URL", "[redis
     CHECK(o.command_timeout == forever);
     CHECK(o.retry_timeout == forever);
 }
+
+TEST_CASE("redis_client: the largest timeouts mean a long time, not an error", "[redis][options]") {
+    auto o = shared_redis_server().options("huge");
+    o.connect_timeout = o.command_timeout = o.retry_timeout = forever;
+    o.reconnect_backoff_cap = forever;
+    redis_client c{o};
+    CHECK_NOTHROW(c.ping());
+    CHECK(c.command({"SET", o.prefix + ":k", "v"}).str == "OK");
+    CHECK(c.command({"GET", o.prefix + ":k"}).str == "v");
+}
+
+TEST_CASE("redis_client: retry_timeout = milliseconds::max() keeps reconnecting until the server is back",
+          "[redis][options]") {
+    redis_server server;
+    auto o = server.options("retry");
+    o.retry_timeout = forever;
+    o.connect_timeout = 2'000ms;
+    o.reconnect_backoff_base = 5ms;
+    o.reconnect_backoff_cap = 20ms;
+    server.stop();
+    auto c = std::make_shared<redis_client>(o);
+    auto done = std::async(std::launch::async, [c] { c->ping(); });
+    // Wait until the client has failed twice (it is retrying), then start
+    // the server again.
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (c->stats().connect_failures < 2 && done.wait_for(5ms) != std::future_status::ready)
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    server.start();
+    REQUIRE(done.wait_for(60s) == std::future_status::ready);
+    CHECK_NOTHROW(done.get());
+}
+
+TEST_CASE("redis_async_connection: command_timeout = milliseconds::max() means a long time", "[redis][options]") {
+    boost::asio::io_context io;
+    auto work = boost::asio::make_work_guard(io);
+    std::thread t{[&] { io.run(); }};
+    auto o = shared_redis_server().options("async-huge");
+    o.connect_timeout = o.command_timeout = forever;
+    o.reconnect_backoff_cap = forever;
+    {
+        auto c = redis_async_connection::create(io.get_executor(), o);
+        auto f = c->async_command({"PING"}, boost::asio::use_future);
+        REQUIRE(f.wait_for(20s) == std::future_status::ready);
+        CHECK(f.get().str == "PONG");
+    }
+    work.reset();
+    t.join();
+}
+
+TEST_CASE("redis_task_store: a TTL of milliseconds::max() keeps a finished record", "[redis][options]") {
+    auto client = shared_redis_server().client("ttl");
+    redis_task_store_options so;
+    so.completed_ttl = so.failed_ttl = so.cancelled_ttl = forever;
+    redis_task_store store(client, "q", so);
+    task_record r;
+    r.id = "long-lived";
+    r.type = "t";
+    r.status = task_status::queued;
+    r.created_at = std::chrono::system_clock::now();
+    REQUIRE(store.create(r));
+    r.status = task_status::running;
+    r.started_at = std::chrono::system_clock::now();
+    REQUIRE(store.update(r, task_status::queued));
+    r.status = task_status::completed;
+    r.finished_at = std::chrono::system_clock::now();
+    REQUIRE(store.update(r, task_status::running));
+    const auto got = store.get("long-lived");
+    REQUIRE(got.has_value());
+    CHECK(got->status == task_status::completed);
+    CHECK(client->command({"PTTL", store.record_key("long-lived")}).integer != -2);
+}
+
+TEST_CASE("redis_event_subscriber: the largest timeouts mean a long time, not an error", "[redis][options]") {
+    auto o = shared_redis_server().options("sub-huge");
+    o.connect_timeout = o.command_timeout = o.retry_timeout = forever;
+    o.reconnect_backoff_cap = forever;
+    redis_event_subscriber_options so;
+    so.health_check_interval = forever;
+    redis_event_subscriber sub(o, [](const event&) {}, so);
+    CHECK(sub.wait_subscribed(20s));
+    const auto s = sub.stats();
+    CHECK(s.connection_failures == 0);
+    CHECK(s.last_error.empty());
+}
+
+TEST_CASE("redis_transport: a lease of milliseconds::max() ends in the future", "[redis][options]") {
+    auto client = shared_redis_server().client("lease");
+    redis_transport t(client, "q");
+    const auto now = std::chrono::system_clock::now();
+    REQUIRE(t.admit({"a"}));
+    const auto leases = t.lease("w", 1, forever, now);
+    REQUIRE(leases.size() == 1);
+    CHECK(leases[0].deadline > now + std::chrono::hours(24 * 365));
+}

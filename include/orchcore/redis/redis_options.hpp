@@ -24,6 +24,9 @@ struct redis_options {
     /// non-empty and contain no '{' or '}' (they would move the hash tag).
     std::string prefix = "orchcore";
     std::size_t pool_size = 8;  ///< max connections held by one redis_client
+    /// Every duration may be as long as milliseconds::max(): anything above
+    /// about 100 years waits about 100 years (no overflow), and hiredis
+    /// itself waits at most INT_MAX ms (24.8 days) for one connect.
     std::chrono::milliseconds connect_timeout{2'000};
     /// Per command: a reply that takes longer fails the call (no call hangs).
     std::chrono::milliseconds command_timeout{5'000};
