@@ -16,11 +16,16 @@
 
 namespace orchcore::redis_detail {
 
-/// "{<prefix>:<queue>}", after checking the queue name.
+/// "{<prefix>:<queue>}", after checking the queue name. The queue name may
+/// not contain ':' (nor the hash-tag braces), so the last ':' inside the
+/// braces separates the two and no two (prefix, queue) pairs share a key
+/// (the prefix, checked by redis_options::validate, may contain ':').
 inline std::string key_base(const std::string& prefix, const std::string& queue) {
     if (queue.empty()) throw invalid_argument("queue", "\"\"", "must not be empty");
-    if (queue.find_first_of("{}") != std::string::npos)
-        throw invalid_argument("queue", "\"" + queue + "\"", "must not contain '{' or '}' (they form the hash tag)");
+    if (queue.find_first_of("{}:") != std::string::npos)
+        throw invalid_argument("queue", "\"" + queue + "\"",
+                               "must not contain ':' (it separates the prefix from the queue name in every key) "
+                               "or '{', '}' (they form the hash tag)");
     return "{" + prefix + ":" + queue + "}";
 }
 

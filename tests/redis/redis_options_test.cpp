@@ -223,6 +223,50 @@ TEST_CASE("redis_async_connection: command_timeout = milliseconds::max() means a
     t.join();
 }
 
+TEST_CASE("redis keys: a ':' in the queue name is refused, so no two configurations share keys",
+          "[redis][options]") {
+    // Constructors do not connect: nothing listens on this client's port.
+    redis_options app;
+    app.prefix = "app";
+    auto a = std::make_shared<redis_client>(app);
+    redis_options app_x = app;
+    app_x.prefix = "app:x";
+    auto b = std::make_shared<redis_client>(app_x);
+
+    // Used to be {app:x:jobs} for both.
+    CHECK_THAT(invalid_field([&] { redis_transport(a, "x:jobs"); }),
+               Catch::StartsWith("queue | ") && Catch::Contains("\"x:jobs\""));
+    CHECK_THAT(invalid_field([&] { redis_task_store(a, "x:jobs"); }), Catch::StartsWith("queue | "));
+    CHECK_THAT(invalid_field([&] { redis_worker_registry(a, "x:jobs"); }), Catch::StartsWith("queue | "));
+    CHECK(redis_task_store(b, "jobs").key_base() == "{app:x:jobs}");
+    CHECK(redis_transport(b, "jobs").key_base() == "{app:x:jobs}");
+}
+
+TEST_CASE("redis keys: (prefix, queue) -> key base is injective over accepted names", "[redis][options]") {
+    // base = "{" + prefix + ":" + queue + "}" and neither part may contain a
+    // brace, so two pairs share a base exactly when they split the same
+    // text at different ':'. Every other split of an accepted pair must be
+    // refused.
+    rc::prop("no other split of an accepted prefix:queue is accepted", [] {
+        const std::string p = *rc::gen::nonEmpty(rc::gen::container<std::string>(rc::gen::element('a', ':')));
+        const std::string q = *rc::gen::nonEmpty(rc::gen::container<std::string>(rc::gen::element('a', 'b')));
+        auto accepted = [](const std::string& prefix, const std::string& queue) {
+            redis_options o;
+            o.prefix = prefix;
+            try {
+                redis_task_store(std::make_shared<redis_client>(o), queue);
+                return true;
+            } catch (const orchcore::invalid_argument&) {
+                return false;
+            }
+        };
+        RC_ASSERT(accepted(p, q));
+        const std::string joined = p + ":" + q;
+        for (std::size_t i = 0; i < joined.size(); ++i)
+            if (joined[i] == ':' && i != p.size()) RC_ASSERT(!accepted(joined.substr(0, i), joined.substr(i + 1)));
+    });
+}
+
 TEST_CASE("redis_task_store: a TTL of milliseconds::max() keeps a finished record", "[redis][options]") {
     auto client = shared_redis_server().client("ttl");
     redis_task_store_options so;

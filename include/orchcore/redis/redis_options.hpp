@@ -22,6 +22,8 @@ struct redis_options {
     std::string password{};     ///< empty: no AUTH
     /// First part of every key: keys are `{<prefix>:<queue>}:...`. Must be
     /// non-empty and contain no '{' or '}' (they would move the hash tag).
+    /// It may contain ':' (the queue name may not, so the last ':' in the
+    /// braces separates the two and no two configurations share keys).
     std::string prefix = "orchcore";
     std::size_t pool_size = 8;  ///< max connections held by one redis_client
     /// Every duration may be as long as milliseconds::max(): anything above
