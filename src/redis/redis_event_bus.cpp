@@ -572,7 +572,8 @@ struct redis_event_subscriber::state {
             }
             set_subscribed(false);
             // A connection that lived a while resets the backoff.
-            if (clock::now() - started > redis_detail::clamp_wait(conn.reconnect_backoff_cap)) backoff = conn.reconnect_backoff_base;
+            if (clock::now() - started > redis_detail::clamp_wait(conn.reconnect_backoff_cap))
+                backoff = conn.reconnect_backoff_base;
             try {
                 nb_connection::sleep_until(wake_fd, stop, redis_detail::deadline_after(jittered(backoff)));
             } catch (const stop_requested&) {

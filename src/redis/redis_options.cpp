@@ -272,7 +272,8 @@ void parse_query(string_view query, redis_options& o) {
         if (std::find(seen.begin(), seen.end(), key) != seen.end())
             throw invalid_argument(field, quoted(value), "given more than once");
         if (!set_parameter(o, key, value))
-            throw invalid_argument("url.query", quoted(key), "unknown parameter (" + std::string(known_parameters) + ")");
+            throw invalid_argument("url.query", quoted(key),
+                                   "unknown parameter (" + std::string(known_parameters) + ")");
         seen.push_back(key);
     }
 }

@@ -256,7 +256,8 @@ std::vector<std::string> redis_task_store::write_args(const task_record& r) cons
                                                               : options_.failed_ttl;
         // A TTL that reaches past the largest unix-ms time (any TTL up to
         // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
-        const bool reachable = ttl.count() <= std::numeric_limits<std::int64_t>::max() - std::max<std::int64_t>(fin_ms, 0);
+        const bool reachable =
+            ttl.count() <= std::numeric_limits<std::int64_t>::max() - std::max<std::int64_t>(fin_ms, 0);
         if (ttl.count() > 0 && reachable)
             expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
     }
