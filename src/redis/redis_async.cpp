@@ -39,7 +39,9 @@
 
 namespace orchcore {
 
+using redis_detail::clamp_wait;
 using redis_detail::convert;
+using redis_detail::doubled;
 using redis_detail::jittered;
 using redis_detail::starts_with;
 
@@ -168,7 +170,7 @@ struct redis_async_connection::impl {
     // --- issuing ------------------------------------------------------------
     void submit(std::shared_ptr<async_op> op) {
         if (closed) return fail(*op, closed_failure(op->name()));
-        op->timer.expires_after(opts().command_timeout);
+        op->timer.expires_after(clamp_wait(opts().command_timeout));
         op->timer.async_wait([w = weak, op](const boost::system::error_code& ec) {
             if (ec) return;
             if (auto self = w.lock()) self->impl_->on_timeout(op);
@@ -245,8 +247,8 @@ struct redis_async_connection::impl {
 
     void note_failure() {
         if (!handshaken) ++owner.connect_failures_;
-        reconnect_at = clock::now() + jittered(next_backoff);
-        next_backoff = std::min(next_backoff * 2, opts().reconnect_backoff_cap);
+        reconnect_at = clock::now() + clamp_wait(jittered(next_backoff));
+        next_backoff = doubled(next_backoff, opts().reconnect_backoff_cap);
     }
 
     void connect_failed(const std::string& why) {
@@ -287,7 +289,7 @@ struct redis_async_connection::impl {
             return fail_waiting(*dropping);
         }
         const auto g = generation;
-        connect_timer.expires_after(opts().connect_timeout);
+        connect_timer.expires_after(clamp_wait(opts().connect_timeout));
         connect_timer.async_wait([w = weak, g](const boost::system::error_code& err) {
             if (err) return;
             auto self = w.lock();

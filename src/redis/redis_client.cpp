@@ -15,7 +15,10 @@
 
 namespace orchcore {
 
+using redis_detail::clamp_wait;
 using redis_detail::convert;
+using redis_detail::deadline_after;
+using redis_detail::doubled;
 using redis_detail::jittered;
 using redis_detail::starts_with;
 
@@ -41,7 +44,10 @@ struct redis_client::io_failure {
 
 namespace {
 
+// hiredis refuses a connect timeout whose milliseconds overflow a long
+// ("Invalid timeout specified"), so a long one is clamped (see max_wait).
 timeval to_timeval(std::chrono::milliseconds d) {
+    d = clamp_wait(d);
     timeval tv{};
     tv.tv_sec = static_cast<decltype(tv.tv_sec)>(d.count() / 1000);
     tv.tv_usec = static_cast<decltype(tv.tv_usec)>((d.count() % 1000) * 1000);
@@ -181,7 +187,7 @@ std::unique_ptr<redis_client::connection> redis_client::connect_with_backoff(clo
             last = e.what();
         }
         const auto now = clock::now();
-        const auto pause = jittered(backoff);
+        const auto pause = clamp_wait(jittered(backoff));
         if (now + pause >= deadline) {
             const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(now - start);
             throw redis_error(redis_failure::connect,
@@ -190,7 +196,7 @@ std::unique_ptr<redis_client::connection> redis_client::connect_with_backoff(clo
                                   "ms; retry_timeout = " + std::to_string(options_.retry_timeout.count()) + "ms)");
         }
         std::this_thread::sleep_for(pause);
-        backoff = std::min(backoff * 2, options_.reconnect_backoff_cap);
+        backoff = doubled(backoff, options_.reconnect_backoff_cap);
     }
 }
 
@@ -277,7 +283,7 @@ void redis_client::check_server_settings(connection& c) {
 template <class Fn>
 auto redis_client::run(Fn&& fn, redis_retry retry, std::string_view what)
     -> decltype(fn(std::declval<connection&>())) {
-    const auto deadline = clock::now() + options_.retry_timeout;
+    const auto deadline = deadline_after(options_.retry_timeout);
     auto backoff = options_.reconnect_backoff_base;
     for (;;) {
         auto c = acquire(deadline);
@@ -298,10 +304,10 @@ auto redis_client::run(Fn&& fn, redis_retry retry, std::string_view what)
         } catch (const io_failure& f) {
             ++command_failures_;
             release(std::move(c), false);
-            const auto pause = jittered(backoff);
+            const auto pause = clamp_wait(jittered(backoff));
             if (!f.timeout && retry == redis_retry::idempotent && clock::now() + pause < deadline) {
                 std::this_thread::sleep_for(pause);
-                backoff = std::min(backoff * 2, options_.reconnect_backoff_cap);
+                backoff = doubled(backoff, options_.reconnect_backoff_cap);
                 continue;
             }
             std::string msg = "orchcore: redis " + std::string(what) + " at " + where();

@@ -340,7 +340,7 @@ public:
         ctx_ = redisConnectNonBlock(host.c_str(), port);
         if (!ctx_) throw conn_lost{"out of memory"};
         if (ctx_->err) throw conn_lost{ctx_->errstr};
-        const auto deadline = clock::now() + timeout;
+        const auto deadline = redis_detail::deadline_after(timeout);
         if (!wait_for(POLLOUT, deadline))
             throw conn_lost{"no answer within connect_timeout = " + std::to_string(timeout.count()) + "ms"};
         int err = 0;
@@ -510,7 +510,7 @@ struct redis_event_subscriber::state {
     void session() {
         nb_connection c(wake_fd, stop);
         c.connect(conn.host, conn.port, conn.connect_timeout);
-        const auto cmd_deadline = [&] { return clock::now() + conn.command_timeout; };
+        const auto cmd_deadline = [&] { return redis_detail::deadline_after(conn.command_timeout); };
         if (!conn.password.empty()) {
             c.send(conn.user.empty() ? std::vector<std::string>{"AUTH", conn.password}
                                      : std::vector<std::string>{"AUTH", conn.user, conn.password},
@@ -525,7 +525,7 @@ struct redis_event_subscriber::state {
         std::size_t confirmed = 0;
         auto last_traffic = clock::now();
         bool ping_sent = false;
-        const auto interval = options.health_check_interval;
+        const auto interval = redis_detail::clamp_wait(options.health_check_interval);
         for (;;) {
             reply_ptr r(c.read(last_traffic + interval));
             if (!r.r) {
@@ -572,13 +572,14 @@ struct redis_event_subscriber::state {
             }
             set_subscribed(false);
             // A connection that lived a while resets the backoff.
-            if (clock::now() - started > conn.reconnect_backoff_cap) backoff = conn.reconnect_backoff_base;
+            if (clock::now() - started > redis_detail::clamp_wait(conn.reconnect_backoff_cap))
+                backoff = conn.reconnect_backoff_base;
             try {
-                nb_connection::sleep_until(wake_fd, stop, clock::now() + jittered(backoff));
+                nb_connection::sleep_until(wake_fd, stop, redis_detail::deadline_after(jittered(backoff)));
             } catch (const stop_requested&) {
                 break;
             }
-            backoff = std::min(backoff * 2, conn.reconnect_backoff_cap);
+            backoff = redis_detail::doubled(backoff, conn.reconnect_backoff_cap);
         }
         set_subscribed(false);
     }

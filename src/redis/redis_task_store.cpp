@@ -4,6 +4,7 @@
 #include "redis_util.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -145,7 +146,12 @@ std::vector<std::string> redis_task_store::write_args(const task_record& r) cons
         const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
                          : r.status == task_status::cancelled ? options_.cancelled_ttl
                                                               : options_.failed_ttl;
-        if (ttl.count() > 0) expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
+        // A TTL that reaches past the largest unix-ms time (any TTL up to
+        // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
+        const bool reachable =
+            ttl.count() <= std::numeric_limits<std::int64_t>::max() - std::max<std::int64_t>(fin_ms, 0);
+        if (ttl.count() > 0 && reachable)
+            expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
     }
     return {r.id, std::string(to_string(r.status)), encode_meta(r), r.payload, r.result, finished, expire_at};
 }

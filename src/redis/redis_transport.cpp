@@ -565,6 +565,7 @@ std::vector<transport_lease> redis_transport::lease(std::string_view worker, std
                                                     std::chrono::milliseconds duration, time_point now) {
     if (duration.count() <= 0)
         throw invalid_argument("lease duration", std::to_string(duration.count()) + "ms", "must be > 0");
+    duration = redis_detail::clamp_wait(duration);  // now + duration must not overflow
     const auto now_ms = detail::to_unix_ms(now);
     const std::vector<std::string> args{meta_prefix_,
                                         std::to_string(now_ms),

@@ -16,12 +16,35 @@
 
 namespace orchcore::redis_detail {
 
-/// "{<prefix>:<queue>}", after checking the queue name.
+/// "{<prefix>:<queue>}", after checking the queue name. The queue name may
+/// not contain ':' (nor the hash-tag braces), so the last ':' inside the
+/// braces separates the two and no two (prefix, queue) pairs share a key
+/// (the prefix, checked by redis_options::validate, may contain ':').
 inline std::string key_base(const std::string& prefix, const std::string& queue) {
     if (queue.empty()) throw invalid_argument("queue", "\"\"", "must not be empty");
-    if (queue.find_first_of("{}") != std::string::npos)
-        throw invalid_argument("queue", "\"" + queue + "\"", "must not contain '{' or '}' (they form the hash tag)");
+    if (queue.find_first_of("{}:") != std::string::npos)
+        throw invalid_argument("queue", "\"" + queue + "\"",
+                               "must not contain ':' (it separates the prefix from the queue name in every key) "
+                               "or '{', '}' (they form the hash tag)");
     return "{" + prefix + ":" + queue + "}";
+}
+
+/// The longest wait the Redis component schedules (about 100 years). A
+/// configured duration above it, up to milliseconds::max(), waits this long
+/// instead: still "a long time", and now() plus it, or it in nanoseconds,
+/// or as a timeval, cannot overflow.
+inline constexpr std::chrono::milliseconds max_wait{std::chrono::hours(24 * 365 * 100)};
+
+inline std::chrono::milliseconds clamp_wait(std::chrono::milliseconds d) { return std::min(d, max_wait); }
+
+/// steady_clock::now() + d, without overflow for any d >= 0.
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::milliseconds d) {
+    return std::chrono::steady_clock::now() + clamp_wait(d);
+}
+
+/// The next reconnect backoff: twice `d`, at most `cap`, without overflow.
+inline std::chrono::milliseconds doubled(std::chrono::milliseconds d, std::chrono::milliseconds cap) {
+    return d > cap / 2 ? cap : d * 2;
 }
 
 /// The reply's elements, or redis_error if it is not an array of at least

@@ -13,6 +13,8 @@
 namespace orchcore {
 
 struct redis_options {
+    /// A host name or IP address: letters, digits, '-', '.', '_' and ':'
+    /// (IPv6) only; anything else (a NUL, a space, '/') is refused.
     std::string host = "127.0.0.1";
     int port = 6379;
     int db = 0;                 ///< SELECTed on every connection
@@ -20,8 +22,13 @@ struct redis_options {
     std::string password{};     ///< empty: no AUTH
     /// First part of every key: keys are `{<prefix>:<queue>}:...`. Must be
     /// non-empty and contain no '{' or '}' (they would move the hash tag).
+    /// It may contain ':' (the queue name may not, so the last ':' in the
+    /// braces separates the two and no two configurations share keys).
     std::string prefix = "orchcore";
     std::size_t pool_size = 8;  ///< max connections held by one redis_client
+    /// Every duration may be as long as milliseconds::max(): anything above
+    /// about 100 years waits about 100 years (no overflow), and hiredis
+    /// itself waits at most INT_MAX ms (24.8 days) for one connect.
     std::chrono::milliseconds connect_timeout{2'000};
     /// Per command: a reply that takes longer fails the call (no call hangs).
     std::chrono::milliseconds command_timeout{5'000};
@@ -41,11 +48,19 @@ struct redis_options {
     void validate() const;
 
     /// Parses `redis://[[user][:password]@]host[:port][/db][?key=value&...]`.
-    /// User and password are percent-decoded; host may be `[ipv6]`.
-    /// Query keys: prefix, pool_size, connect_timeout_ms, command_timeout_ms,
-    /// retry_timeout_ms, max_payload_bytes. Anything malformed throws
-    /// orchcore::invalid_argument naming the field ("url", "url.port",
-    /// "url.db", ...); the password is never echoed in messages.
+    /// The userinfo runs to the last '@', so a password may hold '/', '?',
+    /// '#', '@' and ':' as they are; the user runs to the first ':' (no ':':
+    /// the whole userinfo is the password, as with redis-cli). User,
+    /// password and query values are percent-decoded (RFC 3986: %XX).
+    /// Host: a name or IPv4 address, or `[ipv6]`; port: 1..65535; db: a
+    /// non-negative integer. Query keys (each at most once): prefix,
+    /// pool_size, connect_timeout_ms, command_timeout_ms, retry_timeout_ms,
+    /// max_payload_bytes. A '#' fragment, a raw control character, an
+    /// unknown key or any malformed part throws orchcore::invalid_argument
+    /// naming the field ("url", "url.host", "url.port", "url.db",
+    /// "url.query", "url.<key>", "url.fragment", ...) and its value; the
+    /// password is never shown in a message ("***"). An '@' in the path or
+    /// query must be written %40.
     static redis_options from_url(std::string_view url);
 
     /// The URL without the password (for logs).
