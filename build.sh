@@ -7,6 +7,8 @@
 #   ./build.sh tsan              install deps, cmake --workflow --preset tsan
 #   ./build.sh asan              install deps, cmake --workflow --preset asan
 #   ./build.sh bench [args...]   install deps, build the release preset, run every benchmark
+#   ./build.sh fuzz [seconds]    install deps, build the fuzz preset (clang + libFuzzer), run each
+#                                fuzzer for [seconds] (default 20) over a copy of its seed corpus
 #
 # Extra arguments after `demo`/`bench` are passed to the binaries
 # (e.g. ./build.sh bench --benchmark_filter=push).
@@ -16,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
 usage() {
-  sed -n '2,13s/^# \{0,1\}//p' "$0"
+  sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 deps() {
@@ -31,6 +33,39 @@ build_release() {
   else
     cmake --build --preset release
   fi
+}
+
+# run_fuzzers seconds: build every libFuzzer target and run each for at
+# most `seconds` over a scratch copy of its seed corpus (tests/fuzz/corpus/<name>);
+# inputs that crash are written to build/fuzz/artifacts/.
+run_fuzzers() {
+  local seconds="$1"
+  [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "build.sh: fuzz: seconds must be a positive integer, got '$seconds'" >&2; exit 2; }
+  cmake --preset fuzz
+  cmake --build --preset fuzz
+  shopt -s nullglob
+  local fuzzers=(build/fuzz/tests/fuzz/orchcore_fuzz_*)
+  shopt -u nullglob
+  if [[ ${#fuzzers[@]} -eq 0 ]]; then
+    echo "build.sh: no fuzzers in build/fuzz/tests/fuzz (is clang's libFuzzer installed?)" >&2
+    exit 1
+  fi
+  mkdir -p build/fuzz/artifacts
+  local f name work
+  for f in "${fuzzers[@]}"; do
+    [[ -f "$f" && -x "$f" ]] || continue
+    name="$(basename "$f")"
+    name="${name#orchcore_fuzz_}"
+    work="build/fuzz/corpus/$name"
+    rm -rf "$work"
+    mkdir -p "$work"
+    if [[ -d "tests/fuzz/corpus/$name" ]]; then
+      cp -R "tests/fuzz/corpus/$name/." "$work/"
+    fi
+    echo "=== fuzz $name: ${seconds}s ==="
+    "$f" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="build/fuzz/artifacts/$name-" "$work"
+  done
 }
 
 cmd="${1:-}"
@@ -71,6 +106,10 @@ case "$cmd" in
       echo "build.sh: no benchmark binaries found in build/release/bench" >&2
       exit 1
     fi
+    ;;
+  fuzz)
+    deps
+    run_fuzzers "${1:-20}"
     ;;
   -h | --help | help)
     usage

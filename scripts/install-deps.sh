@@ -13,6 +13,7 @@ packages=(
   build-essential
   g++
   clang
+  libclang-rt-14-dev
   cmake
   ninja-build
   pkg-config

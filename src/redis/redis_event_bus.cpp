@@ -1,5 +1,7 @@
 #include <orchcore/redis/redis_event_bus.hpp>
 
+#include <orchcore/codec.hpp>
+
 #include "redis_util.hpp"
 
 #include <boost/json.hpp>
@@ -14,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -114,18 +117,19 @@ std::string encode_event_json(const event& e, std::string_view origin) {
     o["status"] = to_string(e.status);
     o["attempt"] = e.attempt;
     o["detail"] = e.detail;
-    o["progress"] = e.progress;
+    // JSON has no NaN: a NaN progress travels as null.
+    o["progress"] = std::isnan(e.progress) ? json::value(nullptr) : json::value(e.progress);
     o["from"] = static_cast<std::uint64_t>(e.from);
     o["to"] = static_cast<std::uint64_t>(e.to);
     o["at"] = redis_detail::to_ticks(e.at);
-    return json::serialize(o);
+    return detail::json_serialize_exact(o, "event");
 }
 
 event decode_event_json(std::string_view text, std::string* origin) {
     json::parse_options po;
     po.allow_invalid_utf8 = true;
     json::error_code ec;
-    const json::value v = json::parse(text, ec, {}, po);
+    const json::value v = detail::json_parse_exact(text, ec, po);
     if (ec) bad("not valid JSON: " + ec.message());
     if (!v.is_object()) bad("not a JSON object");
     const auto& o = v.as_object();
@@ -148,8 +152,9 @@ event decode_event_json(std::string_view text, std::string* origin) {
     e.attempt = static_cast<std::uint32_t>(get_int(o, "attempt", 0, std::numeric_limits<std::uint32_t>::max()));
     e.detail = get_string(o, "detail");
     if (const auto* p = find(o, "progress")) {
-        if (!p->is_number()) bad("field \"progress\" is not a number");
-        e.progress = p->to_number<double>();
+        if (p->is_null()) e.progress = std::numeric_limits<double>::quiet_NaN();
+        else if (!p->is_number()) bad("field \"progress\" is not a number");
+        else e.progress = p->to_number<double>();
     }
     e.from = static_cast<std::size_t>(get_int(o, "from", 0, std::numeric_limits<std::int64_t>::max()));
     e.to = static_cast<std::size_t>(get_int(o, "to", 0, std::numeric_limits<std::int64_t>::max()));

@@ -56,7 +56,8 @@ std::string redis_event_channel(const redis_options& o, event_channel ch);
 /// The JSON form of an event on the Redis channels: {"v":1, "origin",
 /// "kind" (to_string(kind)), "task_id", "worker_id", "status", "attempt",
 /// "detail", "progress", "from", "to", "at" (system_clock ticks since the
-/// epoch)}.
+/// epoch)}. "progress" reads back as the same double, bit for bit (null
+/// for NaN).
 std::string encode_event_json(const event& e, std::string_view origin = {});
 
 /// Decodes encode_event_json's output. Throws orchcore::invalid_argument
