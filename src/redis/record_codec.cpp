@@ -2,6 +2,8 @@
 
 #include "redis_util.hpp"
 
+#include <orchcore/codec.hpp>
+
 #include <boost/json.hpp>
 
 #include <charconv>
@@ -193,7 +195,7 @@ json::object parse_object(std::string_view key, std::string_view field, std::str
     json::parse_options po;
     po.allow_invalid_utf8 = true;
     json::error_code ec;
-    json::value v = json::parse(text, ec, {}, po);
+    json::value v = detail::json_parse_exact(text, ec, po);
     if (ec) corrupt(key, field, text, "not valid JSON (" + ec.message() + ")");
     if (!v.is_object()) corrupt(key, field, text, "not a JSON object");
     return std::move(v.as_object());
