@@ -118,9 +118,15 @@ function(_find_package_pkgconfig prefix)
   run("compile without -std=c++20" EXPECT_FAIL EXPECT_MESSAGE "orchcore requires C\\+\\+20"
     COMMAND "${CXX_COMPILER}" -std=c++17 -Wfatal-errors -fsyntax-only ${_cflags} "${_main}")
   if(EXISTS "${_pcdir}/orchcore-redis.pc")
-    run("pkg-config --libs orchcore-redis"
+    run("pkg-config --cflags --libs orchcore-redis"
       EXPECT_MESSAGE "-lorchcore_redis.*-lorchcore_core"
-      COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${_pcdir}" "${PKG_CONFIG_EXECUTABLE}" --libs orchcore-redis)
+      COMMAND "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${_pcdir}" "${PKG_CONFIG_EXECUTABLE}" --cflags --libs orchcore-redis)
+    string(STRIP "${run_output}" _redis_flags)
+    separate_arguments(_redis_flags UNIX_COMMAND "${_redis_flags}")
+    run("compile Redis consumer (pkg-config)"
+      COMMAND "${CXX_COMPILER}" -std=c++20 "${PACKAGE_TEST_DIR}/consumer/redis_main.cpp" ${_redis_flags}
+        -o "${WORK_DIR}/redis-consumer-pkgconfig")
+    run("run Redis consumer (pkg-config)" COMMAND "${WORK_DIR}/redis-consumer-pkgconfig")
   endif()
 endfunction()
 
