@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -46,38 +47,53 @@ struct args {
     unsigned long max_lease_expiries = 0;
 };
 
+void print_usage(std::ostream& os, const char* argv0) {
+    os << "usage: " << argv0
+       << " --url URL [--queue NAME] [--count N] [--id-prefix P] [--payload-bytes N] [--priority 0..20]\n"
+          "       [--wait] [--wait-timeout-s S] [--node-id ID] [--capacity N] [--policy P]\n"
+          "       [--max-lease-expiries N] [--help]\n";
+}
+
 [[noreturn]] void usage(const char* argv0, const std::string& why) {
-    std::cerr << argv0 << ": " << why << "\n"
-              << "usage: " << argv0
-              << " --url URL [--queue NAME] [--count N] [--id-prefix P] [--payload-bytes N] [--priority 0..20]\n"
-                 "       [--wait] [--wait-timeout-s S] [--node-id ID] [--capacity N] [--policy P]\n"
-                 "       [--max-lease-expiries N]\n";
+    std::cerr << argv0 << ": " << why << "\n";
+    print_usage(std::cerr, argv0);
     std::exit(2);
+}
+
+[[noreturn]] void help(const char* argv0) {
+    print_usage(std::cout, argv0);
+    std::exit(0);
 }
 
 args parse(int argc, char** argv) {
     args a;
+    using setter = std::function<void(const std::string&)>;
+    const std::map<std::string_view, setter> options{
+        {"--url", [&a](const std::string& v) { a.url = v; }},
+        {"--queue", [&a](const std::string& v) { a.queue = v; }},
+        {"--node-id", [&a](const std::string& v) { a.node_id = v; }},
+        {"--id-prefix", [&a](const std::string& v) { a.id_prefix = v; }},
+        {"--count", [&a](const std::string& v) { a.count = std::stoul(v); }},
+        {"--payload-bytes", [&a](const std::string& v) { a.payload_bytes = std::stoul(v); }},
+        {"--priority", [&a](const std::string& v) { a.priority = std::stoi(v); }},
+        {"--wait-timeout-s", [&a](const std::string& v) { a.wait_timeout_s = std::stol(v); }},
+        {"--capacity", [&a](const std::string& v) { a.capacity = std::stoul(v); }},
+        {"--policy", [&a](const std::string& v) { a.policy = v; }},
+        {"--max-lease-expiries", [&a](const std::string& v) { a.max_lease_expiries = std::stoul(v); }},
+    };
     for (int i = 1; i < argc; ++i) {
         const std::string_view k = argv[i];
+        if (k == "--help" || k == "-h") help(argv[0]);
         if (k == "--wait") {
             a.wait = true;
             continue;
         }
+        const auto option = options.find(k);
+        if (option == options.end()) usage(argv[0], "unknown option " + std::string(k));
         if (i + 1 >= argc) usage(argv[0], "missing value for " + std::string(k));
         const std::string v = argv[++i];
         try {
-            if (k == "--url") a.url = v;
-            else if (k == "--queue") a.queue = v;
-            else if (k == "--node-id") a.node_id = v;
-            else if (k == "--id-prefix") a.id_prefix = v;
-            else if (k == "--count") a.count = std::stoul(v);
-            else if (k == "--payload-bytes") a.payload_bytes = std::stoul(v);
-            else if (k == "--priority") a.priority = std::stoi(v);
-            else if (k == "--wait-timeout-s") a.wait_timeout_s = std::stol(v);
-            else if (k == "--capacity") a.capacity = std::stoul(v);
-            else if (k == "--policy") a.policy = v;
-            else if (k == "--max-lease-expiries") a.max_lease_expiries = std::stoul(v);
-            else usage(argv[0], "unknown option " + std::string(k));
+            option->second(v);
         } catch (const std::logic_error&) {
             usage(argv[0], "bad value for " + std::string(k) + ": " + v);
         }

@@ -27,8 +27,10 @@
 #include <cstdio>
 #include <mutex>
 #include <cstdlib>
+#include <functional>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,37 +55,52 @@ struct args {
     std::string policy = "reject-new";
 };
 
+void print_usage(std::ostream& os, const char* argv0) {
+    os << "usage: " << argv0
+       << " --url URL [--queue NAME] [--node-id ID] [--workers N] [--concurrency N] [--task-ms MS]\n"
+          "       [--lease-ms MS] [--drain-ms MS] [--max-seconds S] [--capacity N] [--policy P] [--hang-after N]\n"
+          "       [--poison PAYLOAD] [--max-lease-expiries N] [--help]\n";
+}
+
 [[noreturn]] void usage(const char* argv0, const std::string& why) {
-    std::cerr << argv0 << ": " << why << "\n"
-              << "usage: " << argv0
-              << " --url URL [--queue NAME] [--node-id ID] [--workers N] [--concurrency N] [--task-ms MS]\n"
-                 "       [--lease-ms MS] [--drain-ms MS] [--max-seconds S] [--capacity N] [--policy P] [--hang-after N]\n"
-                 "       [--poison PAYLOAD] [--max-lease-expiries N]\n";
+    std::cerr << argv0 << ": " << why << "\n";
+    print_usage(std::cerr, argv0);
     std::exit(2);
+}
+
+[[noreturn]] void help(const char* argv0) {
+    print_usage(std::cout, argv0);
+    std::exit(0);
 }
 
 args parse(int argc, char** argv) {
     args a;
+    using setter = std::function<void(const std::string&)>;
+    const std::map<std::string_view, setter> options{
+        {"--url", [&a](const std::string& v) { a.url = v; }},
+        {"--queue", [&a](const std::string& v) { a.queue = v; }},
+        {"--node-id", [&a](const std::string& v) { a.node_id = v; }},
+        {"--workers", [&a](const std::string& v) { a.workers = std::stoul(v); }},
+        {"--concurrency", [&a](const std::string& v) { a.concurrency = std::stoul(v); }},
+        {"--task-ms", [&a](const std::string& v) { a.task_ms = std::stol(v); }},
+        {"--lease-ms", [&a](const std::string& v) { a.lease_ms = std::stol(v); }},
+        {"--drain-ms", [&a](const std::string& v) { a.drain_ms = std::stol(v); }},
+        {"--max-seconds", [&a](const std::string& v) { a.max_seconds = std::stol(v); }},
+        {"--hang-after", [&a](const std::string& v) { a.hang_after = std::stol(v); }},
+        {"--poison", [&a](const std::string& v) { a.poison = v; }},
+        {"--max-lease-expiries", [&a](const std::string& v) { a.max_lease_expiries = std::stoul(v); }},
+        {"--capacity", [&a](const std::string& v) { a.capacity = std::stoul(v); }},
+        {"--policy", [&a](const std::string& v) { a.policy = v; }},
+    };
     for (int i = 1; i < argc; ++i) {
         const std::string_view k = argv[i];
+        if (k == "--help" || k == "-h") help(argv[0]);
+        const auto option = options.find(k);
+        if (option == options.end()) usage(argv[0], "unknown option " + std::string(k));
         if (i + 1 >= argc) usage(argv[0], "missing value for " + std::string(k));
         const std::string v = argv[++i];
         try {
-            if (k == "--url") a.url = v;
-            else if (k == "--queue") a.queue = v;
-            else if (k == "--node-id") a.node_id = v;
-            else if (k == "--workers") a.workers = std::stoul(v);
-            else if (k == "--concurrency") a.concurrency = std::stoul(v);
-            else if (k == "--task-ms") a.task_ms = std::stol(v);
-            else if (k == "--lease-ms") a.lease_ms = std::stol(v);
-            else if (k == "--drain-ms") a.drain_ms = std::stol(v);
-            else if (k == "--max-seconds") a.max_seconds = std::stol(v);
-            else if (k == "--hang-after") a.hang_after = std::stol(v);
-            else if (k == "--poison") a.poison = v;
-            else if (k == "--max-lease-expiries") a.max_lease_expiries = std::stoul(v);
-            else if (k == "--capacity") a.capacity = std::stoul(v);
-            else if (k == "--policy") a.policy = v;
-            else usage(argv[0], "unknown option " + std::string(k));
+            option->second(v);
         } catch (const std::logic_error&) {
             usage(argv[0], "bad value for " + std::string(k) + ": " + v);
         }

@@ -18,9 +18,9 @@ packages=(
   ninja-build
   pkg-config
   git
+  python3             # package.conan runs conanfile.py (tests/package/conan_emulation.py)
   libboost1.81-dev
   libboost-json1.81-dev
-  libfmt-dev
   catch2
   librapidcheck-dev
   libbenchmark-dev

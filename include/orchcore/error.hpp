@@ -16,6 +16,8 @@
 //    compare `e.code() == orchcore::errc::queue_closed`.
 #pragma once
 
+#include <orchcore/version.hpp>  // the C++20 check
+
 #include <string>
 #include <string_view>
 #include <system_error>

@@ -2,6 +2,7 @@
 // option ORCHCORE_WITH_REDIS; find_package(orchcore CONFIG COMPONENTS redis)).
 #pragma once
 
+#include <orchcore/version.hpp>  // the C++20 check
 #include <orchcore/redis/redis_options.hpp>
 #include <orchcore/redis/redis_client.hpp>
 #include <orchcore/redis/redis_async.hpp>
