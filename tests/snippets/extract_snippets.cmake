@@ -12,6 +12,7 @@
 #                                      (declares what the fragment uses but
 #                                      does not define: handlers, inputs...)
 #   <!-- snippet: toplevel -->         compile the block at file scope
+#                                      (implied by a block that defines main)
 #   <!-- snippet: skip <reason> -->    not compiled (keep these rare)
 #
 # Files are rewritten only when their content changes, and generated files
@@ -59,7 +60,7 @@ function(_orchcore_snippet_write out_file gen_dir name md source line options li
   if(options MATCHES "prelude=([A-Za-z0-9_]+)")
     string(APPEND text "#include \"${CMAKE_MATCH_1}.hpp\"\n")
   endif()
-  if(options MATCHES "(^| )toplevel( |$)")
+  if(options MATCHES "(^| )toplevel( |$)" OR body MATCHES "(^|\n)int main\\(")
     string(APPEND text "#line ${line} \"${md}\"\n${body}")
   else()
     string(APPEND text "\n[[maybe_unused]] static auto orchcore_snippet_${name}() {\n#line ${line} \"${md}\"\n${body}}\n")
