@@ -683,6 +683,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             // A task the policy pushed out to make room is cancelled now,
             // whatever becomes of this one.
             if (r.evicted) {
+                // The caller learns which task made room: its id, priority
+                // and admission time (the queue's own id stays internal).
+                out.admission.evicted.emplace(queue_entry<std::monostate, std::string>{
+                    r.evicted->value, {}, r.evicted->priority, r.evicted->enqueued_at});
                 if (auto eit = tasks.find(r.evicted->value); eit != tasks.end()) {
                     eit->second.where = location::none;  // already out of the queue
                     finish(eit->second, task_status::cancelled,
