@@ -15,6 +15,7 @@
 #include <orchcore/any_admission_queue.hpp>
 #include <orchcore/coordinator.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
+#include <orchcore/detail/saturating.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -463,7 +464,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             t.attempt->mailbox_cv.notify_all();
             t.attempt.reset();
         }
-        expiry[ttl_class(to)].emplace_back(steady::now() + ttl_for(to), t.rec.id);
+        expiry[ttl_class(to)].emplace_back(deadline_after(ttl_for(to)), t.rec.id);
         persist(t, from);
         event_kind k = event_kind::task_completed;
         switch (to) {
@@ -484,7 +485,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         persist(t, task_status::running);
         t.turn_deadline.reset();
         if (delay.count() > 0) {
-            t.delayed_it = delayed.emplace(steady::now() + delay, t.rec.id);
+            t.delayed_it = delayed.emplace(deadline_after(delay), t.rec.id);
             t.where = location::delayed;
         } else {
             if (front) ready.push_front(t.rec.id); else ready.push_back(t.rec.id);
@@ -564,7 +565,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         a->token = ++attempt_seq;
         t.attempt = a;
         auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
-        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout; else t.turn_deadline.reset();
+        if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(now, turn_timeout); else t.turn_deadline.reset();
         persist(t, task_status::queued);
         ++w.busy;
         w.running.push_back(a);
@@ -739,7 +740,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             return;
         }
         if (o.timeout.count() > 0) {
-            t.deadline = steady::now() + o.timeout;
+            t.deadline = deadline_after(o.timeout);
             deadlines.emplace(*t.deadline, id);
         }
         ++counters.submitted;
@@ -1124,8 +1125,8 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     void start_control() {
         next_recover = steady::now();
-        next_autoscale = steady::now() + opt.autoscale_interval;
-        next_maintenance = steady::now() + opt.maintenance_interval;
+        next_autoscale = deadline_after(opt.autoscale_interval);
+        next_maintenance = deadline_after(opt.maintenance_interval);
         tick = std::min<std::chrono::milliseconds>(
             {std::chrono::milliseconds(10), opt.worker_template.heartbeat_interval, opt.worker_timeout / 4});
         if (tick.count() <= 0) tick = std::chrono::milliseconds(1);
@@ -1248,7 +1249,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             for (auto& [id, w] : workers) {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
-                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
                     w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
@@ -1297,7 +1298,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (opt.autoscale && now >= next_autoscale) {
-                    next_autoscale = now + opt.autoscale_interval;
+                    next_autoscale = saturating_add(now, opt.autoscale_interval);
                     const std::size_t depth = queue->size() + ready.size() + parked.size();
                     if (auto d = scaler.evaluate(depth, live_workers(), now))
                         scale_to(d->to, std::string(d->reason), fx);
@@ -1306,7 +1307,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
             // TTL expiry of finished tasks.
             if (now >= next_maintenance) {
-                next_maintenance = now + opt.maintenance_interval;
+                next_maintenance = saturating_add(now, opt.maintenance_interval);
                 for (auto& fifo : expiry) {
                     while (!fifo.empty() && fifo.front().first <= now) {
                         auto id = std::move(fifo.front().second);
@@ -1664,7 +1665,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             if (failed) ++counters.backend_errors;
             if (got.empty()) {
                 poll_backoff = std::clamp(poll_backoff * 2, tick, std::chrono::milliseconds(50));
-                next_poll = steady::now() + poll_backoff;
+                next_poll = deadline_after(poll_backoff);
                 if (io_inflight > 0) --io_inflight;
                 done_cv.notify_all();
                 return false;
@@ -1703,7 +1704,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 continue;
             }
             const bool cancel_marked = rec->metadata.count(cancel_key) > 0;
-            const bool past_deadline = rec->timeout.count() > 0 && rec->created_at + rec->timeout <= wall::now();
+            const bool past_deadline = rec->timeout.count() > 0 && saturating_add(rec->created_at, rec->timeout) <= wall::now();
             if (cancel_marked || past_deadline) {
                 dist_op op;
                 op.rec = *rec;
@@ -1860,9 +1861,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         t.rec.worker_id = w.w->id();
         t.token = l.token;
         t.held_until = l.deadline;
-        t.next_renew = now + renew_every;
+        t.next_renew = saturating_add(now, renew_every);
         if (t.rec.timeout.count() > 0)
-            t.deadline = now + std::chrono::duration_cast<steady::duration>(t.rec.created_at + t.rec.timeout - wall::now());
+            t.deadline = saturating_add(now, saturating_add(t.rec.created_at, t.rec.timeout) - wall::now());
         auto a = std::make_shared<attempt_state>();
         a->c = this;
         a->id = t.rec.id;
@@ -1875,7 +1876,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         a->token = l.token;
         t.attempt = a;
         auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
-        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout;
+        if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(now, turn_timeout);
         ++w.busy;
         w.running.push_back(a);
         ++running_count;
@@ -1915,14 +1916,14 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 task_entry& t = it->second;
                 t.renewing = false;
                 if (failed) {
-                    t.next_renew = steady::now() + tick;  // try again soon
+                    t.next_renew = deadline_after(tick);  // try again soon
                     if (r.persist) t.progress_dirty = true;
                 } else if (extended) {
-                    t.held_until = now + opt.lease_duration;
-                    t.next_renew = steady::now() + renew_every;
+                    t.held_until = saturating_add(now, opt.lease_duration);
+                    t.next_renew = deadline_after(renew_every);
                     if (cancel_marked && !t.cancel_requested) {
                         t.cancel_requested = true;
-                        t.cancel_deadline = steady::now() + opt.cancel_grace;
+                        t.cancel_deadline = deadline_after(opt.cancel_grace);
                         signal_cancel(t.attempt);
                     }
                 } else {
@@ -1998,10 +1999,12 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                     // Only while the attempt's worker is alive: a hung or
                     // partitioned worker lets its leases lapse.
                     auto wit = workers.find(t.attempt->worker_id);
-                    const auto silent_limit = 2 * (wit != workers.end() ? wit->second.w->options().heartbeat_interval
-                                                                        : opt.worker_template.heartbeat_interval) +
-                                              tick;
-                    if (wit != workers.end() && now - wit->second.last_heartbeat <= silent_limit) {
+                    const auto silent_limit = saturating_add(
+                        saturating_mul(wit != workers.end() ? wit->second.w->options().heartbeat_interval
+                                                            : opt.worker_template.heartbeat_interval,
+                                       2),
+                        tick);
+                    if (wit != workers.end() && now - wit->second.last_heartbeat <= saturating_ceil<steady::duration>(silent_limit)) {
                         t.renewing = true;
                         renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
                         if (t.progress_dirty) {
@@ -2019,7 +2022,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             for (auto& [id, w] : workers) {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
-                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
                     w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
@@ -2028,7 +2031,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             // registry is reaped below for everyone's benefit).
             for (auto it = workers.begin(); it != workers.end();) {
                 auto next = std::next(it);
-                if (now - it->second.last_heartbeat > opt.worker_timeout) {
+                if (now - it->second.last_heartbeat > saturating_ceil<steady::duration>(opt.worker_timeout)) {
                     ++counters.workers_died;
                     for (const auto& a : it->second.running) {
                         if (running_count > 0) --running_count;
@@ -2066,7 +2069,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (autoscale_due) {
-                    next_autoscale = now + opt.autoscale_interval;
+                    next_autoscale = saturating_add(now, opt.autoscale_interval);
                     if (depth) {
                         if (auto d = scaler.evaluate(*depth, live_workers(), now))
                             scale_to(d->to, std::string(d->reason), fx);
@@ -2081,7 +2084,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 ++io_inflight;
             }
             if (!stopping && now >= next_maintenance) {
-                next_maintenance = now + opt.maintenance_interval;
+                next_maintenance = saturating_add(now, opt.maintenance_interval);
                 do_maintenance = true;
                 ++io_inflight;
             }
@@ -2260,7 +2263,7 @@ std::vector<std::string> task_context::receive() {
 
 std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
     auto& c = *s_->c;
-    const auto deadline = detail::steady::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout);
     if (c.dist()) {
         auto backoff = std::chrono::milliseconds(1);
         for (;;) {
@@ -2282,7 +2285,7 @@ std::vector<std::string> task_context::receive_for(std::chrono::milliseconds tim
 asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
     auto s = s_;
     auto& c = *s->c;
-    const auto deadline = detail::steady::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout);
     asio::steady_timer timer(co_await asio::this_coro::executor);
     auto backoff = std::chrono::milliseconds(1);
     for (;;) {
@@ -2741,7 +2744,7 @@ std::string coordinator::submit(std::string type, std::string payload, task_opti
 }
 
 std::optional<task_record> coordinator::wait_for(const std::string& id, std::chrono::milliseconds timeout) {
-    return wait_until(id, detail::steady::now() + timeout);
+    return wait_until(id, detail::deadline_after(timeout));
 }
 
 std::optional<task_record> coordinator::wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline) {
@@ -2780,7 +2783,7 @@ std::optional<task_record> coordinator::wait_until(const std::string& id, std::c
 
 asio::awaitable<std::optional<task_record>> coordinator::async_wait_for(std::string id,
                                                                         std::chrono::milliseconds timeout) {
-    co_return co_await async_wait_until(std::move(id), detail::steady::now() + timeout);
+    co_return co_await async_wait_until(std::move(id), detail::deadline_after(timeout));
 }
 
 asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::string id,
@@ -2875,7 +2878,7 @@ bool coordinator::cancel(const std::string& id) {
                 auto& t = it->second;
                 if (!t.cancel_requested) {
                     t.cancel_requested = true;
-                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                     detail::coordinator_impl::signal_cancel(t.attempt);
                 }
                 return true;
@@ -2921,7 +2924,7 @@ bool coordinator::cancel(const std::string& id) {
         if (t.rec.status == task_status::running) {
             if (!t.cancel_requested) {
                 t.cancel_requested = true;
-                t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                 if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
             }
         } else {
@@ -3068,7 +3071,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         if (c.stopped) return true;
         c.stopping = true;
         if (mode == stop_mode::graceful) {
-            c.done_cv.wait_until(lk, detail::steady::now() + deadline,
+            c.done_cv.wait_until(lk, detail::deadline_after(deadline),
                                  [&] { return c.running_count == 0 && c.io_inflight == 0; });
         }
         std::vector<detail::dist_op> ops;
@@ -3083,7 +3086,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         lk.unlock();
         c.run_ops(ops);
         lk.lock();
-        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+        c.done_cv.wait_until(lk, detail::deadline_after(detail::saturating_add(c.opt.cancel_grace, std::chrono::milliseconds(100))),
                              [&] { return c.running_count == 0 && c.io_inflight == 0; });
         // Lease calls in flight must end before the control thread goes.
         c.done_cv.wait(lk, [&] { return c.io_inflight == 0; });
@@ -3098,7 +3101,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
             return c.queue->size() + c.ready.size() + c.parked.size() + c.delayed.size() + c.running_count;
         };
         if (mode == stop_mode::graceful) {
-            const auto until = detail::steady::now() + deadline;
+            const auto until = detail::deadline_after(deadline);
             c.done_cv.wait_until(lk, until, [&] { return unfinished() == 0; });
         }
         // Whatever is left is cancelled: waiting tasks at once, running ones
@@ -3110,7 +3113,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
             if (t.rec.status == task_status::running) {
                 if (!t.cancel_requested) {
                     t.cancel_requested = true;
-                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                     if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
                 }
             } else {
@@ -3121,7 +3124,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         c.apply(fx);
         lk.lock();
         // Give cooperative handlers their grace period; the tick fences the rest.
-        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+        c.done_cv.wait_until(lk, detail::deadline_after(detail::saturating_add(c.opt.cancel_grace, std::chrono::milliseconds(100))),
                              [&] { return c.running_count == 0; });
         c.stopped = true;
     }

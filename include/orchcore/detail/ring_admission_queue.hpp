@@ -49,6 +49,7 @@
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
 #include <orchcore/detail/futex.hpp>
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/detail/id_index.hpp>
 #include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
@@ -476,10 +477,8 @@ private:
             interval = rate_.sample(now, head_.load(std::memory_order_relaxed));
         }
         if (interval <= 0.0) return options_.default_retry_after;
-        const double ms = std::ceil(interval * 1000.0);
-        const double lo = static_cast<double>(options_.min_retry_after.count());
-        const double hi = static_cast<double>(options_.max_retry_after.count());
-        return std::chrono::milliseconds{static_cast<std::int64_t>(std::clamp(ms, lo, hi))};
+        const auto ms = saturating_millis(std::ceil(interval * 1000.0));
+        return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
     }
 
     // Admissions that need the whole queue: a caller-supplied id (duplicate
