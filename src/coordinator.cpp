@@ -1138,6 +1138,57 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         }
         arm_tick();
         ctl_thread = std::thread([this] { ctl.run(); });
+        ctl_thread_id = ctl_thread.get_id();
+    }
+
+    // ------------------------------------------------------ stop from inside
+
+    std::thread::id ctl_thread_id{};  // set once, before anything can call stop()
+    std::thread stopper;              // mu; carries out a stop() called from inside
+
+    // Lock held. Whether the calling thread is one that stop() waits for:
+    // the control thread, an I/O thread, a worker's, or a tick on the user's
+    // executor (a handler or an event subscriber runs on one of them).
+    bool on_own_thread() {
+        const auto me = std::this_thread::get_id();
+        if (me == ctl_thread_id || (uctl && uctl->ticking.load() == me)) return true;
+        if (io && io->get_executor().running_in_this_thread()) return true;
+        auto here = [](const std::shared_ptr<worker>& w) { return w->runs_here(); };
+        for (const auto& [id, w] : workers)
+            if (here(w.w)) return true;
+        return std::any_of(retired.begin(), retired.end(), here) ||
+               std::any_of(dead_workers.begin(), dead_workers.end(), here);
+    }
+
+    // stop() on one of the coordinator's own threads cannot wait there (it
+    // would wait for itself): admission closes at once, and the rest of the
+    // stop runs on a thread of its own. Returns false on any other thread.
+    template <class Stop>
+    bool stop_from_inside(Stop&& stop_fn) {
+        std::lock_guard lk(mu);
+        if (!on_own_thread()) return false;
+        if (stopping || stopped) return true;  // a stop is under way already
+        stopping = true;
+        if (!dist()) queue->close();
+        stopper = std::thread(std::forward<Stop>(stop_fn));
+        return true;
+    }
+
+    // A stop() from outside first waits for one started from inside.
+    void await_stopper() {
+        std::thread t;
+        {
+            std::lock_guard lk(mu);
+            if (stopper.joinable() && stopper.get_id() != std::this_thread::get_id()) t = std::move(stopper);
+        }
+        if (t.joinable()) t.join();
+    }
+
+    ~coordinator_impl() {
+        // The stopper holds this object: it ends here only as its last owner.
+        if (stopper.joinable()) {
+            if (stopper.get_id() == std::this_thread::get_id()) stopper.detach(); else stopper.join();
+        }
     }
 
     void arm_tick() {
@@ -3061,7 +3112,12 @@ coordinator_stats coordinator::get_stats() const {
 event_bus& coordinator::events() noexcept { return impl_->bus; }
 
 bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
-    auto& c = *impl_;
+    if (impl_->stop_from_inside([c = impl_, mode, deadline] { (void)stop_on(*c, mode, deadline); })) return false;
+    impl_->await_stopper();
+    return stop_on(*impl_, mode, deadline);
+}
+
+bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chrono::milliseconds deadline) {
     bool clean = true;
     if (c.dist()) {
         // A node stops taking leases; graceful lets its running attempts
