@@ -309,8 +309,6 @@ private:
         return self;
     }
 
-    // User executor: counts what executes on it, so close() and join() can
-    // wait for exactly that.
     // The worker whose callable runs on this thread (user executor), for
     // runs_here().
     static const worker*& current() noexcept {
@@ -325,6 +323,9 @@ private:
         running_here(const running_here&) = delete;
         running_here& operator=(const running_here&) = delete;
     };
+
+    // User executor: counts what executes on it, so close() and join() can
+    // wait for exactly that.
     bool enter() {
         std::lock_guard lk(idle_mutex_);
         if (closed_) return false;
