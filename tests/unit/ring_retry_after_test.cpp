@@ -22,7 +22,6 @@ struct manual_clock {
     using rep = duration::rep;
     using period = duration::period;
     using time_point = std::chrono::steady_clock::time_point;
-    static constexpr bool is_steady = true;
     static time_point now() noexcept { return time_point{duration{ticks.load()}}; }
     static void set(time_point t) noexcept { ticks.store(t.time_since_epoch().count()); }
     static inline std::atomic<rep> ticks{0};
