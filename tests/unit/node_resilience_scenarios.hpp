@@ -254,13 +254,14 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
         INFO("task " << i);
         CHECK(starts[i].load() == 1);  // no duplicate run
     }
+    // The counters follow the store writes: poll.
+    CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
     const auto sa = pa.get_stats(), sb = pb.get_stats();
     CHECK(sa.workers_died == 0);
     CHECK(sa.requeued_after_worker_death == 0);
     CHECK(sa.lease_renewals_refused == 0);
     CHECK(sa.recovered + sb.recovered == 0);
     CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
-    CHECK(sa.completed == n);
     CHECK(sb.started == 0);
 }
 
@@ -350,6 +351,7 @@ inline void scenario_oversized_result(const dist_backend& b, std::size_t limit) 
         }
     }
     for (std::size_t i = 0; i < n; ++i) CHECK(starts[i].load() == 1);
+    CHECK(dist_eventually([&] { return c.get_stats().completed == n - 1 && c.get_stats().failed == 1; }));
     const auto s = c.get_stats();
     CHECK(s.failed == 1);
     CHECK(s.completed == n - 1);
