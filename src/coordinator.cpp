@@ -37,6 +37,7 @@
 #include <array>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -392,6 +393,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
     bool feeding = false, feed_again = false;  // feed(): one thread at a time
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
+    std::vector<dist_op> retry_ops;            // changes the backend failed to carry out, for the next tick
     bool flushing_ops = false;                 // a thread is carrying them out
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
@@ -1481,12 +1483,15 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     }
 
     // Extends, first, the leases with less than half left.
-    void hold_leases(const std::vector<dist_op>& ops, std::vector<fate>& f) {
+    void hold_leases(std::vector<dist_op>& ops, std::vector<fate>& f) {
         const auto now = wall::now();
         for (std::size_t i = 0; i < ops.size(); ++i) {
             if (ops[i].held_until - now >= opt.lease_duration / 2) continue;
             try {
-                if (!tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now)) f[i] = fate::not_held;
+                if (tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now))
+                    ops[i].held_until = now + opt.lease_duration;
+                else
+                    f[i] = fate::not_held;
             } catch (const std::exception&) {
                 f[i] = fate::failed;
             }
@@ -1574,17 +1579,22 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         }
     }
 
-    // Counts and announces what run_ops did (under the lock).
-    void record_outcomes(const std::vector<dist_op>& ops, const std::vector<fate>& f,
-                         const std::vector<bool>& io_error) {
+    // Counts and announces what run_ops did (under the lock). A change the
+    // backend failed to carry out is tried again by the next ticks while
+    // its lease may still be held (the extension before the write says
+    // whether it is): a backend that is back in time records the outcome
+    // instead of letting the lease lapse and the task run again.
+    void record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error) {
         effects fx;
         {
             std::lock_guard lk(mu);
+            const auto now = wall::now();
             for (std::size_t i = 0; i < ops.size(); ++i) {
-                const auto& op = ops[i];
+                auto& op = ops[i];
                 if (io_error[i]) ++counters.backend_errors;
                 if (f[i] == fate::failed) {
                     ++counters.backend_errors;
+                    if (!stopping && op.held_until > now) retry_ops.push_back(std::move(op));
                 } else if (f[i] == fate::not_held) {
                     refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
                                  "lease lost before the outcome could be recorded");
@@ -2251,6 +2261,11 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             const auto now = steady::now();
             settle_overdue(now, ops);
             dead = reap_local_workers(now, ops);
+            if (!stopping) {
+                io_inflight += retry_ops.size();
+                std::move(retry_ops.begin(), retry_ops.end(), std::back_inserter(ops));
+                retry_ops.clear();
+            }
             if (!stopping) {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
@@ -3279,6 +3294,9 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
             }
             it = c.tasks.erase(it);
         }
+        c.io_inflight += c.retry_ops.size();  // one last try for what the backend failed to record
+        std::move(c.retry_ops.begin(), c.retry_ops.end(), std::back_inserter(ops));
+        c.retry_ops.clear();
         lk.unlock();
         c.run_ops(ops);
         lk.lock();

@@ -457,7 +457,10 @@ private:
 //   then the lease is acked (or nacked with the backoff for a retry or a
 //   continuation). A lease lost in between (expired and taken over by
 //   another node) refuses the result: counted in stale_token_refusals, the
-//   result dropped. Execution is at-least-once; a task is completed once.
+//   result dropped. A change the backend fails to record (it does not
+//   answer) is tried again on the next ticks while the lease may still be
+//   held; only a lease that lapses meanwhile lets the task run again.
+//   Execution is at-least-once; a task is completed once.
 // * Crashes: every node's tick calls transport->recover_expired(), so the
 //   tasks of a node that died go back to the queue after their lease
 //   expires and run elsewhere (record: running -> queued, worker_losses+1).

@@ -23,3 +23,11 @@ TEST_CASE("redis/chaos: a paused redis-server declares no worker dead and runs n
                                std::make_shared<redis_worker_registry>(client, "q")};
     test::scenario_backend_pause(b, {[&] { server.pause(); }, [&] { server.resume(); }});
 }
+
+TEST_CASE("redis/chaos: outcomes that fail to be recorded during an outage are recorded once it ends",
+          "[redis][chaos]") {
+    auto client = test::shared_redis_server().client("chaos");
+    test::scenario_outage_while_finishing({std::make_shared<redis_transport>(client, "q"),
+                                           std::make_shared<redis_task_store>(client, "q"),
+                                           std::make_shared<redis_worker_registry>(client, "q")});
+}

@@ -5,6 +5,8 @@
 // * a backend that stops answering for a while (a paused redis-server, or
 //   calls held by a decorator) while long tasks run: the node's own
 //   workers stay alive, its valid leases are not re-run;
+// * a backend that fails every call (an outage) while tasks finish: their
+//   outcomes are recorded once it is back, while their leases hold;
 // * a handler result larger than the store takes: that task alone fails,
 //   at once, with the reason; the others of its batch complete;
 // * the worker registry: a clean stop removes the node's entries, and the
@@ -12,6 +14,7 @@
 #pragma once
 
 #include "unit/distributed_scenarios.hpp"
+#include "unit/failure_scenarios.hpp"
 
 #include <orchcore/coordinator.hpp>
 #include <orchcore/error.hpp>
@@ -29,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -217,9 +221,8 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
         return o;
     };
     coordinator pa{tune(node_options(b, n, "pa"))};
-    coordinator pb{tune(node_options(b, 2, "pb"))};
     pa.register_handler("long", handler);
-    pb.register_handler("long", handler);
+    std::optional<coordinator> pb;  // joins once pa runs every task: it may only take what pa would lose
     struct resume_at_exit {  // also if a REQUIRE below fails: the nodes then stop on a live backend
         const backend_pause& c;
         bool paused = false;
@@ -235,6 +238,8 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
         handles.push_back(r.handle);
     }
     REQUIRE(dist_eventually([&] { return running.load() == n; }, 20s));
+    pb.emplace(tune(node_options(b, 2, "pb")));
+    pb->register_handler("long", handler);
     ctl.pause();
     guard.paused = true;
     std::this_thread::sleep_for(3s);  // the pause is the scenario, not an assertion
@@ -256,13 +261,76 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
     }
     // The counters follow the store writes: poll.
     CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
-    const auto sa = pa.get_stats(), sb = pb.get_stats();
+    const auto sa = pa.get_stats(), sb = pb->get_stats();
     CHECK(sa.workers_died == 0);
     CHECK(sa.requeued_after_worker_death == 0);
     CHECK(sa.lease_renewals_refused == 0);
     CHECK(sa.recovered + sb.recovered == 0);
     CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
     CHECK(sb.started == 0);
+}
+
+/// Four tasks finish while every backend call fails (~1 s, well within
+/// their leases): the node records their outcomes once the backend is
+/// back, instead of dropping them and letting the leases lapse. Each task
+/// completes once, with one attempt, and runs once.
+inline void scenario_outage_while_finishing(const dist_backend& real) {
+    auto out = std::make_shared<outage>();
+    auto fstore = std::make_shared<flaky_task_store>(real.store, out);
+    const dist_backend b{std::make_shared<flaky_transport>(real.tp, out), fstore, real.registry};
+    constexpr std::size_t n = 4;
+    std::array<std::atomic<int>, n> starts{};
+    std::atomic<std::size_t> started{0}, returned{0};
+    dist_gate g;
+    auto o = node_options(b, n, "fin");
+    o.lease_duration = 8s;
+    o.lease_renew_interval = 0ms;
+    coordinator c{o};
+    dist_gate_guard guard{g};
+    struct outage_end {  // also if a REQUIRE below fails
+        outage& o;
+        ~outage_end() { o.on = false; }
+    } end_outage{*out};
+    c.register_handler("t", [&](task_context& ctx) {
+        starts.at(std::stoul(ctx.payload())).fetch_add(1);
+        started.fetch_add(1);
+        g.wait();
+        returned.fetch_add(1);
+        return "ok:" + ctx.payload();
+    });
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < n; ++i) {
+        ids.push_back("fin-" + std::to_string(i));
+        REQUIRE(c.submit_async("t", std::to_string(i), {.id = ids.back()}));
+    }
+    REQUIRE(dist_eventually([&] { return started.load() == n; }, 20s));
+    out->on = true;
+    g.open();
+    REQUIRE(dist_eventually([&] { return returned.load() == n; }));
+    REQUIRE(dist_eventually([&] { return c.get_stats().backend_errors >= n; }));  // the writes failed
+    std::this_thread::sleep_for(1s);  // the outage goes on (its length is the scenario)
+    out->on = false;
+
+    for (std::size_t i = 0; i < n; ++i) {
+        std::optional<task_record> done;
+        REQUIRE(dist_eventually([&] {
+            done = real.store->get(ids[i]);
+            return done && is_terminal(done->status);
+        }, 20s));
+        INFO(ids[i] << ": " << done->error);
+        CHECK(status_of(done) == "completed");
+        CHECK(done->result == "ok:" + std::to_string(i));
+        CHECK(done->attempts == 1);
+        CHECK(starts[i].load() == 1);
+    }
+    for (const auto& [id, k] : fstore->completions()) {
+        INFO(id);
+        CHECK(k == 1);
+    }
+    check_queue_drained(*real.tp);
+    CHECK(dist_eventually([&] { return c.get_stats().completed == n; }));
+    CHECK(c.get_stats().stale_token_refusals == 0);
+    CHECK(c.get_stats().recovered == 0);
 }
 
 // ------------------------------------------------------- oversized result

@@ -18,6 +18,11 @@ TEST_CASE("node resilience: a backend that stops answering for longer than worke
     CHECK(held.hold->held.load() > 0);  // the backend was called, and held, during the pause
 }
 
+TEST_CASE("node resilience: outcomes that fail to be recorded during an outage are recorded once it ends",
+          "[distributed][resilience][chaos]") {
+    test::scenario_outage_while_finishing(test::memory_backend());
+}
+
 TEST_CASE("node resilience: an oversized result fails its task alone, at once, with the reason",
           "[distributed][resilience][oversized]") {
     auto b = test::memory_backend();
