@@ -1183,10 +1183,11 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     void stop_heartbeats(const std::string& id) {
         auto it = beats.find(id);
         if (it == beats.end()) return;
-        std::lock_guard g(it->second->m);
-        it->second->closed = true;
-        it->second->timer.cancel();
+        const auto hb = std::move(it->second);  // may be the last owner: it outlives the lock below
         beats.erase(it);
+        std::lock_guard g(hb->m);
+        hb->closed = true;
+        hb->timer.cancel();
     }
 
     void arm_heartbeat(const std::shared_ptr<heartbeat_clock>& hb, std::string wid, std::chrono::milliseconds after) {
