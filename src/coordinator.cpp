@@ -2263,11 +2263,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             settle_overdue(now, ops);
             dead = reap_local_workers(now, ops);
             if (!stopping) {
-                io_inflight += retry_ops.size();
+                io_inflight += retry_ops.size();  // outcomes the backend failed to record: again
                 std::move(retry_ops.begin(), retry_ops.end(), std::back_inserter(ops));
                 retry_ops.clear();
-            }
-            if (!stopping) {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (autoscale_due) {
