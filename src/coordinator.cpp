@@ -38,6 +38,7 @@
 #include <array>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -73,6 +74,9 @@ void coordinator_options::validate() const {
     positive("completed_ttl", completed_ttl);
     positive("failed_ttl", failed_ttl);
     positive("cancelled_ttl", cancelled_ttl);
+    if (worker_entry_grace.count() < 0)
+        throw invalid_argument("worker_entry_grace", std::to_string(worker_entry_grace.count()) + "ms",
+                               "must be >= 0");
     if (cancel_grace.count() < 0)
         throw invalid_argument("cancel_grace", std::to_string(cancel_grace.count()) + "ms", "must be >= 0");
     if (worker_timeout <= worker_template.heartbeat_interval)
@@ -209,6 +213,17 @@ struct renewal {
     std::optional<task_record> persist;  // progress to write once the lease is extended
 };
 
+// A worker's heartbeat clock: a timer on the worker's own executor, so the
+// worker proves it is alive by running it, whatever the control loop is
+// busy with (in distributed mode the control loop waits for the backend,
+// and a Redis pause must not make the node's own workers look dead).
+struct heartbeat_clock {
+    explicit heartbeat_clock(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::mutex m;         // held for every timer call
+    bool closed = false;  // m
+};
+
 struct worker_entry {
     std::shared_ptr<worker> w;
     std::size_t busy = 0;
@@ -217,8 +232,6 @@ struct worker_entry {
     std::vector<std::shared_ptr<attempt_state>> running;
     steady::time_point last_heartbeat{};
     wall::time_point last_heartbeat_wall{};
-    steady::time_point next_heartbeat{};
-    bool heartbeat_in_flight = false;
     bool heartbeats_suspended = false;
     // Distributed mode: a heartbeat not yet written to the shared registry
     // (the control thread writes it, so a registry that hangs while Redis
@@ -323,6 +336,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::unordered_map<std::string, task_entry> tasks;
     std::map<std::string, worker_entry> workers;
     std::vector<std::shared_ptr<worker>> retired;  // dead or drained workers, joined by the control thread
+    // Every worker's heartbeat clock until it leaves for good (a dead
+    // worker's until stop: its threads may come back and beat once more).
+    std::map<std::string, std::shared_ptr<heartbeat_clock>> beats;
+    std::vector<std::string> registry_removals;  // distributed mode: retired workers to remove from the registry
     std::unordered_map<std::string, std::shared_ptr<const task_handler>> handlers;
     std::unordered_map<std::string, std::shared_ptr<const async_task_handler>> async_handlers;
     std::multimap<steady::time_point, std::string> deadlines;  // tasks with a whole-task timeout
@@ -377,6 +394,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
     bool feeding = false, feed_again = false;  // feed(): one thread at a time
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
+    std::vector<dist_op> retry_ops;            // changes the backend failed to carry out, for the next tick
     bool flushing_ops = false;                 // a thread is carrying them out
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
@@ -767,15 +785,11 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         e.w = w;
         e.last_heartbeat = steady::now();
         e.last_heartbeat_wall = wall::now();
-        e.next_heartbeat = e.last_heartbeat;
         workers.emplace(o.id, std::move(e));
-        try {
-            registry->upsert(worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent,
-                                           dist() ? node : std::string("in-process"), wall::now(), wall::now()});
-        } catch (const std::exception&) {
-            if (!dist()) throw;
-            ++counters.backend_errors;  // the registry is informational in distributed mode
-        }
+        start_heartbeats(o.id, *w);
+        // Distributed mode: the control thread registers it with its first
+        // beat (write_registry), never a call to the backend under the lock.
+        if (!dist()) registry->upsert(registry_record(*w, wall::now()));
         event ev;
         ev.kind = event_kind::worker_started;
         ev.worker_id = o.id;
@@ -791,12 +805,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         ev.detail = std::move(detail);
         emit(std::move(ev));
         retired.push_back(it->second.w);
-        try {
-            registry->remove(it->first);  // retired cleanly: nothing to remember
-        } catch (const std::exception&) {
-            if (!dist()) throw;
-            ++counters.backend_errors;
-        }
+        stop_heartbeats(it->first);
+        // Retired cleanly: nothing to remember (distributed mode: removed
+        // by the control thread, outside the lock).
+        if (dist()) registry_removals.push_back(it->first); else registry->remove(it->first);
         workers.erase(it);
     }
 
@@ -871,7 +883,21 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         fx.wake_waiters = true;
     }
 
+    // A result the store would refuse fails its task at once, without
+    // retries (it would be refused again), decided here with no I/O; the
+    // result of a turn that continues is ignored anyway.
+    void refuse_oversized(const attempt_state& a, outcome& o) const {
+        if (o.kind != outcome::success || a.continue_requested || !write_through) return;
+        const auto limit = store->max_value_bytes();
+        if (o.result.size() <= limit) return;
+        o = {outcome::failure, {},
+             "result of " + std::to_string(o.result.size()) + " bytes exceeds max_payload_bytes = " +
+                 std::to_string(limit),
+             false};
+    }
+
     void finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o) {
+        refuse_oversized(*a, o);
         if (dist()) {
             finish_attempt_dist(a, std::move(o));
             return;
@@ -1201,8 +1227,46 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         });
     }
 
-    void heartbeat(const std::string& worker_id) {
+    // Lock held. Starts a worker's heartbeat clock; the first beat at once.
+    void start_heartbeats(const std::string& id, worker& w) {
+        auto hb = std::make_shared<heartbeat_clock>(w.executor());
+        beats.insert_or_assign(id, hb);
+        arm_heartbeat(hb, id, std::chrono::milliseconds{0});
+    }
+
+    // Lock held. A worker that leaves for good stops its clock before its
+    // threads are joined (a pending timer would keep them busy).
+    void stop_heartbeats(const std::string& id) {
+        auto it = beats.find(id);
+        if (it == beats.end()) return;
+        const auto hb = std::move(it->second);  // may be the last owner: it outlives the lock below
+        beats.erase(it);
+        std::lock_guard g(hb->m);
+        hb->closed = true;
+        hb->timer.cancel();
+    }
+
+    void arm_heartbeat(const std::shared_ptr<heartbeat_clock>& hb, std::string wid, std::chrono::milliseconds after) {
+        std::lock_guard g(hb->m);
+        if (hb->closed) return;
+        hb->timer.expires_after(after);
+        hb->timer.async_wait([self = weak_from_this(), hb, wid = std::move(wid)](boost::system::error_code ec) {
+            {
+                std::lock_guard g2(hb->m);
+                if (ec || hb->closed) return;
+            }
+            auto c = self.lock();  // a clock on a user executor may fire after the coordinator is gone
+            if (!c) return;
+            if (auto next = c->heartbeat(wid)) c->arm_heartbeat(hb, wid, *next);
+        });
+    }
+
+    // One beat of a worker's clock (or a beat resume_heartbeats sends for a
+    // worker declared dead). Returns when the next is due; empty: the clock
+    // stops (heartbeats suspended, or the worker is gone or dead).
+    std::optional<std::chrono::milliseconds> heartbeat(const std::string& worker_id) {
         wall::time_point at;
+        std::optional<std::chrono::milliseconds> next;
         {
             std::unique_lock lk(mu);
             auto it = workers.find(worker_id);
@@ -1215,24 +1279,25 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                     lk.unlock();
                     flush_events();
                 }
-                return;
+                return std::nullopt;
             }
-            it->second.heartbeat_in_flight = false;
-            if (it->second.heartbeats_suspended) return;
+            if (it->second.heartbeats_suspended) return std::nullopt;  // resume_heartbeats restarts the clock
             it->second.last_heartbeat = steady::now();
             it->second.last_heartbeat_wall = at = wall::now();
+            next = it->second.w->options().heartbeat_interval;
             if (!dist()) {
                 registry->heartbeat(worker_id, at);
-                return;
+                return next;
             }
+            // Distributed mode: the (shared, possibly remote) registry is
+            // written by the control thread (dist_tick); it is
+            // informational, leases decide ownership. Writing it here would
+            // let a Redis outage hold this worker's heartbeat thread, stall
+            // its local liveness, and get its tasks declared lost and run
+            // again elsewhere.
+            it->second.registry_due = at;
         }
-        // Distributed mode: the (shared, possibly remote) registry is written
-        // by the control thread (dist_tick); it is informational, leases
-        // decide ownership. Writing it here would let a Redis outage hold
-        // this worker's heartbeat thread, stall its local liveness, and get
-        // its tasks declared lost and run again elsewhere.
-        std::lock_guard lk(mu);
-        if (auto it = workers.find(worker_id); it != workers.end()) it->second.registry_due = at;
+        return next;
     }
 
     void on_tick() {
@@ -1295,15 +1360,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 // running ones are caught above through t.deadline
             }
 
-            // Heartbeats go through each worker's own executor: a worker
-            // that cannot run them is not alive.
-            for (auto& [id, w] : workers) {
-                if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
-                    w.heartbeat_in_flight = true;
-                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
-                    w.w->post_control([this, wid = id] { heartbeat(wid); });
-                }
-            }
+            // Heartbeats come from each worker's own clock (start_heartbeats).
 
             // Health: the registry names workers silent for worker_timeout;
             // those of ours are declared dead and their tasks re-run.
@@ -1359,6 +1416,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             // TTL expiry of finished tasks.
             if (now >= next_maintenance) {
                 next_maintenance = saturating_add(now, opt.maintenance_interval);
+                (void)registry->purge_silent(wall::now(), entry_lifetime());  // dead workers' entries
                 for (auto& fifo : expiry) {
                     while (!fifo.empty() && fifo.front().first <= now) {
                         auto id = std::move(fifo.front().second);
@@ -1453,33 +1511,61 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         return op;
     }
 
+    // What became of one record change in run_ops.
+    enum class fate : unsigned char { pending, failed, not_held, conflict, written };
+
+    // A failure of the backend itself (it did not answer), as opposed to a
+    // refusal of one item (invalid_argument: a record the store cannot
+    // take). Anything not from orchcore counts as the backend's.
+    static bool backend_failure(const std::exception& e) {
+        const auto* oe = dynamic_cast<const error*>(&e);
+        return oe == nullptr || oe->code() != errc::invalid_argument;
+    }
+
     // Carries out record changes as the lease holder, then acks (terminal)
     // or nacks (back to the queue) the leases. Outside the lock. A batch
     // costs one store pipeline and one ack script, not two round trips per
-    // task; a change refused by the store's compare-and-set is retried
-    // alone (owner_write).
+    // task; a change refused by the store's compare-and-set, or refused
+    // outright (a record the store cannot take), is retried alone, so one
+    // bad item never fails the others.
     void run_ops(std::vector<dist_op>& ops) {
         const std::size_t n = ops.size();
         if (n == 0) return;
-        enum class fate : unsigned char { pending, failed, not_held, conflict, written };
         std::vector<fate> f(n, fate::pending);
+        hold_leases(ops, f);
+        write_batch(ops, f);
+        std::vector<bool> io_error(n, false);
+        settle_leases(ops, f, io_error);
+        record_outcomes(ops, f, io_error);
+    }
+
+    // Extends, first, the leases with less than half left.
+    void hold_leases(std::vector<dist_op>& ops, std::vector<fate>& f) {
         const auto now = wall::now();
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < ops.size(); ++i) {
             if (ops[i].held_until - now >= opt.lease_duration / 2) continue;
             try {
-                if (!tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now)) f[i] = fate::not_held;
+                if (tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now))
+                    ops[i].held_until = saturating_add(now, opt.lease_duration);
+                else
+                    f[i] = fate::not_held;
             } catch (const std::exception&) {
                 f[i] = fate::failed;
             }
         }
+    }
+
+    // The records, in one pipeline. If the store refuses the batch for one
+    // item, every item is left pending, to be written alone.
+    void write_batch(const std::vector<dist_op>& ops, std::vector<fate>& f) {
         std::vector<std::size_t> idx;
         std::vector<task_record> recs;
         std::vector<task_status> expected;
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < ops.size(); ++i) {
             if (f[i] != fate::pending) continue;
             const bool legal = ops[i].expected == ops[i].rec.status ||
                                is_legal_transition(ops[i].expected, ops[i].rec.status);
-            if (!legal) continue;  // owner_write below sorts it out
+            if (!legal) continue;  // owner_write sorts it out
             idx.push_back(i);
             recs.push_back(ops[i].rec);
             expected.push_back(ops[i].expected);
@@ -1488,20 +1574,50 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             const auto res = store->update_many(recs, expected);
             for (std::size_t k = 0; k < idx.size(); ++k)
                 if (res[k]) f[idx[k]] = fate::written;
-        } catch (const std::exception&) {
-            for (std::size_t i : idx) f[i] = fate::failed;
+        } catch (const std::exception& e) {
+            if (backend_failure(e))
+                for (std::size_t i : idx) f[i] = fate::failed;
         }
-        // After its record was written, a failed nack or ack leaves the
-        // outcome standing (counted below, with the backend error): the
-        // lease expires, and whoever leases the task next sees the record
-        // (terminal: acked and dropped; queued: run again).
-        std::vector<bool> io_error(n, false);
+    }
+
+    // A record the store refuses outright (not a backend failure) would be
+    // refused on every try: the task fails with the reason instead, without
+    // retries, and that is written.
+    fate write_refused(dist_op& op, const std::exception& e) {
+        op.rec.status = task_status::failed;
+        op.rec.result.clear();
+        op.rec.finished_at = wall::now();
+        op.rec.error = std::string("record refused by the store: ") + e.what();
+        op.ev = event_kind::task_failed;
+        op.detail = op.rec.error;
+        op.reason = dist_op::why::finish;
+        try {
+            return owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+        } catch (const std::exception&) {
+            return fate::failed;
+        }
+    }
+
+    // Writes what the batch left pending, one by one; then nacks
+    // (non-terminal) and acks (terminal, or settled elsewhere). After its
+    // record was written, a failed nack or ack leaves the outcome standing
+    // (counted, with the backend error): the lease expires, and whoever
+    // leases the task next sees the record (terminal: acked and dropped;
+    // queued: run again).
+    void settle_leases(std::vector<dist_op>& ops, std::vector<fate>& f, std::vector<bool>& io_error) {
         std::vector<lease_ref> acks;
         std::vector<std::size_t> ack_idx;
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < ops.size(); ++i) {
             auto& op = ops[i];
             try {
-                if (f[i] == fate::pending) f[i] = owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+                if (f[i] == fate::pending) {
+                    try {
+                        f[i] = owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+                    } catch (const std::exception& e) {
+                        if (backend_failure(e)) throw;
+                        f[i] = write_refused(op, e);
+                    }
+                }
                 if (f[i] == fate::written && !is_terminal(op.rec.status)) {
                     tp->nack(op.rec.id, op.token, op.delay, wall::now());
                 } else if (f[i] == fate::written || f[i] == fate::conflict) {
@@ -1518,42 +1634,57 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         } catch (const std::exception&) {
             for (std::size_t i : ack_idx) io_error[i] = true;
         }
+    }
+
+    // Counts and announces what run_ops did (under the lock). A change the
+    // backend failed to carry out is tried again by the next ticks while
+    // its lease may still be held (the extension before the write says
+    // whether it is): a backend that is back in time records the outcome
+    // instead of letting the lease lapse and the task run again.
+    void record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error) {
         effects fx;
         {
             std::lock_guard lk(mu);
-            for (std::size_t i = 0; i < n; ++i) {
+            const auto now = wall::now();
+            for (std::size_t i = 0; i < ops.size(); ++i) {
                 auto& op = ops[i];
                 if (io_error[i]) ++counters.backend_errors;
                 if (f[i] == fate::failed) {
                     ++counters.backend_errors;
+                    if (!stopping && op.held_until > now) retry_ops.push_back(std::move(op));
                 } else if (f[i] == fate::not_held) {
                     refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
                                  "lease lost before the outcome could be recorded");
                 } else if (f[i] == fate::conflict) {
                     ++counters.store_conflicts;
                 } else {
-                    switch (op.rec.status) {
-                        case task_status::completed: ++counters.completed; break;
-                        case task_status::failed: ++counters.failed; break;
-                        case task_status::cancelled: ++counters.cancelled; break;
-                        case task_status::timed_out: ++counters.timed_out; break;
-                        default: break;
-                    }
-                    switch (op.reason) {
-                        case dist_op::why::retry:
-                        case dist_op::why::turn: ++counters.retried; break;
-                        case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
-                        case dist_op::why::stop: ++counters.released; break;
-                        default: break;
-                    }
-                    if (op.ev == event_kind::task_continued) ++counters.continued;
-                    emit(make_event_rec(op.ev, op.rec, op.detail));
+                    count_written(op);
                 }
                 if (io_inflight > 0) --io_inflight;
             }
             fx.wake_waiters = true;
         }
         apply(fx);
+    }
+
+    // Lock held. A record change that was written.
+    void count_written(const dist_op& op) {
+        switch (op.rec.status) {
+            case task_status::completed: ++counters.completed; break;
+            case task_status::failed: ++counters.failed; break;
+            case task_status::cancelled: ++counters.cancelled; break;
+            case task_status::timed_out: ++counters.timed_out; break;
+            default: break;
+        }
+        switch (op.reason) {
+            case dist_op::why::retry:
+            case dist_op::why::turn: ++counters.retried; break;
+            case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
+            case dist_op::why::stop: ++counters.released; break;
+            default: break;
+        }
+        if (op.ev == event_kind::task_continued) ++counters.continued;
+        emit(make_event_rec(op.ev, op.rec, op.detail));
     }
 
     // Queues a finished attempt's record change for the node's I/O threads:
@@ -1990,17 +2121,191 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         apply(fx);
     }
 
+    // Lock held. The local attempts past their cancellation grace, task or
+    // turn timeout: their record changes, to carry out after the lock.
+    void settle_overdue(steady::time_point now, std::vector<dist_op>& ops) {
+        for (auto it = tasks.begin(); it != tasks.end();) {
+            task_entry& t = it->second;
+            if (!t.attempt) {
+                it = tasks.erase(it);
+                continue;
+            }
+            std::optional<dist_op> op;
+            if (t.cancel_requested && now >= t.cancel_deadline) {
+                op = make_op(t, task_status::cancelled, "cancelled (handler did not stop within cancel_grace)", {},
+                             event_kind::task_cancelled, "cancelled (handler did not stop within cancel_grace)",
+                             dist_op::why::finish);
+            } else if (t.deadline && now >= *t.deadline) {
+                op = make_op(t, task_status::timed_out, "task timeout", {}, event_kind::task_timed_out,
+                             "task timeout", dist_op::why::finish);
+            } else if (t.turn_deadline && now >= *t.turn_deadline) {
+                if (t.rec.retries < t.rec.max_retries) {
+                    ++t.rec.retries;
+                    t.rec.error = "turn timeout";
+                    const auto delay = backoff_delay(t);
+                    op = make_op(t, task_status::queued, {}, delay, event_kind::task_retried, "turn timeout",
+                                 dist_op::why::turn);
+                } else {
+                    op = make_op(t, task_status::timed_out, "turn timeout", {}, event_kind::task_timed_out,
+                                 "turn timeout", dist_op::why::finish);
+                }
+            }
+            if (op) {
+                ops.push_back(std::move(*op));
+                it = tasks.erase(it);
+                continue;
+            }
+            ++it;
+        }
+    }
+
+    // Lock held. This node's workers silent for worker_timeout, judged on
+    // their own clocks' beats (never on the backend): each is declared
+    // dead, its attempts fenced and handed back (record changes into `ops`).
+    // Returns their ids, to mark in the shared registry after the lock.
+    std::vector<std::string> reap_local_workers(steady::time_point now, std::vector<dist_op>& ops) {
+        std::vector<std::string> dead;
+        for (auto it = workers.begin(); it != workers.end();) {
+            auto next = std::next(it);
+            if (now - it->second.last_heartbeat > saturating_ceil<steady::duration>(opt.worker_timeout)) {
+                ++counters.workers_died;
+                for (const auto& a : it->second.running) {
+                    if (running_count > 0) --running_count;
+                    auto tit = tasks.find(a->id);
+                    if (tit == tasks.end() || tit->second.attempt != a) continue;
+                    task_entry& t = tit->second;
+                    if (t.cancel_requested) {
+                        ops.push_back(make_op(t, task_status::cancelled, "cancelled", {}, event_kind::task_cancelled,
+                                              "cancelled", dist_op::why::finish));
+                    } else {
+                        ++t.rec.worker_losses;
+                        ops.push_back(make_op(t, task_status::queued, {}, {}, event_kind::task_requeued,
+                                              "worker declared dead", dist_op::why::lost));
+                    }
+                    tasks.erase(tit);
+                }
+                it->second.running.clear();
+                dead_workers.push_back(it->second.w);
+                event ev;
+                ev.kind = event_kind::worker_dead;
+                ev.worker_id = it->first;
+                ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
+                emit(std::move(ev));
+                dead.push_back(it->first);
+                workers.erase(it);
+            }
+            it = next;
+        }
+        return dead;
+    }
+
+    // Lock held. The leases of running attempts that are due for extension
+    // (by schedule, or with less than half of the lease left), while their
+    // worker is alive: a hung or partitioned worker lets its leases lapse.
+    std::vector<renewal> due_renewals() {
+        std::vector<renewal> out;
+        const auto now = steady::now();
+        const auto wall_now = wall::now();
+        for (auto& [id, t] : tasks) {
+            if (!t.attempt || t.renewing) continue;
+            if (now < t.next_renew && t.held_until - wall_now >= opt.lease_duration / 2) continue;
+            auto wit = workers.find(t.attempt->worker_id);
+            if (wit == workers.end()) continue;
+            const auto silent_limit =
+                saturating_add(saturating_mul(wit->second.w->options().heartbeat_interval, 2), tick);
+            if (now - wit->second.last_heartbeat > saturating_ceil<steady::duration>(silent_limit)) continue;
+            t.renewing = true;
+            renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
+            if (t.progress_dirty) {
+                r.persist = t.rec;
+                t.progress_dirty = false;
+            }
+            ++io_inflight;
+            out.push_back(std::move(r));
+        }
+        return out;
+    }
+
+    // Outside the lock: the shared registry's view of this node's workers.
+    // A worker the registry no longer knows alive (reaped by a node that
+    // did not hear from it during a backend pause, or removed) is
+    // registered again: locally it is alive, and local liveness decides.
+    void write_registry(const std::vector<std::pair<std::string, wall::time_point>>& beats_due,
+                        const std::vector<std::string>& dead, const std::vector<std::string>& removed) {
+        std::size_t errors = 0;
+        for (const auto& id : removed) {
+            try {
+                registry->remove(id);
+            } catch (const std::exception&) {
+                ++errors;
+            }
+        }
+        for (const auto& id : dead) {
+            try {
+                registry->set_status(id, worker_status::error);
+            } catch (const std::exception&) {
+                ++errors;
+            }
+        }
+        for (const auto& [id, at] : beats_due) {
+            try {
+                if (registry->heartbeat(id, at)) continue;
+                std::optional<worker_record> rec;
+                {
+                    std::lock_guard lk(mu);
+                    if (auto it = workers.find(id); it != workers.end()) rec = registry_record(*it->second.w, at);
+                }
+                if (rec) registry->upsert(*rec);
+            } catch (const std::exception&) {
+                ++errors;
+            }
+        }
+        if (errors == 0) return;
+        std::lock_guard lk(mu);
+        counters.backend_errors += errors;
+    }
+
+    // Lock held. At stop: the registry entries of every worker this
+    // coordinator had, live, dead, or retired and not yet removed.
+    std::vector<std::string> registry_entries() {
+        std::vector<std::string> ids;
+        ids.swap(registry_removals);
+        for (const auto& [id, w] : workers) ids.push_back(id);
+        for (const auto& w : dead_workers) ids.push_back(w->id());
+        return ids;
+    }
+
+    // Outside the lock, at stop: a clean stop leaves nothing behind in the
+    // (possibly shared) registry. A registry that cannot be reached keeps
+    // the entries; other nodes' maintenance removes them after
+    // worker_timeout + worker_entry_grace.
+    void forget(const std::vector<std::string>& ids) {
+        for (const auto& id : ids) {
+            try {
+                registry->remove(id);
+            } catch (const std::exception&) {
+                std::lock_guard lk(mu);
+                ++counters.backend_errors;
+            }
+        }
+    }
+
+    worker_record registry_record(const worker& w, wall::time_point heartbeat) const {
+        const auto& o = w.options();
+        return worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent,
+                             dist() ? node : std::string("in-process"), heartbeat, heartbeat};
+    }
+
     void dist_tick() {
         effects fx;
         std::vector<std::pair<std::string, wall::time_point>> registry_writes;
+        std::vector<std::string> dead, removed;
         std::vector<dist_op> ops;
-        std::vector<renewal> renewals;
         std::vector<std::shared_ptr<worker>> join_now;
         bool do_recover = false, do_maintenance = false, do_feed = false, autoscale_due = false;
-        const auto now0 = steady::now();
         {
             std::lock_guard lk(mu);
-            autoscale_due = opt.autoscale && !stopping && now0 >= next_autoscale;
+            autoscale_due = opt.autoscale && !stopping && steady::now() >= next_autoscale;
         }
         std::optional<std::size_t> depth;
         if (autoscale_due) {
@@ -2012,111 +2317,12 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         {
             std::lock_guard lk(mu);
             const auto now = steady::now();
-
-            // Local attempts: cancellation grace, task and turn timeouts,
-            // lease renewals.
-            for (auto it = tasks.begin(); it != tasks.end();) {
-                task_entry& t = it->second;
-                if (!t.attempt) {
-                    it = tasks.erase(it);
-                    continue;
-                }
-                std::optional<dist_op> op;
-                if (t.cancel_requested && now >= t.cancel_deadline) {
-                    op = make_op(t, task_status::cancelled, "cancelled (handler did not stop within cancel_grace)", {},
-                                 event_kind::task_cancelled, "cancelled (handler did not stop within cancel_grace)",
-                                 dist_op::why::finish);
-                } else if (t.deadline && now >= *t.deadline) {
-                    op = make_op(t, task_status::timed_out, "task timeout", {}, event_kind::task_timed_out,
-                                 "task timeout", dist_op::why::finish);
-                } else if (t.turn_deadline && now >= *t.turn_deadline) {
-                    if (t.rec.retries < t.rec.max_retries) {
-                        ++t.rec.retries;
-                        t.rec.error = "turn timeout";
-                        const auto delay = backoff_delay(t);
-                        op = make_op(t, task_status::queued, {}, delay, event_kind::task_retried, "turn timeout",
-                                     dist_op::why::turn);
-                    } else {
-                        op = make_op(t, task_status::timed_out, "turn timeout", {}, event_kind::task_timed_out,
-                                     "turn timeout", dist_op::why::finish);
-                    }
-                }
-                if (op) {
-                    ops.push_back(std::move(*op));
-                    it = tasks.erase(it);
-                    continue;
-                }
-                if (!t.renewing && now >= t.next_renew) {
-                    // Only while the attempt's worker is alive: a hung or
-                    // partitioned worker lets its leases lapse.
-                    auto wit = workers.find(t.attempt->worker_id);
-                    const auto silent_limit = saturating_add(
-                        saturating_mul(wit != workers.end() ? wit->second.w->options().heartbeat_interval
-                                                            : opt.worker_template.heartbeat_interval,
-                                       2),
-                        tick);
-                    if (wit != workers.end() && now - wit->second.last_heartbeat <= saturating_ceil<steady::duration>(silent_limit)) {
-                        t.renewing = true;
-                        renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
-                        if (t.progress_dirty) {
-                            r.persist = t.rec;
-                            t.progress_dirty = false;
-                        }
-                        ++io_inflight;
-                        renewals.push_back(std::move(r));
-                    }
-                }
-                ++it;
-            }
-
-            // Heartbeats through each worker's own executor.
-            for (auto& [id, w] : workers) {
-                if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
-                    w.heartbeat_in_flight = true;
-                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
-                    w.w->post_control([this, wid = id] { heartbeat(wid); });
-                }
-            }
-
-            // Health of this node's workers, judged locally (the shared
-            // registry is reaped below for everyone's benefit).
-            for (auto it = workers.begin(); it != workers.end();) {
-                auto next = std::next(it);
-                if (now - it->second.last_heartbeat > saturating_ceil<steady::duration>(opt.worker_timeout)) {
-                    ++counters.workers_died;
-                    for (const auto& a : it->second.running) {
-                        if (running_count > 0) --running_count;
-                        auto tit = tasks.find(a->id);
-                        if (tit == tasks.end() || tit->second.attempt != a) continue;
-                        task_entry& t = tit->second;
-                        if (t.cancel_requested) {
-                            ops.push_back(make_op(t, task_status::cancelled, "cancelled", {},
-                                                  event_kind::task_cancelled, "cancelled", dist_op::why::finish));
-                        } else {
-                            ++t.rec.worker_losses;
-                            ops.push_back(make_op(t, task_status::queued, {}, {}, event_kind::task_requeued,
-                                                  "worker declared dead", dist_op::why::lost));
-                        }
-                        tasks.erase(tit);
-                    }
-                    it->second.running.clear();
-                    dead_workers.push_back(it->second.w);
-                    event ev;
-                    ev.kind = event_kind::worker_dead;
-                    ev.worker_id = it->first;
-                    ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
-                    emit(std::move(ev));
-                    try {
-                        registry->set_status(it->first, worker_status::error);
-                    } catch (const std::exception&) {
-                        ++counters.backend_errors;
-                    }
-                    workers.erase(it);
-                }
-                it = next;
-            }
-
+            settle_overdue(now, ops);
+            dead = reap_local_workers(now, ops);
             if (!stopping) {
+                io_inflight += retry_ops.size();  // outcomes the backend failed to record: again
+                std::move(retry_ops.begin(), retry_ops.end(), std::back_inserter(ops));
+                retry_ops.clear();
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (autoscale_due) {
@@ -2127,7 +2333,6 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                     }
                 }
             }
-
             // (Not while stopping: stop() waits for io_inflight to drain.)
             if (!stopping && now >= next_recover) {
                 next_recover = now + recover_every;
@@ -2141,6 +2346,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             }
             do_feed = now >= next_poll;
             join_now.swap(retired);
+            removed.swap(registry_removals);
             for (auto& [id, w] : workers) {
                 if (!w.registry_due) continue;
                 registry_writes.emplace_back(id, *w.registry_due);
@@ -2149,13 +2355,14 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         }
         apply(fx);
         run_ops(ops);
-        for (const auto& [id, at] : registry_writes) {
-            try {
-                registry->heartbeat(id, at);
-            } catch (const std::exception&) {
-                std::lock_guard lk(mu);
-                ++counters.backend_errors;
-            }
+        write_registry(registry_writes, dead, removed);
+        // The leases are renewed after whatever waited for the backend
+        // above, and before recovery looks for expired ones: a backend that
+        // answers again after a pause extends this node's leases first.
+        std::vector<renewal> renewals;
+        {
+            std::lock_guard lk(mu);
+            renewals = due_renewals();
         }
         for (auto& r : renewals) renew(r);
         if (do_recover) recover();
@@ -2214,14 +2421,23 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         apply(fx);
     }
 
-    // TTL of finished records (shared store) and the shared registry's
-    // stale workers.
+    // How long past its last heartbeat a dead worker's registry entry is
+    // kept (worker_timeout + worker_entry_grace, saturated).
+    std::chrono::milliseconds entry_lifetime() const {
+        const auto room = std::chrono::milliseconds::max() - opt.worker_timeout;
+        return opt.worker_entry_grace >= room ? std::chrono::milliseconds::max()
+                                              : opt.worker_timeout + opt.worker_entry_grace;
+    }
+
+    // TTL of finished records (shared store), the shared registry's stale
+    // workers, and the entries dead workers left behind.
     void maintain() {
         std::vector<std::string> expired;
         bool failed = false;
         try {
             expired = store->expire(wall::now(), opt.completed_ttl, opt.failed_ttl, opt.cancelled_ttl);
             (void)registry->reap_stale(wall::now(), opt.worker_timeout);
+            (void)registry->purge_silent(wall::now(), entry_lifetime());
         } catch (const std::exception&) {
             failed = true;
         }
@@ -3139,6 +3355,9 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
             }
             it = c.tasks.erase(it);
         }
+        c.io_inflight += c.retry_ops.size();  // one last try for what the backend failed to record
+        std::move(c.retry_ops.begin(), c.retry_ops.end(), std::back_inserter(ops));
+        c.retry_ops.clear();
         lk.unlock();
         c.run_ops(ops);
         lk.lock();
@@ -3191,14 +3410,17 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
     if (c.ctl_thread.joinable()) c.ctl_thread.join();
     if (c.io) c.io->join();
     std::vector<std::shared_ptr<worker>> all;
+    std::vector<std::string> leaving;  // registry entries to remove
     {
         std::lock_guard lk(c.mu);
+        leaving = c.registry_entries();
         for (auto& [id, w] : c.workers) all.push_back(w.w);
         c.workers.clear();
         for (auto& w : c.retired) all.push_back(w);
         c.retired.clear();
         for (auto& w : c.dead_workers) all.push_back(w);
         c.dead_workers.clear();
+        while (!c.beats.empty()) c.stop_heartbeats(c.beats.begin()->first);
         // Anything still running at this point has been fenced; mark it.
         detail::effects fx;
         for (auto& [id, t] : c.tasks) {
@@ -3213,6 +3435,7 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
     }
     c.flush_events();
     for (auto& w : all) c.end_worker(*w);
+    c.forget(leaving);
     {
         std::lock_guard lk(c.mu);
         c.torn_down = true;
@@ -3237,12 +3460,13 @@ void coordinator::resume_heartbeats(const std::string& worker_id) {
     auto it = c.workers.find(worker_id);
     if (it != c.workers.end()) {
         it->second.heartbeats_suspended = false;
+        if (auto b = c.beats.find(worker_id); b != c.beats.end()) c.arm_heartbeat(b->second, worker_id, {});
         return;
     }
     // Declared dead meanwhile: the worker comes back and heartbeats once,
     // from its own threads, as a wedged worker would; that is refused.
     if (auto dead = c.dead_worker(worker_id)) {
-        dead->post_control([&c, wid = worker_id] { c.heartbeat(wid); });
+        dead->post_control([&c, wid = worker_id] { (void)c.heartbeat(wid); });
         return;
     }
     throw error(errc::not_found, "orchcore: no worker with id \"" + worker_id + "\"");

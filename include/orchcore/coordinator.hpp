@@ -146,6 +146,12 @@ struct coordinator_options {
 
     /// A worker without heartbeat for this long is declared dead.
     std::chrono::milliseconds worker_timeout{2'000};
+    /// The registry entry of a worker that ended without a clean stop (its
+    /// process crashed, or it was declared dead) stays this long past
+    /// worker_timeout, for whoever looks at the registry, then any
+    /// coordinator's maintenance removes it. A clean stop (stop(), or a
+    /// worker scaled down) removes its entries at once.
+    std::chrono::milliseconds worker_entry_grace{std::chrono::minutes(5)};
 
     std::uint32_t default_max_retries = 3;
     backoff_policy default_backoff{};
@@ -205,7 +211,9 @@ struct coordinator_options {
     std::chrono::milliseconds lease_duration{30'000};
     /// Distributed mode: how often running attempts' leases are extended
     /// (and remote cancellation requests looked for). 0: lease_duration / 3.
-    /// Must be shorter than lease_duration.
+    /// Must be shorter than lease_duration. A lease with less than half of
+    /// lease_duration left is extended at the next tick whatever this says
+    /// (after the backend paused, say).
     std::chrono::milliseconds lease_renew_interval{0};
     /// Distributed mode: most leases taken in one round trip.
     std::size_t lease_batch = 64;
@@ -455,7 +463,10 @@ private:
 //   then the lease is acked (or nacked with the backoff for a retry or a
 //   continuation). A lease lost in between (expired and taken over by
 //   another node) refuses the result: counted in stale_token_refusals, the
-//   result dropped. Execution is at-least-once; a task is completed once.
+//   result dropped. A change the backend fails to record (it does not
+//   answer) is tried again on the next ticks while the lease may still be
+//   held; only a lease that lapses meanwhile lets the task run again.
+//   Execution is at-least-once; a task is completed once.
 // * Crashes: every node's tick calls transport->recover_expired(), so the
 //   tasks of a node that died go back to the queue after their lease
 //   expires and run elsewhere (record: running -> queued, worker_losses+1).
@@ -464,6 +475,24 @@ private:
 //   instead; its record ends failed (error "dead-lettered: lease expired N
 //   times", worker_losses+1), counted in coordinator_stats::dead_lettered.
 //   A local worker declared dead hands its tasks back at once.
+// * Health: a node's own workers prove they are alive with their own
+//   heartbeat clocks (timers on their threads), judged in memory, never
+//   through the backend: a backend that stops answering for a while (a
+//   paused or overloaded Redis) makes no worker dead and re-runs nothing.
+//   Each tick writes the heartbeats to the shared registry and renews the
+//   leases that are due after its other backend calls and before looking
+//   for expired leases, so a backend that answers again extends this
+//   node's leases first. Lease deadlines are in the callers' clocks: each
+//   transport call carries the `now` it was made at, and the node keeps the
+//   deadline it asked for (keep lease_duration well above clock skew).
+// * Results larger than the store takes (task_store::max_value_bytes(),
+//   redis_options::max_payload_bytes) fail their task at once, without
+//   retries ("result of N bytes exceeds max_payload_bytes = M"); the other
+//   results of the same batch are written as usual.
+// * Registry: workers are registered by their node's control thread; a
+//   clean stop (and scaling down) removes their entries; the entries of
+//   workers that died or whose process crashed are removed by any node's
+//   maintenance once silent for worker_timeout + worker_entry_grace.
 // * Queries: get_task/get_status/get_result read the shared store;
 //   wait_for/handles poll it (with a short backoff) for tasks running on
 //   other nodes, and wake at once for tasks finished here.

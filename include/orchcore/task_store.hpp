@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -87,6 +88,13 @@ public:
                                             std::chrono::milliseconds failed_ttl,
                                             std::chrono::milliseconds cancelled_ttl) = 0;
     virtual std::size_t size() const = 0;
+    /// The largest payload or result (bytes) the store accepts; a larger
+    /// one is refused with orchcore::invalid_argument. The coordinator
+    /// checks a handler's result against it before writing, and fails that
+    /// task alone ("result of N bytes exceeds max_payload_bytes = M",
+    /// without retries: the same result would be refused again). No limit
+    /// by default.
+    virtual std::size_t max_value_bytes() const noexcept { return std::numeric_limits<std::size_t>::max(); }
 
 protected:
     static void check_batch(std::size_t records, std::size_t expected) {

@@ -5,7 +5,6 @@
 // so coordinators on several machines see each other's workers.
 #pragma once
 
-#include <orchcore/detail/saturating.hpp>
 #include <orchcore/worker_pool.hpp>
 
 #include <algorithm>
@@ -58,6 +57,27 @@ public:
     virtual std::vector<std::string> reap_stale(std::chrono::system_clock::time_point now,
                                                 std::chrono::milliseconds timeout) = 0;
     virtual bool remove(const std::string& id) = 0;
+    /// Removes every worker, whatever its status, silent since before
+    /// `now - silence`, and returns their ids: the entries a crashed
+    /// process left behind (a clean stop removes its own). The default
+    /// lists and removes; backends override it with one atomic step.
+    virtual std::vector<std::string> purge_silent(std::chrono::system_clock::time_point now,
+                                                  std::chrono::milliseconds silence) {
+        std::vector<std::string> out;
+        for (const auto& w : list({}))
+            if (silent_since_before(w, now, silence) && remove(w.id)) out.push_back(w.id);
+        return out;
+    }
+
+protected:
+    /// Whether `w` was last heard from before `now - silence` (no overflow
+    /// for any silence: one longer than the clock's epoch is never over).
+    static bool silent_since_before(const worker_record& w, std::chrono::system_clock::time_point now,
+                                    std::chrono::milliseconds silence) {
+        const auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+        if (silence.count() < 0 || silence >= since_epoch) return false;
+        return w.last_heartbeat < now - silence;
+    }
 };
 
 class memory_worker_registry final : public worker_registry {
@@ -103,7 +123,7 @@ public:
         std::lock_guard lk(mutex_);
         std::vector<std::string> out;
         for (auto& [id, w] : workers_) {
-            if (alive(w.status) && detail::saturating_add(w.last_heartbeat, timeout) < now) {
+            if (alive(w.status) && silent_since_before(w, now, timeout)) {
                 w.status = worker_status::error;
                 out.push_back(id);
             }
@@ -114,6 +134,21 @@ public:
     bool remove(const std::string& id) override {
         std::lock_guard lk(mutex_);
         return workers_.erase(id) == 1;
+    }
+
+    std::vector<std::string> purge_silent(std::chrono::system_clock::time_point now,
+                                          std::chrono::milliseconds silence) override {
+        std::lock_guard lk(mutex_);
+        std::vector<std::string> out;
+        for (auto it = workers_.begin(); it != workers_.end();) {
+            if (silent_since_before(it->second, now, silence)) {
+                out.push_back(it->first);
+                it = workers_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        return out;
     }
 
 private:

@@ -126,6 +126,8 @@ const std::string& redis_task_store::finished_key(task_status s) const {
     }
 }
 
+std::size_t redis_task_store::max_value_bytes() const noexcept { return client_->options().max_payload_bytes; }
+
 void redis_task_store::check_sizes(const task_record& r) const {
     const auto limit = client_->options().max_payload_bytes;
     if (r.payload.size() > limit)

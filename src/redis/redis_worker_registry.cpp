@@ -73,6 +73,22 @@ end
 return out
 )lua");
 
+// KEYS: set. ARGV: worker key prefix, cutoff. Removes the workers (any
+// status) whose heartbeat < cutoff, and set members without a hash.
+const redis_script purge_script("registry.purge", std::string(int_compare) + R"lua(
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. id
+  local hb = redis.call('HGET', k, 'hb')
+  if not hb or less(hb, ARGV[2]) then
+    redis.call('DEL', k)
+    redis.call('SREM', KEYS[1], id)
+    out[#out + 1] = id
+  end
+end
+return out
+)lua");
+
 // KEYS: worker, set. ARGV: id.
 const redis_script remove_script("registry.remove", std::string(check_set) + R"lua(
 local n = redis.call('DEL', KEYS[1])
@@ -156,6 +172,8 @@ std::vector<worker_record> redis_worker_registry::list(const worker_filter& f) c
 
 std::vector<std::string> redis_worker_registry::reap_stale(std::chrono::system_clock::time_point now,
                                                            std::chrono::milliseconds timeout) {
+    const auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+    if (timeout.count() < 0 || timeout >= since_epoch) return {};  // nobody can be silent that long
     const auto cutoff = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout);
     const std::vector<std::string> keys{set_key_};
     const std::vector<std::string> args{base_ + ":worker:", std::to_string(redis_detail::to_ticks(cutoff))};
@@ -170,6 +188,20 @@ bool redis_worker_registry::remove(const std::string& id) {
     const std::vector<std::string> keys{worker_key(id), set_key_};
     const std::vector<std::string> args{id};
     return client_->eval(remove_script, keys, args, redis_retry::idempotent).integer == 1;
+}
+
+std::vector<std::string> redis_worker_registry::purge_silent(std::chrono::system_clock::time_point now,
+                                                             std::chrono::milliseconds silence) {
+    const auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+    if (silence.count() < 0 || silence >= since_epoch) return {};  // nobody can be silent that long
+    const auto cutoff = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(silence);
+    const std::vector<std::string> keys{set_key_};
+    const std::vector<std::string> args{base_ + ":worker:", std::to_string(redis_detail::to_ticks(cutoff))};
+    const auto reply = client_->eval(purge_script, keys, args, redis_retry::idempotent);
+    std::vector<std::string> out;
+    for (const auto& e : redis_detail::expect_array(reply, "registry.purge")) out.push_back(e.str);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace orchcore

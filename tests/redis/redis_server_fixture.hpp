@@ -133,6 +133,16 @@ public:
     /// Kills the server with SIGKILL (a crash: no shutdown save or flush).
     void crash() { stop_with(SIGKILL); }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered until resume() (SIGCONT), as in a long GC-like stall or a
+    /// VM pause.
+    void pause() {
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() {
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
+    }
+
     bool running() const noexcept { return pid_ > 0; }
     const std::filesystem::path& dir() const noexcept { return dir_; }
 
@@ -140,6 +150,7 @@ private:
     void stop_with(int sig) {
         if (pid_ <= 0) return;
         ::kill(pid_, sig);
+        ::kill(pid_, SIGCONT);  // a paused server handles the signal only once it runs
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         int status = 0;
         while (::waitpid(pid_, &status, WNOHANG) == 0) {

@@ -84,6 +84,8 @@ public:
                                     std::chrono::milliseconds failed_ttl,
                                     std::chrono::milliseconds cancelled_ttl) override;
     std::size_t size() const override;
+    /// redis_options::max_payload_bytes.
+    std::size_t max_value_bytes() const noexcept override;
 
     /// Dead letters (id and reason), at most `limit`.
     std::vector<dead_letter> dead_letters(std::size_t limit = 1000) const;

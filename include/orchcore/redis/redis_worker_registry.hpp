@@ -7,6 +7,8 @@
 // system_clock ticks, d the rest as JSON). heartbeat, set_status and
 // reap_stale are Lua scripts: a reaped (error) or stopped worker cannot
 // heartbeat back, and racing reapers each report a dead worker once.
+// purge_silent removes the hash and the set entry together (one script);
+// racing purgers each report a removed worker once.
 // Undecodable worker entries are skipped by list() and reported as absent
 // by get(); each time, a warning naming the key, the field and the value
 // goes to redis_options::on_warning (stderr if it is empty).
@@ -32,6 +34,8 @@ public:
     std::vector<std::string> reap_stale(std::chrono::system_clock::time_point now,
                                         std::chrono::milliseconds timeout) override;
     bool remove(const std::string& id) override;
+    std::vector<std::string> purge_silent(std::chrono::system_clock::time_point now,
+                                          std::chrono::milliseconds silence) override;
 
     const std::string& key_base() const noexcept { return base_; }
 

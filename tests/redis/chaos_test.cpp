@@ -1,0 +1,33 @@
+// Chaos over Redis: the server is frozen (SIGSTOP) for longer than the
+// workers' heartbeat interval and worker_timeout, shorter than a lease,
+// while long tasks run (tests/unit/node_resilience_scenarios.hpp; the same
+// scenario with held calls over the in-memory backend is in
+// tests/unit/node_resilience_test.cpp).
+#include <orchcore/redis/redis.hpp>
+
+#include "redis/redis_server_fixture.hpp"
+#include "unit/node_resilience_scenarios.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace orchcore;
+
+TEST_CASE("redis/chaos: a paused redis-server declares no worker dead and runs no task twice",
+          "[redis][chaos]") {
+    test::redis_server server;  // private: the pause must not stall other tests
+    auto o = server.options("chaos");
+    o.command_timeout = std::chrono::milliseconds(8000);  // calls wait out the pause
+    auto client = std::make_shared<redis_client>(o);
+    const test::dist_backend b{std::make_shared<redis_transport>(client, "q"),
+                               std::make_shared<redis_task_store>(client, "q"),
+                               std::make_shared<redis_worker_registry>(client, "q")};
+    test::scenario_backend_pause(b, {[&] { server.pause(); }, [&] { server.resume(); }});
+}
+
+TEST_CASE("redis/chaos: outcomes that fail to be recorded during an outage are recorded once it ends",
+          "[redis][chaos]") {
+    auto client = test::shared_redis_server().client("chaos");
+    test::scenario_outage_while_finishing({std::make_shared<redis_transport>(client, "q"),
+                                           std::make_shared<redis_task_store>(client, "q"),
+                                           std::make_shared<redis_worker_registry>(client, "q")});
+}
