@@ -15,6 +15,7 @@
 #include <orchcore/any_admission_queue.hpp>
 #include <orchcore/coordinator.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
+#include <orchcore/detail/saturating.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -463,7 +464,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             t.attempt->mailbox_cv.notify_all();
             t.attempt.reset();
         }
-        expiry[ttl_class(to)].emplace_back(steady::now() + ttl_for(to), t.rec.id);
+        expiry[ttl_class(to)].emplace_back(deadline_after(ttl_for(to)), t.rec.id);
         persist(t, from);
         event_kind k = event_kind::task_completed;
         switch (to) {
@@ -484,7 +485,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         persist(t, task_status::running);
         t.turn_deadline.reset();
         if (delay.count() > 0) {
-            t.delayed_it = delayed.emplace(steady::now() + delay, t.rec.id);
+            t.delayed_it = delayed.emplace(deadline_after(delay), t.rec.id);
             t.where = location::delayed;
         } else {
             if (front) ready.push_front(t.rec.id); else ready.push_back(t.rec.id);
@@ -564,7 +565,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         a->token = ++attempt_seq;
         t.attempt = a;
         auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
-        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout; else t.turn_deadline.reset();
+        if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(now, turn_timeout); else t.turn_deadline.reset();
         persist(t, task_status::queued);
         ++w.busy;
         w.running.push_back(a);
@@ -683,6 +684,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             // A task the policy pushed out to make room is cancelled now,
             // whatever becomes of this one.
             if (r.evicted) {
+                // The caller learns which task made room: its id, priority
+                // and admission time (the queue's own id stays internal).
+                out.admission.evicted.emplace(queue_entry<std::monostate, std::string>{
+                    r.evicted->value, {}, r.evicted->priority, r.evicted->enqueued_at});
                 if (auto eit = tasks.find(r.evicted->value); eit != tasks.end()) {
                     eit->second.where = location::none;  // already out of the queue
                     finish(eit->second, task_status::cancelled,
@@ -735,7 +740,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             return;
         }
         if (o.timeout.count() > 0) {
-            t.deadline = steady::now() + o.timeout;
+            t.deadline = deadline_after(o.timeout);
             deadlines.emplace(*t.deadline, id);
         }
         ++counters.submitted;
@@ -1120,8 +1125,8 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     void start_control() {
         next_recover = steady::now();
-        next_autoscale = steady::now() + opt.autoscale_interval;
-        next_maintenance = steady::now() + opt.maintenance_interval;
+        next_autoscale = deadline_after(opt.autoscale_interval);
+        next_maintenance = deadline_after(opt.maintenance_interval);
         tick = std::min<std::chrono::milliseconds>(
             {std::chrono::milliseconds(10), opt.worker_template.heartbeat_interval, opt.worker_timeout / 4});
         if (tick.count() <= 0) tick = std::chrono::milliseconds(1);
@@ -1133,6 +1138,57 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         }
         arm_tick();
         ctl_thread = std::thread([this] { ctl.run(); });
+        ctl_thread_id = ctl_thread.get_id();
+    }
+
+    // ------------------------------------------------------ stop from inside
+
+    std::thread::id ctl_thread_id{};  // set once, before anything can call stop()
+    std::thread stopper;              // mu; carries out a stop() called from inside
+
+    // Lock held. Whether the calling thread is one that stop() waits for:
+    // the control thread, an I/O thread, a worker's, or a tick on the user's
+    // executor (a handler or an event subscriber runs on one of them).
+    bool on_own_thread() {
+        const auto me = std::this_thread::get_id();
+        if (me == ctl_thread_id || (uctl && uctl->ticking.load() == me)) return true;
+        if (io && io->get_executor().running_in_this_thread()) return true;
+        auto here = [](const std::shared_ptr<worker>& w) { return w->runs_here(); };
+        for (const auto& [id, w] : workers)
+            if (here(w.w)) return true;
+        return std::any_of(retired.begin(), retired.end(), here) ||
+               std::any_of(dead_workers.begin(), dead_workers.end(), here);
+    }
+
+    // stop() on one of the coordinator's own threads cannot wait there (it
+    // would wait for itself): admission closes at once, and the rest of the
+    // stop runs on a thread of its own. Returns false on any other thread.
+    template <class Stop>
+    bool stop_from_inside(Stop&& stop_fn) {
+        std::lock_guard lk(mu);
+        if (!on_own_thread()) return false;
+        if (stopping || stopped) return true;  // a stop is under way already
+        stopping = true;
+        if (!dist()) queue->close();
+        stopper = std::thread(std::forward<Stop>(stop_fn));
+        return true;
+    }
+
+    // A stop() from outside first waits for one started from inside.
+    void await_stopper() {
+        std::thread t;
+        {
+            std::lock_guard lk(mu);
+            if (stopper.joinable() && stopper.get_id() != std::this_thread::get_id()) t = std::move(stopper);
+        }
+        if (t.joinable()) t.join();
+    }
+
+    ~coordinator_impl() {
+        // The stopper holds this object: it ends here only as its last owner.
+        if (stopper.joinable()) {
+            if (stopper.get_id() == std::this_thread::get_id()) stopper.detach(); else stopper.join();
+        }
     }
 
     void arm_tick() {
@@ -1244,7 +1300,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             for (auto& [id, w] : workers) {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
-                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
                     w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
@@ -1293,7 +1349,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (opt.autoscale && now >= next_autoscale) {
-                    next_autoscale = now + opt.autoscale_interval;
+                    next_autoscale = saturating_add(now, opt.autoscale_interval);
                     const std::size_t depth = queue->size() + ready.size() + parked.size();
                     if (auto d = scaler.evaluate(depth, live_workers(), now))
                         scale_to(d->to, std::string(d->reason), fx);
@@ -1302,7 +1358,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
             // TTL expiry of finished tasks.
             if (now >= next_maintenance) {
-                next_maintenance = now + opt.maintenance_interval;
+                next_maintenance = saturating_add(now, opt.maintenance_interval);
                 for (auto& fifo : expiry) {
                     while (!fifo.empty() && fifo.front().first <= now) {
                         auto id = std::move(fifo.front().second);
@@ -1660,7 +1716,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             if (failed) ++counters.backend_errors;
             if (got.empty()) {
                 poll_backoff = std::clamp(poll_backoff * 2, tick, std::chrono::milliseconds(50));
-                next_poll = steady::now() + poll_backoff;
+                next_poll = deadline_after(poll_backoff);
                 if (io_inflight > 0) --io_inflight;
                 done_cv.notify_all();
                 return false;
@@ -1699,7 +1755,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 continue;
             }
             const bool cancel_marked = rec->metadata.count(cancel_key) > 0;
-            const bool past_deadline = rec->timeout.count() > 0 && rec->created_at + rec->timeout <= wall::now();
+            const bool past_deadline = rec->timeout.count() > 0 && saturating_add(rec->created_at, rec->timeout) <= wall::now();
             if (cancel_marked || past_deadline) {
                 dist_op op;
                 op.rec = *rec;
@@ -1856,9 +1912,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         t.rec.worker_id = w.w->id();
         t.token = l.token;
         t.held_until = l.deadline;
-        t.next_renew = now + renew_every;
+        t.next_renew = saturating_add(now, renew_every);
         if (t.rec.timeout.count() > 0)
-            t.deadline = now + std::chrono::duration_cast<steady::duration>(t.rec.created_at + t.rec.timeout - wall::now());
+            t.deadline = saturating_add(now, saturating_add(t.rec.created_at, t.rec.timeout) - wall::now());
         auto a = std::make_shared<attempt_state>();
         a->c = this;
         a->id = t.rec.id;
@@ -1871,7 +1927,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         a->token = l.token;
         t.attempt = a;
         auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
-        if (turn_timeout.count() > 0) t.turn_deadline = now + turn_timeout;
+        if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(now, turn_timeout);
         ++w.busy;
         w.running.push_back(a);
         ++running_count;
@@ -1911,14 +1967,14 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 task_entry& t = it->second;
                 t.renewing = false;
                 if (failed) {
-                    t.next_renew = steady::now() + tick;  // try again soon
+                    t.next_renew = deadline_after(tick);  // try again soon
                     if (r.persist) t.progress_dirty = true;
                 } else if (extended) {
-                    t.held_until = now + opt.lease_duration;
-                    t.next_renew = steady::now() + renew_every;
+                    t.held_until = saturating_add(now, opt.lease_duration);
+                    t.next_renew = deadline_after(renew_every);
                     if (cancel_marked && !t.cancel_requested) {
                         t.cancel_requested = true;
-                        t.cancel_deadline = steady::now() + opt.cancel_grace;
+                        t.cancel_deadline = deadline_after(opt.cancel_grace);
                         signal_cancel(t.attempt);
                     }
                 } else {
@@ -1994,10 +2050,12 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                     // Only while the attempt's worker is alive: a hung or
                     // partitioned worker lets its leases lapse.
                     auto wit = workers.find(t.attempt->worker_id);
-                    const auto silent_limit = 2 * (wit != workers.end() ? wit->second.w->options().heartbeat_interval
-                                                                        : opt.worker_template.heartbeat_interval) +
-                                              tick;
-                    if (wit != workers.end() && now - wit->second.last_heartbeat <= silent_limit) {
+                    const auto silent_limit = saturating_add(
+                        saturating_mul(wit != workers.end() ? wit->second.w->options().heartbeat_interval
+                                                            : opt.worker_template.heartbeat_interval,
+                                       2),
+                        tick);
+                    if (wit != workers.end() && now - wit->second.last_heartbeat <= saturating_ceil<steady::duration>(silent_limit)) {
                         t.renewing = true;
                         renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
                         if (t.progress_dirty) {
@@ -2015,7 +2073,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             for (auto& [id, w] : workers) {
                 if (!w.heartbeat_in_flight && !w.heartbeats_suspended && now >= w.next_heartbeat) {
                     w.heartbeat_in_flight = true;
-                    w.next_heartbeat = now + w.w->options().heartbeat_interval;
+                    w.next_heartbeat = saturating_add(now, w.w->options().heartbeat_interval);
                     w.w->post_control([this, wid = id] { heartbeat(wid); });
                 }
             }
@@ -2024,7 +2082,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             // registry is reaped below for everyone's benefit).
             for (auto it = workers.begin(); it != workers.end();) {
                 auto next = std::next(it);
-                if (now - it->second.last_heartbeat > opt.worker_timeout) {
+                if (now - it->second.last_heartbeat > saturating_ceil<steady::duration>(opt.worker_timeout)) {
                     ++counters.workers_died;
                     for (const auto& a : it->second.running) {
                         if (running_count > 0) --running_count;
@@ -2062,7 +2120,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 if (live_workers() < opt.scaling.min_workers) {
                     scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
                 } else if (autoscale_due) {
-                    next_autoscale = now + opt.autoscale_interval;
+                    next_autoscale = saturating_add(now, opt.autoscale_interval);
                     if (depth) {
                         if (auto d = scaler.evaluate(*depth, live_workers(), now))
                             scale_to(d->to, std::string(d->reason), fx);
@@ -2077,7 +2135,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 ++io_inflight;
             }
             if (!stopping && now >= next_maintenance) {
-                next_maintenance = now + opt.maintenance_interval;
+                next_maintenance = saturating_add(now, opt.maintenance_interval);
                 do_maintenance = true;
                 ++io_inflight;
             }
@@ -2256,7 +2314,7 @@ std::vector<std::string> task_context::receive() {
 
 std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
     auto& c = *s_->c;
-    const auto deadline = detail::steady::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout);
     if (c.dist()) {
         auto backoff = std::chrono::milliseconds(1);
         for (;;) {
@@ -2278,7 +2336,7 @@ std::vector<std::string> task_context::receive_for(std::chrono::milliseconds tim
 asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
     auto s = s_;
     auto& c = *s->c;
-    const auto deadline = detail::steady::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout);
     asio::steady_timer timer(co_await asio::this_coro::executor);
     auto backoff = std::chrono::milliseconds(1);
     for (;;) {
@@ -2737,7 +2795,7 @@ std::string coordinator::submit(std::string type, std::string payload, task_opti
 }
 
 std::optional<task_record> coordinator::wait_for(const std::string& id, std::chrono::milliseconds timeout) {
-    return wait_until(id, detail::steady::now() + timeout);
+    return wait_until(id, detail::deadline_after(timeout));
 }
 
 std::optional<task_record> coordinator::wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline) {
@@ -2776,7 +2834,7 @@ std::optional<task_record> coordinator::wait_until(const std::string& id, std::c
 
 asio::awaitable<std::optional<task_record>> coordinator::async_wait_for(std::string id,
                                                                         std::chrono::milliseconds timeout) {
-    co_return co_await async_wait_until(std::move(id), detail::steady::now() + timeout);
+    co_return co_await async_wait_until(std::move(id), detail::deadline_after(timeout));
 }
 
 asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::string id,
@@ -2871,7 +2929,7 @@ bool coordinator::cancel(const std::string& id) {
                 auto& t = it->second;
                 if (!t.cancel_requested) {
                     t.cancel_requested = true;
-                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                     detail::coordinator_impl::signal_cancel(t.attempt);
                 }
                 return true;
@@ -2917,7 +2975,7 @@ bool coordinator::cancel(const std::string& id) {
         if (t.rec.status == task_status::running) {
             if (!t.cancel_requested) {
                 t.cancel_requested = true;
-                t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                 if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
             }
         } else {
@@ -3054,7 +3112,12 @@ coordinator_stats coordinator::get_stats() const {
 event_bus& coordinator::events() noexcept { return impl_->bus; }
 
 bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
-    auto& c = *impl_;
+    if (impl_->stop_from_inside([c = impl_, mode, deadline] { (void)stop_on(*c, mode, deadline); })) return false;
+    impl_->await_stopper();
+    return stop_on(*impl_, mode, deadline);
+}
+
+bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chrono::milliseconds deadline) {
     bool clean = true;
     if (c.dist()) {
         // A node stops taking leases; graceful lets its running attempts
@@ -3064,7 +3127,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         if (c.stopped) return true;
         c.stopping = true;
         if (mode == stop_mode::graceful) {
-            c.done_cv.wait_until(lk, detail::steady::now() + deadline,
+            c.done_cv.wait_until(lk, detail::deadline_after(deadline),
                                  [&] { return c.running_count == 0 && c.io_inflight == 0; });
         }
         std::vector<detail::dist_op> ops;
@@ -3079,7 +3142,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         lk.unlock();
         c.run_ops(ops);
         lk.lock();
-        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+        c.done_cv.wait_until(lk, detail::deadline_after(detail::saturating_add(c.opt.cancel_grace, std::chrono::milliseconds(100))),
                              [&] { return c.running_count == 0 && c.io_inflight == 0; });
         // Lease calls in flight must end before the control thread goes.
         c.done_cv.wait(lk, [&] { return c.io_inflight == 0; });
@@ -3094,7 +3157,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
             return c.queue->size() + c.ready.size() + c.parked.size() + c.delayed.size() + c.running_count;
         };
         if (mode == stop_mode::graceful) {
-            const auto until = detail::steady::now() + deadline;
+            const auto until = detail::deadline_after(deadline);
             c.done_cv.wait_until(lk, until, [&] { return unfinished() == 0; });
         }
         // Whatever is left is cancelled: waiting tasks at once, running ones
@@ -3106,7 +3169,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
             if (t.rec.status == task_status::running) {
                 if (!t.cancel_requested) {
                     t.cancel_requested = true;
-                    t.cancel_deadline = detail::steady::now() + c.opt.cancel_grace;
+                    t.cancel_deadline = detail::deadline_after(c.opt.cancel_grace);
                     if (t.attempt) detail::coordinator_impl::signal_cancel(t.attempt);
                 }
             } else {
@@ -3117,7 +3180,7 @@ bool coordinator::stop(stop_mode mode, std::chrono::milliseconds deadline) {
         c.apply(fx);
         lk.lock();
         // Give cooperative handlers their grace period; the tick fences the rest.
-        c.done_cv.wait_until(lk, detail::steady::now() + c.opt.cancel_grace + std::chrono::milliseconds(100),
+        c.done_cv.wait_until(lk, detail::deadline_after(detail::saturating_add(c.opt.cancel_grace, std::chrono::milliseconds(100))),
                              [&] { return c.running_count == 0; });
         c.stopped = true;
     }

@@ -17,6 +17,7 @@
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
 #include <orchcore/detail/id_index.hpp>
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/metrics.hpp>
 #include <orchcore/priority.hpp>
@@ -236,10 +237,8 @@ public:
     /// (one slot frees up per dequeue), clamped to the configured bounds.
     std::chrono::milliseconds retry_after_hint(time_point now) const {
         if (!dequeue_rate_.has_estimate()) return options_.default_retry_after;
-        const double ms = std::ceil(dequeue_rate_.interval_seconds(now) * 1000.0);
-        const double lo = static_cast<double>(options_.min_retry_after.count());
-        const double hi = static_cast<double>(options_.max_retry_after.count());
-        return std::chrono::milliseconds{static_cast<std::int64_t>(std::clamp(ms, lo, hi))};
+        const auto ms = detail::saturating_millis(std::ceil(dequeue_rate_.interval_seconds(now) * 1000.0));
+        return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
     }
 
 private:

@@ -8,6 +8,7 @@
 // policy is known at compile time; this interface adds one virtual call.
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/admission_queue.hpp>
 
 #include <chrono>
@@ -42,14 +43,14 @@ public:
     virtual std::optional<entry_type> pop_until(clock::time_point deadline) = 0;
     template <class Rep, class Period>
     std::optional<entry_type> pop_for(const std::chrono::duration<Rep, Period>& timeout) {
-        return pop_until(clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return pop_until(detail::deadline_after(timeout));
     }
     virtual std::vector<entry_type> try_pop_batch(std::size_t max) = 0;
     virtual std::vector<entry_type> pop_batch(std::size_t max) = 0;
     virtual std::vector<entry_type> pop_batch_until(std::size_t max, clock::time_point deadline) = 0;
     template <class Rep, class Period>
     std::vector<entry_type> pop_batch_for(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
-        return pop_batch_until(max, clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return pop_batch_until(max, detail::deadline_after(timeout));
     }
     virtual std::optional<entry_type> cancel(const Id& id) = 0;
     virtual std::optional<std::size_t> position_of(const Id& id) const = 0;

@@ -9,6 +9,7 @@
 // Below `min_workers` (a worker died) it scales up at once.
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 
 #include <algorithm>
@@ -70,7 +71,7 @@ public:
 
         up_streak_ = depth > o_.scale_up_depth ? up_streak_ + 1 : 0;
         down_streak_ = depth < o_.scale_down_depth ? down_streak_ + 1 : 0;
-        if (last_change_ && now - *last_change_ < o_.cooldown) return std::nullopt;
+        if (last_change_ && now - *last_change_ < detail::saturating_ceil<clock::duration>(o_.cooldown)) return std::nullopt;
 
         if (up_streak_ >= o_.up_after && workers < o_.max_workers)
             return decide(workers, std::min(o_.max_workers, workers + o_.step), "queue depth high", now);

@@ -3,6 +3,7 @@
 // or exactly that bound without. Pure: the caller supplies the random draw.
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 
 #include <algorithm>
@@ -31,15 +32,16 @@ struct backoff_policy {
         const std::uint32_t shift = std::min<std::uint32_t>(attempt - 1, 40);
         const long double raw = static_cast<long double>(base.count()) * static_cast<long double>(1ULL << shift);
         const long double capped = std::min(raw, static_cast<long double>(cap.count()));
-        return std::chrono::milliseconds{static_cast<std::int64_t>(capped)};
+        return std::min(cap, detail::saturating_millis(capped));
     }
 
     /// Delay before retry `attempt`, with `unit_random` drawn from [0, 1).
     std::chrono::milliseconds delay(std::uint32_t attempt, double unit_random) const noexcept {
         const auto c = ceiling(attempt);
         if (!jitter) return c;
-        const double u = std::clamp(unit_random, 0.0, 1.0);
-        return std::chrono::milliseconds{static_cast<std::int64_t>(static_cast<double>(c.count()) * u)};
+        const long double u = std::clamp(unit_random, 0.0, 1.0);
+        // Never above the ceiling, whatever the rounding near the maximum.
+        return std::min(c, detail::saturating_millis(static_cast<long double>(c.count()) * u));
     }
 };
 

@@ -405,6 +405,11 @@ public:
     /// finish, then cancels what is left. abort: cancels queued tasks at
     /// once and running ones cooperatively. Returns true if nothing had to
     /// be cancelled. Idempotent.
+    /// Called from one of the coordinator's own threads (a handler, an event
+    /// subscriber it delivers to), it closes admission, leaves the rest of
+    /// the stop to a thread of its own and returns false at once, without
+    /// waiting (a graceful stop lets the calling handler's task finish). A
+    /// later stop() or the destructor on another thread waits for that stop.
     bool stop(stop_mode mode = stop_mode::graceful,
               std::chrono::milliseconds deadline = std::chrono::milliseconds{30'000});
 
@@ -418,6 +423,7 @@ public:
 
 private:
     std::vector<submit_result> submit_many_dist(std::vector<task_request>& tasks);
+    static bool stop_on(detail::coordinator_impl& c, stop_mode mode, std::chrono::milliseconds deadline);
     friend class task_handle;
     std::shared_ptr<detail::coordinator_impl> impl_;
 };

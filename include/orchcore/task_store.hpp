@@ -8,6 +8,7 @@
 // task cannot both win.
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/task.hpp>
 #include <orchcore/task_status.hpp>
@@ -146,7 +147,7 @@ public:
                 const auto ttl = r.status == task_status::completed   ? completed_ttl
                                  : r.status == task_status::cancelled ? cancelled_ttl
                                                                       : failed_ttl;
-                if (*r.finished_at + ttl <= now) {
+                if (detail::saturating_add(*r.finished_at, ttl) <= now) {
                     out.push_back(it->first);
                     it = records_.erase(it);
                     continue;

@@ -80,6 +80,7 @@
 
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/priority.hpp>
 
@@ -335,7 +336,12 @@ inline std::int64_t to_unix_ms(std::chrono::system_clock::time_point t) {
 }
 
 inline std::chrono::system_clock::time_point from_unix_ms(std::int64_t ms) {
-    return std::chrono::system_clock::time_point{std::chrono::milliseconds{ms}};
+    return saturating_add(std::chrono::system_clock::time_point{}, std::chrono::milliseconds{ms});
+}
+
+// `ms + d` in milliseconds since the epoch, stopping at the largest value.
+inline std::int64_t unix_ms_after(std::int64_t ms, std::chrono::milliseconds d) {
+    return saturating_add(std::chrono::milliseconds{ms}, d).count();
 }
 
 /// The dead-letter reason of a task whose lease expired `n` times.
@@ -386,7 +392,7 @@ public:
             make_waiting(node.value().second, tasks_.at(node.value().second));
         }
         std::vector<transport_lease> out;
-        const auto deadline_ms = now_ms + duration.count();
+        const auto deadline_ms = detail::unix_ms_after(now_ms, duration);
         while (out.size() < max && !waiting_.empty()) {
             const std::string id = std::get<2>(*waiting_.begin());
             task& t = tasks_.at(id);
@@ -426,7 +432,7 @@ public:
         t->worker.clear();
         if (delay.count() > 0) {
             t->where = place::delayed;
-            t->at_ms = detail::to_unix_ms(now) + delay.count();
+            t->at_ms = detail::unix_ms_after(detail::to_unix_ms(now), delay);
             delayed_.emplace(t->at_ms, id);
         } else {
             make_waiting(id, *t);

@@ -141,6 +141,12 @@ public:
         }
     }
 
+    /// As above, the sink owned jointly: it stays alive as long as the
+    /// worker does, even when its creator is gone first.
+    worker(worker_options o, std::shared_ptr<worker_sink> sink) : worker(std::move(o), 0, sink.get()) {
+        sink_owner_ = std::move(sink);
+    }
+
     worker(const worker&) = delete;
     worker& operator=(const worker&) = delete;
     ~worker() {
@@ -153,6 +159,13 @@ public:
     const boost::asio::any_io_executor& executor() const noexcept { return exec_; }
     /// True if it runs on an executor of the user's (no threads of its own).
     bool on_user_executor() const noexcept { return !threads_.has_value(); }
+    /// True on a thread of this worker's own pool, or (user executor) inside
+    /// one of its callables: there join() and close() would wait for the
+    /// caller itself.
+    bool runs_here() noexcept {  // not const: asio hands out executors from a mutable pool
+        if (threads_) return threads_->get_executor().running_in_this_thread();
+        return current() == this;
+    }
     clock::time_point started_at() const noexcept { return started_at_; }
 
     /// Runs `f` in one of this worker's task slots, in posting order (with
@@ -186,7 +199,10 @@ public:
         }
         boost::asio::post(exec_, [self = owner(), f = std::move(f)] {
             if (!self->enter()) return;
-            f();
+            {
+                running_here mark(self.get());
+                f();
+            }
             self->leave();
         });
     }
@@ -330,7 +346,10 @@ private:
                 --self->drainers_;
                 return;
             }
-            self->drain();
+            {
+                running_here mark(self.get());
+                self->drain();
+            }
             self->leave();
         });
     }
@@ -347,6 +366,20 @@ private:
 
     // User executor: counts what executes on it, so close() and join() can
     // wait for exactly that.
+    // The worker whose callable runs on this thread (user executor), for
+    // runs_here().
+    static const worker*& current() noexcept {
+        thread_local const worker* w = nullptr;
+        return w;
+    }
+    // Marks this thread as running one of `w`'s callables while it lives.
+    struct running_here {
+        const worker* outer = current();
+        explicit running_here(const worker* w) noexcept { current() = w; }
+        ~running_here() { current() = outer; }
+        running_here(const running_here&) = delete;
+        running_here& operator=(const running_here&) = delete;
+    };
     bool enter() {
         std::lock_guard lk(idle_mutex_);
         if (closed_) return false;
@@ -449,6 +482,7 @@ private:
     std::size_t executing_ = 0;
     bool closed_ = false;
     worker_sink* sink_ = nullptr;
+    std::shared_ptr<worker_sink> sink_owner_;  // set by the shared-sink constructor
     // Held for a push or for taking a batch: a spin-then-yield lock, whose
     // unlock is a plain store (std::mutex's is a second atomic RMW).
     detail::adaptive_mutex queue_mutex_;
@@ -504,13 +538,25 @@ public:
         for (std::size_t i = 0; i < options_.min_workers; ++i) initial->push_back(make_worker());
         current_.store(initial.get(), std::memory_order_release);
         list_ = std::move(initial);
+        sink_->pool.store(this, std::memory_order_seq_cst);
     }
 
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
     /// stop(graceful) on its own threads. On a user executor, stop(abort):
     /// a destructor must not wait for an executor that may no longer be run.
-    ~worker_pool() { stop(options_.worker_template.executor ? stop_mode::abort : stop_mode::graceful); }
+    /// Run by one of the pool's own callables (its last owner dropped
+    /// there), it cannot wait for that callable: a thread of its own waits
+    /// for the workers instead, and the callable goes on to its end.
+    ~worker_pool() {
+        sink_->detach_pool();
+        const bool inside = [&] {
+            std::lock_guard lk(scale_mutex_);
+            return runs_here_locked();
+        }();
+        stop(options_.worker_template.executor ? stop_mode::abort : stop_mode::graceful);
+        if (inside) join_elsewhere();
+    }
 
     /// Runs `f` on some worker: the next one in the posting thread's round
     /// robin if it has a free task slot, otherwise another one that has, and
@@ -592,8 +638,8 @@ public:
             for (const auto& w : retired_) s.posted += w->posted();
             s.cancelled = cancelled_;
         }
-        s.completed = completed_.load(std::memory_order_relaxed);
-        s.unhandled_exceptions = unhandled_.load(std::memory_order_relaxed);
+        s.completed = sink_->completed.load(std::memory_order_relaxed);
+        s.unhandled_exceptions = sink_->unhandled.load(std::memory_order_relaxed);
         s.rejected_after_stop = rejected_after_stop_.load(std::memory_order_relaxed);
         return s;
     }
@@ -604,17 +650,23 @@ public:
     /// started (counted in stats().cancelled; submit() futures get
     /// cancelled_error) and waits for the callables already running, which
     /// cannot be interrupted (the coordinator's tasks are the cooperatively
-    /// cancellable kind). Idempotent.
+    /// cancellable kind). Idempotent; a later call waits as the first did.
+    /// Called from one of the pool's own callables, it stops taking work
+    /// (and drops, for abort) but returns without waiting, since it cannot
+    /// wait for its caller: the destructor or a stop() from another thread
+    /// waits.
     void stop(stop_mode mode = stop_mode::graceful) {
         std::lock_guard lk(scale_mutex_);
-        if (stopped_.exchange(true, std::memory_order_seq_cst)) return;
-        // A post() that did not see stopped_ finishes handing over its
-        // callable before the workers are joined, so none is left behind.
-        gate_.wait_for_readers();
-        if (mode == stop_mode::abort) {
-            for (auto& w : *list_) cancelled_ += w->discard_pending();
-            for (auto& w : retired_) cancelled_ += w->discard_pending();
+        if (!stopped_.exchange(true, std::memory_order_seq_cst)) {
+            // A post() that did not see stopped_ finishes handing over its
+            // callable before the workers are joined, so none is left behind.
+            gate_.wait_for_readers();
+            if (mode == stop_mode::abort) {
+                for (auto& w : *list_) cancelled_ += w->discard_pending();
+                for (auto& w : retired_) cancelled_ += w->discard_pending();
+            }
         }
+        if (runs_here_locked()) return;
         for (auto& w : *list_) w->join();
         for (auto& w : retired_) w->join();
     }
@@ -712,7 +764,27 @@ private:
     std::shared_ptr<worker> make_worker() {
         worker_options o = options_.worker_template;
         o.id = "worker-" + std::to_string(++worker_seq_);
-        return std::make_shared<worker>(std::move(o), 0, &sink_);
+        return std::make_shared<worker>(std::move(o), sink_);
+    }
+
+    // scale_mutex_ held. Whether the calling thread is one of the workers'.
+    bool runs_here_locked() const {
+        auto here = [](const std::shared_ptr<worker>& w) { return w->runs_here(); };
+        return std::any_of(list_->begin(), list_->end(), here) || std::any_of(retired_.begin(), retired_.end(), here);
+    }
+
+    // The destructor on one of the pool's own threads: the workers (and the
+    // sink they report to) are handed to a thread that waits for them.
+    void join_elsewhere() {
+        std::vector<std::shared_ptr<worker>> all;
+        {
+            std::lock_guard lk(scale_mutex_);
+            all = *list_;
+            all.insert(all.end(), retired_.begin(), retired_.end());
+        }
+        std::thread([all = std::move(all)] {
+            for (const auto& w : all) w->join();
+        }).detach();
     }
 
     void reap_retired_locked() {
@@ -727,22 +799,36 @@ private:
         });
     }
 
+    // Where the workers report; shared with them, so that it outlives a
+    // pool destroyed on one of its own threads.
     struct sink final : worker_sink {
-        worker_pool* pool;
-        explicit sink(worker_pool* p) : pool(p) {}
-        void on_unhandled(std::exception_ptr e) noexcept override { pool->report(e); }
-        void on_done(std::uint64_t n) noexcept override { pool->completed_.fetch_add(n, std::memory_order_relaxed); }
+        std::function<void(std::exception_ptr)> on_unhandled_exception;
+        alignas(64) std::atomic<std::uint64_t> completed{0};
+        std::atomic<std::uint64_t> unhandled{0};
+        explicit sink(std::function<void(std::exception_ptr)> f) : on_unhandled_exception(std::move(f)) {}
+        void on_unhandled(std::exception_ptr e) noexcept override { report(*this, e); }
+        void on_done(std::uint64_t n) noexcept override { completed.fetch_add(n, std::memory_order_relaxed); }
+        // Stealing goes through the pool while it exists; its destructor
+        // clears `pool` and waits out the steals in progress.
+        std::atomic<worker_pool*> pool{nullptr};
+        reader_gate steal_gate;
         std::shared_ptr<worker> steal_for(const worker& thief,
                                           std::vector<std::function<void()>>& into) noexcept override {
-            return pool->steal_for(thief, into);
+            reader_gate::section in(steal_gate);
+            worker_pool* p = pool.load(std::memory_order_seq_cst);
+            return p ? p->steal_for(thief, into) : nullptr;
+        }
+        void detach_pool() noexcept {
+            pool.store(nullptr, std::memory_order_seq_cst);
+            steal_gate.wait_for_readers();
         }
     };
 
-    void report(std::exception_ptr e) noexcept {
-        unhandled_.fetch_add(1, std::memory_order_relaxed);
-        if (options_.on_unhandled_exception) {
+    static void report(sink& s, std::exception_ptr e) noexcept {
+        s.unhandled.fetch_add(1, std::memory_order_relaxed);
+        if (s.on_unhandled_exception) {
             try {
-                options_.on_unhandled_exception(e);
+                s.on_unhandled_exception(e);
                 return;
             } catch (...) {
             }
@@ -757,7 +843,7 @@ private:
     }
 
     pool_options options_;
-    sink sink_{this};
+    std::shared_ptr<sink> sink_ = std::make_shared<sink>(options_.on_unhandled_exception);
     // post() reads current_ inside a reader section; scale() and stop()
     // replace or retire under scale_mutex_ and wait for readers.
     std::atomic<const worker_list*> current_{nullptr};
@@ -767,8 +853,7 @@ private:
     mutable std::mutex scale_mutex_;
     reader_gate gate_;
     std::atomic<bool> stopped_{false};
-    alignas(64) std::atomic<std::uint64_t> completed_{0};
-    std::atomic<std::uint64_t> unhandled_{0}, rejected_after_stop_{0};
+    std::atomic<std::uint64_t> rejected_after_stop_{0};
     std::uint64_t worker_seq_ = 0;
     std::uint64_t cancelled_ = 0;  // scale_mutex_
 };

@@ -5,6 +5,7 @@
 // so coordinators on several machines see each other's workers.
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/worker_pool.hpp>
 
 #include <algorithm>
@@ -102,7 +103,7 @@ public:
         std::lock_guard lk(mutex_);
         std::vector<std::string> out;
         for (auto& [id, w] : workers_) {
-            if (alive(w.status) && w.last_heartbeat + timeout < now) {
+            if (alive(w.status) && detail::saturating_add(w.last_heartbeat, timeout) < now) {
                 w.status = worker_status::error;
                 out.push_back(id);
             }

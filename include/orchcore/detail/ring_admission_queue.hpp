@@ -41,8 +41,10 @@
 //    when there is one. The store/fence/load pairs on both sides guarantee
 //    that either the producer sees the waiter or the waiter sees the task.
 //  * Metrics: the wait-time histogram is striped per consuming thread
-//    (relaxed atomics); the dequeue rate behind retry-after is sampled from
-//    head_ when a rejection needs it, so consumers pay nothing for it.
+//    (relaxed atomics). The dequeue rate behind retry-after is sampled by
+//    the consumers themselves, amortised (at a few early dequeues, then at
+//    every 64th, with a try-lock that never waits), and by a rejection from
+//    head_, so the first rejection after a busy period already knows it.
 #pragma once
 
 #include <orchcore/admission_core.hpp>
@@ -50,6 +52,7 @@
 #include <orchcore/admission_result.hpp>
 #include <orchcore/detail/futex.hpp>
 #include <orchcore/detail/id_index.hpp>
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/detail/timed_pops.hpp>
@@ -139,11 +142,17 @@ private:
     std::array<stripe, stripe_count> stripes_{};
 };
 
-template <class T, admission_policy Policy, class Id>
-class ring_admission_queue : public timed_pops<ring_admission_queue<T, Policy, Id>, queue_entry<T, Id>> {
-    friend class timed_pops<ring_admission_queue<T, Policy, Id>, queue_entry<T, Id>>;
+/// `StampClock` stamps admissions and dequeues (wait times, the dequeue
+/// rate behind retry-after); tests give it a clock they move by hand. Its
+/// time points are steady_clock's. Deadlines of the blocking pops are
+/// always on steady_clock.
+template <class T, admission_policy Policy, class Id, class StampClock = std::chrono::steady_clock>
+class ring_admission_queue
+    : public timed_pops<ring_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>> {
+    friend class timed_pops<ring_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>>;
 
     static_assert(ring_eligible<T, Policy, Id>);
+    static_assert(std::is_same_v<typename StampClock::time_point, std::chrono::steady_clock::time_point>);
 
 public:
     using value_type = T;
@@ -174,7 +183,7 @@ public:
     }
 
     result_type try_push(T&& value, const request_type& req = {}) {
-        const auto now = clock::now();
+        const auto now = StampClock::now();
         if (req.id || !priority::is_valid(req.priority)) return push_exclusive(std::move(value), req, now);
         result_type r;
         {
@@ -314,7 +323,7 @@ public:
     std::size_t waiting_consumers() const { return waiters_.load(std::memory_order_acquire); }
 
     queue_metrics metrics() const {
-        const auto now = clock::now();
+        const auto now = StampClock::now();
         exclusive_section x(*this);
         queue_metrics m;
         m.policy = Policy::name;
@@ -404,8 +413,9 @@ private:
     };
 
     // Dequeue-rate estimate for retry-after, sampled from the dequeue count
-    // (head_) when someone asks: the mean interval between dequeues since
-    // the previous sample, smoothed; a silence since then counts in full.
+    // by consumers (now and then) and by rejections: the mean interval
+    // between dequeues since the previous sample, smoothed; a silence since
+    // then counts in full.
     class sampled_rate {
     public:
         // Rate mutex held. Takes a sample and returns the estimated mean
@@ -413,6 +423,8 @@ private:
         // first sample after two dequeues only starts the measurement).
         double sample(clock::time_point now, std::uint64_t dequeued) {
             if (dequeued < 2) return 0.0;
+            // A sample overtaken by a later one (another consumer's) adds nothing.
+            if (has_last_ && (dequeued < count_ || now < at_)) return interval_seconds(now, dequeued);
             if (has_last_ && dequeued > count_) {
                 const double dt = std::chrono::duration<double>(now - at_).count();
                 const double per = dt / static_cast<double>(dequeued - count_);
@@ -476,10 +488,8 @@ private:
             interval = rate_.sample(now, head_.load(std::memory_order_relaxed));
         }
         if (interval <= 0.0) return options_.default_retry_after;
-        const double ms = std::ceil(interval * 1000.0);
-        const double lo = static_cast<double>(options_.min_retry_after.count());
-        const double hi = static_cast<double>(options_.max_retry_after.count());
-        return std::chrono::milliseconds{static_cast<std::int64_t>(std::clamp(ms, lo, hi))};
+        const auto ms = saturating_millis(std::ceil(interval * 1000.0));
+        return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
     }
 
     // Admissions that need the whole queue: a caller-supplied id (duplicate
@@ -563,7 +573,7 @@ private:
                 s->seq.store(pos + ring_, std::memory_order_release);
                 in.leave();
                 head_seen_.store(pos + 1, std::memory_order_relaxed);
-                wait_time_.record(clock::now() - e->enqueued_at);
+                note_dequeue(*e, pos + 1);
                 return e;
             }
         }
@@ -572,6 +582,7 @@ private:
 
     std::optional<entry_type> pop_exclusive() {
         std::optional<entry_type> e;
+        std::uint64_t dequeued = 0;
         {
             exclusive_section x(*this);
             const std::uint64_t h = head_.load(std::memory_order_relaxed);
@@ -582,14 +593,27 @@ private:
             s.seq.store(h + ring_, std::memory_order_release);
             head_.store(h + 1, std::memory_order_relaxed);
             head_seen_.store(h + 1, std::memory_order_relaxed);
+            dequeued = h + 1;
             if (indexed_.load(std::memory_order_relaxed)) {
                 index_.erase(e->id);
                 leave_indexed_mode_if_empty();
             }
         }
-        wait_time_.record(clock::now() - e->enqueued_at);
+        note_dequeue(*e, dequeued);
         return e;
     }
+
+    // After the n-th dequeue (1-based): its wait time, and now and then a
+    // sample of the dequeue rate (see the header comment).
+    void note_dequeue(const entry_type& e, std::uint64_t n) {
+        const auto now = StampClock::now();
+        wait_time_.record(now - e.enqueued_at);
+        const bool due = n < rate_sample_every ? (n & (n - 1)) == 0 : n % rate_sample_every == 0;
+        if (!due) return;
+        std::unique_lock<std::mutex> lk(rate_mutex_, std::try_to_lock);
+        if (lk.owns_lock()) (void)rate_.sample(now, n);
+    }
+    static constexpr std::uint64_t rate_sample_every = 64;
 
     // Whether the next slot holds a task (any mode: exclusive admissions
     // publish their slot the same way).

@@ -5,6 +5,8 @@
 // pop_batch_until from this base (CRTP).
 #pragma once
 
+#include <orchcore/detail/saturating.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -27,7 +29,7 @@ public:
     /// Throws queue_closed once the queue is closed and empty.
     template <class Rep, class Period>
     std::optional<Entry> pop_for(const std::chrono::duration<Rep, Period>& timeout) {
-        return self().wait_pop(clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return self().wait_pop(deadline_after(timeout));
     }
 
     template <class Clock, class Duration>
@@ -42,7 +44,7 @@ public:
     /// As pop_batch, waiting up to `timeout`; empty vector on timeout.
     template <class Rep, class Period>
     std::vector<Entry> pop_batch_for(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
-        return self().wait_pop_batch(max, clock::now() + std::chrono::ceil<clock::duration>(timeout));
+        return self().wait_pop_batch(max, deadline_after(timeout));
     }
 
     template <class Clock, class Duration>
@@ -61,9 +63,11 @@ private:
     template <class Clock, class Duration>
     static clock::time_point to_steady(const std::chrono::time_point<Clock, Duration>& tp) {
         if constexpr (std::is_same_v<Clock, clock>) {
-            return std::chrono::time_point_cast<clock::duration>(tp);
+            return saturating_add(clock::time_point{}, tp.time_since_epoch());
         } else {
-            return clock::now() + std::chrono::ceil<clock::duration>(tp - Clock::now());
+            const auto there = Clock::now();
+            // Compared first: a deadline already past cannot overflow the difference.
+            return tp <= there ? clock::now() : deadline_after(tp - there);
         }
     }
 };
