@@ -169,7 +169,9 @@ public:
     clock::time_point started_at() const noexcept { return started_at_; }
 
     /// Runs `f` in one of this worker's task slots, in posting order (with
-    /// max_concurrent > 1, several run at once). Never blocks on running work.
+    /// max_concurrent > 1, several run at once; in a worker_pool, an idle
+    /// worker may take queued ones, see steal_into). Never blocks on running
+    /// work.
     void post(std::function<void()> f) {
         bool start_drainer = false;
         {
