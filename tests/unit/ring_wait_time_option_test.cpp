@@ -20,7 +20,6 @@ struct counting_clock {
     using rep = duration::rep;
     using period = duration::period;
     using time_point = std::chrono::steady_clock::time_point;
-    static constexpr bool is_steady = true;
     static time_point now() noexcept {
         reads.fetch_add(1);
         return time_point{duration{ticks.load()}};
