@@ -62,6 +62,21 @@
 //     std::deque bounded at 1024; try_push returns false when full and calls
 //     notify_one (after unlocking) on every successful push; pop waits on
 //     the condition variable.
+//   OrchcoreRejectNewNoWaitTimes: OrchcoreRejectNew with
+//     queue_options::wait_time_metrics = false (no clock read per operation).
+//   AtomicQueue: atomic_queue::AtomicQueue<uint64_t, 1024> (fixed-size,
+//     lock-free; no blocking pop). Built when its headers are found (Debian:
+//     libatomic-queue-dev, see scripts/install-deps.sh); skipped otherwise.
+//   MutexDequeDropOldest: std::mutex + std::deque; a full queue drops its
+//     oldest item (the drop-lru peer; dropped items count as evicted).
+//   MutexPriorityQueue: std::mutex + std::priority_queue by (priority,
+//     admission order), rejecting when full (the priority peer: with equal
+//     priorities orchcore's priority policy rejects when full too).
+//
+// Two consumer modes, each config run in both:
+//   BM_Transfer<...>     consumers use the queue's blocking pop (above);
+//   BM_TransferTry<...>  consumers call try_pop and retry with the common
+//                        backoff ("try ops": try_push + try_pop everywhere).
 //
 // Correctness checks: for runs without evictions the sum of consumed values
 // must equal the sum of produced values; a mismatch (or over-count) fails the
@@ -79,6 +94,9 @@
 #include <boost/lockfree/queue.hpp>
 #include <concurrentqueue/blockingconcurrentqueue.h>
 #include <tbb/concurrent_queue.h>
+#if ORCHCORE_BENCH_HAVE_ATOMIC_QUEUE
+#include <atomic_queue/atomic_queue.h>
+#endif
 
 #include <atomic>
 #include <barrier>
@@ -89,6 +107,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <thread>
 #include <utility>
@@ -123,23 +142,32 @@ private:
 // ---------------------------------------------------------------------------
 // Adapters
 
-template <class Policy>
+template <class Policy, bool WaitTimes = true>
 class orchcore_adapter {
 public:
     static constexpr bool may_evict = Policy::on_full != orchcore::policy::when_full::reject;
     bool try_push(std::uint64_t v) { return q_.try_push(std::uint64_t{v}).accepted(); }
     std::uint64_t pop() { return q_.pop().value; }
+    bool try_pop(std::uint64_t& v) {
+        auto e = q_.try_pop();
+        if (e) v = e->value;
+        return e.has_value();
+    }
     std::uint64_t lost() const {
         if constexpr (may_evict) return q_.metrics().evicted;
         else return 0;
     }
 
 private:
-    orchcore::admission_queue<std::uint64_t, Policy> q_{orchcore::queue_options{.capacity = kCapacity}};
+    orchcore::admission_queue<std::uint64_t, Policy> q_{
+        orchcore::queue_options{.capacity = kCapacity, .wait_time_metrics = WaitTimes}};
 };
 
 struct OrchcoreRejectNew : orchcore_adapter<orchcore::policy::reject_new> {
     static constexpr const char* name = "OrchcoreRejectNew";
+};
+struct OrchcoreRejectNewNoWaitTimes : orchcore_adapter<orchcore::policy::reject_new, false> {
+    static constexpr const char* name = "OrchcoreRejectNewNoWaitTimes";
 };
 struct OrchcoreDropLru : orchcore_adapter<orchcore::policy::drop_lru> {
     static constexpr const char* name = "OrchcoreDropLru";
@@ -156,6 +184,11 @@ public:
     static constexpr const char* name = "OrchcoreAnyRejectNew";
     bool try_push(std::uint64_t v) { return q_->try_push(std::uint64_t{v}).accepted(); }
     std::uint64_t pop() { return q_->pop().value; }
+    bool try_pop(std::uint64_t& v) {
+        auto e = q_->try_pop();
+        if (e) v = e->value;
+        return e.has_value();
+    }
     std::uint64_t lost() const { return 0; }
 
 private:
@@ -173,6 +206,7 @@ public:
         q_.pop(v);
         return v;
     }
+    bool try_pop(std::uint64_t& v) { return q_.try_pop(v); }
     std::uint64_t lost() const { return 0; }
 
 private:
@@ -188,6 +222,7 @@ public:
         for (backoff b; !q_.pop(v);) b.pause();
         return v;
     }
+    bool try_pop(std::uint64_t& v) { return q_.pop(v); }
     std::uint64_t lost() const { return 0; }
 
 private:
@@ -206,6 +241,7 @@ public:
         q_.wait_dequeue(v);
         return v;
     }
+    bool try_pop(std::uint64_t& v) { return q_.try_dequeue(v); }
     std::uint64_t lost() const { return 0; }
 
 private:
@@ -231,6 +267,13 @@ public:
         d_.pop_front();
         return v;
     }
+    bool try_pop(std::uint64_t& v) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (d_.empty()) return false;
+        v = d_.front();
+        d_.pop_front();
+        return true;
+    }
     std::uint64_t lost() const { return 0; }
 
 private:
@@ -238,6 +281,102 @@ private:
     std::condition_variable cv_;
     std::deque<std::uint64_t> d_;
 };
+
+/// Drop-oldest peer of drop-lru: std::mutex + std::deque; a push on a full
+/// queue drops the front (the least recently admitted) and counts it.
+class MutexDequeDropOldest {
+public:
+    static constexpr const char* name = "MutexDequeDropOldest";
+    static constexpr bool may_evict = true;
+    bool try_push(std::uint64_t v) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (d_.size() >= kCapacity) {
+            d_.pop_front();
+            lost_.store(lost_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        }
+        d_.push_back(v);
+        return true;
+    }
+    bool try_pop(std::uint64_t& v) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (d_.empty()) return false;
+        v = d_.front();
+        d_.pop_front();
+        return true;
+    }
+    std::uint64_t pop() {
+        std::uint64_t v = 0;
+        for (backoff b; !try_pop(v);) b.pause();
+        return v;
+    }
+    std::uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
+
+private:
+    std::mutex m_;
+    std::deque<std::uint64_t> d_;
+    std::atomic<std::uint64_t> lost_{0};
+};
+
+/// Priority peer: std::mutex + std::priority_queue ordered by (priority,
+/// admission order). Every item here has the same priority, and a full
+/// priority queue rejects a newcomer that does not outrank anything, so it
+/// rejects when full, as orchcore's priority policy does on this workload.
+class MutexPriorityQueue {
+public:
+    static constexpr const char* name = "MutexPriorityQueue";
+    bool try_push(std::uint64_t v) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (q_.size() >= kCapacity) return false;
+        q_.push(item{orchcore::priority::normal, ++seq_, v});
+        return true;
+    }
+    bool try_pop(std::uint64_t& v) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (q_.empty()) return false;
+        v = q_.top().value;
+        q_.pop();
+        return true;
+    }
+    std::uint64_t pop() {
+        std::uint64_t v = 0;
+        for (backoff b; !try_pop(v);) b.pause();
+        return v;
+    }
+    std::uint64_t lost() const { return 0; }
+
+private:
+    struct item {
+        int priority;
+        std::uint64_t seq;
+        std::uint64_t value;
+        // Highest priority first, then the earliest admitted.
+        bool operator<(const item& o) const { return priority != o.priority ? priority < o.priority : seq > o.seq; }
+    };
+    std::mutex m_;
+    std::priority_queue<item> q_;
+    std::uint64_t seq_ = 0;
+};
+
+#if ORCHCORE_BENCH_HAVE_ATOMIC_QUEUE
+/// atomic_queue::AtomicQueue<uint64_t, 1024>: the fixed-size lock-free
+/// queue (0 is its empty marker; items here are never 0). No blocking pop:
+/// consumers retry try_pop with the common backoff.
+class AtomicQueue {
+public:
+    static constexpr const char* name = "AtomicQueue";
+    bool try_push(std::uint64_t v) { return q_.try_push(v); }
+    bool try_pop(std::uint64_t& v) { return q_.try_pop(v); }
+    std::uint64_t pop() {
+        std::uint64_t v = 0;
+        for (backoff b; !q_.try_pop(v);) b.pause();
+        return v;
+    }
+    std::uint64_t lost() const { return 0; }
+
+private:
+    atomic_queue::AtomicQueue<std::uint64_t, kCapacity> q_;
+};
+#endif
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -263,7 +402,22 @@ std::uint64_t push_retrying(Adapter& q, std::uint64_t v) {
     return failed;
 }
 
-template <class Adapter>
+/// How consumers take items: the queue's blocking pop, or try_pop retried
+/// with the common backoff (the try-ops rows).
+enum class consume { blocking, try_ops };
+
+template <class Adapter, consume Mode>
+std::uint64_t take(Adapter& q) {
+    if constexpr (Mode == consume::blocking) {
+        return q.pop();
+    } else {
+        std::uint64_t v = 0;
+        for (backoff b; !q.try_pop(v);) b.pause();
+        return v;
+    }
+}
+
+template <class Adapter, consume Mode>
 void BM_Transfer(benchmark::State& state, int producers, int consumers) {
     const std::uint64_t n = kItemsPerIteration;
     const std::uint64_t per_producer = n / static_cast<std::uint64_t>(producers);
@@ -324,7 +478,7 @@ void BM_Transfer(benchmark::State& state, int producers, int consumers) {
                 if (stop.load(std::memory_order_relaxed)) return;
                 std::uint64_t count = 0, sum = 0;
                 for (;;) {
-                    const std::uint64_t v = q->pop();
+                    const std::uint64_t v = take<Adapter, Mode>(*q);
                     if (v == kPoison) break;
                     sum += v;
                     slot.count.store(++count, std::memory_order_relaxed);
@@ -379,27 +533,38 @@ void BM_Transfer(benchmark::State& state, int producers, int consumers) {
 template <class... Adapters>
 struct adapter_list {};
 
-using all_adapters = adapter_list<OrchcoreRejectNew, TbbBoundedQueue, MutexCvDeque, BoostLockfreeQueue,
-                                  MoodycamelBlockingQueue, OrchcoreAnyRejectNew, OrchcorePriority,
-                                  OrchcoreDropLru, OrchcoreFailFast>;
+// Blocking-pop rows (each queue's own waiting strategy).
+using blocking_adapters = adapter_list<OrchcoreRejectNew, OrchcoreRejectNewNoWaitTimes, TbbBoundedQueue, MutexCvDeque,
+                                       BoostLockfreeQueue, MoodycamelBlockingQueue, OrchcoreAnyRejectNew,
+                                       OrchcorePriority, OrchcoreDropLru, OrchcoreFailFast>;
+// Try-ops rows: try_push + try_pop for every queue, each policy next to
+// the peers that do the same thing (fail-fast has no try-ops meaning).
+using try_adapters = adapter_list<OrchcoreRejectNew, OrchcoreRejectNewNoWaitTimes,
+#if ORCHCORE_BENCH_HAVE_ATOMIC_QUEUE
+                                  AtomicQueue,
+#endif
+                                  BoostLockfreeQueue, MoodycamelBlockingQueue, TbbBoundedQueue, MutexCvDeque,
+                                  OrchcoreDropLru, MutexDequeDropOldest, OrchcorePriority, MutexPriorityQueue>;
 
-template <class Adapter>
+template <consume Mode, class Adapter>
 void register_one(int producers, int consumers) {
-    const std::string name = std::string("BM_Transfer<") + Adapter::name + ">/threads:" + std::to_string(producers) +
-                             "x" + std::to_string(consumers);
-    benchmark::RegisterBenchmark(name.c_str(), BM_Transfer<Adapter>, producers, consumers)
+    const std::string name = std::string(Mode == consume::blocking ? "BM_Transfer<" : "BM_TransferTry<") +
+                             Adapter::name + ">/threads:" + std::to_string(producers) + "x" +
+                             std::to_string(consumers);
+    benchmark::RegisterBenchmark(name.c_str(), BM_Transfer<Adapter, Mode>, producers, consumers)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
 }
 
-template <class... Adapters>
+template <consume Mode, class... Adapters>
 void register_all(adapter_list<Adapters...>) {
     constexpr std::pair<int, int> configs[] = {{1, 1}, {2, 2}};
-    for (const auto& [producers, consumers] : configs) (register_one<Adapters>(producers, consumers), ...);
+    for (const auto& [producers, consumers] : configs) (register_one<Mode, Adapters>(producers, consumers), ...);
 }
 
 [[maybe_unused]] const bool registered = [] {
-    register_all(all_adapters{});
+    register_all<consume::blocking>(blocking_adapters{});
+    register_all<consume::try_ops>(try_adapters{});
     return true;
 }();
 

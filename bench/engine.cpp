@@ -17,6 +17,10 @@
 //      MutexCvPool      textbook baseline: 2 threads pop std::function from
 //                       a std::deque under std::mutex + condition_variable;
 //                       notify_one (after unlocking) on every push
+//      BsThreadPool     BS::thread_pool(2)::detach_task, and
+//      TaskflowExecutor tf::Executor(2)::silent_async: only when CMake is
+//                       pointed at their headers (bench/CMakeLists.txt);
+//                       skipped otherwise
 //    The headline orchcore figure is the faster of the two orchcore shapes;
 //    bench/engine_ratios.py reports both.
 //
@@ -47,6 +51,9 @@
 //      TbbFuture               tbb::task_group in a task_arena(2) +
 //                              std::packaged_task / std::future per task
 //      MutexCvFuture           the MutexCvPool above + packaged_task/future
+//      PoolSubmitFuture        orchcore::worker_pool::submit (2 workers), a
+//                              std::future per task
+//      BsFuture                BS::thread_pool::submit_task (if configured)
 //    A future per task is the nearest a peer pool comes to a tracked task;
 //    it has no id, status query, cancellation, retry or timeout, so this is
 //    a floor the coordinator's bookkeeping is measured against.
@@ -72,6 +79,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+#include <BS_thread_pool.hpp>
+#endif
+#if ORCHCORE_BENCH_HAVE_TASKFLOW
+#include <taskflow/taskflow.hpp>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -213,6 +226,34 @@ private:
     bool stop_ = false;
     std::vector<std::thread> threads_;
 };
+
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+class BsThreadPool {
+public:
+    static constexpr const char* name = "BsThreadPool";
+    void run(int n, std::atomic<int>& remaining) {
+        for (int i = 0; i < n; ++i) pool_.detach_task(tiny_task{&remaining});
+        wait_zero(remaining);
+    }
+
+private:
+    BS::thread_pool pool_{static_cast<std::size_t>(kThreads)};
+};
+#endif
+
+#if ORCHCORE_BENCH_HAVE_TASKFLOW
+class TaskflowExecutor {
+public:
+    static constexpr const char* name = "TaskflowExecutor";
+    void run(int n, std::atomic<int>& remaining) {
+        for (int i = 0; i < n; ++i) executor_.silent_async(tiny_task{&remaining});
+        wait_zero(remaining);
+    }
+
+private:
+    tf::Executor executor_{static_cast<std::size_t>(kThreads)};
+};
+#endif
 
 template <class Pool>
 void BM_Post(benchmark::State& state) {
@@ -387,6 +428,42 @@ struct MutexCvFuture {
     MutexCvPool pool;
 };
 
+/// worker_pool::submit: a std::future per task from the pool itself.
+struct PoolSubmitFuture {
+    static constexpr const char* name = "PoolSubmitFuture";
+    int run(int n, std::atomic<int>& left) {
+        futures.clear();
+        for (int i = 0; i < n; ++i) futures.push_back(pool.submit([r = &left] { return tracked_body(r); }));
+        int read = 0;
+        for (auto& f : futures) {
+            benchmark::DoNotOptimize(f.get());
+            ++read;
+        }
+        return read;
+    }
+    std::vector<std::future<std::string>> futures;
+    orchcore::worker_pool pool{orchcore::pool_options{.min_workers = kThreads, .max_workers = kThreads}};
+};
+
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+/// BS::thread_pool::submit_task: its own std::future per task.
+struct BsFuture {
+    static constexpr const char* name = "BsFuture";
+    int run(int n, std::atomic<int>& left) {
+        futures.clear();
+        for (int i = 0; i < n; ++i) futures.push_back(pool.submit_task([r = &left] { return tracked_body(r); }));
+        int read = 0;
+        for (auto& f : futures) {
+            benchmark::DoNotOptimize(f.get());
+            ++read;
+        }
+        return read;
+    }
+    std::vector<std::future<std::string>> futures;
+    BS::thread_pool pool{static_cast<std::size_t>(kThreads)};
+};
+#endif
+
 template <class Target>
 void BM_Tracked(benchmark::State& state) {
     auto target = std::make_unique<Target>();
@@ -515,6 +592,12 @@ void register_latency() {
 
 [[maybe_unused]] const bool registered = [] {
     register_post<OrchcorePool2x1, OrchcorePool1x2, AsioThreadPool, TbbTaskGroup, MutexCvPool>();
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+    register_post<BsThreadPool>();
+#endif
+#if ORCHCORE_BENCH_HAVE_TASKFLOW
+    register_post<TaskflowExecutor>();
+#endif
     const std::string suffix = ">/tasks:" + std::to_string(kCoordinatorTasks);
     benchmark::RegisterBenchmark(("BM_Coordinator<SubmitAsync" + suffix).c_str(),
                                  BM_Coordinator<submit_kind::submit_async>)
@@ -523,7 +606,11 @@ void register_latency() {
     benchmark::RegisterBenchmark(("BM_Coordinator<Post" + suffix).c_str(), BM_Coordinator<submit_kind::post>)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    register_tracked<CoordinatorSubmitAwait, CoordinatorSubmitMany, AsioFuture, TbbFuture, MutexCvFuture>();
+    register_tracked<CoordinatorSubmitAwait, CoordinatorSubmitMany, PoolSubmitFuture, AsioFuture, TbbFuture,
+                     MutexCvFuture>();
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+    register_tracked<BsFuture>();
+#endif
     register_latency<CoordinatorLatency, OrchcorePoolLatency, AsioLatency>();
     return true;
 }();

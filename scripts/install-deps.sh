@@ -56,21 +56,41 @@ for pkg in "${packages[@]}"; do
   [[ -n "${installed[$pkg]:-}" ]] || missing+=("$pkg")
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
+# libatomic-queue-dev (a benchmark peer, header-only) depends on
+# libboost-dev, i.e. Boost 1.74, which conflicts with libboost1.81-dev; its
+# headers need no Boost. So its Debian package is downloaded and only its
+# headers are unpacked into /usr/local/include.
+atomic_queue_header=/usr/local/include/atomic_queue/atomic_queue.h
+need_atomic_queue=0
+[[ -f "$atomic_queue_header" || -f /usr/include/atomic_queue/atomic_queue.h ]] || need_atomic_queue=1
+
+if [[ ${#missing[@]} -eq 0 && $need_atomic_queue -eq 0 ]]; then
   exit 0
 fi
-
-echo "install-deps: installing missing packages: ${missing[*]}"
 
 if [[ "$(id -u)" -eq 0 ]]; then
   as_root=()
 elif command -v sudo >/dev/null 2>&1; then
   as_root=(sudo)
 else
-  echo "install-deps: not root and sudo is unavailable; install as root: ${missing[*]}" >&2
+  echo "install-deps: not root and sudo is unavailable; install as root: ${missing[*]} libatomic-queue-dev (headers)" >&2
   exit 1
 fi
 
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y --no-install-recommends "${missing[@]}"
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "install-deps: installing missing packages: ${missing[*]}"
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if [[ $need_atomic_queue -eq 1 ]]; then
+  echo "install-deps: unpacking the headers of libatomic-queue-dev into /usr/local/include"
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download libatomic-queue-dev >/dev/null)
+  dpkg-deb -x "$tmp"/libatomic-queue-dev_*.deb "$tmp/root"
+  "${as_root[@]}" mkdir -p /usr/local/include
+  "${as_root[@]}" cp -r "$tmp/root/usr/include/atomic_queue" /usr/local/include/
+  rm -rf "$tmp"
+fi

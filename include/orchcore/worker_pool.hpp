@@ -94,13 +94,23 @@ struct worker_options {
     }
 };
 
+class worker;
+
 /// What a worker does with the callables it is given through post(): where
-/// escaping exceptions and completions are reported (the pool sets it).
+/// escaping exceptions and completions are reported, and where it finds more
+/// work when its own queue runs dry (the pool sets it).
 struct worker_sink {
     virtual ~worker_sink() = default;
     virtual void on_unhandled(std::exception_ptr e) noexcept = 0;
     /// `n` callables finished (reported per batch, not per callable).
     virtual void on_done(std::uint64_t /*n*/) noexcept {}
+    /// Called by a worker whose own queue ran dry: moves callables queued on
+    /// another worker into `into` and returns that worker (it keeps the
+    /// callables' accounting), or nullptr if there is nothing to take.
+    virtual std::shared_ptr<worker> steal_for(const worker& /*thief*/,
+                                              std::vector<std::function<void()>>& /*into*/) noexcept {
+        return nullptr;
+    }
 };
 
 /// One worker: its own thread pool, sized to its task slots, or the
@@ -159,7 +169,9 @@ public:
     clock::time_point started_at() const noexcept { return started_at_; }
 
     /// Runs `f` in one of this worker's task slots, in posting order (with
-    /// max_concurrent > 1, several run at once). Never blocks on running work.
+    /// max_concurrent > 1, several run at once; in a worker_pool, an idle
+    /// worker may take queued ones, see steal_into). Never blocks on running
+    /// work.
     void post(std::function<void()> f) {
         bool start_drainer = false;
         {
@@ -176,15 +188,7 @@ public:
                 start_drainer = true;
             }
         }
-        if (!start_drainer) return;
-        try {
-            start_drainer_now();
-        } catch (...) {
-            // Not owned by a shared_ptr on a user executor: every post says so.
-            std::lock_guard lk(queue_mutex_);
-            --drainers_;
-            throw;
-        }
+        if (start_drainer) start_drainer_or_undo();
     }
 
     /// Runs `f` on the worker's executor, outside its task slots (the
@@ -270,12 +274,65 @@ public:
         return n;
     }
 
+    /// True if a callable posted now would find a task slot free: fewer
+    /// slots are running callables, and fewer callables wait, than it has
+    /// slots (racy).
+    bool has_free_slot() const noexcept {
+        return busy_.load(std::memory_order_seq_cst) + queued_.load(std::memory_order_relaxed) <
+               options_.max_concurrent;
+    }
+    /// Callables queued and not yet taken by a slot (racy).
+    std::size_t queued() const noexcept { return queued_.load(std::memory_order_relaxed); }
+    /// As queued(), ordered with the other workers' busy counts (for the
+    /// steal/nudge handshake).
+    std::size_t queued_now() const noexcept { return queued_.load(std::memory_order_seq_cst); }
+
+    /// Makes a free slot look for work: starts a drainer, or tells a running
+    /// one to look again (at other workers too) before it gives its slot
+    /// back.
+    void nudge() {
+        {
+            std::lock_guard lk(queue_mutex_);
+            if (drainers_ >= options_.max_concurrent) {
+                steal_hint_ = true;
+                return;
+            }
+            ++drainers_;
+        }
+        start_drainer_or_undo();
+    }
+
+    /// Moves about half of the queued callables (at least one, oldest
+    /// first, at most the room left in `into`'s batch) into `into`, for
+    /// another worker to run; returns how many. Their completions must then
+    /// be counted on this worker (the thief does: see run_batch).
+    std::size_t steal_into(std::vector<std::function<void()>>& into) noexcept {
+        std::lock_guard lk(queue_mutex_);
+        const std::size_t room = into.size() < max_batch ? max_batch - into.size() : 0;
+        const std::size_t take = std::min(std::max<std::size_t>(queue_.size() / 2, 1), room);
+        if (queue_.empty() || take == 0) return 0;
+        move_front(into, take);
+        return take;
+    }
+
 private:
     // An idle drainer waits a moment before it gives its slot back: in a
     // stream of posts the next one is usually microseconds away, and
     // restarting a drainer costs an Asio dispatch and a thread wake-up.
     void linger() const noexcept {
         for (int i = 0; i < 32 && queued_.load(std::memory_order_relaxed) == 0; ++i) std::this_thread::yield();
+    }
+
+    // A drainer was counted in drainers_: start it.
+    void start_drainer_or_undo() {
+        try {
+            start_drainer_now();
+        } catch (...) {
+            // Not owned by a shared_ptr on a user executor: every post says so.
+            std::lock_guard lk(queue_mutex_);
+            --drainers_;
+            throw;
+        }
     }
 
     void start_drainer_now() {
@@ -340,40 +397,82 @@ private:
         idle_cv_.notify_all();
     }
 
-    // Takes callables in batches (a fair share of what is queued, at most
-    // 32) so that a burst costs one lock round trip per batch.
+    using batch_type = std::vector<std::function<void()>>;
+    static constexpr std::size_t max_batch = 32;
+
+    // Takes callables in batches (half a fair share of what is queued, at
+    // most 32) so that a burst costs one lock round trip per batch. When its own
+    // queue runs dry it takes work queued on a busy sibling (through the
+    // sink) before it gives its slot back.
     void drain() {
-        std::vector<std::function<void()>> batch;
-        batch.reserve(32);
+        batch_type batch;
+        batch.reserve(max_batch);
         for (;;) {
             if (queued_.load(std::memory_order_relaxed) == 0) linger();
-            {
-                std::lock_guard lk(queue_mutex_);
-                if (queue_.empty()) {
-                    --drainers_;
-                    return;
-                }
-                const std::size_t take = std::clamp<std::size_t>(queue_.size() / drainers_, 1, 32);
-                for (std::size_t i = 0; i < take; ++i) {
-                    batch.push_back(std::move(queue_.front()));
-                    queue_.pop_front();
-                }
-                queued_.store(queue_.size(), std::memory_order_relaxed);
+            if (take_batch(batch)) {
+                run_batch(batch, *this);
+                continue;
             }
-            for (auto& f : batch) {
-                try {
-                    f();
-                } catch (...) {
-                    failed_.fetch_add(1, std::memory_order_relaxed);
-                    if (sink_) sink_->on_unhandled(std::current_exception());
+            if (sink_) {
+                if (auto victim = sink_->steal_for(*this, batch)) {
+                    run_batch(batch, *victim);
+                    continue;
                 }
-                f = nullptr;  // destroy captures before the completion is counted
             }
-            // Counted per batch, on a cache line the producer does not write.
-            if (sink_) sink_->on_done(batch.size());
-            done_.fetch_add(batch.size(), std::memory_order_release);
-            batch.clear();
+            if (release_slot_if_idle()) return;
         }
+    }
+
+    bool take_batch(batch_type& batch) {
+        std::lock_guard lk(queue_mutex_);
+        if (queue_.empty()) return false;
+        // Half of a fair share: the rest stays where an idle worker can take it.
+        const std::size_t take = std::clamp<std::size_t>(queue_.size() / (2 * drainers_), 1, max_batch);
+        move_front(batch, take);
+        return true;
+    }
+
+    // queue_mutex_ held
+    void move_front(batch_type& batch, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(std::move(queue_.front()));
+            queue_.pop_front();
+        }
+        queued_.store(queue_.size(), std::memory_order_relaxed);
+    }
+
+    bool release_slot_if_idle() {
+        std::lock_guard lk(queue_mutex_);
+        if (!queue_.empty()) return false;
+        if (steal_hint_) {
+            steal_hint_ = false;  // nudged: look once more
+            return false;
+        }
+        --drainers_;
+        return true;
+    }
+
+    // Runs a batch taken from `owner`'s queue (this worker's, or a sibling's
+    // when stolen): completions and failures are counted where the
+    // callables were posted.
+    void run_batch(batch_type& batch, worker& owner) {
+        busy_.fetch_add(1, std::memory_order_relaxed);
+        for (auto& f : batch) {
+            try {
+                f();
+            } catch (...) {
+                owner.failed_.fetch_add(1, std::memory_order_relaxed);
+                if (sink_) sink_->on_unhandled(std::current_exception());
+            }
+            f = nullptr;  // destroy captures before the completion is counted
+        }
+        // Before this slot looks for more work (ordered with the poster's
+        // fence in worker_pool::nudge_idle_sibling).
+        busy_.fetch_sub(1, std::memory_order_seq_cst);
+        // Counted per batch, on a cache line the producer does not write.
+        if (sink_) sink_->on_done(batch.size());
+        owner.done_.fetch_add(batch.size(), std::memory_order_release);
+        batch.clear();
     }
 
     worker_options options_;
@@ -392,12 +491,14 @@ private:
     detail::adaptive_mutex queue_mutex_;
     std::deque<std::function<void()>> queue_;
     std::size_t drainers_ = 0;
+    bool steal_hint_ = false;  // queue_mutex_; see nudge()
     std::atomic<std::size_t> queued_{0};  // queue_.size(), readable without the lock
     // Written by posting threads (under the lock) / by draining threads:
     // kept apart so that a stream of posts does not bounce one cache line
     // between the two.
     alignas(64) std::atomic<std::uint64_t> posted_{0};
     alignas(64) std::atomic<std::uint64_t> done_{0};
+    std::atomic<std::size_t> busy_{0};  // slots running a batch now
     std::atomic<std::uint64_t> failed_{0};
     std::atomic<std::uint64_t> discarded_{0};
 };
@@ -440,6 +541,7 @@ public:
         for (std::size_t i = 0; i < options_.min_workers; ++i) initial->push_back(make_worker());
         current_.store(initial.get(), std::memory_order_release);
         list_ = std::move(initial);
+        sink_->pool.store(this, std::memory_order_seq_cst);
     }
 
     worker_pool(const worker_pool&) = delete;
@@ -450,6 +552,7 @@ public:
     /// there), it cannot wait for that callable: a thread of its own waits
     /// for the workers instead, and the callable goes on to its end.
     ~worker_pool() {
+        sink_->detach_pool();
         const bool inside = [&] {
             std::lock_guard lk(scale_mutex_);
             return runs_here_locked();
@@ -458,8 +561,11 @@ public:
         if (inside) join_elsewhere();
     }
 
-    /// Runs `f` on some worker (each posting thread goes round robin). Never
-    /// blocks. Throws shutdown_error after stop().
+    /// Runs `f` on some worker: the next one in the posting thread's round
+    /// robin if it has a free task slot, otherwise another one that has, and
+    /// the next one in turn when all are busy. A worker whose queue runs dry
+    /// takes work queued on a busy one, so an idle worker does not wait while
+    /// another has a backlog. Never blocks. Throws shutdown_error after stop().
     template <class F>
     void post(F&& f) {
         // The reader section keeps the worker list (and the workers on it)
@@ -472,9 +578,10 @@ public:
             rejected_after_stop_.fetch_add(1, std::memory_order_relaxed);
             throw shutdown_error("orchcore: worker_pool::post after stop()");
         }
-        // Per-thread round robin: no shared counter for posters to fight over.
-        thread_local std::size_t next = 0;
-        (*list)[next++ % list->size()]->post(std::function<void()>(std::forward<F>(f)));
+        worker& w = pick_worker(*list);
+        const bool behind_busy = !w.has_free_slot();
+        w.post(std::function<void()>(std::forward<F>(f)));
+        if (behind_busy) nudge_idle_sibling(*list, w);
     }
 
     /// Runs `f` on some worker; its result or exception arrives through the
@@ -603,6 +710,60 @@ private:
     };
     using reader_gate = detail::reader_gate<16>;
 
+    // Per-thread round robin (one counter for every callable type: a
+    // counter per type would send each type's first post to worker 0).
+    static std::size_t next_round_robin() noexcept {
+        thread_local std::size_t next = 0;
+        return next++;
+    }
+
+    // Inside a reader section; `list` is not empty.
+    static worker& pick_worker(const worker_list& list) noexcept {
+        const std::size_t n = list.size();
+        const std::size_t first = next_round_robin() % n;
+        for (std::size_t k = 0; k < n; ++k) {
+            worker& w = *list[(first + k) % n];
+            if (w.has_free_slot()) return w;
+        }
+        return *list[first];
+    }
+
+    // The callable just queued on `busy` waits behind running work: a
+    // sibling that has a free slot is told to take it. The fence pairs with
+    // the busy count a finishing slot lowers before it looks for work to
+    // take (see worker::steal_into): either that slot sees the queued
+    // callable, or this sees the free slot.
+    static void nudge_idle_sibling(const worker_list& list, const worker& busy) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        for (const auto& w : list) {
+            if (w.get() != &busy && w->has_free_slot()) {
+                w->nudge();
+                return;
+            }
+        }
+    }
+
+    // A drained worker of the current list takes work from the worker with
+    // the most queued callables (a retired worker takes none: it is waiting
+    // to be joined).
+    std::shared_ptr<worker> steal_for(const worker& thief, std::vector<std::function<void()>>& into) noexcept {
+        reader_gate::section in(gate_);
+        const worker_list* list = current_.load(std::memory_order_seq_cst);
+        bool member = false;
+        const std::shared_ptr<worker>* victim = nullptr;
+        std::size_t most = 0;
+        for (const auto& w : *list) {
+            if (w.get() == &thief) {
+                member = true;
+            } else if (const std::size_t q = w->queued_now(); q > most) {
+                most = q;
+                victim = &w;
+            }
+        }
+        if (!member || victim == nullptr || (*victim)->steal_into(into) == 0) return nullptr;
+        return *victim;
+    }
+
     std::shared_ptr<worker> make_worker() {
         worker_options o = options_.worker_template;
         o.id = "worker-" + std::to_string(++worker_seq_);
@@ -650,6 +811,20 @@ private:
         explicit sink(std::function<void(std::exception_ptr)> f) : on_unhandled_exception(std::move(f)) {}
         void on_unhandled(std::exception_ptr e) noexcept override { report(*this, e); }
         void on_done(std::uint64_t n) noexcept override { completed.fetch_add(n, std::memory_order_relaxed); }
+        // Stealing goes through the pool while it exists; its destructor
+        // clears `pool` and waits out the steals in progress.
+        std::atomic<worker_pool*> pool{nullptr};
+        reader_gate steal_gate;
+        std::shared_ptr<worker> steal_for(const worker& thief,
+                                          std::vector<std::function<void()>>& into) noexcept override {
+            reader_gate::section in(steal_gate);
+            worker_pool* p = pool.load(std::memory_order_seq_cst);
+            return p ? p->steal_for(thief, into) : nullptr;
+        }
+        void detach_pool() noexcept {
+            pool.store(nullptr, std::memory_order_seq_cst);
+            steal_gate.wait_for_readers();
+        }
     };
 
     static void report(sink& s, std::exception_ptr e) noexcept {

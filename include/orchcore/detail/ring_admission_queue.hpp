@@ -44,7 +44,11 @@
 //    (relaxed atomics). The dequeue rate behind retry-after is sampled by
 //    the consumers themselves, amortised (at a few early dequeues, then at
 //    every 64th, with a try-lock that never waits), and by a rejection from
-//    head_, so the first rejection after a busy period already knows it.
+//    head_ at most about once a millisecond, so the first rejection after a
+//    busy period already knows it. The estimate is published under a
+//    sequence lock: a rejection reads it without taking any lock.
+//    With queue_options::wait_time_metrics off, admissions and dequeues read
+//    no clock (only the sampling dequeues do).
 #pragma once
 
 #include <orchcore/admission_core.hpp>
@@ -183,7 +187,8 @@ public:
     }
 
     result_type try_push(T&& value, const request_type& req = {}) {
-        const auto now = StampClock::now();
+        // Without wait-time metrics an admission reads no clock.
+        const auto now = options_.wait_time_metrics ? StampClock::now() : clock::time_point{};
         if (req.id || !priority::is_valid(req.priority)) return push_exclusive(std::move(value), req, now);
         result_type r;
         {
@@ -194,7 +199,7 @@ public:
             }
             if (cap_ == 0) {
                 in.leave();
-                return reject(req, rejection_reason::queue_full, "queue capacity is 0", now);
+                return reject(req, rejection_reason::queue_full, "queue capacity is 0");
             }
             std::uint64_t pos = tail_.load(std::memory_order_relaxed);
             slot* s = nullptr;
@@ -210,7 +215,7 @@ public:
                     if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
                 } else if (dif < 0 || !room) {
                     in.leave();
-                    return reject(req, rejection_reason::queue_full, "queue is full", now);
+                    return reject(req, rejection_reason::queue_full, "queue is full");
                 } else {
                     pos = tail_.load(std::memory_order_relaxed);
                 }
@@ -335,11 +340,8 @@ public:
         m.cancelled = cancelled_;
         for (std::size_t i = 0; i < rejection_reason_count; ++i)
             m.rejected_by_reason[i] = rejected_[i].load(std::memory_order_relaxed);
-        {
-            std::lock_guard<std::mutex> lk(rate_mutex_);
-            const double interval = rate_.interval_seconds(now, dequeued);
-            m.dequeue_rate_per_second = interval > 0.0 ? 1.0 / interval : 0.0;
-        }
+        const double interval = rate_.interval_seconds(now, dequeued);
+        m.dequeue_rate_per_second = interval > 0.0 ? 1.0 / interval : 0.0;
         m.wait_time = wait_time_.snapshot();
         return m;
     }
@@ -418,13 +420,12 @@ private:
     // then counts in full.
     class sampled_rate {
     public:
-        // Rate mutex held. Takes a sample and returns the estimated mean
-        // interval between dequeues in seconds, 0 while there is none (the
-        // first sample after two dequeues only starts the measurement).
-        double sample(clock::time_point now, std::uint64_t dequeued) {
-            if (dequeued < 2) return 0.0;
+        // Rate mutex held. Takes a sample (the first one after two dequeues
+        // only starts the measurement) and publishes the estimate.
+        void sample(clock::time_point now, std::uint64_t dequeued) {
+            if (dequeued < 2) return;
             // A sample overtaken by a later one (another consumer's) adds nothing.
-            if (has_last_ && (dequeued < count_ || now < at_)) return interval_seconds(now, dequeued);
+            if (has_last_ && (dequeued < count_ || now < at_)) return;
             if (has_last_ && dequeued > count_) {
                 const double dt = std::chrono::duration<double>(now - at_).count();
                 const double per = dt / static_cast<double>(dequeued - count_);
@@ -436,21 +437,73 @@ private:
                 count_ = dequeued;
                 has_last_ = true;
             }
-            return interval_seconds(now, dequeued);
+            publish();
         }
-        double interval_seconds(clock::time_point now, std::uint64_t dequeued) const {
-            if (!primed_) return 0.0;
+
+        // Lock-free: whether dequeues happened since the last sample, which
+        // is at least a millisecond old.
+        bool stale(clock::time_point now, std::uint64_t dequeued) const noexcept {
+            if (dequeued < 2 || dequeued == pub_count_.load(std::memory_order_relaxed)) return false;
+            return now.time_since_epoch().count() - pub_at_.load(std::memory_order_relaxed) >=
+                   std::chrono::duration_cast<clock::duration>(std::chrono::milliseconds{1}).count();
+        }
+
+        // Lock-free: the estimated mean interval between dequeues at `now`,
+        // in seconds, 0 while there is none.
+        double interval_seconds(clock::time_point now, std::uint64_t dequeued) const noexcept {
+            const published p = read();
+            if (!p.primed) return 0.0;
             // No dequeue since the last sample: the silence counts in full.
-            const double silence = dequeued == count_ ? std::chrono::duration<double>(now - at_).count() : 0.0;
-            return std::max(mean_, silence);
+            const double silence =
+                dequeued == p.count ? std::chrono::duration<double>(now - clock::time_point{clock::duration{p.at}}).count()
+                                    : 0.0;
+            return std::max(p.mean, silence);
         }
 
     private:
+        struct published {
+            clock::rep at;
+            std::uint64_t count;
+            double mean;
+            bool primed;
+        };
+
+        // A sequence lock: the writer (rate mutex held) makes the version odd
+        // while it stores; a reader retries a read that overlapped a store.
+        void publish() noexcept {
+            const std::uint32_t v = ver_.load(std::memory_order_relaxed);
+            ver_.store(v + 1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+            pub_at_.store(at_.time_since_epoch().count(), std::memory_order_relaxed);
+            pub_count_.store(count_, std::memory_order_relaxed);
+            pub_mean_.store(mean_, std::memory_order_relaxed);
+            pub_primed_.store(primed_, std::memory_order_relaxed);
+            ver_.store(v + 2, std::memory_order_release);
+        }
+        published read() const noexcept {
+            published p{};
+            for (int i = 0; i < 64; ++i) {
+                const std::uint32_t v = ver_.load(std::memory_order_acquire);
+                p = {pub_at_.load(std::memory_order_relaxed), pub_count_.load(std::memory_order_relaxed),
+                     pub_mean_.load(std::memory_order_relaxed), pub_primed_.load(std::memory_order_relaxed)};
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if ((v & 1) == 0 && ver_.load(std::memory_order_relaxed) == v) break;
+            }
+            return p;  // after 64 overlapping writes: a recent, possibly mixed estimate
+        }
+
         static constexpr double alpha = 0.2;
+        // Rate mutex.
         clock::time_point at_{};
         std::uint64_t count_ = 0;
         double mean_ = 0.0;
         bool has_last_ = false, primed_ = false;
+        // Published.
+        std::atomic<std::uint32_t> ver_{0};
+        std::atomic<clock::rep> pub_at_{0};
+        std::atomic<std::uint64_t> pub_count_{0};
+        std::atomic<double> pub_mean_{0.0};
+        std::atomic<bool> pub_primed_{false};
     };
 
     slot& slot_at(std::uint64_t pos) const noexcept { return slots_[pos % ring_]; }
@@ -468,8 +521,7 @@ private:
         return std::nullopt;
     }
 
-    result_type reject(const request_type& req, rejection_reason why, std::string_view detail,
-                       clock::time_point now) {
+    result_type reject(const request_type& req, rejection_reason why, std::string_view detail) {
         rejected_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
         result_type r;
         r.is_accepted = false;
@@ -477,16 +529,22 @@ private:
         r.reason = why;
         r.detail = detail;
         if (why == rejection_reason::queue_full || why == rejection_reason::policy_violation)
-            r.retry_after = retry_after_hint(now);
+            r.retry_after = retry_after_hint();
         return r;
     }
 
-    std::chrono::milliseconds retry_after_hint(clock::time_point now) {
-        double interval = 0.0;
-        {
-            std::lock_guard<std::mutex> lk(rate_mutex_);
-            interval = rate_.sample(now, head_.load(std::memory_order_relaxed));
+    // Lock-free: it reads the published estimate. It folds the dequeues
+    // since the last sample in first (a try-lock that never waits) when
+    // there are some and the last sample is at least a millisecond old, so
+    // a stream of rejections samples about once per millisecond.
+    std::chrono::milliseconds retry_after_hint() {
+        const auto now = StampClock::now();
+        const std::uint64_t dequeued = head_.load(std::memory_order_relaxed);
+        if (rate_.stale(now, dequeued)) {
+            std::unique_lock<std::mutex> lk(rate_mutex_, std::try_to_lock);
+            if (lk.owns_lock()) rate_.sample(now, dequeued);
         }
+        const double interval = rate_.interval_seconds(now, dequeued);
         if (interval <= 0.0) return options_.default_retry_after;
         const auto ms = saturating_millis(std::ceil(interval * 1000.0));
         return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
@@ -500,20 +558,18 @@ private:
         result_type r;
         {
             exclusive_section x(*this);
-            if (closed_.load(std::memory_order_relaxed)) return reject(req, rejection_reason::closed, "queue is closed", now);
+            if (closed_.load(std::memory_order_relaxed)) return reject(req, rejection_reason::closed, "queue is closed");
             if (!priority::is_valid(req.priority))
-                return reject(req, rejection_reason::invalid_request, "priority out of range [0, 20]", now);
+                return reject(req, rejection_reason::invalid_request, "priority out of range [0, 20]");
             const std::uint64_t h = head_.load(std::memory_order_relaxed);
             const std::uint64_t t = tail_.load(std::memory_order_relaxed);
             if (req.id) {
                 enter_indexed_mode(h, t);
                 if (index_.find(*req.id) != id_index<Id>::npos)
-                    return reject(req, rejection_reason::invalid_request, "duplicate id: a task with this id is queued",
-                                  now);
+                    return reject(req, rejection_reason::invalid_request, "duplicate id: a task with this id is queued");
             }
             if (t - h >= cap_)
-                return reject(req, rejection_reason::queue_full, cap_ == 0 ? "queue capacity is 0" : "queue is full",
-                              now);
+                return reject(req, rejection_reason::queue_full, cap_ == 0 ? "queue capacity is 0" : "queue is full");
             Id id = req.id ? *req.id : next_generated_id();
             if (indexed_.load(std::memory_order_relaxed)) index_.insert(id, 0);
             r.id = id;
@@ -606,12 +662,13 @@ private:
     // After the n-th dequeue (1-based): its wait time, and now and then a
     // sample of the dequeue rate (see the header comment).
     void note_dequeue(const entry_type& e, std::uint64_t n) {
-        const auto now = StampClock::now();
-        wait_time_.record(now - e.enqueued_at);
         const bool due = n < rate_sample_every ? (n & (n - 1)) == 0 : n % rate_sample_every == 0;
+        if (!due && !options_.wait_time_metrics) return;  // no clock read
+        const auto now = StampClock::now();
+        if (options_.wait_time_metrics) wait_time_.record(now - e.enqueued_at);
         if (!due) return;
         std::unique_lock<std::mutex> lk(rate_mutex_, std::try_to_lock);
-        if (lk.owns_lock()) (void)rate_.sample(now, n);
+        if (lk.owns_lock()) rate_.sample(now, n);
     }
     static constexpr std::uint64_t rate_sample_every = 64;
 
