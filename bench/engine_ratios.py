@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise orchcore_bench_engine JSON output as the ratios issue 3 asks for.
+"""Summarise orchcore_bench_engine JSON output: the ratios of the engine targets.
 
 Usage:
     python3 bench/engine_ratios.py engine.json [more.json ...]

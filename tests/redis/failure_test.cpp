@@ -1,4 +1,4 @@
-// Failure tests over Redis (issue 4). Every test checks that the counts add
+// Failure tests over Redis. Every test checks that the counts add
 // up: each task ends in exactly one terminal state, completed exactly once
 // as the task store sees it, none lost.
 //

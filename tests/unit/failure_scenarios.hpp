@@ -1,4 +1,4 @@
-// Failure scenarios of distributed mode (issue 4), written once and run over
+// Failure scenarios of distributed mode, written once and run over
 // the in-memory backend (tests/unit/distributed_failure_test.cpp) and Redis
 // (tests/redis/failure_test.cpp):
 //
