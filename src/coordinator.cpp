@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <array>
 #include <condition_variable>
@@ -2578,6 +2579,7 @@ asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::c
 }
 
 void task_context::report_progress(double fraction, std::string message) {
+    if (std::isnan(fraction)) throw invalid_argument("progress fraction", "nan", "must be a number within [0, 1]");
     auto& c = *s_->c;
     detail::effects fx;
     {

@@ -116,6 +116,7 @@ public:
     boost::asio::awaitable<std::vector<std::string>> async_receive_for(std::chrono::milliseconds timeout);
 
     /// Progress in [0, 1] with an optional message; published as an event.
+    /// Values outside are clamped; NaN throws orchcore::invalid_argument.
     void report_progress(double fraction, std::string message = {});
 
     /// Ends this turn without finishing the task: after the handler

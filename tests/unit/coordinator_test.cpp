@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <future>
@@ -615,6 +616,26 @@ TEST_CASE("coordinator: progress reports are recorded and published", "[coordina
     for (auto& e : rec.of(r.handle.id()))
         if (e.kind == oc::event_kind::task_progress) seen.emplace_back(e.progress, e.detail);
     CHECK(seen == std::vector<std::pair<double, std::string>>{{0.25, "quarter"}, {0.5, "half"}});
+}
+
+TEST_CASE("coordinator: a NaN progress is refused by name and the record keeps a number", "[coordinator][events]") {
+    oc::coordinator c{fast_options()};
+    c.register_handler("nan", [](oc::task_context& ctx) {
+        ctx.report_progress(0.5, "half");
+        try {
+            ctx.report_progress(std::nan(""), "broken");
+        } catch (const oc::invalid_argument& e) {
+            return std::string(e.field());
+        }
+        return std::string("accepted");
+    });
+    auto r = c.submit_async("nan", "");
+    REQUIRE(r);
+    const auto done = r.handle.wait_for(5s);
+    REQUIRE(done);
+    CHECK(done->status == oc::task_status::completed);
+    CHECK(done->result == "progress fraction");
+    CHECK(done->progress_message == "half");
 }
 
 // ---------------------------------------------------------------------------
