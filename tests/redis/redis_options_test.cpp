@@ -3,6 +3,7 @@
 #include <orchcore/redis/redis.hpp>
 
 #include "redis/redis_server_fixture.hpp"
+#include "support/error_helpers.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -23,20 +24,10 @@
 using namespace orchcore;
 using namespace std::chrono_literals;
 using orchcore::test::redis_server;
+using orchcore::test::invalid_field;
 using orchcore::test::shared_redis_server;
 
 namespace {
-
-// "field | what()" of the invalid_argument `fn` throws, or "no exception".
-template <class Fn>
-std::string invalid_field(Fn&& fn) {
-    try {
-        fn();
-    } catch (const orchcore::invalid_argument& e) {
-        return e.field() + " | " + e.what();
-    }
-    return "no exception";
-}
 
 std::string url_error(std::string_view url) {
     return invalid_field([&] { redis_options::from_url(url); });

@@ -4,6 +4,7 @@
 #include <orchcore/redis/redis.hpp>
 
 #include "redis/redis_server_fixture.hpp"
+#include "support/error_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -17,19 +18,10 @@
 using namespace orchcore;
 using namespace std::chrono_literals;
 using orchcore::test::redis_server;
+using orchcore::test::invalid_field;
 using orchcore::test::shared_redis_server;
 
 namespace {
-
-template <class Fn>
-std::string invalid_field(Fn&& fn) {
-    try {
-        fn();
-    } catch (const orchcore::invalid_argument& e) {
-        return e.field() + " | " + e.what();
-    }
-    return "no exception";
-}
 
 // Every key of the server whose name starts with `prefix` (SCAN).
 std::vector<std::string> keys_with_prefix(redis_client& c, const std::string& prefix) {
