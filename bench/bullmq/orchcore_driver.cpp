@@ -233,8 +233,8 @@ int smoke(args a) {
 }
 
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr << "orchcore_bench_bullmq_driver: " << why
-              << "\nusage: orchcore_bench_bullmq_driver produce|bulk|work|latency|smoke [--url URL] [--queue NAME]"
+    std::cerr << "orchcore_bullmq_driver: " << why
+              << "\nusage: orchcore_bullmq_driver produce|bulk|work|latency|smoke [--url URL] [--queue NAME]"
                  " [--n N] [--slots S] [--chunk C] [--warmup W] [--idle-ms MS] [--timeout-s S]\n";
     std::exit(2);
 }
@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
         else if (a.mode == "smoke") return smoke(a);
         else usage("unknown mode " + a.mode);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "orchcore_bench_bullmq_driver %s: %s\n", a.mode.c_str(), e.what());
+        std::fprintf(stderr, "orchcore_bullmq_driver %s: %s\n", a.mode.c_str(), e.what());
         return 1;
     }
     return 0;

@@ -3,7 +3,7 @@
 
 From a fresh clone: `npm ci` of the pinned bullmq (bench/bullmq/package-lock.json),
 builds the Release orchcore driver (preset `release`, target
-orchcore_bench_bullmq_driver), starts one redis-server on a free 127.0.0.1
+orchcore_bullmq_driver), starts one redis-server on a free 127.0.0.1
 port in a temporary directory (no persistence; stopped by its pid at the end,
 whatever happens), then runs every workload with orchcore and BullMQ
 interleaved (orchcore, BullMQ, orchcore, BullMQ, ...; FLUSHALL and CONFIG
@@ -400,14 +400,14 @@ def prepare(a):
     build_dir = a.build_dir or os.path.join(ROOT, "build", "release")
     if not a.no_build:
         if a.build_dir:
-            sh(["cmake", "--build", build_dir, "--target", "orchcore_bench_bullmq_driver"])
+            sh(["cmake", "--build", build_dir, "--target", "orchcore_bullmq_driver"])
         else:
             sh(["cmake", "--preset", "release"])
-            sh(["cmake", "--build", "--preset", "release", "--target", "orchcore_bench_bullmq_driver"])
-    exe = os.path.join(build_dir, "bench", "orchcore_bench_bullmq_driver")
+            sh(["cmake", "--build", "--preset", "release", "--target", "orchcore_bullmq_driver"])
+    exe = os.path.join(build_dir, "bench", "orchcore_bullmq_driver")
     if not os.access(exe, os.X_OK):
         raise BenchError("%s not found (build it: cmake --preset release && cmake --build --preset release "
-                         "--target orchcore_bench_bullmq_driver)" % exe)
+                         "--target orchcore_bullmq_driver)" % exe)
     return exe, build_dir
 
 
