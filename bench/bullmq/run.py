@@ -262,7 +262,7 @@ class Bench:
         calls = {}
         for k, v in self.admin.info("commandstats").items():
             name = k[len("cmdstat_"):]
-            if name in ("info", "flushall") or name.startswith("config"):
+            if name in ("info", "flushall", "dbsize") or name.startswith("config"):
                 continue
             calls[name] = int(v.split(",")[0].split("=")[1])
         return calls
@@ -350,6 +350,7 @@ def run_one(b, workload, impl):
         calls = b.command_counts()
         scripts = sum(v for k, v in calls.items() if k in ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall"))
         m.update({"memory_bytes_per_job": (after["used_memory"] - before["used_memory"]) / n,
+                  "keys_per_job": b.admin.call("DBSIZE") / n,
                   "commands_per_job": sum(calls.values()) / n,
                   "scripts_per_job": scripts / n,
                   "net_bytes_per_job": (after["net_bytes"] - before["net_bytes"]) / n,
@@ -447,6 +448,7 @@ ROWS = [
     ("W3  latency p50 ms, one job at a time", "W3", "p50_ms", False),
     ("W3  latency p99 ms", "W3", "p99_ms", False),
     ("W4  Redis memory bytes per kept job", "W1", "memory_bytes_per_job", False),
+    ("W4  Redis keys per kept job", "W1", "keys_per_job", False),
     ("W4  Redis commands per job (incl. in scripts)", "W1", "commands_per_job", False),
     ("W4  Redis scripts per job", "W1", "scripts_per_job", False),
     ("W4  Redis network bytes per job", "W1", "net_bytes_per_job", False),
