@@ -500,7 +500,8 @@ def table(a, med):
 # --- main ---
 
 def parse_args():
-    p = argparse.ArgumentParser(description="orchcore vs BullMQ 5 on one private redis-server")
+    p = argparse.ArgumentParser(description=__doc__.split("\nUsage:")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2,000 jobs, 1 run, 100 latency jobs, 10,000 bulk")
     p.add_argument("--jobs", type=int, help="jobs per throughput run (default 20,000)")
     p.add_argument("--runs", type=int, help="runs per workload and side; the table shows medians (default 3)")
