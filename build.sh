@@ -7,6 +7,8 @@
 #   ./build.sh tsan              install deps, cmake --workflow --preset tsan
 #   ./build.sh asan              install deps, cmake --workflow --preset asan
 #   ./build.sh bench [args...]   install deps, build the release preset, run every benchmark
+#   ./build.sh bench-bullmq [args...]  install deps, then bench/bullmq/run.py: orchcore vs BullMQ 5
+#                                on a private redis-server (needs Node.js and npm; --quick, --help)
 #   ./build.sh fuzz [seconds]    install deps, build the fuzz preset (clang + libFuzzer), run each
 #                                fuzzer for [seconds] (default 20) over a copy of its seed corpus
 #
@@ -18,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
 usage() {
-  sed -n '2,15s/^# \{0,1\}//p' "$0"
+  sed -n '2,17s/^# \{0,1\}//p' "$0"
 }
 
 deps() {
@@ -106,6 +108,10 @@ case "$cmd" in
       echo "build.sh: no benchmark binaries found in build/release/bench" >&2
       exit 1
     fi
+    ;;
+  bench-bullmq)
+    deps
+    exec python3 bench/bullmq/run.py "$@"
     ;;
   fuzz)
     deps
