@@ -28,31 +28,57 @@ std::string script_text(const char* check, const char* body = "") {
     return std::string(expect_types) + check + body;
 }
 
-// KEYS: record, index, finished zset. ARGV: id, status, meta, payload,
-// result, finished ms ('' = not terminal), expire-at ms (0 = none).
-constexpr const char* write_tail = R"lua(
-redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'p', ARGV[4], 'r', ARGV[5])
-redis.call('SADD', KEYS[2], ARGV[1])
-if ARGV[6] ~= '' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1]) end
-if tonumber(ARGV[7]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[7]) end
-return 1
+// Every write script takes KEYS: record, live set, finished completed,
+// failed, cancelled; and ARGV[1..6]: id, class (0: not terminal; 1..3: the
+// finished set KEYS[2 + class]), finished (unix ms), expire-at (unix ms, 0:
+// none), trim cutoff (unix ms, '': none), record key prefix. `index` files
+// the record under its class; a terminal one gets its Redis expiry, and up
+// to 8 entries of its finished set older than the trim cutoff whose records
+// are gone (Redis expired them and no expire() reported them) are dropped.
+constexpr const char* write_head = R"lua(
+expect(KEYS[2], 'set')
+for i = 3, 5 do expect(KEYS[i], 'zset') end
+local function index()
+  local id, class = ARGV[1], tonumber(ARGV[2])
+  if class == 0 then redis.call('SADD', KEYS[2], id) return end
+  local fin = KEYS[2 + class]
+  redis.call('SREM', KEYS[2], id)
+  redis.call('ZADD', fin, ARGV[3], id)
+  if tonumber(ARGV[4]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+  if ARGV[5] == '' then return end
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', fin, '-inf', ARGV[5], 'LIMIT', 0, 8)) do
+    if redis.call('EXISTS', ARGV[6] .. old) == 0 then redis.call('ZREM', fin, old) end
+  end
+end
 )lua";
 
-const redis_script create_script("store.create", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'zset')
+// ARGV[7..]: field, value pairs of the whole record.
+const redis_script create_script("store.create", script_text(write_head, R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-)lua", write_tail));
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+index()
+return 1
+)lua"));
 
-// As create, plus ARGV[8]: the expected status.
-const redis_script update_script("store.update", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'zset')
+// ARGV[7]: the expected status; ARGV[8..]: the state values, in
+// redis_codec::task_state_fields order ('' = absent: HDEL).
+const std::string update_body = "local fields = " + redis_codec::lua_task_state_fields() + "\nlocal status = '" +
+                                std::string(redis_codec::task_field::status) + "'\n" + R"lua(
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
-if redis.call('HGET', KEYS[1], 's') ~= ARGV[8] then return 0 end
-)lua", write_tail));
+if redis.call('HGET', KEYS[1], status) ~= ARGV[7] then return 0 end
+local set, del = {}, {}
+for i, f in ipairs(fields) do
+  local v = ARGV[7 + i]
+  if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+end
+redis.call('HSET', KEYS[1], unpack(set))
+if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
+index()
+return 1
+)lua";
+const redis_script update_script("store.update", script_text(write_head, update_body.c_str()));
 
-// KEYS: record, index, finished x3. ARGV: id.
+// KEYS: record, live set, finished x3. ARGV: id.
 const redis_script erase_script("store.erase", script_text(R"lua(
 expect(KEYS[2], 'set')
 for i = 3, 5 do expect(KEYS[i], 'zset') end
@@ -62,17 +88,15 @@ for i = 3, 5 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return n
 )lua"));
 
-// KEYS: index, finished completed, failed, cancelled. ARGV: record key
-// prefix, then the cutoff (unix ms) of each finished set.
+// KEYS: finished completed, failed, cancelled. ARGV: record key prefix, the
+// cutoff (unix ms) of each finished set, the most ids per set.
 const redis_script expire_script("store.expire", script_text(R"lua(
-expect(KEYS[1], 'set')
-for i = 2, 4 do expect(KEYS[i], 'zset') end
+for i = 1, 3 do expect(KEYS[i], 'zset') end
 local out = {}
-for i = 2, 4 do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i])
+for i = 1, 3 do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i + 1], 'LIMIT', 0, ARGV[5])
   for _, id in ipairs(ids) do
     redis.call('DEL', ARGV[1] .. id)
-    redis.call('SREM', KEYS[1], id)
     redis.call('ZREM', KEYS[i], id)
     out[#out + 1] = id
   end
@@ -80,20 +104,24 @@ end
 return out
 )lua"));
 
-// KEYS: record, index, dead hash, dead record, finished x3.
-// ARGV: id, meta as read, is-hash flag, reason.
+// KEYS: record, live set, dead hash, dead record, finished x3.
+// ARGV: id, is-hash flag, reason, then the record's fields as read (a hash
+// changed since is left alone).
 const redis_script bury_script("store.dead_letter", script_text(R"lua(
 expect(KEYS[2], 'set')
 expect(KEYS[3], 'hash')
 for i = 5, 7 do expect(KEYS[i], 'zset') end
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t == 'none' then return 0 end
-if ARGV[3] == '1' then
-  if t ~= 'hash' or (redis.call('HGET', KEYS[1], 'd') or '') ~= ARGV[2] then return 0 end
+if ARGV[2] == '1' then
+  if t ~= 'hash' then return 0 end
+  local cur = redis.call('HGETALL', KEYS[1])
+  if #cur ~= #ARGV - 3 then return 0 end
+  for i = 1, #cur do if cur[i] ~= ARGV[3 + i] then return 0 end end
 end
 redis.call('RENAME', KEYS[1], KEYS[4])
 redis.call('PERSIST', KEYS[4])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 1
@@ -101,7 +129,13 @@ return 1
 
 }  // namespace
 
-std::string redis_task_store::encode_meta(const task_record& r) { return redis_codec::encode_task_meta(r); }
+namespace {
+// How long past its TTL a finished-set entry whose record Redis expired is
+// left for expire() to report, before a later finishing write drops it.
+constexpr std::int64_t index_grace_ms = 60'000;
+// The most ids expire() removes per finished set and call.
+constexpr std::size_t expire_batch = 10'000;
+}  // namespace
 
 redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::string queue,
                                    redis_task_store_options o)
@@ -111,57 +145,72 @@ redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::st
                            std::pair{"cancelled_ttl", o.cancelled_ttl}})
         if (v.count() < 0) throw invalid_argument(name, std::to_string(v.count()) + "ms", "must be >= 0");
     base_ = redis_detail::key_base(client_->options().prefix, queue);
-    index_key_ = base_ + ":tasks";
+    live_key_ = base_ + ":tasks";
     dead_key_ = base_ + ":dead";
     finished_completed_ = base_ + ":finished:completed";
     finished_failed_ = base_ + ":finished:failed";
     finished_cancelled_ = base_ + ":finished:cancelled";
 }
 
-const std::string& redis_task_store::finished_key(task_status s) const {
-    switch (s) {
-        case task_status::completed: return finished_completed_;
-        case task_status::cancelled: return finished_cancelled_;
-        default: return finished_failed_;
-    }
-}
-
 std::size_t redis_task_store::max_value_bytes() const noexcept { return client_->options().max_payload_bytes; }
 
-void redis_task_store::check_sizes(const task_record& r) const {
+void redis_task_store::check_sizes(const task_record& r, bool whole) const {
     const auto limit = client_->options().max_payload_bytes;
-    if (r.payload.size() > limit)
+    if (whole && r.payload.size() > limit)
         throw invalid_argument("payload", std::to_string(r.payload.size()) + " bytes",
                                "exceeds max_payload_bytes = " + std::to_string(limit));
     if (r.result.size() > limit)
         throw invalid_argument("result", std::to_string(r.result.size()) + " bytes",
                                "exceeds max_payload_bytes = " + std::to_string(limit));
     if (r.id.empty()) throw invalid_argument("id", "\"\"", "must not be empty");
-    redis_codec::check_task_record(r);
+    if (whole) redis_codec::check_task_record(r);
+    else redis_codec::check_task_state(r);
 }
 
-std::vector<std::string> redis_task_store::write_args(const task_record& r) const {
-    std::string finished, expire_at = "0";
-    if (is_terminal(r.status) && r.finished_at) {
-        const auto fin_ms = redis_detail::to_ms(*r.finished_at);
-        finished = std::to_string(fin_ms);
-        const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
-                         : r.status == task_status::cancelled ? options_.cancelled_ttl
-                                                              : options_.failed_ttl;
-        // A TTL that reaches past the largest unix-ms time (any TTL up to
-        // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
-        const bool reachable =
-            ttl.count() <= std::numeric_limits<std::int64_t>::max() - std::max<std::int64_t>(fin_ms, 0);
-        if (ttl.count() > 0 && reachable)
-            expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
+std::vector<std::string> redis_task_store::write_keys(const std::string& id) const {
+    return {record_key(id), live_key_, finished_completed_, finished_failed_, finished_cancelled_};
+}
+
+// ARGV[1..6] of the write scripts (see write_head). A terminal record
+// without finished_at is filed at +inf: it never expires.
+std::vector<std::string> redis_task_store::index_args(const task_record& r) const {
+    if (!is_terminal(r.status)) return {r.id, "0", "", "0", "", base_ + ":task:"};
+    const auto cls = r.status == task_status::completed ? "1" : r.status == task_status::cancelled ? "3" : "2";
+    if (!r.finished_at) return {r.id, cls, "+inf", "0", "", base_ + ":task:"};
+    const auto fin_ms = redis_detail::to_ms(*r.finished_at);
+    const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
+                     : r.status == task_status::cancelled ? options_.cancelled_ttl
+                                                          : options_.failed_ttl;
+    // A TTL that reaches past the largest unix-ms time (any TTL up to
+    // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
+    const auto room = std::numeric_limits<std::int64_t>::max() - index_grace_ms - (fin_ms < 0 ? -fin_ms : fin_ms);
+    std::string expire_at = "0", trim;
+    if (ttl.count() > 0 && ttl.count() <= room) {
+        expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
+        trim = std::to_string(fin_ms - ttl.count() - index_grace_ms);
     }
-    return {r.id, std::string(to_string(r.status)), encode_meta(r), r.payload, r.result, finished, expire_at};
+    return {r.id, cls, std::to_string(fin_ms), expire_at, trim, base_ + ":task:"};
+}
+
+std::vector<std::string> redis_task_store::create_args(const task_record& r) const {
+    auto args = index_args(r);
+    for (auto& [f, v] : redis_codec::encode_task_fields(r)) {
+        args.emplace_back(f);
+        args.push_back(std::move(v));
+    }
+    return args;
+}
+
+std::vector<std::string> redis_task_store::update_args(const task_record& r, task_status expected) const {
+    auto args = index_args(r);
+    args.emplace_back(to_string(expected));
+    for (auto& v : redis_codec::encode_task_state(r)) args.push_back(std::move(v));
+    return args;
 }
 
 bool redis_task_store::create(const task_record& r) {
-    check_sizes(r);
-    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
-    return client_->eval(create_script, keys, write_args(r)).integer == 1;
+    check_sizes(r, true);
+    return client_->eval(create_script, write_keys(r.id), create_args(r)).integer == 1;
 }
 
 namespace {
@@ -190,59 +239,65 @@ std::vector<bool> eval_batch(redis_client& client, const redis_script& script, s
 }  // namespace
 
 std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
-    for (const auto& r : rs) check_sizes(r);
+    for (const auto& r : rs) check_sizes(r, true);
     return eval_batch(*client_, create_script, "store.create", rs.size(), [&](std::size_t k) {
-        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, write_args(rs[k])};
+        return redis_script_call{write_keys(rs[k].id), create_args(rs[k])};
     });
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {
     if (r.status != expected) check_transition(expected, r.status);
-    check_sizes(r);
-    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
-    auto args = write_args(r);
-    args.emplace_back(to_string(expected));
-    return client_->eval(update_script, keys, args).integer == 1;
+    check_sizes(r, false);
+    return client_->eval(update_script, write_keys(r.id), update_args(r, expected)).integer == 1;
+}
+
+std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
+    check_batch(rs.size(), expected.size());
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+        if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
+        check_sizes(rs[i], false);
+    }
+    return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
+        return redis_script_call{write_keys(rs[k].id), update_args(rs[k], expected[k])};
+    });
 }
 
 bool redis_task_store::erase(const std::string& id) {
-    const std::vector<std::string> keys{record_key(id), index_key_, finished_completed_, finished_failed_,
-                                        finished_cancelled_};
     const std::vector<std::string> args{id};
-    return client_->eval(erase_script, keys, args).integer == 1;
+    return client_->eval(erase_script, write_keys(id), args).integer == 1;
 }
 
-void redis_task_store::bury(const std::string& id, const std::string& raw_d, bool is_hash,
+void redis_task_store::bury(const std::string& id, const std::vector<redis_reply>* fields,
                             const std::string& reason) const {
-    const std::vector<std::string> keys{record_key(id),       index_key_,       dead_key_,         base_ + ":dead:" + id,
+    const std::vector<std::string> keys{record_key(id),       live_key_,        dead_key_,         base_ + ":dead:" + id,
                                         finished_completed_, finished_failed_, finished_cancelled_};
-    const std::vector<std::string> args{id, raw_d, is_hash ? "1" : "0", reason};
+    std::vector<std::string> args{id, fields ? "1" : "0", reason};
+    if (fields)
+        for (const auto& f : *fields) args.push_back(f.str);
     client_->eval(bury_script, keys, args);
 }
 
-// `fields`: the reply to HMGET key s d p r (or an error reply).
-std::optional<task_record> redis_task_store::decode_or_bury(const std::string& id, const redis_reply& fields) const {
-    if (fields.is_error()) {
+// `reply`: the reply to HGETALL of the record (or an error reply).
+std::optional<task_record> redis_task_store::decode_or_bury(const std::string& id, const redis_reply& reply) const {
+    if (reply.is_error()) {
         // WRONGTYPE: something that is not a hash sits under the record key.
-        bury(id, {}, false, "not a hash: " + fields.str);
+        bury(id, nullptr, "not a hash: " + reply.str);
         return std::nullopt;
     }
-    if (fields.type != redis_reply::kind::array || fields.elements.size() != 4) return std::nullopt;
-    const auto& e = fields.elements;
-    if (e[0].is_nil() && e[1].is_nil() && e[2].is_nil() && e[3].is_nil()) return std::nullopt;  // absent
-    const auto key = record_key(id);
+    if (reply.type != redis_reply::kind::array || reply.elements.empty()) return std::nullopt;  // absent
+    std::vector<std::string> flat;
+    flat.reserve(reply.elements.size());
+    for (const auto& e : reply.elements) flat.push_back(e.str);
     try {
-        if (e[0].is_nil()) redis_codec::corrupt(key, "s", "", "missing status");
-        if (e[1].is_nil()) redis_codec::corrupt(key, "d", "", "missing record data");
-        return redis_codec::decode_task_record(key, id, e[0].str, e[1].str, e[2].str, e[3].str);
+        return redis_codec::decode_task_record(record_key(id), id, flat);
     } catch (const invalid_argument& ex) {
-        bury(id, e[1].str, true, std::string("undecodable record: ") + ex.what());
+        bury(id, &reply.elements, std::string("undecodable record: ") + ex.what());
         return std::nullopt;
     }
 }
 
 std::optional<task_record> redis_task_store::get(const std::string& id) const {
-    return decode_or_bury(id, client_->command({"HMGET", record_key(id), "s", "d", "p", "r"}));
+    return decode_or_bury(id, client_->command({"HGETALL", record_key(id)}));
 }
 
 std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<const std::string> ids) const {
@@ -253,44 +308,52 @@ std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<con
     for (std::size_t i = 0; i < ids.size(); i += chunk) {
         const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
         cmds.clear();
-        for (const auto& id : part) cmds.push_back({"HMGET", record_key(id), "s", "d", "p", "r"});
+        for (const auto& id : part) cmds.push_back({"HGETALL", record_key(id)});
         const auto replies = client_->pipeline(cmds);
         for (std::size_t k = 0; k < part.size(); ++k) out.push_back(decode_or_bury(part[k], replies[k]));
     }
     return out;
 }
 
-std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
-    check_batch(rs.size(), expected.size());
-    for (std::size_t i = 0; i < rs.size(); ++i) {
-        if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
-        check_sizes(rs[i]);
+// The index keys holding the records that `f` can match.
+std::vector<std::string> redis_task_store::index_keys(const task_filter& f) const {
+    if (!f.status) return {live_key_, finished_completed_, finished_failed_, finished_cancelled_};
+    if (!is_terminal(*f.status)) return {live_key_};
+    return {finished_key(*f.status)};
+}
+
+const std::string& redis_task_store::finished_key(task_status s) const {
+    switch (s) {
+        case task_status::completed: return finished_completed_;
+        case task_status::cancelled: return finished_cancelled_;
+        default: return finished_failed_;
     }
-    return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
-        auto args = write_args(rs[k]);
-        args.emplace_back(to_string(expected[k]));
-        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, std::move(args)};
-    });
 }
 
 std::vector<task_record> redis_task_store::list(const task_filter& f) const {
     std::vector<task_record> out;
-    std::string cursor = "0";
-    do {
-        const auto page = client_->command({"SSCAN", index_key_, cursor, "COUNT", "256"});
-        const auto& parts = redis_detail::expect_array(page, "SSCAN", 2);
-        cursor = parts[0].str;
-        const auto& ids = parts[1].elements;
-        if (ids.empty()) continue;
-        std::vector<std::vector<std::string>> cmds;
-        cmds.reserve(ids.size());
-        for (const auto& id : ids) cmds.push_back({"HMGET", record_key(id.str), "s", "d", "p", "r"});
-        const auto replies = client_->pipeline(cmds);
-        for (std::size_t i = 0; i < ids.size() && out.size() < f.limit; ++i) {
-            auto r = decode_or_bury(ids[i].str, replies[i]);
-            if (r && f.matches(*r)) out.push_back(std::move(*r));
-        }
-    } while (cursor != "0" && out.size() < f.limit);
+    for (const auto& key : index_keys(f)) {
+        const bool is_set = key == live_key_;
+        std::string cursor = "0";
+        do {
+            const auto page = client_->command({is_set ? "SSCAN" : "ZSCAN", key, cursor, "COUNT", "256"});
+            const auto& parts = redis_detail::expect_array(page, is_set ? "SSCAN " + key : "ZSCAN " + key, 2);
+            cursor = parts[0].str;
+            const auto& elems = parts[1].elements;
+            const std::size_t step = is_set ? 1 : 2;  // ZSCAN: member, score
+            std::vector<std::vector<std::string>> cmds;
+            for (std::size_t i = 0; i < elems.size(); i += step) cmds.push_back({"HGETALL", record_key(elems[i].str)});
+            if (cmds.empty()) continue;
+            const auto replies = client_->pipeline(cmds);
+            // A vanished record (Redis expired it) is skipped; expire()
+            // removes its index entry and reports it.
+            for (std::size_t i = 0; i < cmds.size() && out.size() < f.limit; ++i) {
+                auto r = decode_or_bury(elems[i * step].str, replies[i]);
+                if (r && f.matches(*r)) out.push_back(std::move(*r));
+            }
+        } while (cursor != "0" && out.size() < f.limit);
+        if (out.size() >= f.limit) break;
+    }
     return out;
 }
 
@@ -300,17 +363,16 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
                                                   std::chrono::milliseconds cancelled_ttl) {
     const auto now_ms = redis_detail::to_ms(now);
     // A record with a Redis-side TTL is gone once that TTL passed: report it
-    // (and drop its index entries) then, even if the caller's TTL is longer.
-    auto effective = [](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) {
-        return in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
+    // (and drop its index entry) then, even if the caller's TTL is longer.
+    auto cutoff = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) {
+        const auto ttl = in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
+        constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
+        return std::to_string(now_ms < lowest + ttl.count() ? lowest : now_ms - ttl.count());
     };
-    completed_ttl = effective(completed_ttl, options_.completed_ttl);
-    failed_ttl = effective(failed_ttl, options_.failed_ttl);
-    cancelled_ttl = effective(cancelled_ttl, options_.cancelled_ttl);
-    const std::vector<std::string> keys{index_key_, finished_completed_, finished_failed_, finished_cancelled_};
-    const std::vector<std::string> args{base_ + ":task:", std::to_string(now_ms - completed_ttl.count()),
-                                        std::to_string(now_ms - failed_ttl.count()),
-                                        std::to_string(now_ms - cancelled_ttl.count())};
+    const std::vector<std::string> keys{finished_completed_, finished_failed_, finished_cancelled_};
+    const std::vector<std::string> args{base_ + ":task:", cutoff(completed_ttl, options_.completed_ttl),
+                                        cutoff(failed_ttl, options_.failed_ttl),
+                                        cutoff(cancelled_ttl, options_.cancelled_ttl), std::to_string(expire_batch)};
     const auto reply = client_->eval(expire_script, keys, args);
     std::vector<std::string> out;
     for (const auto& e : redis_detail::expect_array(reply, "store.expire")) out.push_back(e.str);
@@ -318,8 +380,17 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
 }
 
 std::size_t redis_task_store::size() const {
-    return static_cast<std::size_t>(
-        redis_detail::expect_count(client_->command({"SCARD", index_key_}), "SCARD " + index_key_));
+    const auto replies = client_->pipeline({{"SCARD", live_key_},
+                                            {"ZCARD", finished_completed_},
+                                            {"ZCARD", finished_failed_},
+                                            {"ZCARD", finished_cancelled_}});
+    const std::array<const std::string*, 4> names{&live_key_, &finished_completed_, &finished_failed_,
+                                                  &finished_cancelled_};
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < replies.size(); ++i)
+        n += static_cast<std::size_t>(
+            redis_detail::expect_count(replies[i], (i == 0 ? "SCARD " : "ZCARD ") + *names[i]));
+    return n;
 }
 
 std::vector<dead_letter> redis_task_store::dead_letters(std::size_t limit) const {

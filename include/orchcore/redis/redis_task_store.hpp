@@ -95,21 +95,21 @@ public:
     const std::string& key_base() const noexcept { return base_; }
     std::string record_key(const std::string& id) const { return base_ + ":task:" + id; }
 
-    /// Encoding of a record's fields other than status, payload and result
-    /// (exposed for tests and tools).
-    static std::string encode_meta(const task_record& r);
-
 private:
-    std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& fields) const;
-    void bury(const std::string& id, const std::string& raw_d, bool is_hash, const std::string& reason) const;
-    void check_sizes(const task_record& r) const;
-    std::vector<std::string> write_args(const task_record& r) const;
+    std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& reply) const;
+    void bury(const std::string& id, const std::vector<redis_reply>* fields, const std::string& reason) const;
+    void check_sizes(const task_record& r, bool whole) const;
+    std::vector<std::string> write_keys(const std::string& id) const;
+    std::vector<std::string> index_args(const task_record& r) const;
+    std::vector<std::string> create_args(const task_record& r) const;
+    std::vector<std::string> update_args(const task_record& r, task_status expected) const;
+    std::vector<std::string> index_keys(const task_filter& f) const;
     const std::string& finished_key(task_status s) const;
 
     std::shared_ptr<redis_client> client_;
     std::string base_;
     redis_task_store_options options_;
-    std::string index_key_, dead_key_;
+    std::string live_key_, dead_key_;
     std::string finished_completed_, finished_failed_, finished_cancelled_;
 };
 
