@@ -153,7 +153,7 @@ json::object parse_object(std::string_view key, std::string_view field, std::str
 namespace tf = task_field;
 
 std::string time_text(const std::optional<std::chrono::system_clock::time_point>& t) {
-    return t ? std::to_string(redis_detail::to_ticks(*t)) : std::string();
+    return t ? std::to_string(to_unix_ns(*t)) : std::string();
 }
 
 std::string count_text(std::uint32_t n) { return n == 0 ? std::string() : std::to_string(n); }
@@ -198,7 +198,7 @@ std::string options_text(const task_record& r) {
 
 std::optional<std::chrono::system_clock::time_point> decode_time(std::string_view key, std::string_view field,
                                                                  std::string_view v) {
-    return redis_detail::from_ticks(parse_int(v, key, field));
+    return from_unix_ns(parse_int(v, key, field));
 }
 
 std::uint32_t decode_count(std::string_view key, std::string_view field, std::string_view v) {
@@ -290,6 +290,15 @@ bool decode_field(std::string_view key, std::string_view f, const std::string& v
 
 // --- task records -----------------------------------------------------------
 
+std::int64_t to_unix_ns(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_unix_ns(std::int64_t ns) {
+    return std::chrono::system_clock::time_point{
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds{ns})};
+}
+
 std::string lua_task_state_fields() {
     std::string s = "{";
     for (const auto f : task_state_fields) s.append(s.size() > 1 ? ",'" : "'").append(f).append("'");
@@ -338,7 +347,7 @@ std::vector<std::pair<std::string_view, std::string>> encode_task_fields(const t
     put(tf::owner, r.owner);
     put(tf::tags, tags_text(r.tags));
     put(tf::options, options_text(r));
-    put(tf::created_at, std::to_string(redis_detail::to_ticks(r.created_at)));
+    put(tf::created_at, std::to_string(to_unix_ns(r.created_at)));
     auto state = encode_task_state(r);
     for (std::size_t i = 0; i < state.size(); ++i) put(task_state_fields[i], std::move(state[i]));
     return out;

@@ -16,6 +16,7 @@
 #include <orchcore/worker_registry.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -49,8 +50,8 @@ inline constexpr std::int64_t max_unix_ms = std::numeric_limits<std::int64_t>::m
 // A record is a write-once part (set by create, never rewritten) and a
 // state part (the only fields update writes). Every field is a short name;
 // an empty or default value is not stored (absent = default). Integers are
-// decimal; timestamps are system_clock ticks since the Unix epoch (decimal
-// nanoseconds on the supported platforms), so a record round-trips exactly.
+// decimal; timestamps are nanoseconds since the Unix epoch, so a record
+// round-trips exactly.
 namespace task_field {
 // Write-once part.
 inline constexpr std::string_view type = "t";
@@ -86,6 +87,10 @@ inline constexpr std::array<std::string_view, 13> task_state_fields{
     task_field::worker_losses, task_field::worker_id, task_field::started_at,       task_field::finished_at,
     task_field::progress,    task_field::progress_message, task_field::result,      task_field::error,
     task_field::metadata};
+
+/// A stored timestamp: nanoseconds since the Unix epoch.
+std::int64_t to_unix_ns(std::chrono::system_clock::time_point t);
+std::chrono::system_clock::time_point from_unix_ns(std::int64_t ns);
 
 /// The state field names as a Lua table literal ({'s','a',...}), for scripts.
 std::string lua_task_state_fields();

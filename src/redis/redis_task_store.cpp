@@ -2,6 +2,7 @@
 
 #include "record_codec.hpp"
 #include "redis_util.hpp"
+#include "task_store_scripts.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -12,129 +13,34 @@ namespace orchcore {
 
 namespace {
 
-// Every script first checks the type of each key it writes (a key of the
-// wrong type would make a later call fail half-way through the script, with
-// the calls before it applied): nothing is changed if one is wrong.
-constexpr const char* expect_types = R"lua(
-local function expect(key, want)
-  local t = redis.call('TYPE', key)['ok']
-  if t ~= want and t ~= 'none' then
-    error({err = 'ORCHCORE corrupted key ' .. key .. ': a ' .. t .. ' where a ' .. want .. ' belongs'})
-  end
-end
-)lua";
+namespace lua = redis_store_scripts;
 
-std::string script_text(const char* check, const char* body = "") {
-    return std::string(expect_types) + check + body;
+std::string script_text(const std::string& a, const std::string& b = "") { return lua::prelude() + a + b; }
+
+const redis_script create_script("store.create", script_text(lua::write_head, lua::create_body));
+const redis_script update_script("store.update", script_text(lua::write_head, lua::update_body()));
+const redis_script erase_script("store.erase", script_text(lua::erase_body()));
+const redis_script expire_script("store.expire", script_text(lua::expire_body));
+const redis_script bury_script("store.dead_letter", script_text(lua::bury_body()));
+
+// How long past its expiry time a bucket list stays, for expire() to
+// report its ids, before Redis drops it.
+constexpr std::int64_t index_grace_ms = 60'000;
+// The most ids expire() removes per call (whole buckets).
+constexpr std::size_t expire_batch = 10'000;
+constexpr std::array<const char*, 3> class_names{"completed", "failed", "cancelled"};
+
+std::size_t class_of(task_status s) { return s == task_status::completed ? 0 : s == task_status::cancelled ? 2 : 1; }
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+// a + b, or nullopt if it overflows.
+std::optional<std::int64_t> checked_add(std::int64_t a, std::int64_t b) {
+    std::int64_t out = 0;
+    if (__builtin_add_overflow(a, b, &out)) return std::nullopt;
+    return out;
 }
 
-// Every write script takes KEYS: record, live set, finished completed,
-// failed, cancelled; and ARGV[1..6]: id, class (0: not terminal; 1..3: the
-// finished set KEYS[2 + class]), finished (unix ms), expire-at (unix ms, 0:
-// none), trim cutoff (unix ms, '': none), record key prefix. `index` files
-// the record under its class; a terminal one gets its Redis expiry, and up
-// to 8 entries of its finished set older than the trim cutoff whose records
-// are gone (Redis expired them and no expire() reported them) are dropped.
-constexpr const char* write_head = R"lua(
-expect(KEYS[2], 'set')
-for i = 3, 5 do expect(KEYS[i], 'zset') end
-local function index()
-  local id, class = ARGV[1], tonumber(ARGV[2])
-  if class == 0 then redis.call('SADD', KEYS[2], id) return end
-  local fin = KEYS[2 + class]
-  redis.call('SREM', KEYS[2], id)
-  redis.call('ZADD', fin, ARGV[3], id)
-  if tonumber(ARGV[4]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
-  if ARGV[5] == '' then return end
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', fin, '-inf', ARGV[5], 'LIMIT', 0, 8)) do
-    if redis.call('EXISTS', ARGV[6] .. old) == 0 then redis.call('ZREM', fin, old) end
-  end
-end
-)lua";
-
-// ARGV[7..]: field, value pairs of the whole record.
-const redis_script create_script("store.create", script_text(write_head, R"lua(
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-index()
-return 1
-)lua"));
-
-// ARGV[7]: the expected status; ARGV[8..]: the state values, in
-// redis_codec::task_state_fields order ('' = absent: HDEL).
-const std::string update_body = "local fields = " + redis_codec::lua_task_state_fields() + "\nlocal status = '" +
-                                std::string(redis_codec::task_field::status) + "'\n" + R"lua(
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
-if redis.call('HGET', KEYS[1], status) ~= ARGV[7] then return 0 end
-local set, del = {}, {}
-for i, f in ipairs(fields) do
-  local v = ARGV[7 + i]
-  if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
-end
-redis.call('HSET', KEYS[1], unpack(set))
-if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-index()
-return 1
-)lua";
-const redis_script update_script("store.update", script_text(write_head, update_body.c_str()));
-
-// KEYS: record, live set, finished x3. ARGV: id.
-const redis_script erase_script("store.erase", script_text(R"lua(
-expect(KEYS[2], 'set')
-for i = 3, 5 do expect(KEYS[i], 'zset') end
-local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-for i = 3, 5 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return n
-)lua"));
-
-// KEYS: finished completed, failed, cancelled. ARGV: record key prefix, the
-// cutoff (unix ms) of each finished set, the most ids per set.
-const redis_script expire_script("store.expire", script_text(R"lua(
-for i = 1, 3 do expect(KEYS[i], 'zset') end
-local out = {}
-for i = 1, 3 do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i + 1], 'LIMIT', 0, ARGV[5])
-  for _, id in ipairs(ids) do
-    redis.call('DEL', ARGV[1] .. id)
-    redis.call('ZREM', KEYS[i], id)
-    out[#out + 1] = id
-  end
-end
-return out
-)lua"));
-
-// KEYS: record, live set, dead hash, dead record, finished x3.
-// ARGV: id, is-hash flag, reason, then the record's fields as read (a hash
-// changed since is left alone).
-const redis_script bury_script("store.dead_letter", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'hash')
-for i = 5, 7 do expect(KEYS[i], 'zset') end
-local t = redis.call('TYPE', KEYS[1])['ok']
-if t == 'none' then return 0 end
-if ARGV[2] == '1' then
-  if t ~= 'hash' then return 0 end
-  local cur = redis.call('HGETALL', KEYS[1])
-  if #cur ~= #ARGV - 3 then return 0 end
-  for i = 1, #cur do if cur[i] ~= ARGV[3 + i] then return 0 end end
-end
-redis.call('RENAME', KEYS[1], KEYS[4])
-redis.call('PERSIST', KEYS[4])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[1])
-for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-)lua"));
-
-}  // namespace
-
-namespace {
-// How long past its TTL a finished-set entry whose record Redis expired is
-// left for expire() to report, before a later finishing write drops it.
-constexpr std::int64_t index_grace_ms = 60'000;
-// The most ids expire() removes per finished set and call.
-constexpr std::size_t expire_batch = 10'000;
 }  // namespace
 
 redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::string queue,
@@ -147,9 +53,17 @@ redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::st
     base_ = redis_detail::key_base(client_->options().prefix, queue);
     live_key_ = base_ + ":tasks";
     dead_key_ = base_ + ":dead";
-    finished_completed_ = base_ + ":finished:completed";
-    finished_failed_ = base_ + ":finished:failed";
-    finished_cancelled_ = base_ + ":finished:cancelled";
+    finished_prefix_ = base_ + ":finished:";
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        registry_[c] = finished_prefix_ + class_names[c];
+        counts_[c] = registry_[c] + ":count";
+    }
+}
+
+std::chrono::milliseconds redis_task_store::ttl_of(task_status s) const {
+    return s == task_status::completed   ? options_.completed_ttl
+           : s == task_status::cancelled ? options_.cancelled_ttl
+                                         : options_.failed_ttl;
 }
 
 std::size_t redis_task_store::max_value_bytes() const noexcept { return client_->options().max_payload_bytes; }
@@ -167,29 +81,30 @@ void redis_task_store::check_sizes(const task_record& r, bool whole) const {
     else redis_codec::check_task_state(r);
 }
 
-std::vector<std::string> redis_task_store::write_keys(const std::string& id) const {
-    return {record_key(id), live_key_, finished_completed_, finished_failed_, finished_cancelled_};
+std::vector<std::string> redis_task_store::write_keys(const task_record& r) const {
+    const auto c = class_of(r.status);
+    return {record_key(r.id), live_key_, registry_[c], counts_[c]};
 }
 
-// ARGV[1..6] of the write scripts (see write_head). A terminal record
-// without finished_at is filed at +inf: it never expires.
+// ARGV[1..7] of the write scripts (see redis_store_scripts::write_head).
 std::vector<std::string> redis_task_store::index_args(const task_record& r) const {
-    if (!is_terminal(r.status)) return {r.id, "0", "", "0", "", base_ + ":task:"};
-    const auto cls = r.status == task_status::completed ? "1" : r.status == task_status::cancelled ? "3" : "2";
-    if (!r.finished_at) return {r.id, cls, "+inf", "0", "", base_ + ":task:"};
+    const auto c = class_of(r.status);
+    const auto prefix = finished_prefix_ + class_names[c] + ":";
+    if (!is_terminal(r.status)) return {r.id, "", "", "", "0", "0", prefix};
+    if (!r.finished_at) return {r.id, class_names[c], "never", "+inf", "0", "0", prefix};
+    const auto bucket = floor_div(redis_codec::to_unix_ns(*r.finished_at), 1'000'000'000);
     const auto fin_ms = redis_detail::to_ms(*r.finished_at);
-    const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
-                     : r.status == task_status::cancelled ? options_.cancelled_ttl
-                                                          : options_.failed_ttl;
+    const auto ttl = ttl_of(r.status).count();
     // A TTL that reaches past the largest unix-ms time (any TTL up to
     // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
-    const auto room = std::numeric_limits<std::int64_t>::max() - index_grace_ms - (fin_ms < 0 ? -fin_ms : fin_ms);
-    std::string expire_at = "0", trim;
-    if (ttl.count() > 0 && ttl.count() <= room) {
-        expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
-        trim = std::to_string(fin_ms - ttl.count() - index_grace_ms);
+    std::string expire_at = "0", bucket_expire_at = "0";
+    if (ttl > 0) {
+        if (const auto at = checked_add(fin_ms, ttl)) expire_at = std::to_string(std::max<std::int64_t>(1, *at));
+        if (const auto at = checked_add((bucket + 1) * 1000, ttl + index_grace_ms); at && ttl < *at)
+            bucket_expire_at = std::to_string(std::max<std::int64_t>(1, *at));
     }
-    return {r.id, cls, std::to_string(fin_ms), expire_at, trim, base_ + ":task:"};
+    const auto b = std::to_string(bucket);
+    return {r.id, class_names[c], b, b, expire_at, bucket_expire_at, prefix};
 }
 
 std::vector<std::string> redis_task_store::create_args(const task_record& r) const {
@@ -210,7 +125,7 @@ std::vector<std::string> redis_task_store::update_args(const task_record& r, tas
 
 bool redis_task_store::create(const task_record& r) {
     check_sizes(r, true);
-    return client_->eval(create_script, write_keys(r.id), create_args(r)).integer == 1;
+    return client_->eval(create_script, write_keys(r), create_args(r)).integer == 1;
 }
 
 namespace {
@@ -241,14 +156,14 @@ std::vector<bool> eval_batch(redis_client& client, const redis_script& script, s
 std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
     for (const auto& r : rs) check_sizes(r, true);
     return eval_batch(*client_, create_script, "store.create", rs.size(), [&](std::size_t k) {
-        return redis_script_call{write_keys(rs[k].id), create_args(rs[k])};
+        return redis_script_call{write_keys(rs[k]), create_args(rs[k])};
     });
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {
     if (r.status != expected) check_transition(expected, r.status);
     check_sizes(r, false);
-    return client_->eval(update_script, write_keys(r.id), update_args(r, expected)).integer == 1;
+    return client_->eval(update_script, write_keys(r), update_args(r, expected)).integer == 1;
 }
 
 std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
@@ -258,20 +173,29 @@ std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs,
         check_sizes(rs[i], false);
     }
     return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
-        return redis_script_call{write_keys(rs[k].id), update_args(rs[k], expected[k])};
+        return redis_script_call{write_keys(rs[k]), update_args(rs[k], expected[k])};
     });
 }
 
+std::vector<std::string> redis_task_store::index_keys_all(const std::string& id) const {
+    std::vector<std::string> keys{record_key(id), live_key_};
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        keys.push_back(registry_[c]);
+        keys.push_back(counts_[c]);
+    }
+    return keys;
+}
+
 bool redis_task_store::erase(const std::string& id) {
-    const std::vector<std::string> args{id};
-    return client_->eval(erase_script, write_keys(id), args).integer == 1;
+    const std::vector<std::string> args{id, finished_prefix_};
+    return client_->eval(erase_script, index_keys_all(id), args).integer == 1;
 }
 
 void redis_task_store::bury(const std::string& id, const std::vector<redis_reply>* fields,
                             const std::string& reason) const {
-    const std::vector<std::string> keys{record_key(id),       live_key_,        dead_key_,         base_ + ":dead:" + id,
-                                        finished_completed_, finished_failed_, finished_cancelled_};
-    std::vector<std::string> args{id, fields ? "1" : "0", reason};
+    auto keys = index_keys_all(id);
+    keys.insert(keys.begin() + 2, {dead_key_, base_ + ":dead:" + id});
+    std::vector<std::string> args{id, finished_prefix_, fields ? "1" : "0", reason};
     if (fields)
         for (const auto& f : *fields) args.push_back(f.str);
     client_->eval(bury_script, keys, args);
@@ -315,44 +239,69 @@ std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<con
     return out;
 }
 
-// The index keys holding the records that `f` can match.
-std::vector<std::string> redis_task_store::index_keys(const task_filter& f) const {
-    if (!f.status) return {live_key_, finished_completed_, finished_failed_, finished_cancelled_};
-    if (!is_terminal(*f.status)) return {live_key_};
-    return {finished_key(*f.status)};
+// The ids of one page of index `source` (0: the live set; 1 + c: the
+// buckets of class c) from `cursor`, which it advances ("0" when done).
+// Bucket pages are read whole bucket by bucket, 256 ids at a time.
+std::vector<std::pair<std::string, std::string>> redis_task_store::index_page(std::size_t source,
+                                                                              std::string& cursor) const {
+    std::vector<std::pair<std::string, std::string>> out;  // id, bucket ("" for the live set)
+    if (source == 0) {
+        const auto page = client_->command({"SSCAN", live_key_, cursor, "COUNT", "256"});
+        const auto& parts = redis_detail::expect_array(page, "SSCAN " + live_key_, 2);
+        cursor = parts[0].str;
+        for (const auto& e : parts[1].elements) out.emplace_back(e.str, "");
+        return out;
+    }
+    // cursor: "<bucket rank>:<offset in it>", "0" = start.
+    const auto& reg = registry_[source - 1];
+    const auto colon = cursor.find(':');
+    const long long rank = colon == std::string::npos ? 0 : std::stoll(cursor.substr(0, colon));
+    const long long offset = colon == std::string::npos ? 0 : std::stoll(cursor.substr(colon + 1));
+    const auto buckets = client_->command({"ZRANGE", reg, std::to_string(rank), std::to_string(rank)});
+    const auto& b = redis_detail::expect_array(buckets, "ZRANGE " + reg);
+    if (b.empty()) {
+        cursor = "0";
+        return out;
+    }
+    constexpr long long chunk = 256;
+    const auto list = finished_prefix_ + class_names[source - 1] + ":" + b[0].str;
+    const auto ids = client_->command({"LRANGE", list, std::to_string(offset), std::to_string(offset + chunk - 1)});
+    const auto& e = redis_detail::expect_array(ids, "LRANGE " + list);
+    for (const auto& id : e) out.emplace_back(id.str, b[0].str);
+    cursor = static_cast<long long>(e.size()) < chunk ? std::to_string(rank + 1) + ":0"
+                                                       : std::to_string(rank) + ":" + std::to_string(offset + chunk);
+    return out;
 }
 
-const std::string& redis_task_store::finished_key(task_status s) const {
-    switch (s) {
-        case task_status::completed: return finished_completed_;
-        case task_status::cancelled: return finished_cancelled_;
-        default: return finished_failed_;
-    }
+// Whether `r`, met in index `source` (bucket `bucket`), is filed there: a
+// bucket may still list an id whose record now is another one.
+bool redis_task_store::filed_in(const task_record& r, std::size_t source, const std::string& bucket) const {
+    if (source == 0) return !is_terminal(r.status);
+    if (!is_terminal(r.status) || class_of(r.status) != source - 1) return false;
+    if (!r.finished_at) return bucket == "never";
+    return bucket == std::to_string(floor_div(redis_codec::to_unix_ns(*r.finished_at), 1'000'000'000));
 }
 
 std::vector<task_record> redis_task_store::list(const task_filter& f) const {
     std::vector<task_record> out;
-    for (const auto& key : index_keys(f)) {
-        const bool is_set = key == live_key_;
+    for (std::size_t source = 0; source < 4 && out.size() < f.limit; ++source) {
+        if (f.status && (source == 0 ? is_terminal(*f.status) : class_of(*f.status) != source - 1 ||
+                                                                     !is_terminal(*f.status)))
+            continue;
         std::string cursor = "0";
         do {
-            const auto page = client_->command({is_set ? "SSCAN" : "ZSCAN", key, cursor, "COUNT", "256"});
-            const auto& parts = redis_detail::expect_array(page, is_set ? "SSCAN " + key : "ZSCAN " + key, 2);
-            cursor = parts[0].str;
-            const auto& elems = parts[1].elements;
-            const std::size_t step = is_set ? 1 : 2;  // ZSCAN: member, score
+            const auto ids = index_page(source, cursor);
+            if (ids.empty()) continue;
             std::vector<std::vector<std::string>> cmds;
-            for (std::size_t i = 0; i < elems.size(); i += step) cmds.push_back({"HGETALL", record_key(elems[i].str)});
-            if (cmds.empty()) continue;
+            for (const auto& [id, bucket] : ids) cmds.push_back({"HGETALL", record_key(id)});
             const auto replies = client_->pipeline(cmds);
             // A vanished record (Redis expired it) is skipped; expire()
             // removes its index entry and reports it.
-            for (std::size_t i = 0; i < cmds.size() && out.size() < f.limit; ++i) {
-                auto r = decode_or_bury(elems[i * step].str, replies[i]);
-                if (r && f.matches(*r)) out.push_back(std::move(*r));
+            for (std::size_t i = 0; i < ids.size() && out.size() < f.limit; ++i) {
+                auto r = decode_or_bury(ids[i].first, replies[i]);
+                if (r && filed_in(*r, source, ids[i].second) && f.matches(*r)) out.push_back(std::move(*r));
             }
         } while (cursor != "0" && out.size() < f.limit);
-        if (out.size() >= f.limit) break;
     }
     return out;
 }
@@ -362,17 +311,27 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
                                                   std::chrono::milliseconds failed_ttl,
                                                   std::chrono::milliseconds cancelled_ttl) {
     const auto now_ms = redis_detail::to_ms(now);
-    // A record with a Redis-side TTL is gone once that TTL passed: report it
-    // (and drop its index entry) then, even if the caller's TTL is longer.
-    auto cutoff = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) {
+    // The last bucket (second) whose every record is due: its end + ttl <=
+    // now. A record with a Redis-side TTL is gone once that TTL passed:
+    // report it (and drop its index entry) then, even if the caller's TTL
+    // is longer.
+    auto last_due = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) -> std::string {
         const auto ttl = in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
-        constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
-        return std::to_string(now_ms < lowest + ttl.count() ? lowest : now_ms - ttl.count());
+        const auto cutoff = checked_add(now_ms, -ttl.count());
+        if (!cutoff) return "-inf";
+        return std::to_string(floor_div(*cutoff, 1000) - 1);
     };
-    const std::vector<std::string> keys{finished_completed_, finished_failed_, finished_cancelled_};
-    const std::vector<std::string> args{base_ + ":task:", cutoff(completed_ttl, options_.completed_ttl),
-                                        cutoff(failed_ttl, options_.failed_ttl),
-                                        cutoff(cancelled_ttl, options_.cancelled_ttl), std::to_string(expire_batch)};
+    std::vector<std::string> keys;
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        keys.push_back(registry_[c]);
+        keys.push_back(counts_[c]);
+    }
+    const std::vector<std::string> args{base_ + ":task:",
+                                        finished_prefix_,
+                                        last_due(completed_ttl, options_.completed_ttl),
+                                        last_due(failed_ttl, options_.failed_ttl),
+                                        last_due(cancelled_ttl, options_.cancelled_ttl),
+                                        std::to_string(expire_batch)};
     const auto reply = client_->eval(expire_script, keys, args);
     std::vector<std::string> out;
     for (const auto& e : redis_detail::expect_array(reply, "store.expire")) out.push_back(e.str);
@@ -380,16 +339,18 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
 }
 
 std::size_t redis_task_store::size() const {
-    const auto replies = client_->pipeline({{"SCARD", live_key_},
-                                            {"ZCARD", finished_completed_},
-                                            {"ZCARD", finished_failed_},
-                                            {"ZCARD", finished_cancelled_}});
-    const std::array<const std::string*, 4> names{&live_key_, &finished_completed_, &finished_failed_,
-                                                  &finished_cancelled_};
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < replies.size(); ++i)
-        n += static_cast<std::size_t>(
-            redis_detail::expect_count(replies[i], (i == 0 ? "SCARD " : "ZCARD ") + *names[i]));
+    std::vector<std::vector<std::string>> cmds{{"SCARD", live_key_}};
+    for (const auto& k : counts_) cmds.push_back({"HGET", k, "total"});
+    const auto replies = client_->pipeline(cmds);
+    auto n = static_cast<std::size_t>(redis_detail::expect_count(replies[0], "SCARD " + live_key_));
+    for (std::size_t c = 0; c < counts_.size(); ++c) {
+        const auto& r = replies[c + 1];
+        if (r.is_nil()) continue;
+        if (r.type != redis_reply::kind::string)
+            throw redis_error(redis_failure::server, "orchcore: unexpected reply from redis to HGET " + counts_[c] +
+                                                         " total" + (r.is_error() ? ": " + r.str : std::string()));
+        n += static_cast<std::size_t>(std::max<std::int64_t>(0, redis_codec::parse_int(r.str, counts_[c], "total")));
+    }
     return n;
 }
 

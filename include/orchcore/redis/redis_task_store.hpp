@@ -45,19 +45,23 @@
 #include <orchcore/redis/redis_client.hpp>
 #include <orchcore/task_store.hpp>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace orchcore {
 
 struct redis_task_store_options {
-    /// Redis-side expiry of terminal records (0: none; rely on expire()).
-    std::chrono::milliseconds completed_ttl{0};
-    std::chrono::milliseconds failed_ttl{0};  ///< failed and timed_out
-    std::chrono::milliseconds cancelled_ttl{0};
+    /// Redis-side expiry of terminal records, per class, counted from
+    /// finished_at (0: none; the record stays until expire() or erase()).
+    /// The defaults are coordinator_options' TTLs; set both alike.
+    std::chrono::milliseconds completed_ttl{std::chrono::hours(1)};
+    std::chrono::milliseconds failed_ttl{std::chrono::hours(24)};  ///< failed and timed_out
+    std::chrono::milliseconds cancelled_ttl{std::chrono::hours(1)};
 };
 
 struct dead_letter {
@@ -99,18 +103,21 @@ private:
     std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& reply) const;
     void bury(const std::string& id, const std::vector<redis_reply>* fields, const std::string& reason) const;
     void check_sizes(const task_record& r, bool whole) const;
-    std::vector<std::string> write_keys(const std::string& id) const;
+    std::vector<std::string> write_keys(const task_record& r) const;
+    std::vector<std::string> index_keys_all(const std::string& id) const;
     std::vector<std::string> index_args(const task_record& r) const;
     std::vector<std::string> create_args(const task_record& r) const;
     std::vector<std::string> update_args(const task_record& r, task_status expected) const;
-    std::vector<std::string> index_keys(const task_filter& f) const;
-    const std::string& finished_key(task_status s) const;
+    std::vector<std::pair<std::string, std::string>> index_page(std::size_t source, std::string& cursor) const;
+    bool filed_in(const task_record& r, std::size_t source, const std::string& bucket) const;
+    std::chrono::milliseconds ttl_of(task_status s) const;
 
     std::shared_ptr<redis_client> client_;
     std::string base_;
     redis_task_store_options options_;
     std::string live_key_, dead_key_;
-    std::string finished_completed_, finished_failed_, finished_cancelled_;
+    std::string finished_prefix_;
+    std::array<std::string, 3> registry_, counts_;  ///< per class: completed, failed, cancelled
 };
 
 }  // namespace orchcore
