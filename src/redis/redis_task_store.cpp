@@ -311,15 +311,14 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
                                                   std::chrono::milliseconds failed_ttl,
                                                   std::chrono::milliseconds cancelled_ttl) {
     const auto now_ms = redis_detail::to_ms(now);
-    // The last bucket (second) whose every record is due: its end + ttl <=
-    // now. A record with a Redis-side TTL is gone once that TTL passed:
-    // report it (and drop its index entry) then, even if the caller's TTL
-    // is longer.
-    auto last_due = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) -> std::string {
+    // A record with a Redis-side TTL is gone once that TTL passed: report
+    // it (and drop its index entry) then, even if the caller's TTL is longer.
+    auto cutoff = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) -> std::string {
         const auto ttl = in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
-        const auto cutoff = checked_add(now_ms, -ttl.count());
-        if (!cutoff) return "-inf";
-        return std::to_string(floor_div(*cutoff, 1000) - 1);
+        const auto at = checked_add(now_ms, -ttl.count());
+        // Lua numbers are doubles: a cutoff before any storable time is -2^53.
+        constexpr std::int64_t lowest = -(std::int64_t{1} << 53);
+        return std::to_string(at && *at > lowest ? *at : lowest);
     };
     std::vector<std::string> keys;
     for (std::size_t c = 0; c < class_names.size(); ++c) {
@@ -328,9 +327,9 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
     }
     const std::vector<std::string> args{base_ + ":task:",
                                         finished_prefix_,
-                                        last_due(completed_ttl, options_.completed_ttl),
-                                        last_due(failed_ttl, options_.failed_ttl),
-                                        last_due(cancelled_ttl, options_.cancelled_ttl),
+                                        cutoff(completed_ttl, options_.completed_ttl),
+                                        cutoff(failed_ttl, options_.failed_ttl),
+                                        cutoff(cancelled_ttl, options_.cancelled_ttl),
                                         std::to_string(expire_batch)};
     const auto reply = client_->eval(expire_script, keys, args);
     std::vector<std::string> out;

@@ -43,10 +43,16 @@ local function bucket_of(f)
   if not n then return nil end
   return string.format('%.0f', math.floor(n / 1e9))
 end
+-- Takes n ids off the counts of bucket b (a count that reaches 0 goes).
+local function uncount(counts, b, n)
+  if n == 0 then return end
+  for _, f in ipairs({b, 'total'}) do
+    if redis.call('HINCRBY', counts, f, string.format('%d', -n)) <= 0 then redis.call('HDEL', counts, f) end
+  end
+end
 local function drop_bucket(reg, counts, b)
   redis.call('ZREM', reg, b)
-  local n = tonumber(redis.call('HGET', counts, b) or '0') or 0
-  if n ~= 0 then redis.call('HINCRBY', counts, 'total', string.format('%d', -n)) end
+  uncount(counts, b, tonumber(redis.call('HGET', counts, b) or '0') or 0)
   redis.call('HDEL', counts, b)
 end
 )lua";
@@ -127,10 +133,7 @@ local function unfile()
   local b = bucket_of(st[2])
   if not b then return end
   local counts = KEYS[unfile_keys[c] + 1]
-  if redis.call('LREM', ARGV[2] .. c .. ':' .. b, 1, ARGV[1]) > 0 then
-    redis.call('HINCRBY', counts, b, -1)
-    redis.call('HINCRBY', counts, 'total', -1)
-  end
+  if redis.call('LREM', ARGV[2] .. c .. ':' .. b, 1, ARGV[1]) > 0 then uncount(counts, b, 1) end
 end
 )lua";
 }
@@ -147,33 +150,51 @@ return redis.call('DEL', KEYS[1])
 }
 
 // KEYS: registry and count hash x3. ARGV: record key prefix, bucket key
-// prefix, the last bucket due of each class (seconds), the most ids to
-// remove (whole buckets: it stops after the bucket that reaches it).
-// A listed id whose record now is another one (an id used again) is left.
+// prefix, the cutoff of each class (unix ms: a record finished at or before
+// it is due), the most ids to remove (whole buckets: it stops after the
+// bucket that reaches it). A bucket's due ids go (its record deleted, if
+// Redis has not yet expired it) and are returned; the rest stay listed.
+// A listed id whose record now is another one (an id used again) is
+// dropped, neither deleted nor returned.
 inline constexpr const char* expire_body = R"lua(
 for i = 1, 6, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
 local names = {'completed', 'failed', 'cancelled'}
 local out = {}
+-- 'due', 'keep' or 'other' for id of bucket b of class c.
+local function state_of(rec, c, b, cutoff)
+  local t = redis.call('TYPE', rec)['ok']
+  if t == 'none' then return 'due' end
+  if t ~= 'hash' then return 'other' end
+  local st = redis.call('HMGET', rec, F_STATUS, F_FINISHED)
+  if class_of(st[1]) ~= c or bucket_of(st[2]) ~= b then return 'other' end
+  local ms = st[2] and tonumber(string.sub(st[2], 1, -7))
+  if ms and #st[2] > 9 and ms > cutoff then return 'keep' end
+  return 'due'
+end
 for i = 1, 3 do
-  local reg, counts = KEYS[2 * i - 1], KEYS[2 * i]
-  for _, b in ipairs(redis.call('ZRANGEBYSCORE', reg, '-inf', ARGV[2 + i], 'LIMIT', 0, 1000)) do
+  local reg, counts, cutoff = KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[2 + i])
+  local last = string.format('%.0f', math.floor(cutoff / 1000))
+  for _, b in ipairs(redis.call('ZRANGEBYSCORE', reg, '-inf', last, 'LIMIT', 0, 1000)) do
     if #out >= tonumber(ARGV[6]) then break end
     local list = ARGV[2] .. names[i] .. ':' .. b
+    local keep = {}
     for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
       local rec = ARGV[1] .. id
-      local t = redis.call('TYPE', rec)['ok']
-      if t == 'none' then
-        out[#out + 1] = id
-      elseif t == 'hash' then
-        local st = redis.call('HMGET', rec, F_STATUS, F_FINISHED)
-        if class_of(st[1]) == names[i] and bucket_of(st[2]) == b then
-          redis.call('DEL', rec)
-          out[#out + 1] = id
-        end
-      end
+      local s = state_of(rec, names[i], b, cutoff)
+      if s == 'keep' then keep[#keep + 1] = id end
+      if s == 'due' then redis.call('DEL', rec); out[#out + 1] = id end
     end
-    redis.call('DEL', list)
-    drop_bucket(reg, counts, b)
+    if #keep == 0 then
+      redis.call('DEL', list)
+      drop_bucket(reg, counts, b)
+    else
+      local n = redis.call('LLEN', list)
+      local ttl = redis.call('PTTL', list)
+      redis.call('DEL', list)
+      for k = 1, #keep, 1000 do redis.call('RPUSH', list, unpack(keep, k, math.min(k + 999, #keep))) end
+      if ttl > 0 then redis.call('PEXPIRE', list, ttl) end
+      uncount(counts, b, n - #keep)
+    end
   end
 end
 return out
