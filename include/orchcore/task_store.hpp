@@ -39,6 +39,25 @@ struct task_filter {
     }
 };
 
+/// The state part of a record: what task_store::update() writes (status,
+/// timestamps but created_at, counters, worker, progress, result, error,
+/// and metadata, which holds the coordinator's cancellation marker).
+inline void copy_task_state(task_record& to, const task_record& from) {
+    to.status = from.status;
+    to.started_at = from.started_at;
+    to.finished_at = from.finished_at;
+    to.attempts = from.attempts;
+    to.retries = from.retries;
+    to.turns = from.turns;
+    to.worker_losses = from.worker_losses;
+    to.worker_id = from.worker_id;
+    to.progress = from.progress;
+    to.progress_message = from.progress_message;
+    to.result = from.result;
+    to.error = from.error;
+    to.metadata = from.metadata;
+}
+
 class task_store {
 public:
     virtual ~task_store() = default;
@@ -62,10 +81,13 @@ public:
         for (const auto& id : ids) out.push_back(get(id));
         return out;
     }
-    /// Replaces the record if its stored status is `expected`. The new
-    /// status must be `expected` itself or a legal transition from it
-    /// (otherwise throws error(errc::illegal_transition)). Returns false if
-    /// the record is missing or its status is not `expected`.
+    /// Writes the state part of `r` (see copy_task_state) over the stored
+    /// record if its stored status is `expected`; the write-once part (type,
+    /// payload, priority, owner, tags, timeouts, retries, backoff,
+    /// created_at) is set by create() alone and `r`'s copy of it is ignored.
+    /// The new status must be `expected` itself or a legal transition from
+    /// it (otherwise throws error(errc::illegal_transition)). Returns false
+    /// if the record is missing or its status is not `expected`.
     virtual bool update(const task_record& r, task_status expected) = 0;
     /// update() for many records (one pipeline for Redis); result i belongs
     /// to rs[i], which expects expected[i]. Each update is atomic, the batch
@@ -125,7 +147,7 @@ public:
         std::lock_guard lk(mutex_);
         auto it = records_.find(r.id);
         if (it == records_.end() || it->second.status != expected) return false;
-        it->second = r;
+        copy_task_state(it->second, r);
         return true;
     }
 

@@ -6,11 +6,16 @@
 
 #include <boost/json.hpp>
 
+#include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace orchcore::redis_codec {
 
@@ -75,54 +80,12 @@ double parse_double(std::string_view text, std::string_view key, std::string_vie
     return *v;
 }
 
-// --- task records -----------------------------------------------------------
-
-void check_task_record(const task_record& r) {
-    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
-    if (!priority::is_valid(r.priority))
-        throw invalid_argument("priority", std::to_string(r.priority), "must be within [0, 20]");
-    if (r.timeout.count() < 0) throw invalid_argument("timeout", ms(r.timeout), "must be >= 0");
-    if (r.turn_timeout.count() < 0) throw invalid_argument("turn_timeout", ms(r.turn_timeout), "must be >= 0");
-    r.backoff.validate();
-    if (!(r.progress >= 0.0 && r.progress <= 1.0))
-        throw invalid_argument("progress", std::to_string(r.progress), "must be a number within [0, 1]");
-}
-
-std::string encode_task_meta(const task_record& r) {
-    json::object o;
-    o["v"] = 1;
-    o["id"] = r.id;
-    o["type"] = r.type;
-    o["priority"] = r.priority;
-    o["owner"] = r.owner;
-    json::object md;
-    for (const auto& [k, v] : r.metadata) md[k] = v;
-    o["metadata"] = std::move(md);
-    json::array tags;
-    for (const auto& t : r.tags) tags.emplace_back(t);
-    o["tags"] = std::move(tags);
-    o["timeout_ms"] = r.timeout.count();
-    o["turn_timeout_ms"] = r.turn_timeout.count();
-    o["max_retries"] = r.max_retries;
-    o["backoff"] = {{"base_ms", r.backoff.base.count()}, {"cap_ms", r.backoff.cap.count()}, {"jitter", r.backoff.jitter}};
-    o["created_at"] = redis_detail::to_ticks(r.created_at);
-    o["started_at"] = r.started_at ? json::value(redis_detail::to_ticks(*r.started_at)) : json::value(nullptr);
-    o["finished_at"] = r.finished_at ? json::value(redis_detail::to_ticks(*r.finished_at)) : json::value(nullptr);
-    o["attempts"] = r.attempts;
-    o["retries"] = r.retries;
-    o["turns"] = r.turns;
-    o["worker_losses"] = r.worker_losses;
-    o["worker_id"] = r.worker_id;
-    o["progress"] = r.progress;
-    o["progress_message"] = r.progress_message;
-    o["error"] = r.error;
-    return json::serialize(o);
-}
+// --- JSON fields ------------------------------------------------------------
 
 namespace {
 
 // Fields of one JSON object, read with range checks; errors name the key
-// and the field ("d.priority").
+// and the field ("d.host").
 class json_reader {
 public:
     json_reader(std::string_view key, std::string prefix, const json::object& o)
@@ -148,26 +111,10 @@ public:
             bad(name, v, "out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
         return n;
     }
-    std::uint32_t u32(std::string_view name) const {
-        return static_cast<std::uint32_t>(integer(name, 0, std::numeric_limits<std::uint32_t>::max()));
-    }
-    std::chrono::milliseconds duration(std::string_view name) const {
-        return std::chrono::milliseconds{integer(name, 0)};
-    }
     std::string string(std::string_view name) const {
         const auto& v = at(name);
         if (!v.is_string()) bad(name, v, "not a string");
         return std::string(v.as_string());
-    }
-    bool boolean(std::string_view name) const {
-        const auto& v = at(name);
-        if (!v.is_bool()) bad(name, v, "not a boolean");
-        return v.as_bool();
-    }
-    const json::object& object(std::string_view name) const {
-        const auto& v = at(name);
-        if (!v.is_object()) bad(name, v, "not an object");
-        return v.as_object();
     }
     std::vector<std::string> strings(std::string_view name) const {
         const auto& v = at(name);
@@ -179,11 +126,6 @@ public:
         }
         return out;
     }
-    std::optional<std::chrono::system_clock::time_point> opt_time(std::string_view name) const {
-        if (at(name).is_null()) return std::nullopt;
-        return redis_detail::from_ticks(integer(name));
-    }
-    std::string_view key() const { return key_; }
 
 private:
     std::string_view key_;
@@ -191,60 +133,239 @@ private:
     const json::object& o_;
 };
 
-json::object parse_object(std::string_view key, std::string_view field, std::string_view text) {
+json::value parse_json(std::string_view key, std::string_view field, std::string_view text) {
     json::parse_options po;
     po.allow_invalid_utf8 = true;
     json::error_code ec;
     json::value v = detail::json_parse_exact(text, ec, po);
     if (ec) corrupt(key, field, text, "not valid JSON (" + ec.message() + ")");
+    return v;
+}
+
+json::object parse_object(std::string_view key, std::string_view field, std::string_view text) {
+    json::value v = parse_json(key, field, text);
     if (!v.is_object()) corrupt(key, field, text, "not a JSON object");
     return std::move(v.as_object());
 }
 
-void decode_task_meta(const json_reader& d, task_record& r) {
-    if (d.integer("v") != 1) d.bad("v", d.at("v"), "unknown record version");
-    r.type = d.string("type");
-    r.priority = static_cast<int>(d.integer("priority", priority::min, priority::max));
-    r.owner = d.string("owner");
-    const json_reader md(d.key(), "d.metadata.", d.object("metadata"));
-    for (const auto& kv : d.object("metadata")) r.metadata.emplace(std::string(kv.key()), md.string(kv.key()));
-    r.tags = d.strings("tags");
-    r.timeout = d.duration("timeout_ms");
-    r.turn_timeout = d.duration("turn_timeout_ms");
-    r.max_retries = d.u32("max_retries");
-    const json_reader b(d.key(), "d.backoff.", d.object("backoff"));
-    r.backoff.base = b.duration("base_ms");
-    r.backoff.cap = std::chrono::milliseconds{b.integer("cap_ms", r.backoff.base.count())};
-    r.backoff.jitter = b.boolean("jitter");
-    r.created_at = redis_detail::from_ticks(d.integer("created_at"));
-    r.started_at = d.opt_time("started_at");
-    r.finished_at = d.opt_time("finished_at");
-    r.attempts = d.u32("attempts");
-    r.retries = d.u32("retries");
-    r.turns = d.u32("turns");
-    r.worker_losses = d.u32("worker_losses");
-    r.worker_id = d.string("worker_id");
-    const auto& progress = d.at("progress");
-    const double p = progress.is_number() ? progress.to_number<double>() : -1.0;
-    if (!progress.is_number() || !(p >= 0.0 && p <= 1.0)) d.bad("progress", progress, "not a number in [0, 1]");
-    r.progress = p;
-    r.progress_message = d.string("progress_message");
-    r.error = d.string("error");
+// --- task records: encoding helpers ----------------------------------------
+
+namespace tf = task_field;
+
+std::string time_text(const std::optional<std::chrono::system_clock::time_point>& t) {
+    return t ? std::to_string(to_unix_ns(*t)) : std::string();
+}
+
+std::string count_text(std::uint32_t n) { return n == 0 ? std::string() : std::to_string(n); }
+
+std::string progress_text(double p) {
+    if (p == 0.0) return {};
+    char buf[32];
+    const auto res = std::to_chars(buf, buf + sizeof buf, p);
+    return std::string(buf, res.ptr);
+}
+
+std::string metadata_text(const std::map<std::string, std::string>& md) {
+    if (md.empty()) return {};
+    json::object o;
+    for (const auto& [k, v] : md) o[k] = v;
+    return json::serialize(o);
+}
+
+std::string tags_text(const std::vector<std::string>& tags) {
+    if (tags.empty()) return {};
+    json::array a;
+    for (const auto& t : tags) a.emplace_back(t);
+    return json::serialize(a);
+}
+
+std::string options_text(const task_record& r) {
+    const task_record d{};
+    if (r.priority == d.priority && r.timeout == d.timeout && r.turn_timeout == d.turn_timeout &&
+        r.max_retries == d.max_retries && r.backoff.base == d.backoff.base && r.backoff.cap == d.backoff.cap &&
+        r.backoff.jitter == d.backoff.jitter)
+        return {};
+    std::string s;
+    for (const std::int64_t v :
+         {std::int64_t{r.priority}, std::int64_t{r.timeout.count()}, std::int64_t{r.turn_timeout.count()},
+          std::int64_t{r.max_retries}, std::int64_t{r.backoff.base.count()}, std::int64_t{r.backoff.cap.count()}})
+        s.append(std::to_string(v)).append(",");
+    s.append(r.backoff.jitter ? "1" : "0");
+    return s;
+}
+
+// --- task records: decoding helpers ----------------------------------------
+
+std::optional<std::chrono::system_clock::time_point> decode_time(std::string_view key, std::string_view field,
+                                                                 std::string_view v) {
+    return from_unix_ns(parse_int(v, key, field));
+}
+
+std::uint32_t decode_count(std::string_view key, std::string_view field, std::string_view v) {
+    return static_cast<std::uint32_t>(parse_uint(v, key, field, std::numeric_limits<std::uint32_t>::max()));
+}
+
+void decode_options(std::string_view key, std::string_view text, task_record& r) {
+    static constexpr std::array<std::string_view, 7> names{"o.priority", "o.timeout_ms",  "o.turn_timeout_ms",
+                                                           "o.max_retries", "o.backoff.base_ms", "o.backoff.cap_ms",
+                                                           "o.backoff.jitter"};
+    std::array<std::string_view, 7> part{};
+    std::size_t n = 0, from = 0;
+    for (; n < part.size(); ++n) {
+        const auto comma = text.find(',', from);
+        part[n] = text.substr(from, comma == std::string_view::npos ? std::string_view::npos : comma - from);
+        if (comma == std::string_view::npos) break;
+        from = comma + 1;
+    }
+    if (n != part.size() - 1) corrupt(key, tf::options, text, "not 7 comma-separated fields");
+    constexpr auto max = std::numeric_limits<std::int64_t>::max();
+    r.priority = static_cast<int>(parse_int(part[0], key, names[0], priority::min, priority::max));
+    r.timeout = std::chrono::milliseconds{parse_int(part[1], key, names[1], 0, max)};
+    r.turn_timeout = std::chrono::milliseconds{parse_int(part[2], key, names[2], 0, max)};
+    r.max_retries = decode_count(key, names[3], part[3]);
+    r.backoff.base = std::chrono::milliseconds{parse_int(part[4], key, names[4], 0, max)};
+    r.backoff.cap = std::chrono::milliseconds{parse_int(part[5], key, names[5], r.backoff.base.count(), max)};
+    r.backoff.jitter = parse_uint(part[6], key, names[6], 1) == 1;
+}
+
+void decode_metadata(std::string_view key, std::string_view text, task_record& r) {
+    const auto v = parse_json(key, tf::metadata, text);
+    if (!v.is_object()) corrupt(key, tf::metadata, text, "not a JSON object");
+    for (const auto& kv : v.as_object()) {
+        if (!kv.value().is_string())
+            corrupt(key, "m." + std::string(kv.key()), json::serialize(kv.value()), "not a string");
+        r.metadata.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
+    }
+}
+
+void decode_tags(std::string_view key, std::string_view text, task_record& r) {
+    const auto v = parse_json(key, tf::tags, text);
+    if (!v.is_array()) corrupt(key, tf::tags, text, "not a JSON array");
+    for (const auto& t : v.as_array()) {
+        if (!t.is_string()) corrupt(key, tf::tags, json::serialize(t), "an element is not a string");
+        r.tags.emplace_back(t.as_string());
+    }
+}
+
+// The string fields: where each one goes in a record.
+std::string* string_field(task_record& r, std::string_view f) {
+    if (f == tf::type) return &r.type;
+    if (f == tf::payload) return &r.payload;
+    if (f == tf::owner) return &r.owner;
+    if (f == tf::worker_id) return &r.worker_id;
+    if (f == tf::progress_message) return &r.progress_message;
+    if (f == tf::result) return &r.result;
+    if (f == tf::error) return &r.error;
+    return nullptr;
+}
+
+std::uint32_t* count_field(task_record& r, std::string_view f) {
+    if (f == tf::attempts) return &r.attempts;
+    if (f == tf::retries) return &r.retries;
+    if (f == tf::turns) return &r.turns;
+    if (f == tf::worker_losses) return &r.worker_losses;
+    return nullptr;
+}
+
+// One stored field into `r`; false if the name is unknown.
+bool decode_field(std::string_view key, std::string_view f, const std::string& v, task_record& r) {
+    if (auto* s = string_field(r, f)) *s = v;
+    else if (auto* n = count_field(r, f)) *n = decode_count(key, f, v);
+    else if (f == tf::status) {
+        const auto st = try_parse_task_status(v);
+        if (!st) corrupt(key, f, v, "unknown status");
+        r.status = *st;
+    } else if (f == tf::created_at) r.created_at = *decode_time(key, f, v);
+    else if (f == tf::started_at) r.started_at = decode_time(key, f, v);
+    else if (f == tf::finished_at) r.finished_at = decode_time(key, f, v);
+    else if (f == tf::progress) r.progress = parse_double(v, key, f, 0.0, 1.0);
+    else if (f == tf::options) decode_options(key, v, r);
+    else if (f == tf::metadata) decode_metadata(key, v, r);
+    else if (f == tf::tags) decode_tags(key, v, r);
+    else return false;
+    return true;
 }
 
 }  // namespace
 
-task_record decode_task_record(std::string_view key, std::string id, std::string_view status, std::string_view meta,
-                               std::string payload, std::string result) {
+// --- task records -----------------------------------------------------------
+
+std::int64_t to_unix_ns(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_unix_ns(std::int64_t ns) {
+    return std::chrono::system_clock::time_point{
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds{ns})};
+}
+
+std::string lua_task_state_fields() {
+    std::string s = "{";
+    for (const auto f : task_state_fields) s.append(s.size() > 1 ? ",'" : "'").append(f).append("'");
+    return s + "}";
+}
+
+void check_task_state(const task_record& r) {
+    if (!(r.progress >= 0.0 && r.progress <= 1.0))
+        throw invalid_argument("progress", std::to_string(r.progress), "must be a number within [0, 1]");
+}
+
+void check_task_record(const task_record& r) {
+    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
+    if (!priority::is_valid(r.priority))
+        throw invalid_argument("priority", std::to_string(r.priority), "must be within [0, 20]");
+    if (r.timeout.count() < 0) throw invalid_argument("timeout", ms(r.timeout), "must be >= 0");
+    if (r.turn_timeout.count() < 0) throw invalid_argument("turn_timeout", ms(r.turn_timeout), "must be >= 0");
+    r.backoff.validate();
+    check_task_state(r);
+}
+
+std::array<std::string, task_state_fields.size()> encode_task_state(const task_record& r) {
+    return {std::string(to_string(r.status)),
+            count_text(r.attempts),
+            count_text(r.retries),
+            count_text(r.turns),
+            count_text(r.worker_losses),
+            r.worker_id,
+            time_text(r.started_at),
+            time_text(r.finished_at),
+            progress_text(r.progress),
+            r.progress_message,
+            r.result,
+            r.error,
+            metadata_text(r.metadata)};
+}
+
+std::vector<std::pair<std::string_view, std::string>> encode_task_fields(const task_record& r) {
+    std::vector<std::pair<std::string_view, std::string>> out;
+    out.reserve(task_state_fields.size() + 6);
+    auto put = [&](std::string_view f, std::string v) {
+        if (!v.empty()) out.emplace_back(f, std::move(v));
+    };
+    put(tf::type, r.type);
+    put(tf::payload, r.payload);
+    put(tf::owner, r.owner);
+    put(tf::tags, tags_text(r.tags));
+    put(tf::options, options_text(r));
+    put(tf::created_at, std::to_string(to_unix_ns(r.created_at)));
+    auto state = encode_task_state(r);
+    for (std::size_t i = 0; i < state.size(); ++i) put(task_state_fields[i], std::move(state[i]));
+    return out;
+}
+
+task_record decode_task_record(std::string_view key, std::string id, std::span<const std::string> flat) {
+    if (flat.size() % 2 != 0) corrupt(key, "(fields)", std::to_string(flat.size()), "an odd field list");
     task_record r;
     r.id = std::move(id);
-    const auto st = try_parse_task_status(status);
-    if (!st) corrupt(key, "s", status, "unknown status");
-    r.status = *st;
-    const auto o = parse_object(key, "d", meta);
-    decode_task_meta(json_reader(key, "d.", o), r);
-    r.payload = std::move(payload);
-    r.result = std::move(result);
+    bool status = false, created = false;
+    for (std::size_t i = 0; i < flat.size(); i += 2) {
+        const std::string_view f = flat[i];
+        if (!decode_field(key, f, flat[i + 1], r)) corrupt(key, f, flat[i + 1], "unknown field");
+        status = status || f == tf::status;
+        created = created || f == tf::created_at;
+    }
+    if (!status) corrupt(key, tf::status, "", "missing status");
+    if (!created) corrupt(key, tf::created_at, "", "missing creation time");
     return r;
 }
 

@@ -15,12 +15,16 @@
 #include <orchcore/transport.hpp>
 #include <orchcore/worker_registry.hpp>
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace orchcore::redis_codec {
 
@@ -41,17 +45,72 @@ double parse_double(std::string_view text, std::string_view key, std::string_vie
 /// Unix milliseconds that a system_clock time_point can hold.
 inline constexpr std::int64_t max_unix_ms = std::numeric_limits<std::int64_t>::max() / 1'000'000;
 
-// --- task records: {p:q}:task:<id> = HASH s (status), d (meta), p, r ---
+// --- task records: {p:q}:task:<id> = one HASH ------------------------------
+//
+// A record is a write-once part (set by create, never rewritten) and a
+// state part (the only fields update writes). Every field is a short name;
+// an empty or default value is not stored (absent = default). Integers are
+// decimal; timestamps are nanoseconds since the Unix epoch, so a record
+// round-trips exactly.
+namespace task_field {
+// Write-once part.
+inline constexpr std::string_view type = "t";
+inline constexpr std::string_view payload = "p";
+inline constexpr std::string_view owner = "u";
+inline constexpr std::string_view tags = "k";        ///< JSON array of strings
+inline constexpr std::string_view created_at = "c";  ///< always stored
+/// priority,timeout_ms,turn_timeout_ms,max_retries,backoff base_ms,cap_ms,
+/// jitter (0/1): decimal, comma-separated; absent = task_record defaults.
+inline constexpr std::string_view options = "o";
+// State part.
+inline constexpr std::string_view status = "s";  ///< to_string(task_status); always stored
+inline constexpr std::string_view attempts = "a";
+inline constexpr std::string_view retries = "y";
+inline constexpr std::string_view turns = "n";
+inline constexpr std::string_view worker_losses = "l";
+inline constexpr std::string_view worker_id = "w";
+inline constexpr std::string_view started_at = "b";
+inline constexpr std::string_view finished_at = "f";
+inline constexpr std::string_view progress = "g";  ///< shortest round-trip decimal in [0, 1]
+inline constexpr std::string_view progress_message = "h";
+inline constexpr std::string_view result = "r";
+inline constexpr std::string_view error = "e";
+/// JSON object of strings. State, not write-once: the coordinator keeps its
+/// cross-node cancellation marker there.
+inline constexpr std::string_view metadata = "m";
+}  // namespace task_field
+
+/// The state fields in the order encode_task_state() returns their values
+/// (a script writing state takes them in this order: "" = HDEL).
+inline constexpr std::array<std::string_view, 13> task_state_fields{
+    task_field::status,      task_field::attempts,    task_field::retries,          task_field::turns,
+    task_field::worker_losses, task_field::worker_id, task_field::started_at,       task_field::finished_at,
+    task_field::progress,    task_field::progress_message, task_field::result,      task_field::error,
+    task_field::metadata};
+
+/// A stored timestamp: nanoseconds since the Unix epoch.
+std::int64_t to_unix_ns(std::chrono::system_clock::time_point t);
+std::chrono::system_clock::time_point from_unix_ns(std::int64_t ns);
+
+/// The state field names as a Lua table literal ({'s','a',...}), for scripts.
+std::string lua_task_state_fields();
 
 /// Throws orchcore::invalid_argument naming the field if `r` holds a value
 /// that decode_task_record() would refuse (priority outside [0, 20], a
 /// negative duration, backoff cap below its base, progress not in [0, 1]):
 /// such a record is refused when written rather than dead-lettered when read.
 void check_task_record(const task_record& r);
-/// Every field of `r` but id, status, payload and result, as JSON.
-std::string encode_task_meta(const task_record& r);
-task_record decode_task_record(std::string_view key, std::string id, std::string_view status, std::string_view meta,
-                               std::string payload, std::string result);
+/// check_task_record() for the state part only (progress).
+void check_task_state(const task_record& r);
+/// Every stored field of `r` (both parts; id aside) as field, value pairs:
+/// the HSET of a create.
+std::vector<std::pair<std::string_view, std::string>> encode_task_fields(const task_record& r);
+/// The state part: values in task_state_fields order, "" for absent.
+std::array<std::string, task_state_fields.size()> encode_task_state(const task_record& r);
+/// `flat`: the HGETALL reply (field, value, field, value...), not empty.
+/// An unknown field, a missing status or creation time, or a bad value
+/// throws, naming the key and the field ("o.priority", "m.<name>").
+task_record decode_task_record(std::string_view key, std::string id, std::span<const std::string> flat);
 
 // --- worker records: {p:q}:worker:<id> = HASH s (status), hb (ticks), d ---
 

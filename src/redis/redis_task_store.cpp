@@ -2,6 +2,7 @@
 
 #include "record_codec.hpp"
 #include "redis_util.hpp"
+#include "task_store_scripts.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -12,96 +13,35 @@ namespace orchcore {
 
 namespace {
 
-// Every script first checks the type of each key it writes (a key of the
-// wrong type would make a later call fail half-way through the script, with
-// the calls before it applied): nothing is changed if one is wrong.
-constexpr const char* expect_types = R"lua(
-local function expect(key, want)
-  local t = redis.call('TYPE', key)['ok']
-  if t ~= want and t ~= 'none' then
-    error({err = 'ORCHCORE corrupted key ' .. key .. ': a ' .. t .. ' where a ' .. want .. ' belongs'})
-  end
-end
-)lua";
+namespace lua = redis_store_scripts;
 
-std::string script_text(const char* check, const char* body = "") {
-    return std::string(expect_types) + check + body;
+std::string script_text(const std::string& a, const std::string& b = "") { return lua::prelude() + a + b; }
+
+const redis_script create_script("store.create", script_text(lua::write_head, lua::create_body));
+const redis_script update_script("store.update", script_text(lua::write_head, lua::update_body()));
+const redis_script erase_script("store.erase", script_text(lua::erase_body()));
+const redis_script expire_script("store.expire", script_text(lua::expire_body));
+const redis_script bury_script("store.dead_letter", script_text(lua::bury_body()));
+
+// How long past its expiry time a bucket list stays, for expire() to
+// report its ids, before Redis drops it.
+constexpr std::int64_t index_grace_ms = 60'000;
+// The most ids expire() removes per call (whole buckets).
+constexpr std::size_t expire_batch = 10'000;
+constexpr std::array<const char*, 3> class_names{"completed", "failed", "cancelled"};
+
+std::size_t class_of(task_status s) { return s == task_status::completed ? 0 : s == task_status::cancelled ? 2 : 1; }
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+// a + b, or nullopt if it overflows.
+std::optional<std::int64_t> checked_add(std::int64_t a, std::int64_t b) {
+    std::int64_t out = 0;
+    if (__builtin_add_overflow(a, b, &out)) return std::nullopt;
+    return out;
 }
 
-// KEYS: record, index, finished zset. ARGV: id, status, meta, payload,
-// result, finished ms ('' = not terminal), expire-at ms (0 = none).
-constexpr const char* write_tail = R"lua(
-redis.call('HSET', KEYS[1], 's', ARGV[2], 'd', ARGV[3], 'p', ARGV[4], 'r', ARGV[5])
-redis.call('SADD', KEYS[2], ARGV[1])
-if ARGV[6] ~= '' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1]) end
-if tonumber(ARGV[7]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[7]) end
-return 1
-)lua";
-
-const redis_script create_script("store.create", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'zset')
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-)lua", write_tail));
-
-// As create, plus ARGV[8]: the expected status.
-const redis_script update_script("store.update", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'zset')
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
-if redis.call('HGET', KEYS[1], 's') ~= ARGV[8] then return 0 end
-)lua", write_tail));
-
-// KEYS: record, index, finished x3. ARGV: id.
-const redis_script erase_script("store.erase", script_text(R"lua(
-expect(KEYS[2], 'set')
-for i = 3, 5 do expect(KEYS[i], 'zset') end
-local n = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-for i = 3, 5 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return n
-)lua"));
-
-// KEYS: index, finished completed, failed, cancelled. ARGV: record key
-// prefix, then the cutoff (unix ms) of each finished set.
-const redis_script expire_script("store.expire", script_text(R"lua(
-expect(KEYS[1], 'set')
-for i = 2, 4 do expect(KEYS[i], 'zset') end
-local out = {}
-for i = 2, 4 do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[i])
-  for _, id in ipairs(ids) do
-    redis.call('DEL', ARGV[1] .. id)
-    redis.call('SREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[i], id)
-    out[#out + 1] = id
-  end
-end
-return out
-)lua"));
-
-// KEYS: record, index, dead hash, dead record, finished x3.
-// ARGV: id, meta as read, is-hash flag, reason.
-const redis_script bury_script("store.dead_letter", script_text(R"lua(
-expect(KEYS[2], 'set')
-expect(KEYS[3], 'hash')
-for i = 5, 7 do expect(KEYS[i], 'zset') end
-local t = redis.call('TYPE', KEYS[1])['ok']
-if t == 'none' then return 0 end
-if ARGV[3] == '1' then
-  if t ~= 'hash' or (redis.call('HGET', KEYS[1], 'd') or '') ~= ARGV[2] then return 0 end
-end
-redis.call('RENAME', KEYS[1], KEYS[4])
-redis.call('PERSIST', KEYS[4])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-redis.call('SREM', KEYS[2], ARGV[1])
-for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return 1
-)lua"));
-
 }  // namespace
-
-std::string redis_task_store::encode_meta(const task_record& r) { return redis_codec::encode_task_meta(r); }
 
 redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::string queue,
                                    redis_task_store_options o)
@@ -111,57 +51,81 @@ redis_task_store::redis_task_store(std::shared_ptr<redis_client> client, std::st
                            std::pair{"cancelled_ttl", o.cancelled_ttl}})
         if (v.count() < 0) throw invalid_argument(name, std::to_string(v.count()) + "ms", "must be >= 0");
     base_ = redis_detail::key_base(client_->options().prefix, queue);
-    index_key_ = base_ + ":tasks";
+    live_key_ = base_ + ":tasks";
     dead_key_ = base_ + ":dead";
-    finished_completed_ = base_ + ":finished:completed";
-    finished_failed_ = base_ + ":finished:failed";
-    finished_cancelled_ = base_ + ":finished:cancelled";
+    finished_prefix_ = base_ + ":finished:";
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        registry_[c] = finished_prefix_ + class_names[c];
+        counts_[c] = registry_[c] + ":count";
+    }
 }
 
-const std::string& redis_task_store::finished_key(task_status s) const {
-    switch (s) {
-        case task_status::completed: return finished_completed_;
-        case task_status::cancelled: return finished_cancelled_;
-        default: return finished_failed_;
-    }
+std::chrono::milliseconds redis_task_store::ttl_of(task_status s) const {
+    return s == task_status::completed   ? options_.completed_ttl
+           : s == task_status::cancelled ? options_.cancelled_ttl
+                                         : options_.failed_ttl;
 }
 
 std::size_t redis_task_store::max_value_bytes() const noexcept { return client_->options().max_payload_bytes; }
 
-void redis_task_store::check_sizes(const task_record& r) const {
+void redis_task_store::check_sizes(const task_record& r, bool whole) const {
     const auto limit = client_->options().max_payload_bytes;
-    if (r.payload.size() > limit)
+    if (whole && r.payload.size() > limit)
         throw invalid_argument("payload", std::to_string(r.payload.size()) + " bytes",
                                "exceeds max_payload_bytes = " + std::to_string(limit));
     if (r.result.size() > limit)
         throw invalid_argument("result", std::to_string(r.result.size()) + " bytes",
                                "exceeds max_payload_bytes = " + std::to_string(limit));
     if (r.id.empty()) throw invalid_argument("id", "\"\"", "must not be empty");
-    redis_codec::check_task_record(r);
+    if (whole) redis_codec::check_task_record(r);
+    else redis_codec::check_task_state(r);
 }
 
-std::vector<std::string> redis_task_store::write_args(const task_record& r) const {
-    std::string finished, expire_at = "0";
-    if (is_terminal(r.status) && r.finished_at) {
-        const auto fin_ms = redis_detail::to_ms(*r.finished_at);
-        finished = std::to_string(fin_ms);
-        const auto ttl = r.status == task_status::completed   ? options_.completed_ttl
-                         : r.status == task_status::cancelled ? options_.cancelled_ttl
-                                                              : options_.failed_ttl;
-        // A TTL that reaches past the largest unix-ms time (any TTL up to
-        // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
-        const bool reachable =
-            ttl.count() <= std::numeric_limits<std::int64_t>::max() - std::max<std::int64_t>(fin_ms, 0);
-        if (ttl.count() > 0 && reachable)
-            expire_at = std::to_string(std::max<std::int64_t>(1, fin_ms + ttl.count()));
+std::vector<std::string> redis_task_store::write_keys(const task_record& r) const {
+    const auto c = class_of(r.status);
+    return {record_key(r.id), live_key_, registry_[c], counts_[c]};
+}
+
+// ARGV[1..7] of the write scripts (see redis_store_scripts::write_head).
+std::vector<std::string> redis_task_store::index_args(const task_record& r) const {
+    const auto c = class_of(r.status);
+    const auto prefix = finished_prefix_ + class_names[c] + ":";
+    if (!is_terminal(r.status)) return {r.id, "", "", "", "0", "0", prefix};
+    if (!r.finished_at) return {r.id, class_names[c], "never", "+inf", "0", "0", prefix};
+    const auto bucket = floor_div(redis_codec::to_unix_ns(*r.finished_at), 1'000'000'000);
+    const auto fin_ms = redis_detail::to_ms(*r.finished_at);
+    const auto ttl = ttl_of(r.status).count();
+    // A TTL that reaches past the largest unix-ms time (any TTL up to
+    // milliseconds::max() is allowed) sets no Redis expiry: it never comes.
+    std::string expire_at = "0", bucket_expire_at = "0";
+    if (ttl > 0) {
+        if (const auto at = checked_add(fin_ms, ttl)) expire_at = std::to_string(std::max<std::int64_t>(1, *at));
+        if (const auto at = checked_add((bucket + 1) * 1000, ttl + index_grace_ms); at && ttl < *at)
+            bucket_expire_at = std::to_string(std::max<std::int64_t>(1, *at));
     }
-    return {r.id, std::string(to_string(r.status)), encode_meta(r), r.payload, r.result, finished, expire_at};
+    const auto b = std::to_string(bucket);
+    return {r.id, class_names[c], b, b, expire_at, bucket_expire_at, prefix};
+}
+
+std::vector<std::string> redis_task_store::create_args(const task_record& r) const {
+    auto args = index_args(r);
+    for (auto& [f, v] : redis_codec::encode_task_fields(r)) {
+        args.emplace_back(f);
+        args.push_back(std::move(v));
+    }
+    return args;
+}
+
+std::vector<std::string> redis_task_store::update_args(const task_record& r, task_status expected) const {
+    auto args = index_args(r);
+    args.emplace_back(to_string(expected));
+    for (auto& v : redis_codec::encode_task_state(r)) args.push_back(std::move(v));
+    return args;
 }
 
 bool redis_task_store::create(const task_record& r) {
-    check_sizes(r);
-    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
-    return client_->eval(create_script, keys, write_args(r)).integer == 1;
+    check_sizes(r, true);
+    return client_->eval(create_script, write_keys(r), create_args(r)).integer == 1;
 }
 
 namespace {
@@ -190,59 +154,74 @@ std::vector<bool> eval_batch(redis_client& client, const redis_script& script, s
 }  // namespace
 
 std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
-    for (const auto& r : rs) check_sizes(r);
+    for (const auto& r : rs) check_sizes(r, true);
     return eval_batch(*client_, create_script, "store.create", rs.size(), [&](std::size_t k) {
-        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, write_args(rs[k])};
+        return redis_script_call{write_keys(rs[k]), create_args(rs[k])};
     });
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {
     if (r.status != expected) check_transition(expected, r.status);
-    check_sizes(r);
-    const std::vector<std::string> keys{record_key(r.id), index_key_, finished_key(r.status)};
-    auto args = write_args(r);
-    args.emplace_back(to_string(expected));
-    return client_->eval(update_script, keys, args).integer == 1;
+    check_sizes(r, false);
+    return client_->eval(update_script, write_keys(r), update_args(r, expected)).integer == 1;
+}
+
+std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
+    check_batch(rs.size(), expected.size());
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+        if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
+        check_sizes(rs[i], false);
+    }
+    return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
+        return redis_script_call{write_keys(rs[k]), update_args(rs[k], expected[k])};
+    });
+}
+
+std::vector<std::string> redis_task_store::index_keys_all(const std::string& id) const {
+    std::vector<std::string> keys{record_key(id), live_key_};
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        keys.push_back(registry_[c]);
+        keys.push_back(counts_[c]);
+    }
+    return keys;
 }
 
 bool redis_task_store::erase(const std::string& id) {
-    const std::vector<std::string> keys{record_key(id), index_key_, finished_completed_, finished_failed_,
-                                        finished_cancelled_};
-    const std::vector<std::string> args{id};
-    return client_->eval(erase_script, keys, args).integer == 1;
+    const std::vector<std::string> args{id, finished_prefix_};
+    return client_->eval(erase_script, index_keys_all(id), args).integer == 1;
 }
 
-void redis_task_store::bury(const std::string& id, const std::string& raw_d, bool is_hash,
+void redis_task_store::bury(const std::string& id, const std::vector<redis_reply>* fields,
                             const std::string& reason) const {
-    const std::vector<std::string> keys{record_key(id),       index_key_,       dead_key_,         base_ + ":dead:" + id,
-                                        finished_completed_, finished_failed_, finished_cancelled_};
-    const std::vector<std::string> args{id, raw_d, is_hash ? "1" : "0", reason};
+    auto keys = index_keys_all(id);
+    keys.insert(keys.begin() + 2, {dead_key_, base_ + ":dead:" + id});
+    std::vector<std::string> args{id, finished_prefix_, fields ? "1" : "0", reason};
+    if (fields)
+        for (const auto& f : *fields) args.push_back(f.str);
     client_->eval(bury_script, keys, args);
 }
 
-// `fields`: the reply to HMGET key s d p r (or an error reply).
-std::optional<task_record> redis_task_store::decode_or_bury(const std::string& id, const redis_reply& fields) const {
-    if (fields.is_error()) {
+// `reply`: the reply to HGETALL of the record (or an error reply).
+std::optional<task_record> redis_task_store::decode_or_bury(const std::string& id, const redis_reply& reply) const {
+    if (reply.is_error()) {
         // WRONGTYPE: something that is not a hash sits under the record key.
-        bury(id, {}, false, "not a hash: " + fields.str);
+        bury(id, nullptr, "not a hash: " + reply.str);
         return std::nullopt;
     }
-    if (fields.type != redis_reply::kind::array || fields.elements.size() != 4) return std::nullopt;
-    const auto& e = fields.elements;
-    if (e[0].is_nil() && e[1].is_nil() && e[2].is_nil() && e[3].is_nil()) return std::nullopt;  // absent
-    const auto key = record_key(id);
+    if (reply.type != redis_reply::kind::array || reply.elements.empty()) return std::nullopt;  // absent
+    std::vector<std::string> flat;
+    flat.reserve(reply.elements.size());
+    for (const auto& e : reply.elements) flat.push_back(e.str);
     try {
-        if (e[0].is_nil()) redis_codec::corrupt(key, "s", "", "missing status");
-        if (e[1].is_nil()) redis_codec::corrupt(key, "d", "", "missing record data");
-        return redis_codec::decode_task_record(key, id, e[0].str, e[1].str, e[2].str, e[3].str);
+        return redis_codec::decode_task_record(record_key(id), id, flat);
     } catch (const invalid_argument& ex) {
-        bury(id, e[1].str, true, std::string("undecodable record: ") + ex.what());
+        bury(id, &reply.elements, std::string("undecodable record: ") + ex.what());
         return std::nullopt;
     }
 }
 
 std::optional<task_record> redis_task_store::get(const std::string& id) const {
-    return decode_or_bury(id, client_->command({"HMGET", record_key(id), "s", "d", "p", "r"}));
+    return decode_or_bury(id, client_->command({"HGETALL", record_key(id)}));
 }
 
 std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<const std::string> ids) const {
@@ -253,44 +232,77 @@ std::vector<std::optional<task_record>> redis_task_store::get_many(std::span<con
     for (std::size_t i = 0; i < ids.size(); i += chunk) {
         const auto part = ids.subspan(i, std::min(chunk, ids.size() - i));
         cmds.clear();
-        for (const auto& id : part) cmds.push_back({"HMGET", record_key(id), "s", "d", "p", "r"});
+        for (const auto& id : part) cmds.push_back({"HGETALL", record_key(id)});
         const auto replies = client_->pipeline(cmds);
         for (std::size_t k = 0; k < part.size(); ++k) out.push_back(decode_or_bury(part[k], replies[k]));
     }
     return out;
 }
 
-std::vector<bool> redis_task_store::update_many(std::span<const task_record> rs, std::span<const task_status> expected) {
-    check_batch(rs.size(), expected.size());
-    for (std::size_t i = 0; i < rs.size(); ++i) {
-        if (rs[i].status != expected[i]) check_transition(expected[i], rs[i].status);
-        check_sizes(rs[i]);
+// The ids of one page of index `source` (0: the live set; 1 + c: the
+// buckets of class c) from `cursor`, which it advances ("0" when done).
+// Bucket pages are read whole bucket by bucket, 256 ids at a time.
+std::vector<std::pair<std::string, std::string>> redis_task_store::index_page(std::size_t source,
+                                                                              std::string& cursor) const {
+    std::vector<std::pair<std::string, std::string>> out;  // id, bucket ("" for the live set)
+    if (source == 0) {
+        const auto page = client_->command({"SSCAN", live_key_, cursor, "COUNT", "256"});
+        const auto& parts = redis_detail::expect_array(page, "SSCAN " + live_key_, 2);
+        cursor = parts[0].str;
+        for (const auto& e : parts[1].elements) out.emplace_back(e.str, "");
+        return out;
     }
-    return eval_batch(*client_, update_script, "store.update", rs.size(), [&](std::size_t k) {
-        auto args = write_args(rs[k]);
-        args.emplace_back(to_string(expected[k]));
-        return redis_script_call{{record_key(rs[k].id), index_key_, finished_key(rs[k].status)}, std::move(args)};
-    });
+    // cursor: "<bucket rank>:<offset in it>", "0" = start.
+    const auto& reg = registry_[source - 1];
+    const auto colon = cursor.find(':');
+    const long long rank = colon == std::string::npos ? 0 : std::stoll(cursor.substr(0, colon));
+    const long long offset = colon == std::string::npos ? 0 : std::stoll(cursor.substr(colon + 1));
+    const auto buckets = client_->command({"ZRANGE", reg, std::to_string(rank), std::to_string(rank)});
+    const auto& b = redis_detail::expect_array(buckets, "ZRANGE " + reg);
+    if (b.empty()) {
+        cursor = "0";
+        return out;
+    }
+    constexpr long long chunk = 256;
+    const auto list = finished_prefix_ + class_names[source - 1] + ":" + b[0].str;
+    const auto ids = client_->command({"LRANGE", list, std::to_string(offset), std::to_string(offset + chunk - 1)});
+    const auto& e = redis_detail::expect_array(ids, "LRANGE " + list);
+    for (const auto& id : e) out.emplace_back(id.str, b[0].str);
+    cursor = static_cast<long long>(e.size()) < chunk ? std::to_string(rank + 1) + ":0"
+                                                       : std::to_string(rank) + ":" + std::to_string(offset + chunk);
+    return out;
+}
+
+// Whether `r`, met in index `source` (bucket `bucket`), is filed there: a
+// bucket may still list an id whose record now is another one.
+bool redis_task_store::filed_in(const task_record& r, std::size_t source, const std::string& bucket) const {
+    if (source == 0) return !is_terminal(r.status);
+    if (!is_terminal(r.status) || class_of(r.status) != source - 1) return false;
+    if (!r.finished_at) return bucket == "never";
+    return bucket == std::to_string(floor_div(redis_codec::to_unix_ns(*r.finished_at), 1'000'000'000));
 }
 
 std::vector<task_record> redis_task_store::list(const task_filter& f) const {
     std::vector<task_record> out;
-    std::string cursor = "0";
-    do {
-        const auto page = client_->command({"SSCAN", index_key_, cursor, "COUNT", "256"});
-        const auto& parts = redis_detail::expect_array(page, "SSCAN", 2);
-        cursor = parts[0].str;
-        const auto& ids = parts[1].elements;
-        if (ids.empty()) continue;
-        std::vector<std::vector<std::string>> cmds;
-        cmds.reserve(ids.size());
-        for (const auto& id : ids) cmds.push_back({"HMGET", record_key(id.str), "s", "d", "p", "r"});
-        const auto replies = client_->pipeline(cmds);
-        for (std::size_t i = 0; i < ids.size() && out.size() < f.limit; ++i) {
-            auto r = decode_or_bury(ids[i].str, replies[i]);
-            if (r && f.matches(*r)) out.push_back(std::move(*r));
-        }
-    } while (cursor != "0" && out.size() < f.limit);
+    for (std::size_t source = 0; source < 4 && out.size() < f.limit; ++source) {
+        if (f.status && (source == 0 ? is_terminal(*f.status) : class_of(*f.status) != source - 1 ||
+                                                                     !is_terminal(*f.status)))
+            continue;
+        std::string cursor = "0";
+        do {
+            const auto ids = index_page(source, cursor);
+            if (ids.empty()) continue;
+            std::vector<std::vector<std::string>> cmds;
+            for (const auto& [id, bucket] : ids) cmds.push_back({"HGETALL", record_key(id)});
+            const auto replies = client_->pipeline(cmds);
+            // A vanished record (Redis expired it) is skipped; expire()
+            // removes its index entry and reports it.
+            for (std::size_t i = 0; i < ids.size() && out.size() < f.limit; ++i) {
+                auto r = decode_or_bury(ids[i].first, replies[i]);
+                if (r && filed_in(*r, source, ids[i].second) && f.matches(*r)) out.push_back(std::move(*r));
+            }
+        } while (cursor != "0" && out.size() < f.limit);
+    }
     return out;
 }
 
@@ -299,18 +311,26 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
                                                   std::chrono::milliseconds failed_ttl,
                                                   std::chrono::milliseconds cancelled_ttl) {
     const auto now_ms = redis_detail::to_ms(now);
-    // A record with a Redis-side TTL is gone once that TTL passed: report it
-    // (and drop its index entries) then, even if the caller's TTL is longer.
-    auto effective = [](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) {
-        return in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
+    // A record with a Redis-side TTL is gone once that TTL passed: report
+    // it (and drop its index entry) then, even if the caller's TTL is longer.
+    auto cutoff = [&](std::chrono::milliseconds arg, std::chrono::milliseconds in_redis) -> std::string {
+        const auto ttl = in_redis.count() > 0 ? std::min(arg, in_redis) : arg;
+        const auto at = checked_add(now_ms, -ttl.count());
+        // Lua numbers are doubles: a cutoff before any storable time is -2^53.
+        constexpr std::int64_t lowest = -(std::int64_t{1} << 53);
+        return std::to_string(at && *at > lowest ? *at : lowest);
     };
-    completed_ttl = effective(completed_ttl, options_.completed_ttl);
-    failed_ttl = effective(failed_ttl, options_.failed_ttl);
-    cancelled_ttl = effective(cancelled_ttl, options_.cancelled_ttl);
-    const std::vector<std::string> keys{index_key_, finished_completed_, finished_failed_, finished_cancelled_};
-    const std::vector<std::string> args{base_ + ":task:", std::to_string(now_ms - completed_ttl.count()),
-                                        std::to_string(now_ms - failed_ttl.count()),
-                                        std::to_string(now_ms - cancelled_ttl.count())};
+    std::vector<std::string> keys;
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        keys.push_back(registry_[c]);
+        keys.push_back(counts_[c]);
+    }
+    const std::vector<std::string> args{base_ + ":task:",
+                                        finished_prefix_,
+                                        cutoff(completed_ttl, options_.completed_ttl),
+                                        cutoff(failed_ttl, options_.failed_ttl),
+                                        cutoff(cancelled_ttl, options_.cancelled_ttl),
+                                        std::to_string(expire_batch)};
     const auto reply = client_->eval(expire_script, keys, args);
     std::vector<std::string> out;
     for (const auto& e : redis_detail::expect_array(reply, "store.expire")) out.push_back(e.str);
@@ -318,8 +338,19 @@ std::vector<std::string> redis_task_store::expire(std::chrono::system_clock::tim
 }
 
 std::size_t redis_task_store::size() const {
-    return static_cast<std::size_t>(
-        redis_detail::expect_count(client_->command({"SCARD", index_key_}), "SCARD " + index_key_));
+    std::vector<std::vector<std::string>> cmds{{"SCARD", live_key_}};
+    for (const auto& k : counts_) cmds.push_back({"HGET", k, "total"});
+    const auto replies = client_->pipeline(cmds);
+    auto n = static_cast<std::size_t>(redis_detail::expect_count(replies[0], "SCARD " + live_key_));
+    for (std::size_t c = 0; c < counts_.size(); ++c) {
+        const auto& r = replies[c + 1];
+        if (r.is_nil()) continue;
+        if (r.type != redis_reply::kind::string)
+            throw redis_error(redis_failure::server, "orchcore: unexpected reply from redis to HGET " + counts_[c] +
+                                                         " total" + (r.is_error() ? ": " + r.str : std::string()));
+        n += static_cast<std::size_t>(std::max<std::int64_t>(0, redis_codec::parse_int(r.str, counts_[c], "total")));
+    }
+    return n;
 }
 
 std::vector<dead_letter> redis_task_store::dead_letters(std::size_t limit) const {

@@ -339,11 +339,6 @@ task_record record(const std::string& id) {
     return r;
 }
 
-std::string replaced(std::string s, const std::string& from, const std::string& to) {
-    const auto at = s.find(from);
-    REQUIRE(at != std::string::npos);
-    return s.replace(at, from.size(), to);
-}
 }  // namespace
 
 TEST_CASE("redis_task_store: a record with a field out of range is dead-lettered naming the field",
@@ -351,22 +346,43 @@ TEST_CASE("redis_task_store: a record with a field out of range is dead-lettered
     auto client = shared_redis_server().client("crange");
     redis_task_store s(client, "q");
     REQUIRE(s.create(record("x")));
-    const auto meta = redis_task_store::encode_meta(record("x"));
     struct bad_case {
-        std::string from, to, expect;
+        std::string field, value, expect;
     };
-    const auto c = GENERATE(bad_case{"\"priority\":5", "\"priority\":-7", "d.priority = \"-7\""},
-                            bad_case{"\"priority\":5", "\"priority\":21", "d.priority = \"21\""},
-                            bad_case{"\"timeout_ms\":0", "\"timeout_ms\":-5", "d.timeout_ms = \"-5\""},
-                            bad_case{"\"base_ms\":100", "\"base_ms\":-1", "d.backoff.base_ms = \"-1\""},
-                            bad_case{"\"cap_ms\":30000", "\"cap_ms\":50", "d.backoff.cap_ms = \"50\""},
-                            bad_case{"\"progress\":0E0", "\"progress\":7", "d.progress = \"7\""},
-                            bad_case{"\"attempts\":0", "\"attempts\":-1", "d.attempts = \"-1\""});
-    client->command({"HSET", s.record_key("x"), "d", replaced(meta, c.from, c.to)});
+    const auto c = GENERATE(bad_case{"o", "-7,0,0,0,100,30000,1", "o.priority = \"-7\""},
+                            bad_case{"o", "21,0,0,0,100,30000,1", "o.priority = \"21\""},
+                            bad_case{"o", "5,-5,0,0,100,30000,1", "o.timeout_ms = \"-5\""},
+                            bad_case{"o", "5,0,0,0,-1,30000,1", "o.backoff.base_ms = \"-1\""},
+                            bad_case{"o", "5,0,0,0,100,50,1", "o.backoff.cap_ms = \"50\""},
+                            bad_case{"o", "5,0,0,0,100,30000", "o = \"5,0,0,0,100,30000\""},
+                            bad_case{"g", "7", "g = \"7\""},
+                            bad_case{"g", "nan", "g = \"nan\""},
+                            bad_case{"a", "-1", "a = \"-1\""},
+                            bad_case{"a", "4294967296", "a = \"4294967296\""},
+                            bad_case{"s", "sleeping", "s = \"sleeping\""},
+                            bad_case{"c", "soon", "c = \"soon\""},
+                            bad_case{"m", "{\"k\":1}", "m.k = \"1\""},
+                            bad_case{"k", "[\"gpu\",2]", "k = \"2\""},
+                            bad_case{"d", "{}", "d = \"{}\""});
+    client->command({"HSET", s.record_key("x"), c.field, c.value});
     CHECK_FALSE(s.get("x").has_value());
     const auto dead = s.dead_letters();
     REQUIRE(dead.size() == 1);
     CHECK_THAT(dead[0].reason, Catch::Contains(s.record_key("x")) && Catch::Contains(c.expect));
+    CHECK(s.size() == 0);
+}
+
+TEST_CASE("redis_task_store: a record without its status or creation time is dead-lettered",
+          "[redis][corruption][store]") {
+    auto client = shared_redis_server().client("cmissing");
+    redis_task_store s(client, "q");
+    REQUIRE(s.create(record("x")));
+    const std::string field = GENERATE("s", "c");
+    client->command({"HDEL", s.record_key("x"), field});
+    CHECK(s.list({}).empty());
+    const auto dead = s.dead_letters();
+    REQUIRE(dead.size() == 1);
+    CHECK_THAT(dead[0].reason, Catch::Contains(s.record_key("x") + " " + field) && Catch::Contains("missing"));
 }
 
 TEST_CASE("redis_task_store: a record it could not read back is refused when written, naming the field",

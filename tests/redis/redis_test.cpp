@@ -344,7 +344,7 @@ TEST_CASE("redis_task_store: an undecodable record goes to the dead-letter set",
     REQUIRE(s.create(record("good")));
     REQUIRE(s.create(record("bad-json")));
     REQUIRE(s.create(record("bad-status")));
-    client->command({"HSET", s.record_key("bad-json"), "d", "{not json"});
+    client->command({"HSET", s.record_key("bad-json"), "m", "{not json"});
     client->command({"HSET", s.record_key("bad-status"), "s", "exploded"});
     client->command({"SET", s.record_key("not-a-hash"), "garbage"});
     client->command({"SADD", s.key_base() + ":tasks", "not-a-hash"});
@@ -363,7 +363,7 @@ TEST_CASE("redis_task_store: an undecodable record goes to the dead-letter set",
     CHECK(dead[2].id == "not-a-hash");
     CHECK_THAT(dead[2].reason, Catch::Contains("not a hash"));
     // The record is preserved as found, outside the live set.
-    CHECK(client->command({"HGET", s.key_base() + ":dead:bad-json", "d"}).str == "{not json");
+    CHECK(client->command({"HGET", s.key_base() + ":dead:bad-json", "m"}).str == "{not json");
     CHECK(client->command({"EXISTS", s.record_key("bad-json")}).integer == 0);
     CHECK(s.size() == 1);
     CHECK(s.drop_dead_letter("bad-json"));

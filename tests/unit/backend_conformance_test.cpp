@@ -96,6 +96,64 @@ TEMPLATE_TEST_CASE("task_store: update is compare-and-set on the status", "[conf
     CHECK_FALSE(store->update(make_record("missing", task_status::running), task_status::queued));
 }
 
+TEMPLATE_TEST_CASE("task_store: update writes the state part; the write-once part stays as created",
+                   "[conformance][store]", ORCHCORE_BACKENDS) {
+    auto store = TestType::make_store();
+    auto r = make_record("a");
+    r.priority = 3;
+    r.tags = {"gpu"};
+    r.max_retries = 2;
+    REQUIRE(store->create(r));
+    auto u = r;
+    u.status = task_status::running;
+    u.attempts = 1;
+    u.worker_id = "w-1";
+    u.started_at = r.created_at + 1ms;
+    u.metadata["cancel"] = "requested";
+    // Write-once fields that differ are ignored, not written.
+    u.payload = "changed";
+    u.type = "other";
+    u.priority = 9;
+    u.owner = "mallory";
+    u.tags = {"cpu"};
+    u.max_retries = 7;
+    u.timeout = 5s;
+    u.created_at = r.created_at + 1h;
+    REQUIRE(store->update(u, task_status::queued));
+    auto got = store->get("a");
+    REQUIRE(got.has_value());
+    CHECK(got->status == task_status::running);
+    CHECK(got->attempts == 1);
+    CHECK(got->worker_id == "w-1");
+    CHECK(got->started_at == u.started_at);
+    CHECK(got->metadata == u.metadata);
+    CHECK(got->payload == r.payload);
+    CHECK(got->type == r.type);
+    CHECK(got->priority == 3);
+    CHECK(got->owner == r.owner);
+    CHECK(got->tags == r.tags);
+    CHECK(got->max_retries == 2);
+    CHECK(got->timeout == r.timeout);
+    CHECK(got->created_at == r.created_at);
+    // State fields set back to their defaults are cleared.
+    auto done = *got;
+    done.status = task_status::completed;
+    done.worker_id.clear();
+    done.metadata.clear();
+    done.result = "ok";
+    done.finished_at = r.created_at + 2ms;
+    REQUIRE(store->update(done, task_status::running));
+    got = store->get("a");
+    REQUIRE(got.has_value());
+    CHECK(got->worker_id.empty());
+    CHECK(got->metadata.empty());
+    CHECK(got->result == "ok");
+    CHECK(got->finished_at == done.finished_at);
+    CHECK(store->list({.status = task_status::completed}).size() == 1);
+    CHECK(store->list({.status = task_status::running}).empty());
+    CHECK(store->size() == 1);
+}
+
 TEMPLATE_TEST_CASE("task_store: concurrent CAS lets exactly one writer win", "[conformance][store]", ORCHCORE_BACKENDS) {
     auto store = TestType::make_store();
     for (int i = 0; i < 50; ++i) REQUIRE(store->create(make_record("t" + std::to_string(i))));

@@ -1,31 +1,39 @@
 // redis_task_store: the task_store interface (<orchcore/task_store.hpp>)
 // over Redis.
 //
-// Keys (hash tag shared with the transport of the same queue):
+// Keys (hash tag shared with the transport of the same queue; details in
+// docs/redis.md, "Key layout"):
 //
-//   {<prefix>:<queue>}:task:<id>       HASH  s (status), d (the rest of the
-//                                            record as JSON, Boost.JSON), p
-//                                            (payload bytes), r (result bytes)
-//   {<prefix>:<queue>}:tasks           SET   ids of stored records
-//   {<prefix>:<queue>}:finished:<s>    ZSET  terminal records by finished_at
-//                                            (unix ms); <s> is completed,
-//                                            failed (failed and timed_out) or
-//                                            cancelled
+//   {<prefix>:<queue>}:task:<id>       HASH  the record: a write-once part
+//                                            (create) and a state part (the
+//                                            only fields update writes),
+//                                            short field names, defaults
+//                                            not stored
+//   {<prefix>:<queue>}:tasks           SET   ids of non-terminal records
+//   {<prefix>:<queue>}:finished:<c>:<second>
+//                                      LIST  ids of class <c> (completed,
+//                                            failed incl. timed_out,
+//                                            cancelled) finished in <second>
+//   {<prefix>:<queue>}:finished:<c>    ZSET  the class's buckets by second
+//   {<prefix>:<queue>}:finished:<c>:count
+//                                      HASH  ids per bucket, and total
 //   {<prefix>:<queue>}:dead            HASH  dead letters: id -> reason
 //   {<prefix>:<queue>}:dead:<id>       (any) the undecodable record, as found
 //
 // * create is SET-if-absent in one script: a duplicate id is refused, never
-//   overwritten. update is compare-and-set on the status in one script.
-// * TTL: expire(now, ttls...) removes terminal records whose finished_at +
-//   ttl <= now (as the in-memory store). If redis_task_store_options sets
-//   TTLs, a record that becomes terminal also gets a Redis expiry
-//   (PEXPIREAT finished_at + ttl), so its key disappears even if nobody
-//   calls expire(); expire() uses min(its argument, that TTL) per status,
-//   so it still reports each such id once and removes its index entries.
-//   size() counts the index (records that Redis already expired stay
-//   counted until the next expire()).
-// * A record that cannot be decoded (not a hash, unknown status, bad JSON,
-//   missing fields, a field out of the range the library writes: priority
+//   overwritten. update is compare-and-set on the status in one script and
+//   sends the state part only (task_store::update).
+// * TTL: a record that becomes terminal gets a Redis expiry (PEXPIREAT
+//   finished_at + the TTL of its class in redis_task_store_options), and
+//   its bucket list one a minute after the bucket's last record, so
+//   finished records and their index go even if no node runs maintenance.
+//   expire(now, ttls...) removes terminal records whose finished_at + ttl
+//   <= now (as the in-memory store, to the millisecond); it uses min(its
+//   argument, the Redis TTL) per class, so it reports each id once. list()
+//   skips entries whose record Redis already expired; size() counts them
+//   until the next expire().
+// * A record that cannot be decoded (not a hash, unknown status or field,
+//   bad JSON, missing status or creation time, a field out of the range the library writes: priority
 //   outside [0, 20], a negative duration or counter, backoff cap below its
 //   base, progress outside [0, 1]) met by get() or list() is moved
 //   atomically to the dead-letter area with the reason (naming the key, the
@@ -45,19 +53,23 @@
 #include <orchcore/redis/redis_client.hpp>
 #include <orchcore/task_store.hpp>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace orchcore {
 
 struct redis_task_store_options {
-    /// Redis-side expiry of terminal records (0: none; rely on expire()).
-    std::chrono::milliseconds completed_ttl{0};
-    std::chrono::milliseconds failed_ttl{0};  ///< failed and timed_out
-    std::chrono::milliseconds cancelled_ttl{0};
+    /// Redis-side expiry of terminal records, per class, counted from
+    /// finished_at (0: none; the record stays until expire() or erase()).
+    /// The defaults are coordinator_options' TTLs; set both alike.
+    std::chrono::milliseconds completed_ttl{std::chrono::hours(1)};
+    std::chrono::milliseconds failed_ttl{std::chrono::hours(24)};  ///< failed and timed_out
+    std::chrono::milliseconds cancelled_ttl{std::chrono::hours(1)};
 };
 
 struct dead_letter {
@@ -95,22 +107,25 @@ public:
     const std::string& key_base() const noexcept { return base_; }
     std::string record_key(const std::string& id) const { return base_ + ":task:" + id; }
 
-    /// Encoding of a record's fields other than status, payload and result
-    /// (exposed for tests and tools).
-    static std::string encode_meta(const task_record& r);
-
 private:
-    std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& fields) const;
-    void bury(const std::string& id, const std::string& raw_d, bool is_hash, const std::string& reason) const;
-    void check_sizes(const task_record& r) const;
-    std::vector<std::string> write_args(const task_record& r) const;
-    const std::string& finished_key(task_status s) const;
+    std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& reply) const;
+    void bury(const std::string& id, const std::vector<redis_reply>* fields, const std::string& reason) const;
+    void check_sizes(const task_record& r, bool whole) const;
+    std::vector<std::string> write_keys(const task_record& r) const;
+    std::vector<std::string> index_keys_all(const std::string& id) const;
+    std::vector<std::string> index_args(const task_record& r) const;
+    std::vector<std::string> create_args(const task_record& r) const;
+    std::vector<std::string> update_args(const task_record& r, task_status expected) const;
+    std::vector<std::pair<std::string, std::string>> index_page(std::size_t source, std::string& cursor) const;
+    bool filed_in(const task_record& r, std::size_t source, const std::string& bucket) const;
+    std::chrono::milliseconds ttl_of(task_status s) const;
 
     std::shared_ptr<redis_client> client_;
     std::string base_;
     redis_task_store_options options_;
-    std::string index_key_, dead_key_;
-    std::string finished_completed_, finished_failed_, finished_cancelled_;
+    std::string live_key_, dead_key_;
+    std::string finished_prefix_;
+    std::array<std::string, 3> registry_, counts_;  ///< per class: completed, failed, cancelled
 };
 
 }  // namespace orchcore
