@@ -100,7 +100,8 @@ struct task_node {
 };
 
 /// A validated workflow: tasks in a topological order (dependencies first;
-/// among independent tasks, declaration order: tasks, then stages).
+/// of the tasks whose dependencies are listed, the one declared first comes
+/// next; tasks are declared before stages).
 class workflow_graph {
 public:
     workflow_graph() = default;
