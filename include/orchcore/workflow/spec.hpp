@@ -104,8 +104,7 @@ struct task_node {
 /// next; tasks are declared before stages).
 class workflow_graph {
 public:
-    workflow_graph() = default;
-    workflow_graph(std::string name, std::vector<task_node> tasks);
+    workflow_graph() = default;  ///< no tasks
 
     const std::string& name() const noexcept { return name_; }
     const std::vector<task_node>& tasks() const noexcept { return tasks_; }
@@ -115,6 +114,9 @@ public:
     const task_node& at(std::string_view task) const;  ///< throws invalid_argument if unknown
 
 private:
+    friend workflow_graph expand(const workflow_spec& spec, const spec_limits& limits);
+    workflow_graph(std::string name, std::vector<task_node> tasks);
+
     std::string name_;
     std::vector<task_node> tasks_;
     std::map<std::string, std::size_t, std::less<>> index_;
