@@ -19,6 +19,7 @@
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/error.hpp>
+#include <orchcore/worker_status.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -46,19 +47,6 @@
 #include <vector>
 
 namespace orchcore {
-
-enum class worker_status { idle, busy, draining, stopped, error };
-
-constexpr std::string_view to_string(worker_status s) noexcept {
-    switch (s) {
-        case worker_status::idle: return "idle";
-        case worker_status::busy: return "busy";
-        case worker_status::draining: return "draining";
-        case worker_status::stopped: return "stopped";
-        case worker_status::error: return "error";
-    }
-    return "unknown";
-}
 
 struct worker_options {
     std::string id{};                   ///< empty: generated ("worker-<n>")
