@@ -31,7 +31,11 @@ TEST_CASE("task: runs small and large callables, move-only ones too", "[pool][ta
     big_capture[15] = 7;
     od::task big([&ran, big_capture] { ran += static_cast<int>(big_capture[15]); });
     STATIC_REQUIRE(od::task::stored_in_place<std::function<void()>>);
-    STATIC_REQUIRE_FALSE(od::task::stored_in_place<decltype([big_capture] {})>);
+    struct too_big {
+        std::array<long, 16> v;
+        void operator()() const {}
+    };
+    STATIC_REQUIRE_FALSE(od::task::stored_in_place<too_big>);
     od::task moved = std::move(big);
     CHECK_FALSE(big);
     small();
@@ -47,7 +51,9 @@ TEST_CASE("task: a callable is destroyed once, whether it ran or not", "[pool][t
         CHECK(*live == 1);
         b = nullptr;
         CHECK(*live == 0);
-        od::task c([t = tracked(live), pad = std::array<long, 8>{}] {});
+        std::array<long, 8> pad{};
+        od::task c([t = tracked(live), pad] { (void)pad; });
+        STATIC_REQUIRE_FALSE(od::task::stored_in_place<decltype([t = tracked(live), pad] { (void)pad; })>);
         CHECK(*live == 1);
     }
     CHECK(*live == 0);
