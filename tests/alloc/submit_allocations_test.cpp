@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <future>
 #include <new>
@@ -85,4 +86,14 @@ TEST_CASE("worker_pool::submit delivers values, void and exceptions through the 
     CHECK(s.get() == std::string(100, 'x'));
     CHECK_NOTHROW(v.get());
     CHECK_THROWS_WITH(e.get(), "nope");
+}
+
+TEST_CASE("worker_pool::submit takes over-aligned callables and results", "[pool][submit][alloc]") {
+    oc::worker_pool pool({.min_workers = 1, .max_workers = 1});
+    struct alignas(64) wide {
+        long v = 3;
+    };
+    wide w;
+    auto f = pool.submit([w] { return wide{reinterpret_cast<std::uintptr_t>(&w) % 64 == 0 ? w.v + 1 : -1}; });
+    CHECK(f.get().v == 4);  // the capture was aligned
 }

@@ -30,7 +30,19 @@ namespace orchcore::detail {
 // from the block) and the bump pointer of its spare room.
 class submission_arena {
 public:
-    submission_arena(unsigned char* room, std::size_t size) noexcept : next_(room), end_(room + size) {}
+    // `align`: the block's alignment if it was allocated over-aligned, else 0.
+    submission_arena(unsigned char* room, std::size_t size, std::size_t align) noexcept
+        : next_(room), end_(room + size), align_(align) {}
+
+    // Storage for a block of `size` bytes aligned to `align`, released by
+    // the last release() of the arena constructed at its start.
+    static void* allocate_block(std::size_t size, std::size_t align) {
+        if (align > __STDCPP_DEFAULT_NEW_ALIGNMENT__) return ::operator new(size, std::align_val_t{align});
+        return ::operator new(size);
+    }
+    static constexpr std::size_t over_alignment(std::size_t align) noexcept {
+        return align > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? align : 0;
+    }
 
     // Room for n bytes, or nullptr (the caller falls back to the heap).
     // Only while the promise is being constructed: single-threaded.
@@ -49,13 +61,16 @@ public:
     // Drops one reference; the last one frees the block (which starts with
     // this header).
     void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) ::operator delete(static_cast<void*>(this));
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        if (align_ != 0) ::operator delete(static_cast<void*>(this), std::align_val_t{align_});
+        else ::operator delete(static_cast<void*>(this));
     }
 
 private:
     std::atomic<std::uint32_t> refs_{1};  // the job's
     unsigned char* next_;
     unsigned char* end_;
+    std::size_t align_;
 };
 
 template <class T>
@@ -97,9 +112,10 @@ public:
     // Creates the block. The caller owns the job: run() or destroy() it.
     template <class G>
     static submission* create(G&& g) {
-        void* raw = ::operator new(sizeof(block));
+        void* raw = submission_arena::allocate_block(sizeof(block), alignof(block));
         auto* b = static_cast<block*>(raw);
-        auto* arena = ::new (static_cast<void*>(&b->header)) submission_arena(b->room, sizeof(b->room));
+        auto* arena = ::new (static_cast<void*>(&b->header))
+            submission_arena(b->room, sizeof(b->room), submission_arena::over_alignment(alignof(block)));
         try {
             return ::new (static_cast<void*>(b->job)) submission(arena, std::forward<G>(g));
         } catch (...) {
