@@ -1,0 +1,307 @@
+// Distributed mode: writing finished attempts' outcomes as the lease holder.
+#include "coordinator_impl.hpp"
+
+namespace orchcore::detail {
+
+// Writes `r` (carrying its new status) as the owner of the task:
+// compare-and-set from `expected`; if the stored status is another one (a
+// recoverer or a canceller got there first), moves from what is stored,
+// through running if needed. False if the record is gone or terminal.
+bool coordinator_impl::owner_write(const task_record& r, task_status expected) {
+    if ((expected == r.status || is_legal_transition(expected, r.status)) && store->update(r, expected))
+        return true;
+    for (int i = 0; i < 4; ++i) {
+        auto cur = store->get(r.id);
+        if (!cur || is_terminal(cur->status)) return false;
+        if (cur->status == r.status || is_legal_transition(cur->status, r.status)) {
+            if (store->update(r, cur->status)) return true;
+            continue;
+        }
+        if (!is_legal_transition(cur->status, task_status::running)) return false;
+        task_record step = r;
+        step.status = task_status::running;
+        step.finished_at.reset();
+        store->update(step, cur->status);
+    }
+    return false;
+}
+
+// Lock held. Ends the local attempt of `t` (fencing it if its handler is
+// still running) and returns the record change to carry out; the caller
+// erases `t` from `tasks`.
+dist_op coordinator_impl::make_op(task_entry& t, task_status to, std::string error, std::chrono::milliseconds delay, event_kind ev,
+                std::string detail, dist_op::why reason) {
+    if (t.attempt) {
+        signal_cancel(t.attempt);
+        t.attempt.reset();
+    }
+    dist_op op;
+    op.rec = t.rec;
+    op.expected = t.rec.status;
+    op.rec.status = to;
+    op.rec.metadata.erase(cancel_key);
+    if (is_terminal(to)) op.rec.finished_at = wall::now();
+    if (!error.empty()) op.rec.error = std::move(error);
+    op.token = t.token;
+    op.held_until = t.held_until;
+    op.delay = delay;
+    op.ev = ev;
+    op.detail = std::move(detail);
+    op.reason = reason;
+    ++io_inflight;
+    return op;
+}
+
+// A failure of the backend itself (it did not answer), as opposed to a
+// refusal of one item (invalid_argument: a record the store cannot
+// take). Anything not from orchcore counts as the backend's.
+bool coordinator_impl::backend_failure(const std::exception& e) {
+    const auto* oe = dynamic_cast<const error*>(&e);
+    return oe == nullptr || oe->code() != errc::invalid_argument;
+}
+
+// Carries out record changes as the lease holder, then acks (terminal)
+// or nacks (back to the queue) the leases. Outside the lock. A batch
+// costs one store pipeline and one ack script, not two round trips per
+// task; a change refused by the store's compare-and-set, or refused
+// outright (a record the store cannot take), is retried alone, so one
+// bad item never fails the others.
+void coordinator_impl::run_ops(std::vector<dist_op>& ops) {
+    const std::size_t n = ops.size();
+    if (n == 0) return;
+    std::vector<fate> f(n, fate::pending);
+    hold_leases(ops, f);
+    write_batch(ops, f);
+    std::vector<bool> io_error(n, false);
+    settle_leases(ops, f, io_error);
+    record_outcomes(ops, f, io_error);
+}
+
+// Extends, first, the leases with less than half left.
+void coordinator_impl::hold_leases(std::vector<dist_op>& ops, std::vector<fate>& f) {
+    const auto now = wall::now();
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (ops[i].held_until - now >= opt.lease_duration / 2) continue;
+        try {
+            if (tp->extend(ops[i].rec.id, ops[i].token, opt.lease_duration, now))
+                ops[i].held_until = saturating_add(now, opt.lease_duration);
+            else
+                f[i] = fate::not_held;
+        } catch (const std::exception&) {
+            f[i] = fate::failed;
+        }
+    }
+}
+
+// The records, in one pipeline. If the store refuses the batch for one
+// item, every item is left pending, to be written alone.
+void coordinator_impl::write_batch(const std::vector<dist_op>& ops, std::vector<fate>& f) {
+    std::vector<std::size_t> idx;
+    std::vector<task_record> recs;
+    std::vector<task_status> expected;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (f[i] != fate::pending) continue;
+        const bool legal = ops[i].expected == ops[i].rec.status ||
+                           is_legal_transition(ops[i].expected, ops[i].rec.status);
+        if (!legal) continue;  // owner_write sorts it out
+        idx.push_back(i);
+        recs.push_back(ops[i].rec);
+        expected.push_back(ops[i].expected);
+    }
+    try {
+        const auto res = store->update_many(recs, expected);
+        for (std::size_t k = 0; k < idx.size(); ++k)
+            if (res[k]) f[idx[k]] = fate::written;
+    } catch (const std::exception& e) {
+        if (backend_failure(e))
+            for (std::size_t i : idx) f[i] = fate::failed;
+    }
+}
+
+// A record the store refuses outright (not a backend failure) would be
+// refused on every try: the task fails with the reason instead, without
+// retries, and that is written.
+coordinator_impl::fate coordinator_impl::write_refused(dist_op& op, const std::exception& e) {
+    op.rec.status = task_status::failed;
+    op.rec.result.clear();
+    op.rec.finished_at = wall::now();
+    op.rec.error = std::string("record refused by the store: ") + e.what();
+    op.ev = event_kind::task_failed;
+    op.detail = op.rec.error;
+    op.reason = dist_op::why::finish;
+    try {
+        return owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+    } catch (const std::exception&) {
+        return fate::failed;
+    }
+}
+
+// Writes what the batch left pending, one by one; then nacks
+// (non-terminal) and acks (terminal, or settled elsewhere). After its
+// record was written, a failed nack or ack leaves the outcome standing
+// (counted, with the backend error): the lease expires, and whoever
+// leases the task next sees the record (terminal: acked and dropped;
+// queued: run again).
+void coordinator_impl::settle_leases(std::vector<dist_op>& ops, std::vector<fate>& f, std::vector<bool>& io_error) {
+    std::vector<lease_ref> acks;
+    std::vector<std::size_t> ack_idx;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        auto& op = ops[i];
+        try {
+            if (f[i] == fate::pending) {
+                try {
+                    f[i] = owner_write(op.rec, op.expected) ? fate::written : fate::conflict;
+                } catch (const std::exception& e) {
+                    if (backend_failure(e)) throw;
+                    f[i] = write_refused(op, e);
+                }
+            }
+            if (f[i] == fate::written && !is_terminal(op.rec.status)) {
+                tp->nack(op.rec.id, op.token, op.delay, wall::now());
+            } else if (f[i] == fate::written || f[i] == fate::conflict) {
+                acks.push_back({op.rec.id, op.token});
+                ack_idx.push_back(i);
+            }
+        } catch (const std::exception&) {
+            if (f[i] == fate::written) io_error[i] = true;
+            else f[i] = fate::failed;  // the lease expires and the task runs again: nothing is lost
+        }
+    }
+    try {
+        (void)tp->ack_many(acks);  // false: fenced meanwhile; the record already says how it ended
+    } catch (const std::exception&) {
+        for (std::size_t i : ack_idx) io_error[i] = true;
+    }
+}
+
+// Counts and announces what run_ops did (under the lock). A change the
+// backend failed to carry out is tried again by the next ticks while
+// its lease may still be held (the extension before the write says
+// whether it is): a backend that is back in time records the outcome
+// instead of letting the lease lapse and the task run again.
+void coordinator_impl::record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error) {
+    effects fx;
+    {
+        std::lock_guard lk(mu);
+        const auto now = wall::now();
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            auto& op = ops[i];
+            if (io_error[i]) ++counters.backend_errors;
+            if (f[i] == fate::failed) {
+                ++counters.backend_errors;
+                if (!stopping && op.held_until > now) retry_ops.push_back(std::move(op));
+            } else if (f[i] == fate::not_held) {
+                refuse_stale(op.rec.id, op.rec.worker_id, op.rec.attempts,
+                             "lease lost before the outcome could be recorded");
+            } else if (f[i] == fate::conflict) {
+                ++counters.store_conflicts;
+            } else {
+                count_written(op);
+            }
+            if (io_inflight > 0) --io_inflight;
+        }
+        fx.wake_waiters = true;
+    }
+    apply(fx);
+}
+
+// Lock held. A record change that was written.
+void coordinator_impl::count_written(const dist_op& op) {
+    switch (op.rec.status) {
+        case task_status::completed: ++counters.completed; break;
+        case task_status::failed: ++counters.failed; break;
+        case task_status::cancelled: ++counters.cancelled; break;
+        case task_status::timed_out: ++counters.timed_out; break;
+        default: break;
+    }
+    switch (op.reason) {
+        case dist_op::why::retry:
+        case dist_op::why::turn: ++counters.retried; break;
+        case dist_op::why::lost: ++counters.requeued_after_worker_death; break;
+        case dist_op::why::stop: ++counters.released; break;
+        default: break;
+    }
+    if (op.ev == event_kind::task_continued) ++counters.continued;
+    emit(make_event_rec(op.ev, op.rec, op.detail));
+}
+
+// Queues a finished attempt's record change for the node's I/O threads:
+// one flush at a time carries out everything queued, in batches, until
+// none is left. A lone completion is carried out at once; under load,
+// completions that arrive during one flush share the next. The worker
+// thread that finished the task never waits for Redis (a worker whose
+// threads all wait for a reconnecting Redis could not heartbeat, and
+// its running tasks' leases would lapse).
+void coordinator_impl::submit_op(dist_op op) {
+    {
+        std::lock_guard lk(mu);
+        pending_ops.push_back(std::move(op));
+        if (flushing_ops) return;
+        flushing_ops = true;
+    }
+    asio::post(*io, [this] { flush_ops(); });
+}
+
+void coordinator_impl::flush_ops() {
+    for (;;) {
+        std::vector<dist_op> batch;
+        {
+            std::lock_guard lk(mu);
+            if (pending_ops.empty()) {
+                flushing_ops = false;
+                return;
+            }
+            batch.swap(pending_ops);
+        }
+        run_ops(batch);
+    }
+}
+
+void coordinator_impl::finish_attempt_dist(const std::shared_ptr<attempt_state>& a, outcome o) {
+    std::optional<dist_op> op;
+    effects fx;
+    {
+        std::lock_guard lk(mu);
+        // A coroutine on a user executor can end after stop() is
+        // over: the task was settled then, and nobody is left to tell.
+        if (torn_down) return;
+        release_slot(*a, o.kind == outcome::success, fx);
+        auto it = tasks.find(a->id);
+        if (it == tasks.end() || it->second.attempt != a) {
+            refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
+        } else {
+            task_entry& t = it->second;
+            if (t.cancel_requested) {
+                op = make_op(t, task_status::cancelled, "cancelled", {}, event_kind::task_cancelled, "cancelled",
+                             dist_op::why::finish);
+            } else if (o.kind == outcome::success && a->continue_requested) {
+                ++t.rec.turns;
+                op = make_op(t, task_status::queued, {}, a->continue_delay, event_kind::task_continued, {},
+                             dist_op::why::finish);
+            } else if (o.kind == outcome::success) {
+                t.rec.result = std::move(o.result);
+                t.rec.progress = 1.0;
+                op = make_op(t, task_status::completed, {}, {}, event_kind::task_completed, {},
+                             dist_op::why::finish);
+            } else {
+                const bool past_deadline = t.deadline && steady::now() >= *t.deadline;
+                if (o.retryable && !past_deadline && t.rec.retries < t.rec.max_retries) {
+                    ++t.rec.retries;
+                    t.rec.error = o.error;
+                    const auto delay = backoff_delay(t);
+                    op = make_op(t, task_status::queued, {}, delay, event_kind::task_retried, o.error,
+                                 dist_op::why::retry);
+                } else {
+                    op = make_op(t, task_status::failed, o.error, {}, event_kind::task_failed, o.error,
+                                 dist_op::why::finish);
+                }
+            }
+            tasks.erase(it);
+        }
+    }
+    apply(fx);
+    if (op) submit_op(std::move(*op));
+    kick_feed();
+}
+
+}  // namespace orchcore::detail
