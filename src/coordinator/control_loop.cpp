@@ -4,12 +4,12 @@
 namespace orchcore::detail {
 
 void coordinator_impl::arm_user_tick() {  // uctl->m held
-    uctl->timer.expires_after(tick);
+    uctl->timer.expires_after(tick_every);
     uctl->timer.async_wait([this, u = uctl](boost::system::error_code ec) {
         std::unique_lock g(u->m);
         if (ec || u->closed) return;  // stopped: `this` may be gone
         u->ticking.store(std::this_thread::get_id());
-        on_tick();
+        eng->tick();
         u->ticking.store({});
         {
             std::lock_guard lk(mu);
@@ -32,12 +32,11 @@ void coordinator_impl::stop_user_control() {
 }
 
 void coordinator_impl::start_control() {
-    next_recover = steady::now();
     next_autoscale = deadline_after(opt.autoscale_interval);
     next_maintenance = deadline_after(opt.maintenance_interval);
-    tick = std::min<std::chrono::milliseconds>(
+    tick_every = std::min<std::chrono::milliseconds>(
         {std::chrono::milliseconds(10), opt.worker_template.heartbeat_interval, opt.worker_timeout / 4});
-    if (tick.count() <= 0) tick = std::chrono::milliseconds(1);
+    if (tick_every.count() <= 0) tick_every = std::chrono::milliseconds(1);
     if (opt.executor) {
         uctl = std::make_shared<user_control>(*opt.executor);
         std::lock_guard g(uctl->m);
@@ -55,7 +54,7 @@ void coordinator_impl::start_control() {
 bool coordinator_impl::on_own_thread() {
     const auto me = std::this_thread::get_id();
     if (me == ctl_thread_id || (uctl && uctl->ticking.load() == me)) return true;
-    if (io && io->get_executor().running_in_this_thread()) return true;
+    if (eng->runs_here()) return true;
     auto here = [](const std::shared_ptr<worker>& w) { return w->runs_here(); };
     for (const auto& [id, w] : workers)
         if (here(w.w)) return true;
@@ -74,13 +73,23 @@ void coordinator_impl::await_stopper() {
 }
 
 void coordinator_impl::arm_tick() {
-    tick_timer.expires_after(tick);
+    tick_timer.expires_after(tick_every);
     tick_timer.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
-        on_tick();
+        eng->tick();
         std::lock_guard lk(mu);
         if (!stopped) arm_tick();
     });
+}
+
+// stop(): ends the control loop (thread or user executor), then the
+// engine's own threads.
+void coordinator_impl::stop_control() {
+    stop_user_control();
+    asio::post(ctl, [this] { tick_timer.cancel(); });
+    ctl.stop();
+    if (ctl_thread.joinable()) ctl_thread.join();
+    eng->join_io();
 }
 
 }  // namespace orchcore::detail

@@ -1,27 +1,26 @@
 // The coordinator's state: construction and event helpers.
 #include "coordinator_impl.hpp"
+#include "local_engine.hpp"
+#include "node_engine.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace orchcore::detail {
 
 coordinator_impl::coordinator_impl(coordinator_options o)
     : opt(std::move(o)),
-      queue(make_admission_queue<std::string>(
-          opt.policy == queue_policy::fail_fast ? queue_policy::reject_new : opt.policy, opt.queue)),
       scaler(scaler_options(opt)),
       store(opt.store ? opt.store : std::make_shared<memory_task_store>()),
       registry(opt.registry ? opt.registry : std::make_shared<memory_worker_registry>()),
       rng(std::random_device{}()),
-      tp(opt.transport),
       node(make_node_id(opt)),
       write_through(opt.store != nullptr || opt.transport != nullptr),
       tick_timer(ctl) {
-    if (tp) {
-        io.emplace(2);
-        renew_every = opt.lease_renew_interval.count() > 0 ? opt.lease_renew_interval : opt.lease_duration / 3;
-        if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
-        recover_every = std::clamp(opt.lease_duration / 4, std::chrono::milliseconds(20),
-                                   std::chrono::milliseconds(1'000));
-    }
+    // The one place the mode is decided.
+    if (opt.transport) eng = std::make_unique<node_engine>(*this);
+    else eng = std::make_unique<local_engine>(*this);
 }
 
 autoscale_options coordinator_impl::scaler_options(const coordinator_options& o) {
@@ -85,4 +84,9 @@ event coordinator_impl::make_event_rec(event_kind k, const task_record& r, std::
     return e;
 }
 
+task_handle coordinator_impl::make_handle(coordinator* owner, std::string id) { return task_handle(owner, std::move(id)); }
+
+bool coordinator_impl::has_handler(const std::string& type) const {
+    return handlers.count(type) > 0 || async_handlers.count(type) > 0;
+}
 }  // namespace orchcore::detail

@@ -8,6 +8,14 @@ namespace orchcore::detail {
 
 // ------------------------------------------------------------ attempts
 
+// Lock held. Counts a steering read by an attempt that no longer holds its
+// task and returns the error to throw.
+error coordinator_impl::stale_read(const attempt_state& a) {
+    refuse_stale(a.id, a.worker_id, a.attempt, "steering read of a fenced attempt");
+    return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                        " no longer holds it (stale fencing token)");
+}
+
 // Lock held. Counts and announces an outcome refused because its
 // attempt no longer holds the task (stale fencing token).
 void coordinator_impl::refuse_stale(const std::string& task_id, const std::string& worker_id, std::uint32_t attempt,
@@ -52,56 +60,9 @@ void coordinator_impl::refuse_oversized(const attempt_state& a, outcome& o) cons
          false};
 }
 
+// An attempt's handler returned: the engine takes its outcome.
 void coordinator_impl::finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o) {
-    refuse_oversized(*a, o);
-    if (dist()) {
-        finish_attempt_dist(a, std::move(o));
-        return;
-    }
-    effects fx;
-    {
-        std::lock_guard lk(mu);
-        // A coroutine on a user executor can end after stop() is
-        // over: the task was settled then, and nobody is left to tell.
-        if (torn_down) return;
-        release_slot(*a, o.kind == outcome::success, fx);
-        auto it = tasks.find(a->id);
-        if (it == tasks.end() || it->second.attempt != a) {
-            refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
-        } else {
-            task_entry& t = it->second;
-            t.attempt.reset();
-            if (t.cancel_requested) {
-                finish(t, task_status::cancelled, "cancelled", fx);
-            } else if (o.kind == outcome::success && a->continue_requested) {
-                ++t.rec.turns;
-                ++counters.continued;
-                requeue(t, a->continue_delay, false);
-                emit_task(event_kind::task_continued, t);
-            } else if (o.kind == outcome::success) {
-                t.rec.result = std::move(o.result);
-                t.rec.progress = 1.0;
-                finish(t, task_status::completed, {}, fx);
-            } else {
-                fail_attempt(t, std::move(o.error), o.retryable, fx);
-            }
-        }
-        dispatch(fx);
-    }
-    apply(fx);
-}
-
-void coordinator_impl::fail_attempt(task_entry& t, std::string error, bool retryable, effects& fx) {
-    const bool past_deadline = t.deadline && steady::now() >= *t.deadline;
-    if (retryable && !past_deadline && t.rec.retries < t.rec.max_retries) {
-        ++t.rec.retries;
-        ++counters.retried;
-        t.rec.error = error;
-        requeue(t, backoff_delay(t), false);
-        emit_task(event_kind::task_retried, t, std::move(error));
-    } else {
-        finish(t, task_status::failed, std::move(error), fx);
-    }
+    eng->attempt_ended(a, std::move(o));
 }
 
 void coordinator_impl::run_sync(const launch& ln) {

@@ -1,6 +1,8 @@
 // Validation of coordinator and task options.
 #include "coordinator_impl.hpp"
 
+#include <orchcore/any_admission_queue.hpp>
+
 namespace orchcore {
 
 void coordinator_options::validate() const {

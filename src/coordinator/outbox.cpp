@@ -82,20 +82,27 @@ coordinator_impl::async_waiter_map::iterator coordinator_impl::erase_async_waite
     return it;
 }
 
-// Lock held. Wakes the awaiters whose task has ended (its terminal event
-// delivered, as for wait_for) or is gone; all of them in distributed
-// mode (they look at the shared store again) and once stopped.
+// Lock held. Wakes the awaiters the engine says are due.
 void coordinator_impl::wake_async_waiters() {
     for (auto it = async_waiters.begin(); it != async_waiters.end();) {
-        auto t = tasks.find(it->first);
-        const bool due = dist() || stopped || t == tasks.end() ||
-                         (is_terminal(t->second.rec.status) && delivered_up_to(t->second.terminal_event_seq));
-        if (!due) {
+        if (!eng->async_waiter_due(it->first)) {
             ++it;
             continue;
         }
         it->second->wake();
         it = erase_async_waiter(it);
+    }
+}
+
+// Woken or timed out: no longer waiting (a waker erased it already).
+void coordinator_impl::drop_async_waiter(const std::string& id, const std::shared_ptr<async_waiter>& w) {
+    std::lock_guard lk(mu);
+    auto [b, e] = async_waiters.equal_range(id);
+    for (auto it = b; it != e; ++it) {
+        if (it->second == w) {
+            erase_async_waiter(it);
+            return;
+        }
     }
 }
 

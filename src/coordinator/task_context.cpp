@@ -1,10 +1,7 @@
 // task_context: what a handler sees of its attempt.
 #include "coordinator_impl.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
+#include <algorithm>
 #include <cmath>
 
 namespace orchcore {
@@ -25,102 +22,15 @@ void task_context::throw_if_cancelled() const {
     if (cancellation_requested()) throw cancelled_error("orchcore: task " + s_->id + " was cancelled");
 }
 
-namespace {
-// Lock held. Takes the mailbox if this attempt still holds the task.
-// Lock held. Counts a steering read by an attempt that no longer holds its
-// task and returns the error to throw.
-error stale_read(detail::coordinator_impl& c, const detail::attempt_state& a) {
-    c.refuse_stale(a.id, a.worker_id, a.attempt, "steering read of a fenced attempt");
-    return error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
-                                        " no longer holds it (stale fencing token)");
-}
-
-std::vector<std::string> drain_mailbox(detail::coordinator_impl& c, detail::attempt_state& a) {
-    auto it = c.tasks.find(a.id);
-    if (it == c.tasks.end() || it->second.attempt.get() != &a) throw stale_read(c, a);
-    std::vector<std::string> out;
-    out.swap(it->second.mailbox);
-    return out;
-}
-
-// Distributed mode: the mailbox is the transport's, shared by every node;
-// the take is fenced by the attempt's lease token in the transport.
-std::vector<std::string> take_remote(detail::coordinator_impl& c, detail::attempt_state& a) {
-    {
-        std::lock_guard lk(c.mu);
-        auto it = c.tasks.find(a.id);
-        if (it == c.tasks.end() || it->second.attempt.get() != &a) throw stale_read(c, a);
-    }
-    auto msgs = c.tp->take_messages(a.id, a.token);
-    if (!msgs) {
-        std::lock_guard lk(c.mu);
-        throw stale_read(c, a);
-    }
-    return std::move(*msgs);
-}
-
-// How long a distributed receive_for sleeps between looks at the shared
-// mailbox (a steer() on this node wakes it at once).
-std::chrono::milliseconds next_poll(std::chrono::milliseconds& backoff) {
-    const auto b = backoff;
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
-    return b;
-}
-}  // namespace
-
-std::vector<std::string> task_context::receive() {
-    if (s_->c->dist()) return take_remote(*s_->c, *s_);
-    std::lock_guard lk(s_->c->mu);
-    return drain_mailbox(*s_->c, *s_);
-}
+std::vector<std::string> task_context::receive() { return s_->c->eng->receive(*s_); }
 
 std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
-    auto& c = *s_->c;
-    const auto deadline = detail::deadline_after(timeout);
-    if (c.dist()) {
-        auto backoff = std::chrono::milliseconds(1);
-        for (;;) {
-            auto msgs = take_remote(c, *s_);
-            const auto now = detail::steady::now();
-            if (!msgs.empty() || s_->cancel.load() || now >= deadline) return msgs;
-            std::unique_lock lk(c.mu);
-            s_->mailbox_cv.wait_until(lk, std::min(deadline, now + next_poll(backoff)));
-        }
-    }
-    std::unique_lock lk(c.mu);
-    for (;;) {
-        auto msgs = drain_mailbox(c, *s_);
-        if (!msgs.empty() || s_->cancel.load()) return msgs;
-        if (s_->mailbox_cv.wait_until(lk, deadline) == std::cv_status::timeout) return drain_mailbox(c, *s_);
-    }
+    return s_->c->eng->receive_for(*s_, detail::deadline_after(timeout));
 }
 
 asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
-    auto s = s_;
-    auto& c = *s->c;
-    const auto deadline = detail::deadline_after(timeout);
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    auto backoff = std::chrono::milliseconds(1);
-    for (;;) {
-        auto wake_at = deadline;
-        if (c.dist()) {
-            auto msgs = take_remote(c, *s);
-            const auto now = detail::steady::now();
-            if (!msgs.empty() || s->cancel.load() || now >= deadline) co_return msgs;
-            wake_at = std::min(deadline, now + next_poll(backoff));
-            std::lock_guard lk(c.mu);
-            s->waiting_timer = &timer;
-        } else {
-            std::lock_guard lk(c.mu);
-            auto msgs = drain_mailbox(c, *s);
-            if (!msgs.empty() || s->cancel.load() || detail::steady::now() >= deadline) co_return msgs;
-            s->waiting_timer = &timer;
-        }
-        timer.expires_at(wake_at);
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-        std::lock_guard lk(c.mu);
-        s->waiting_timer = nullptr;
-    }
+    auto s = s_;  // the attempt outlives this frame's suspension
+    co_return co_await s->c->eng->async_receive_for(s, detail::deadline_after(timeout));
 }
 
 void task_context::report_progress(double fraction, std::string message) {
@@ -136,9 +46,7 @@ void task_context::report_progress(double fraction, std::string message) {
         } else {
             it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
             it->second.rec.progress_message = message;
-            // Distributed mode: written with the next lease renewal.
-            if (c.dist()) it->second.progress_dirty = true;
-            else c.persist(it->second, task_status::running);
+            c.eng->progress_changed(it->second);
             c.emit_task(event_kind::task_progress, it->second, message);
         }
     }

@@ -8,11 +8,13 @@ std::size_t coordinator_impl::live_workers() const {
         std::count_if(workers.begin(), workers.end(), [](const auto& kv) { return !kv.second.draining; }));
 }
 
-std::size_t coordinator_impl::free_slots() const {
+// Free slots of live workers, less `reserved` (distributed mode: slots
+// promised to lease calls in flight).
+std::size_t coordinator_impl::free_slots(std::size_t reserved) const {
     std::size_t n = 0;
     for (const auto& [id, w] : workers)
         if (!w.draining) n += w.w->options().max_concurrent - std::min(w.busy, w.w->options().max_concurrent);
-    return n - std::min(n, leasing);  // leasing: distributed mode only
+    return n - std::min(n, reserved);
 }
 
 worker_entry* coordinator_impl::pick_worker(const std::vector<std::string>& tags) {
@@ -36,8 +38,7 @@ std::shared_ptr<worker> coordinator_impl::create_worker(worker_options o, effect
         throw invalid_argument("worker.heartbeat_interval", std::to_string(o.heartbeat_interval.count()) + "ms",
                                "must be shorter than worker_timeout (" +
                                    std::to_string(opt.worker_timeout.count()) + "ms)");
-    if (o.id.empty()) o.id = dist() ? node + "/worker-" + std::to_string(++worker_seq)
-                                     : "worker-" + std::to_string(++worker_seq);
+    if (o.id.empty()) o.id = eng->worker_name(++worker_seq);
     if (workers.count(o.id)) throw invalid_argument("worker.id", "\"" + o.id + "\"", "a worker with this id exists");
     // One spare thread beyond the task slots carries heartbeats, so a
     // worker whose slots are all busy still proves it is alive.
@@ -50,7 +51,7 @@ std::shared_ptr<worker> coordinator_impl::create_worker(worker_options o, effect
     start_heartbeats(o.id, *w);
     // Distributed mode: the control thread registers it with its first
     // beat (write_registry), never a call to the backend under the lock.
-    if (!dist()) registry->upsert(registry_record(*w, wall::now()));
+    eng->worker_added(*w);
     event ev;
     ev.kind = event_kind::worker_started;
     ev.worker_id = o.id;
@@ -69,7 +70,7 @@ void coordinator_impl::retire_worker(std::map<std::string, worker_entry>::iterat
     stop_heartbeats(it->first);
     // Retired cleanly: nothing to remember (distributed mode: removed
     // by the control thread, outside the lock).
-    if (dist()) registry_removals.push_back(it->first); else registry->remove(it->first);
+    eng->worker_retired(it->first);
     workers.erase(it);
 }
 
@@ -107,7 +108,7 @@ std::size_t coordinator_impl::scale_to(std::size_t n, std::string reason, effect
     ev.to = n;
     ev.detail = std::move(reason);
     emit(std::move(ev));
-    dispatch(fx);
+    eng->capacity_changed(fx);
     return n;
 }
 
@@ -185,17 +186,7 @@ std::optional<std::chrono::milliseconds> coordinator_impl::heartbeat(const std::
         it->second.last_heartbeat = steady::now();
         it->second.last_heartbeat_wall = at = wall::now();
         next = it->second.w->options().heartbeat_interval;
-        if (!dist()) {
-            registry->heartbeat(worker_id, at);
-            return next;
-        }
-        // Distributed mode: the (shared, possibly remote) registry is
-        // written by the control thread (dist_tick); it is
-        // informational, leases decide ownership. Writing it here would
-        // let a Redis outage hold this worker's heartbeat thread, stall
-        // its local liveness, and get its tasks declared lost and run
-        // again elsewhere.
-        it->second.registry_due = at;
+        eng->worker_beat(it->second, worker_id, at);
     }
     return next;
 }
@@ -225,10 +216,11 @@ void coordinator_impl::forget(const std::vector<std::string>& ids) {
     }
 }
 
-worker_record coordinator_impl::registry_record(const worker& w, wall::time_point heartbeat) const {
+worker_record coordinator_impl::registry_record(const worker& w, wall::time_point heartbeat,
+                                                const std::string& host) const {
     const auto& o = w.options();
     return worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent,
-                         dist() ? node : std::string("in-process"), heartbeat, heartbeat};
+                         host, heartbeat, heartbeat};
 }
 
 // How long past its last heartbeat a dead worker's registry entry is
@@ -237,6 +229,33 @@ std::chrono::milliseconds coordinator_impl::entry_lifetime() const {
     const auto room = std::chrono::milliseconds::max() - opt.worker_timeout;
     return opt.worker_entry_grace >= room ? std::chrono::milliseconds::max()
                                           : opt.worker_timeout + opt.worker_entry_grace;
+}
+
+// Lock held. Replaces workers below min_workers at once; otherwise, when
+// `due`, scales on the interval by the queue depth (empty: unknown).
+void coordinator_impl::autoscale(steady::time_point now, bool due, std::optional<std::size_t> depth, effects& fx) {
+    if (stopping) return;
+    if (live_workers() < opt.scaling.min_workers) {
+        scale_to(opt.scaling.min_workers, "replacing lost workers (below min_workers)", fx);
+    } else if (due) {
+        next_autoscale = saturating_add(now, opt.autoscale_interval);
+        if (!depth) return;
+        if (auto d = scaler.evaluate(*depth, live_workers(), now)) scale_to(d->to, std::string(d->reason), fx);
+    }
+}
+
+// Lock held. A worker declared dead (its attempts already handled): its
+// threads may be wedged, so the worker object is kept apart (joined at
+// stop) rather than joined here.
+void coordinator_impl::declare_dead(std::map<std::string, worker_entry>::iterator it) {
+    it->second.running.clear();
+    dead_workers.push_back(it->second.w);
+    event ev;
+    ev.kind = event_kind::worker_dead;
+    ev.worker_id = it->first;
+    ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
+    emit(std::move(ev));
+    workers.erase(it);
 }
 
 }  // namespace orchcore::detail
