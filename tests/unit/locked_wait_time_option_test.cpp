@@ -5,6 +5,8 @@
 #include <orchcore/admission_queue.hpp>
 #include <orchcore/detail/locked_admission_queue.hpp>
 
+#include "../support/counting_clock.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -16,35 +18,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct counting_clock {
-    using duration = std::chrono::steady_clock::duration;
-    using rep = duration::rep;
-    using period = duration::period;
-    using time_point = std::chrono::steady_clock::time_point;
-    static time_point now() noexcept {
-        reads.fetch_add(1);
-        return time_point{duration{ticks.load()}};
-    }
-    static void set(time_point t) noexcept { ticks.store(t.time_since_epoch().count()); }
-    static inline std::atomic<rep> ticks{0};
-    static inline std::atomic<long> reads{0};
-};
+using orchcore::test::counting_clock;
+using orchcore::test::push_pop_reads;
 
 template <class Policy>
 using locked_t = oc::detail::locked_admission_queue<std::string, Policy, oc::job_id, counting_clock>;
 const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
-
-template <class Policy>
-long push_pop_reads(bool metrics, int n) {
-    locked_t<Policy> q{{.capacity = 16, .wait_time_metrics = metrics}};
-    counting_clock::set(t0);
-    counting_clock::reads = 0;
-    for (int i = 0; i < n; ++i) {
-        REQUIRE(q.try_push(std::string("x")));
-        REQUIRE(q.try_pop());
-    }
-    return counting_clock::reads.load();
-}
 
 }  // namespace
 
@@ -52,8 +31,8 @@ TEMPLATE_TEST_CASE("locked queue: without wait-time metrics, admissions and dequ
                    "[queue][locked][metrics]", oc::policy::drop_lru, oc::policy::priority, oc::policy::reject_new) {
     // 1000 round trips: with metrics, two reads each; without, only the few
     // dequeues that sample the rate (1, 2, 4, ..., 64, then every 64th).
-    CHECK(push_pop_reads<TestType>(true, 1000) >= 2000);
-    CHECK(push_pop_reads<TestType>(false, 1000) <= 30);
+    CHECK(push_pop_reads<locked_t<TestType>>(true, 1000) >= 2000);
+    CHECK(push_pop_reads<locked_t<TestType>>(false, 1000) <= 30);
 }
 
 TEST_CASE("locked queue: without wait-time metrics, evictions read no clock either", "[queue][locked][metrics]") {

@@ -4,6 +4,8 @@
 #include <orchcore/admission_queue.hpp>
 #include <orchcore/detail/ring_admission_queue.hpp>
 
+#include "../support/counting_clock.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -15,33 +17,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct counting_clock {
-    using duration = std::chrono::steady_clock::duration;
-    using rep = duration::rep;
-    using period = duration::period;
-    using time_point = std::chrono::steady_clock::time_point;
-    static time_point now() noexcept {
-        reads.fetch_add(1);
-        return time_point{duration{ticks.load()}};
-    }
-    static void set(time_point t) noexcept { ticks.store(t.time_since_epoch().count()); }
-    static inline std::atomic<rep> ticks{0};
-    static inline std::atomic<long> reads{0};
-};
+using orchcore::test::counting_clock;
+using orchcore::test::push_pop_reads;
 
 using ring_t = oc::detail::ring_admission_queue<std::string, oc::policy::reject_new, oc::job_id, counting_clock>;
 const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
-
-long push_pop_reads(bool metrics, int n) {
-    ring_t q{{.capacity = 16, .wait_time_metrics = metrics}};
-    counting_clock::set(t0);
-    counting_clock::reads = 0;
-    for (int i = 0; i < n; ++i) {
-        REQUIRE(q.try_push(std::string("x")));
-        REQUIRE(q.try_pop());
-    }
-    return counting_clock::reads.load();
-}
 
 }  // namespace
 
@@ -49,8 +29,8 @@ TEST_CASE("ring queue: without wait-time metrics, admissions and dequeues read n
           "[queue][ring][metrics]") {
     // 1000 round trips: with metrics, two reads each; without, only the few
     // dequeues that sample the rate (1, 2, 4, ..., 64, then every 64th).
-    CHECK(push_pop_reads(true, 1000) >= 2000);
-    CHECK(push_pop_reads(false, 1000) <= 30);
+    CHECK(push_pop_reads<ring_t>(true, 1000) >= 2000);
+    CHECK(push_pop_reads<ring_t>(false, 1000) <= 30);
 }
 
 TEST_CASE("ring queue: without wait-time metrics, wait_time stays empty and the counters still add up",
