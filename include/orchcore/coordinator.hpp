@@ -24,31 +24,39 @@
 
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
-#include <orchcore/autoscaler.hpp>
+#include <orchcore/autoscale_options.hpp>
 #include <orchcore/backoff.hpp>
 #include <orchcore/codec.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/event_bus.hpp>
+#include <orchcore/stop_mode.hpp>
 #include <orchcore/task.hpp>
-#include <orchcore/task_store.hpp>
-#include <orchcore/transport.hpp>
-#include <orchcore/worker_pool.hpp>
-#include <orchcore/worker_registry.hpp>
+#include <orchcore/worker_options.hpp>
+#include <orchcore/worker_status.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace orchcore {
+
+// Backends the options hold by std::shared_ptr only (task_store.hpp,
+// transport.hpp, worker_registry.hpp define them).
+class task_store;
+class transport;
+class worker_registry;
 
 /// Thrown by a handler to fail its task without retries.
 class non_retryable_error : public std::runtime_error {

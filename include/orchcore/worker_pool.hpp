@@ -22,6 +22,8 @@
 #include <orchcore/detail/task.hpp>
 #include <orchcore/detail/task_ring.hpp>
 #include <orchcore/error.hpp>
+#include <orchcore/stop_mode.hpp>
+#include <orchcore/worker_options.hpp>
 #include <orchcore/worker_status.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -49,40 +51,6 @@
 #include <vector>
 
 namespace orchcore {
-
-struct worker_options {
-    std::string id{};                   ///< empty: generated ("worker-<n>")
-    std::size_t max_concurrent = 1;   ///< task slots, and threads
-    std::vector<std::string> tags{};    ///< a task runs only where its tags are all present
-    std::chrono::milliseconds heartbeat_interval{200};
-    std::chrono::milliseconds task_timeout{0};  ///< default per-attempt timeout for tasks on it; 0 = none
-    /// Where the worker runs its callables. Empty (default): threads of its
-    /// own, one per slot (plus any extra the owner asks for). Set: the
-    /// worker creates no thread and runs on this executor (an io_context of
-    /// the application, say); max_concurrent then bounds how many of its
-    /// callables run at once, and the executor's threads bound it too.
-    /// The execution context must outlive the worker, and something must
-    /// run it, or the worker's callables wait.
-    std::optional<boost::asio::any_io_executor> executor{};
-
-    void validate() const {
-        if (max_concurrent == 0) throw invalid_argument("worker.max_concurrent", "0", "must be at least 1");
-        if (max_concurrent > 1024)
-            throw invalid_argument("worker.max_concurrent", std::to_string(max_concurrent), "must be at most 1024");
-        if (heartbeat_interval.count() <= 0)
-            throw invalid_argument("worker.heartbeat_interval", std::to_string(heartbeat_interval.count()) + "ms",
-                                   "must be > 0");
-        if (task_timeout.count() < 0)
-            throw invalid_argument("worker.task_timeout", std::to_string(task_timeout.count()) + "ms", "must be >= 0");
-    }
-
-    /// True if every tag in `required` is among this worker's tags.
-    bool satisfies(const std::vector<std::string>& required) const {
-        return std::all_of(required.begin(), required.end(), [&](const std::string& t) {
-            return std::find(tags.begin(), tags.end(), t) != tags.end();
-        });
-    }
-};
 
 class worker;
 
@@ -488,11 +456,6 @@ private:
     std::atomic<std::size_t> busy_{0};  // slots running a batch now
     std::atomic<std::uint64_t> failed_{0};
     std::atomic<std::uint64_t> discarded_{0};
-};
-
-enum class stop_mode {
-    graceful,  ///< stop taking new work, finish what was taken
-    abort,     ///< stop taking new work, drop what has not started, wait for what runs
 };
 
 struct pool_options {

@@ -5,6 +5,7 @@
 #include "counted_cv.hpp"
 
 #include <orchcore/coordinator.hpp>
+#include <orchcore/worker_pool.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -25,9 +25,14 @@
 #include "task_entry.hpp"
 #include "worker_entry.hpp"
 
+#include <orchcore/autoscaler.hpp>
 #include <orchcore/coordinator.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/saturating.hpp>
+#include <orchcore/task_store.hpp>
+#include <orchcore/transport.hpp>
+#include <orchcore/worker_pool.hpp>
+#include <orchcore/worker_registry.hpp>
 
 #include <boost/asio/io_context.hpp>
 

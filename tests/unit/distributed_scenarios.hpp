@@ -7,7 +7,9 @@
 #pragma once
 
 #include <orchcore/coordinator.hpp>
+#include <orchcore/task_store.hpp>
 #include <orchcore/transport.hpp>
+#include <orchcore/worker_registry.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
