@@ -22,6 +22,7 @@
 #include "counted_cv.hpp"
 #include "effects.hpp"
 #include "engine.hpp"
+#include "io_queue.hpp"
 #include "task_entry.hpp"
 #include "worker_entry.hpp"
 
@@ -85,6 +86,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // truth and nothing is copied into a second table. With a store of the
     // user's (or in distributed mode), every change is written through.
     bool write_through = true;
+    // Local mode: store and registry calls, carried out after the lock
+    // (carry_out_io), each queue in the order of the decisions.
+    io_queue store_io, registry_io;
 
     asio::io_context ctl;
     asio::steady_timer tick_timer;
@@ -172,6 +176,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     bool delivered_up_to(std::uint64_t seq) const;
     void flush_events();
     void apply(effects& fx);
+    void carry_out_io();
     void add_async_waiter(const std::string& id, std::shared_ptr<async_waiter> w);
     async_waiter_map::iterator erase_async_waiter(async_waiter_map::iterator it);
     void drop_async_waiter(const std::string& id, const std::shared_ptr<async_waiter>& w);
