@@ -5,7 +5,8 @@
 // (events to publish, attempts to launch on workers, waiters to wake) are
 // collected in an `effects` value and applied after the lock is released, so
 // user code (handlers, event subscribers) never runs under the lock and may
-// call back into the coordinator. Decisions come from the pure state
+// call back into the coordinator. In local mode the calls to the store and
+// the registry wait in an io_queue and leave the same way. Decisions come from the pure state
 // machines: admission_core (through the admission queue), task_status
 // transitions, the attempt outcome, the lease round, backoff_policy and
 // autoscaler.
