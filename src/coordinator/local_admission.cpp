@@ -2,6 +2,7 @@
 #include "local_engine.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <tuple>
 
 namespace orchcore::detail {
@@ -191,15 +192,26 @@ std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& 
     constexpr std::size_t chunk = 64;
     for (std::size_t first = 0; first < tasks.size(); first += chunk) {
         const std::size_t last = std::min(tasks.size(), first + chunk);
+        // A store that throws on a create ends the call there; the tasks
+        // before it, created already, are admitted first.
         std::vector<creation> created;
-        for (std::size_t i = first; i < last; ++i) created.push_back(create_first(tasks[i]));
+        std::exception_ptr store_error;
+        for (std::size_t i = first; i < last && !store_error; ++i) {
+            try {
+                created.push_back(create_first(tasks[i]));
+            } catch (...) {
+                store_error = std::current_exception();
+            }
+        }
         effects fx;
         {
             std::lock_guard lk(c.mu);
-            for (std::size_t i = first; i < last; ++i) admit_created(tasks[i], created[i - first], out[i], owner, fx);
+            for (std::size_t i = 0; i < created.size(); ++i)
+                admit_created(tasks[first + i], created[i], out[first + i], owner, fx);
             dispatch(fx);
         }
         c.apply(fx);
+        if (store_error) std::rethrow_exception(store_error);
     }
     return out;
 }
