@@ -152,7 +152,8 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
 // store holds already gives way to the next number. An invalid priority
 // writes nothing: admission refuses it.
 local_engine::creation local_engine::create_first(task_request& r) {
-    creation made{.created_at = wall::now()};
+    creation made;
+    made.created_at = wall::now();
     if (!c.write_through || !priority::is_valid(r.options.priority)) return made;
     for (;;) {
         const bool generated = !r.options.id;
