@@ -192,8 +192,10 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
         c.running_count = 0;
         c.done_cv.notify_all();
     }
+    c.carry_out_io();
     c.flush_events();
     for (auto& w : all) c.end_worker(*w);
+    c.carry_out_io();  // before forget: a late registry call would bring an entry back
     c.forget(leaving);
     {
         std::lock_guard lk(c.mu);

@@ -5,7 +5,8 @@
 // (events to publish, attempts to launch on workers, waiters to wake) are
 // collected in an `effects` value and applied after the lock is released, so
 // user code (handlers, event subscribers) never runs under the lock and may
-// call back into the coordinator. Decisions come from the pure state
+// call back into the coordinator. In local mode the calls to the store and
+// the registry wait in an io_queue and leave the same way. Decisions come from the pure state
 // machines: admission_core (through the admission queue), task_status
 // transitions, the attempt outcome, the lease round, backoff_policy and
 // autoscaler.
@@ -22,6 +23,7 @@
 #include "counted_cv.hpp"
 #include "effects.hpp"
 #include "engine.hpp"
+#include "io_queue.hpp"
 #include "task_entry.hpp"
 #include "worker_entry.hpp"
 
@@ -90,6 +92,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // truth and nothing is copied into a second table. With a store of the
     // user's (or in distributed mode), every change is written through.
     bool write_through = true;
+    // Local mode: store and registry calls, carried out after the lock
+    // (carry_out_io), each queue in the order of the decisions.
+    io_queue store_io, registry_io;
 
     asio::io_context ctl;
     asio::steady_timer tick_timer;
@@ -177,6 +182,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     bool delivered_up_to(std::uint64_t seq) const;
     void flush_events();
     void apply(effects& fx);
+    void carry_out_io();
     void add_async_waiter(const std::string& id, std::shared_ptr<async_waiter> w);
     async_waiter_map::iterator erase_async_waiter(async_waiter_map::iterator it);
     void drop_async_waiter(const std::string& id, const std::shared_ptr<async_waiter>& w);

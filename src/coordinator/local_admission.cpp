@@ -2,6 +2,7 @@
 #include "local_engine.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <tuple>
 
 namespace orchcore::detail {
@@ -31,10 +32,10 @@ void local_engine::reject(submit_result& out, const task_options& o, rejection_r
 /// Lock held. Admits one task or rejects it, filling `out`. The caller has
 /// checked its handler and options, and dispatches.
 void local_engine::admit_local(std::string& type, std::string& payload, task_options& o, submit_result& out,
-                               coordinator* owner, effects& fx) {
+                               coordinator* owner, effects& fx, wall::time_point created_at) {
     constexpr std::chrono::milliseconds now_or_never{0};
     if (c.stopping) return reject(out, o, rejection_reason::closed, "coordinator is stopping", now_or_never);
-    if (o.id && (c.tasks.count(*o.id) || (c.write_through && c.store->get(*o.id))))
+    if (o.id && c.tasks.count(*o.id))
         return reject(out, o, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
                       now_or_never);
     if (!priority::is_valid(o.priority))
@@ -48,15 +49,8 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     task_entry& t = it->second;
     t.queue_id = queue_id;
     t.rec.id = id;
-    fill_record(t, type, payload, o);
+    fill_record(t, type, payload, o, created_at);
     if (!fail_fast) t.where = location::queue;
-    if (c.write_through && !c.store->create(t.rec)) {
-        // Another coordinator sharing the store took this id first.
-        if (!fail_fast) queue->cancel(queue_id);
-        c.tasks.erase(it);
-        return reject(out, o, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
-                      now_or_never);
-    }
     if (o.timeout.count() > 0) {
         t.deadline = deadline_after(o.timeout);
         deadlines.emplace(*t.deadline, id);
@@ -136,7 +130,8 @@ std::unordered_map<std::string, task_entry>::iterator local_engine::insert_entry
 }
 
 /// The record of a newly admitted task.
-void local_engine::fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o) {
+void local_engine::fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o,
+                               wall::time_point created_at) const {
     t.rec.type = std::move(type);
     t.rec.payload = std::move(payload);
     t.rec.priority = o.priority;
@@ -147,8 +142,43 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
     t.rec.turn_timeout = o.turn_timeout;
     t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
     t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
-    t.rec.created_at = wall::now();
+    t.rec.created_at = created_at;
     c.set_status(t, task_status::queued);
+}
+
+// Outside the lock, with a user's store: the record is created before
+// admission, so a create the store refuses (an id another coordinator
+// sharing the store took) is this caller's rejection. A generated id the
+// store holds already gives way to the next number. An invalid priority
+// writes nothing: admission refuses it.
+local_engine::creation local_engine::create_first(task_request& r) {
+    creation made;
+    made.created_at = wall::now();
+    if (!c.write_through || !priority::is_valid(r.options.priority)) return made;
+    for (;;) {
+        const bool generated = !r.options.id;
+        if (generated) r.options.id = "task-" + std::to_string(++c.task_seq);
+        task_entry probe;
+        std::string type = r.type, payload = r.payload;
+        task_options o = r.options;
+        probe.rec.id = *r.options.id;
+        fill_record(probe, type, payload, o, made.created_at);
+        made.state = c.store->create(probe.rec) ? creation::created : creation::taken;
+        if (made.state == creation::created || !generated) return made;
+    }
+}
+
+/// Lock held. Admission of a task create_first has seen to. A task the
+/// store holds already is refused; one refused after its record was
+/// created has the record erased again (after the lock).
+void local_engine::admit_created(task_request& r, const creation& made, submit_result& out, coordinator* owner,
+                                 effects& fx) {
+    if (made.state == creation::taken)
+        return reject(out, r.options, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                      std::chrono::milliseconds{0});
+    admit_local(r.type, r.payload, r.options, out, owner, fx, made.created_at);
+    if (made.state == creation::created && !out.admission.is_accepted)
+        c.store_io.push([&s = *c.store, id = *r.options.id] { (void)s.erase(id); });
 }
 
 std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& tasks, coordinator* owner) {
@@ -163,14 +193,26 @@ std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& 
     constexpr std::size_t chunk = 64;
     for (std::size_t first = 0; first < tasks.size(); first += chunk) {
         const std::size_t last = std::min(tasks.size(), first + chunk);
+        // A store that throws on a create ends the call there; the tasks
+        // before it, created already, are admitted first.
+        std::vector<creation> created;
+        std::exception_ptr store_error;
+        for (std::size_t i = first; i < last && !store_error; ++i) {
+            try {
+                created.push_back(create_first(tasks[i]));
+            } catch (...) {
+                store_error = std::current_exception();
+            }
+        }
         effects fx;
         {
             std::lock_guard lk(c.mu);
-            for (std::size_t i = first; i < last; ++i)
-                admit_local(tasks[i].type, tasks[i].payload, tasks[i].options, out[i], owner, fx);
+            for (std::size_t i = 0; i < created.size(); ++i)
+                admit_created(tasks[first + i], created[i], out[first + i], owner, fx);
             dispatch(fx);
         }
         c.apply(fx);
+        if (store_error) std::rethrow_exception(store_error);
     }
     return out;
 }
@@ -181,7 +223,11 @@ submit_result local_engine::submit_one(task_request& task, coordinator* owner) {
     {
         std::lock_guard lk(c.mu);
         require_handler(task.type);
-        admit_local(task.type, task.payload, task.options, out, owner, fx);
+    }
+    const creation made = create_first(task);
+    {
+        std::lock_guard lk(c.mu);
+        admit_created(task, made, out, owner, fx);
         if (out.admission.is_accepted) dispatch(fx);
     }
     c.apply(fx);

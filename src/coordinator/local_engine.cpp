@@ -44,12 +44,15 @@ void local_engine::steer(const std::string& id, std::vector<std::string> message
     c.wake_receiver(t);
 }
 
+// The table holds what the coordinator decided; a task it no longer
+// holds is looked up in the user's store, outside the lock.
 std::optional<task_record> local_engine::get(const std::string& id) const {
+    {
+        std::lock_guard lk(c.mu);
+        if (auto it = c.tasks.find(id); it != c.tasks.end()) return it->second.rec;
+    }
     if (c.write_through) return c.store->get(id);
-    std::lock_guard lk(c.mu);
-    auto it = c.tasks.find(id);
-    if (it == c.tasks.end()) return std::nullopt;
-    return it->second.rec;
+    return std::nullopt;
 }
 
 std::optional<task_record> local_engine::wait_until(const std::string& id, steady::time_point deadline) {
@@ -209,15 +212,19 @@ void local_engine::progress_changed(task_entry& t) { c.persist(t, task_status::r
 
 std::string local_engine::worker_name(std::uint64_t seq) const { return "worker-" + std::to_string(seq); }
 
+// Registry calls are decided here, under the lock, and carried out after
+// it in this order (coordinator_impl::carry_out_io).
 void local_engine::worker_added(const worker& w) {
-    c.registry->upsert(c.registry_record(w, wall::now(), "in-process"));
+    c.registry_io.push([&r = *c.registry, rec = c.registry_record(w, wall::now(), "in-process")] { r.upsert(rec); });
 }
 
 // Retired cleanly: nothing to remember.
-void local_engine::worker_retired(const std::string& id) { c.registry->remove(id); }
+void local_engine::worker_retired(const std::string& id) {
+    c.registry_io.push([&r = *c.registry, id] { (void)r.remove(id); });
+}
 
 void local_engine::worker_beat(worker_entry&, const std::string& id, wall::time_point at) {
-    c.registry->heartbeat(id, at);
+    c.registry_io.push([&r = *c.registry, id, at] { (void)r.heartbeat(id, at); });
 }
 
 }  // namespace orchcore::detail

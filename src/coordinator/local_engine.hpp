@@ -51,14 +51,22 @@ public:
 private:
     // local_admission.cpp
     void require_handler(const std::string& type) const;
+    // A record created in the user's store before admission (create_first).
+    struct creation {
+        enum { not_written, created, taken } state = not_written;
+        wall::time_point created_at;
+    };
+    creation create_first(task_request& r);
+    void admit_created(task_request& r, const creation& made, submit_result& out, coordinator* owner, effects& fx);
     void admit_local(std::string& type, std::string& payload, task_options& o, submit_result& out,
-                     coordinator* owner, effects& fx);
+                     coordinator* owner, effects& fx, wall::time_point created_at);
     void reject(submit_result& out, const task_options& o, rejection_reason r, std::string_view why,
                 std::chrono::milliseconds retry_after);
     bool enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id, effects& fx);
     std::unordered_map<std::string, task_entry>::iterator insert_entry(std::string& id, const task_options& o,
                                                                         submit_result& out, job_id& queue_id);
-    void fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o);
+    void fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o,
+                     wall::time_point created_at) const;
 
     // local_table.cpp
     static std::size_t ttl_class(task_status s) noexcept;
@@ -75,7 +83,7 @@ private:
     void promote_due(steady::time_point now);
     void judge_running(steady::time_point now, effects& fx);
     void expire_waiting(steady::time_point now, effects& fx);
-    void reap_dead_workers(effects& fx);
+    void reap_dead_workers(const std::vector<std::string>& stale, effects& fx);
     void expire_finished(steady::time_point now);
 
     // local_engine.cpp

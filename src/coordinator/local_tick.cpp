@@ -9,6 +9,8 @@ namespace orchcore::detail {
 void local_engine::tick() {
     effects fx;
     std::vector<std::shared_ptr<worker>> join_now;
+    // Outside the lock: which workers the registry names silent.
+    const std::vector<std::string> stale = c.registry->reap_stale(wall::now(), c.opt.worker_timeout);
     {
         std::lock_guard lk(c.mu);
         const auto now = steady::now();
@@ -16,7 +18,7 @@ void local_engine::tick() {
         judge_running(now, fx);
         expire_waiting(now, fx);
         // Heartbeats come from each worker's own clock (start_heartbeats).
-        reap_dead_workers(fx);
+        reap_dead_workers(stale, fx);
         const std::size_t depth = queue->size() + ready.size() + parked.size();
         c.autoscale(now, c.opt.autoscale && now >= c.next_autoscale, depth, fx);
         expire_finished(now);
@@ -73,8 +75,7 @@ void local_engine::expire_waiting(steady::time_point now, effects& fx) {
 
 // Lock held. Health: the registry names workers silent for worker_timeout;
 // those of ours are declared dead and their tasks re-run.
-void local_engine::reap_dead_workers(effects& fx) {
-    std::vector<std::string> stale = c.registry->reap_stale(wall::now(), c.opt.worker_timeout);
+void local_engine::reap_dead_workers(const std::vector<std::string>& stale, effects& fx) {
     for (auto it = c.workers.begin(); it != c.workers.end();) {
         auto next = std::next(it);
         if (std::find(stale.begin(), stale.end(), it->first) == stale.end()) {
@@ -104,7 +105,9 @@ void local_engine::reap_dead_workers(effects& fx) {
 void local_engine::expire_finished(steady::time_point now) {
     if (now < c.next_maintenance) return;
     c.next_maintenance = saturating_add(now, c.opt.maintenance_interval);
-    (void)c.registry->purge_silent(wall::now(), c.entry_lifetime());  // dead workers' entries
+    c.registry_io.push([&r = *c.registry, after = c.entry_lifetime()] {
+        (void)r.purge_silent(wall::now(), after);  // dead workers' entries
+    });
     for (auto& fifo : expiry) {
         while (!fifo.empty() && fifo.front().first <= now) {
             auto id = std::move(fifo.front().second);
@@ -113,8 +116,8 @@ void local_engine::expire_finished(steady::time_point now) {
             if (it == c.tasks.end() || !is_terminal(it->second.rec.status)) continue;
             ++c.counters.expired;
             c.emit_task(event_kind::task_expired, it->second);
-            if (c.write_through) c.store->erase(id);
             c.tasks.erase(it);
+            if (c.write_through) c.store_io.push([&s = *c.store, id] { (void)s.erase(id); });
         }
     }
 }

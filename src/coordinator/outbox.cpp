@@ -56,7 +56,22 @@ void coordinator_impl::flush_events() {
     publisher = {};
 }
 
+// Outside the lock: the store and registry calls decided so far. Store
+// writes land before the events that announce them go out. A call that
+// throws raises its error here, as it did when it ran under the lock.
+void coordinator_impl::carry_out_io() {
+    auto err = store_io.drain(mu);
+    if (auto reg = registry_io.drain(mu); !err) err = reg;
+    if (err) std::rethrow_exception(err);
+}
+
 void coordinator_impl::apply(effects& fx) {
+    std::exception_ptr io_error;
+    try {
+        carry_out_io();
+    } catch (...) {
+        io_error = std::current_exception();
+    }
     if (fx.wake_waiters) done_cv.notify_all();
     if (fx.wake_waiters && async_waiter_count.load(std::memory_order_relaxed) != 0) {
         std::lock_guard lk(mu);
@@ -67,6 +82,7 @@ void coordinator_impl::apply(effects& fx) {
     for (auto& ln : fx.launches) {
         if (ln.async) run_async(ln); else run_sync(ln);
     }
+    if (io_error) std::rethrow_exception(io_error);
 }
 
 // Lock held.

@@ -8,10 +8,15 @@ void coordinator_impl::set_status(task_entry& t, task_status to) {
     t.rec.status = to;
 }
 
-// Write-through of a record whose stored status was `expected`.
+// Lock held. Write-through of a record whose stored status was
+// `expected`, carried out after the lock (carry_out_io).
 void coordinator_impl::persist(const task_entry& t, task_status expected) {
     if (!write_through) return;
-    if (!store->update(t.rec, expected)) ++counters.store_conflicts;
+    store_io.push([this, rec = t.rec, expected] {
+        if (store->update(rec, expected)) return;
+        std::lock_guard lk(mu);
+        ++counters.store_conflicts;
+    });
 }
 
 // Fences off the current attempt: its token stops being valid and its

@@ -188,6 +188,7 @@ std::optional<std::chrono::milliseconds> coordinator_impl::heartbeat(const std::
         next = it->second.w->options().heartbeat_interval;
         eng->worker_beat(it->second, worker_id, at);
     }
+    carry_out_io();
     return next;
 }
 
