@@ -166,14 +166,18 @@ local function current(id, tok)
   return e
 end
 -- KEYS[7], the wake list: one token per task that became waiting, for the
--- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept. A
--- damaged wake key is left alone (its waiters time out instead).
+-- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept, and
+-- tokens nobody took expire with the key after a minute. A damaged wake
+-- key is left alone (its waiters time out instead).
 local WK, WAKE_MAX = KEYS[7], 256
 local function wake(n)
   if not WK or n <= 0 then return end
   local t = {}
   for i = 1, math.min(n, WAKE_MAX) do t[i] = '1' end
-  if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then redis.call('LTRIM', WK, 0, WAKE_MAX - 1) end
+  if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then
+    redis.call('LTRIM', WK, 0, WAKE_MAX - 1)
+    redis.call('PEXPIRE', WK, 60000)
+  end
 end
 )lua";
 

@@ -25,16 +25,18 @@
 //                              post_messages, taken whole by take_messages)
 // {<prefix>:<queue>}:wake     list: wake tokens, one LPUSHed per task that
 //                              became waiting (admit, nack without delay,
-//                              recovery), at most 256 kept; idle consumers
-//                              BLPOP it (wait_for_work)
+//                              recovery), at most 256 kept, expiring 60 s
+//                              after the last push; idle consumers BLPOP it
+//                              (wait_for_work)
 // {<prefix>:<queue>}:wake:<r> list: interrupt_waits() of one transport
 //                              object (expires after 60 s)
 // {<prefix>:<queue>}:finished pub/sub channel: ids of tasks whose record
 //                              became terminal (publish_finished)
 //
-// Only :state (and :poisoned, until its entries are dropped) outlives the
-// tasks; a task's :m:<id> and :mb:<id> keys and its set entries are deleted
-// when it is acked, cancelled, evicted or dead-lettered.
+// Only :state (and :poisoned, until its entries are dropped; :wake, until it
+// expires) outlives the tasks; a task's :m:<id> and :mb:<id> keys and its
+// set entries are deleted when it is acked, cancelled, evicted or
+// dead-lettered.
 //
 // Every state change is one Lua script (EVALSHA), so admission (capacity +
 // policy + enqueue), leasing (move to :leases + new token), ack / nack /
