@@ -17,7 +17,7 @@ namespace orchcore {
 namespace {
 
 // Shared prelude of every transport script. KEYS: waiting, bylevel,
-// delayed, leases, state, dead letters. ARGV[1]: the per-task key prefix "{p:q}:m:".
+// delayed, leases, state, dead letters, wake. ARGV[1]: the per-task key prefix "{p:q}:m:".
 //
 // Nothing may fail once a script has changed something (Redis keeps the
 // changes made before an error, so a task popped from one set and not yet
