@@ -23,11 +23,17 @@
 //             status changes and results in redis_task_store, leases with
 //             fencing); rate = N / (time until the worker process has
 //             completed all N)
+//   latency   single jobs on an idle worker: a producer process (a
+//             coordinator with no workers) submits --latency-n jobs one at
+//             a time (each after the previous result and a 5 ms pause, so
+//             the worker process's node is idle) and waits for each with
+//             task_handle::wait_for; prints p50/p99/max of submit-to-result
 //   ceiling   redis-benchmark -P 32 -t lpush,rpop -n 1000000 -q
 //
 // Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
 //        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
 //        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator] [--only-coordinator]
+//        [--latency-n 1000] [--no-latency] [--only-latency]
 #include <orchcore/coordinator.hpp>
 #include <orchcore/redis/redis.hpp>
 
@@ -63,6 +69,8 @@ struct config {
     std::size_t chunk_coord = 1'000;
     bool coordinator_phase = true;
     bool transport_phases = true;
+    bool latency_phase = true;
+    std::size_t latency_n = 1'000;
     int runs = 3;
     double bullmq = 18'000;
     std::size_t ceiling_n = 1'000'000;
@@ -212,6 +220,43 @@ double coordinator_e2e(const test::redis_server& server, const std::string& queu
     return seconds_since(start);
 }
 
+// Submit-to-result latency of single jobs on an idle worker node (two
+// processes); the producer prints the percentiles.
+void latency_phase(const test::redis_server& server, const std::string& queue, const config& c) {
+    const std::size_t total = c.latency_n + 10;  // 10 warm-up jobs, not counted
+    const pid_t worker = spawn([&] {
+        coordinator node{node_opts(server, queue, 1, "lat-worker")};
+        node.register_handler("noop", [](task_context&) { return std::string{}; });
+        const auto give_up = clk::now() + std::chrono::minutes(5);
+        while (node.get_stats().completed < total) {
+            if (clk::now() > give_up) return 2;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        node.stop(stop_mode::graceful, std::chrono::milliseconds(1000));
+        return 0;
+    });
+    const pid_t producer = spawn([&] {
+        coordinator node{node_opts(server, queue, 0, "lat-producer")};
+        std::vector<double> ms;
+        for (std::size_t i = 0; i < total; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            const auto start = clk::now();
+            auto r = node.submit_async("noop", "{}");
+            if (!r) throw std::runtime_error("refused: " + std::string(r.admission.detail));
+            if (!r.handle.wait_for(std::chrono::seconds(30))) throw std::runtime_error("no result within 30 s");
+            if (i >= 10) ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - start).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * ms.size()))]; };
+        std::printf("{\"phase\":\"latency\",\"n\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+                    ms.size(), pct(0.50), pct(0.99), ms.back());
+        return 0;
+    });
+    const bool producer_ok = wait_ok(producer);
+    const bool worker_ok = wait_ok(worker);
+    if (!(producer_ok && worker_ok)) throw std::runtime_error("latency phase: a child process failed");
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
@@ -308,7 +353,10 @@ int main(int argc, char** argv) {
         else if (a == "--chunk") c.chunk = std::stoul(next());
         else if (a == "--chunk-coord") c.chunk_coord = std::stoul(next());
         else if (a == "--no-coordinator") c.coordinator_phase = false;
-        else if (a == "--only-coordinator") c.transport_phases = false;
+        else if (a == "--only-coordinator") c.transport_phases = c.latency_phase = false;
+        else if (a == "--latency-n") c.latency_n = std::stoul(next());
+        else if (a == "--no-latency") c.latency_phase = false;
+        else if (a == "--only-latency") c.transport_phases = c.coordinator_phase = c.ceiling = false;
         else if (a == "--runs") c.runs = std::stoi(next());
         else if (a == "--bullmq") c.bullmq = std::stod(next());
         else if (a == "--ceiling-n") c.ceiling_n = std::stoul(next());
@@ -326,7 +374,7 @@ int main(int argc, char** argv) {
     g_admin = make_client(server, 1);
 
     std::map<std::string, std::vector<double>> rates;
-    for (int run = 1; run <= c.runs; ++run) {
+    for (int run = 1; run <= c.runs && (c.transport_phases || c.coordinator_phase); ++run) {
         const std::string q = "q" + std::to_string(run);
         const auto rs = requests(c.n, "r" + std::to_string(run) + "-");
         if (c.transport_phases) {
@@ -385,6 +433,8 @@ int main(int argc, char** argv) {
         client->command({"FLUSHDB"});
     }
 
+    if (c.latency_phase) latency_phase(server, "lat", c);  // once: 1,000 samples are its own statistics
+
     std::map<std::string, double> ceiling;
     if (c.ceiling) ceiling = redis_benchmark(server.port(), c.ceiling_n);
     const double ceil_push = ceiling.count("LPUSH") ? ceiling["LPUSH"] : 0;
@@ -398,6 +448,7 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < v.size(); ++i) std::printf("%s%.0f", i ? "," : "", v[i]);
         std::printf("],\"vs_ceiling\":%.3f,\"vs_bullmq\":%.2f}\n", ceil > 0 ? m / ceil : 0.0, m / c.bullmq);
     }
+    if (!c.transport_phases) return 0;
     const double p = median(rates["process"]);
     std::printf("{\"target\":\"process >= 5x BullMQ\",\"process_rate\":%.0f,\"target_rate\":%.0f,\"met\":%s}\n", p,
                 5 * c.bullmq, p >= 5 * c.bullmq ? "true" : "false");

@@ -17,6 +17,8 @@
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/saturating.hpp>
 
+#include "node_wakeups.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -1122,6 +1124,37 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     }
     bool torn_down = false;  // mu; stop() is over: workers ended, control loop closed
 
+    // Distributed mode: the idle node's wait for work (created on the first
+    // empty lease round), and the finish notifications that wake waits for
+    // tasks run elsewhere (each bumps finished_gen, under mu).
+    std::unique_ptr<work_waker> waker;  // mu
+    std::uint64_t finish_generation() {
+        std::lock_guard lk(mu);
+        return finished_gen;
+    }
+    std::uint64_t finished_gen = 0;     // mu
+    finish_watch finishes{[this](const std::string&) {
+        std::lock_guard lk(mu);
+        ++finished_gen;
+        done_cv.notify_all();
+        wake_async_waiters();
+    }};
+    // Lock held. The node has free slots and the queue had nothing.
+    void went_idle() {
+        if (!waker) waker = std::make_unique<work_waker>(*tp, [this] { kick_feed(); }, std::chrono::milliseconds(1'000));
+        waker->idle();
+    }
+    // Ends both (no lock held).
+    void stop_wakeups() {
+        std::unique_ptr<work_waker> w;
+        {
+            std::lock_guard lk(mu);
+            w.swap(waker);
+        }
+        if (w) w->stop();
+        finishes.close();
+    }
+
     void arm_user_tick() {  // uctl->m held
         uctl->timer.expires_after(tick);
         uctl->timer.async_wait([this, u = uctl](boost::system::error_code ec) {
@@ -1537,6 +1570,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         write_batch(ops, f);
         std::vector<bool> io_error(n, false);
         settle_leases(ops, f, io_error);
+        std::vector<std::string> ended;
+        for (std::size_t i = 0; i < n; ++i)
+            if (f[i] == fate::written && is_terminal(ops[i].rec.status)) ended.push_back(ops[i].rec.id);
+        announce_finished(*tp, ended);
         record_outcomes(ops, f, io_error);
     }
 
@@ -1848,7 +1885,8 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             if (failed) ++counters.backend_errors;
             if (got.empty()) {
                 poll_backoff = std::clamp(poll_backoff * 2, tick, std::chrono::milliseconds(50));
-                next_poll = deadline_after(poll_backoff);
+                next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
+                if (!stopping) went_idle();
                 if (io_inflight > 0) --io_inflight;
                 done_cv.notify_all();
                 return false;
@@ -2406,6 +2444,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         } catch (const std::exception&) {
             failed = true;
         }
+        std::vector<std::string> ended;
+        for (const auto& r : buried) ended.push_back(r.id);
+        announce_finished(*tp, ended);
         effects fx;
         {
             std::lock_guard lk(mu);
@@ -3019,17 +3060,21 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
 std::optional<task_record> coordinator::wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline) {
     auto& c = *impl_;
     if (c.dist()) {
-        // The record may be finished by any node: poll the shared store with
-        // a short backoff; a completion on this node wakes the wait at once.
+        // The record may be finished by any node: a finish notification
+        // wakes the wait (a slow look at the shared store guards against a
+        // lost one); without notifications the store is polled.
         auto backoff = std::chrono::milliseconds(1);
         bool seen = false;
+        const bool notified = c.finishes.ensure(*c.tp);
         for (;;) {
+            const auto gen = c.finish_generation();
             if (auto look = c.look_shared(id, seen); look.done) return std::move(look.rec);
             const auto now = detail::steady::now();
             if (now >= deadline) return std::nullopt;
+            const auto look_again = std::min(deadline, now + detail::remote_wait_step(notified, backoff));
             std::unique_lock lk(c.mu);
-            c.done_cv.wait_until(lk, std::min(deadline, now + backoff));
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+            if (notified) c.done_cv.wait_until(lk, look_again, [&] { return c.finished_gen != gen; });
+            else c.done_cv.wait_until(lk, look_again);  // a completion on this node wakes it too
         }
     }
     std::unique_lock lk(c.mu);
@@ -3066,14 +3111,16 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(std::s
         auto waiter = std::make_shared<detail::async_waiter>(ex);
         auto wake_at = deadline;
         if (c.dist()) {
-            // As wait_until: the shared store is looked at with a backoff;
-            // a completion on this node wakes the waiter at once.
+            // As wait_until: woken by finish notifications, with a slow
+            // look at the shared store (or polled without notifications).
+            const bool notified = c.finishes.ensure(*c.tp);
+            const auto gen = c.finish_generation();
             if (auto look = c.look_shared(id, seen); look.done) co_return std::move(look.rec);
             const auto now = detail::steady::now();
             if (now >= deadline) co_return std::nullopt;
-            wake_at = std::min(deadline, now + backoff);
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+            wake_at = std::min(deadline, now + detail::remote_wait_step(notified, backoff));
             std::lock_guard lk(c.mu);
+            if (c.finished_gen != gen) continue;  // a notification came meanwhile: look again
             c.add_async_waiter(id, waiter);
         } else {
             std::lock_guard lk(c.mu);
@@ -3163,6 +3210,7 @@ bool coordinator::cancel(const std::string& id) {
                 r.error = "cancelled";
                 r.metadata.erase(detail::coordinator_impl::cancel_key);
                 if (c.owner_write(r, rec->status)) {
+                    detail::announce_finished(*c.tp, std::span<const std::string>(&r.id, 1));
                     std::lock_guard lk(c.mu);
                     ++c.counters.cancelled;
                     c.emit(detail::coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
@@ -3405,6 +3453,7 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
                              [&] { return c.running_count == 0; });
         c.stopped = true;
     }
+    if (c.dist()) c.stop_wakeups();
     // Stop the control loop (thread or user executor), then every worker.
     c.stop_user_control();
     asio::post(c.ctl, [&c] { c.tick_timer.cancel(); });
