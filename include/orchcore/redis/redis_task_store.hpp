@@ -100,6 +100,8 @@ public:
     static std::string encode_meta(const task_record& r);
 
 private:
+    friend class redis_node_backend;  // writes records with write_args() in its own scripts
+
     std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& fields) const;
     void bury(const std::string& id, const std::string& raw_d, bool is_hash, const std::string& reason) const;
     void check_sizes(const task_record& r) const;
