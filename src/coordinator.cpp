@@ -1701,14 +1701,16 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // thread that finished the task never waits for Redis (a worker whose
     // threads all wait for a reconnecting Redis could not heartbeat, and
     // its running tasks' leases would lapse).
-    void submit_op(dist_op op) {
+    // True if it started a flush (false: the running one takes it).
+    bool submit_op(dist_op op) {
         {
             std::lock_guard lk(mu);
             pending_ops.push_back(std::move(op));
-            if (flushing_ops) return;
+            if (flushing_ops) return false;
             flushing_ops = true;
         }
         asio::post(*io, [this] { flush_ops(); });
+        return true;
     }
 
     void flush_ops() {
@@ -1770,9 +1772,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             }
         }
         apply(fx);
-        const bool fetches = nb && op;  // the flush leases for the freed slot
-        if (op) submit_op(std::move(*op));
-        if (!fetches) kick_feed();
+        // A flush started for this outcome leases for the freed slot in the
+        // same call; a flush under way does not, so a feed does meanwhile.
+        const bool flush_fetches = op && submit_op(std::move(*op)) && nb;
+        if (!flush_fetches) kick_feed();
     }
 
     // feed() on the node's I/O threads (from a worker thread or a submitter).
