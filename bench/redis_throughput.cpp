@@ -19,7 +19,9 @@
 //             process (a coordinator with no workers) bulk-submits the N
 //             tasks with coordinator::submit_many (chunks of --chunk-coord),
 //             while a worker process (a coordinator with one worker of
-//             --concurrency slots) runs them (no-op handler, task records,
+//             --slots slots, default --concurrency; its hot path through
+//             redis_node_backend unless --no-fastpath) runs them (no-op
+//             handler, task records,
 //             status changes and results in redis_task_store, leases with
 //             fencing); rate = N / (time until the worker process has
 //             completed all N)
@@ -31,7 +33,7 @@
 //   ceiling   redis-benchmark -P 32 -t lpush,rpop -n 1000000 -q
 //
 // Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
-//        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
+//        [--slots N (coordinator worker slots; default --concurrency)] [--no-fastpath] [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
 //        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator] [--only-coordinator]
 //        [--latency-n 1000] [--no-latency] [--only-latency]
 #include <orchcore/coordinator.hpp>
@@ -64,6 +66,8 @@ namespace {
 struct config {
     std::size_t n = 100'000;
     std::size_t concurrency = 16;
+    std::size_t slots = 0;  // coordinator phase: the worker's slots (0: --concurrency)
+    bool fastpath = true;   // coordinator phase: the worker node uses redis_node_backend
     std::size_t batch = 64;
     std::size_t chunk = 5'000;
     std::size_t chunk_coord = 1'000;
@@ -149,12 +153,16 @@ void run_workers(const std::shared_ptr<redis_client>& client, const std::string&
 }
 
 // A distributed-mode coordinator on `queue` with `workers` worker slots.
+// `fast`: with redis_node_backend (coordinator_options::node_backend).
 coordinator_options node_opts(const test::redis_server& server, const std::string& queue, std::size_t slots,
-                              const std::string& name) {
+                              const std::string& name, bool fast = false) {
     auto client = make_client(server, slots + 4);
     coordinator_options o;
-    o.transport = std::make_shared<redis_transport>(client, queue, topts());
-    o.store = std::make_shared<redis_task_store>(client, queue);
+    auto tp = std::make_shared<redis_transport>(client, queue, topts());
+    auto store = std::make_shared<redis_task_store>(client, queue);
+    o.transport = tp;
+    o.store = store;
+    if (fast) o.node_backend = std::make_shared<redis_node_backend>(tp, store);
     o.registry = std::make_shared<redis_worker_registry>(client, queue);
     o.node_id = name;
     o.scaling.min_workers = slots > 0 ? 1 : 0;
@@ -193,7 +201,7 @@ bool wait_ok(pid_t pid) {
 double coordinator_e2e(const test::redis_server& server, const std::string& queue, const config& c) {
     const auto start = clk::now();
     const pid_t worker = spawn([&] {
-        coordinator node{node_opts(server, queue, c.concurrency, "bench-worker")};
+        coordinator node{node_opts(server, queue, c.slots, "bench-worker", c.fastpath)};
         node.register_handler("noop", [](task_context&) { return std::string{}; });
         const auto give_up = clk::now() + std::chrono::minutes(5);
         while (node.get_stats().completed < c.n) {
@@ -268,6 +276,8 @@ double median(std::vector<double> v) {
 // counts top-level commands only (evalsha and the client's own commands).
 struct server_time {
     double total_usec = 0;
+    double calls = 0;    // every command, those run by scripts included
+    double scripts = 0;  // evalsha calls
     std::string detail;  // "evalsha:calls/usec_per_call,..."
 };
 
@@ -288,6 +298,8 @@ server_time server_stats(redis_client& c) {
         static const char* top_level[] = {"evalsha", "ping", "select", "script|load", "flushdb"};
         for (const char* t : top_level)
             if (name == t) out.total_usec += field("usec");
+        out.calls += field("calls");
+        if (name == "evalsha") out.scripts += field("calls");
         if (!out.detail.empty()) out.detail += ",";
         char buf[160];
         std::snprintf(buf, sizeof buf, "%s:%.0f calls x %.1fus", name.c_str(), field("calls"), field("usec_per_call"));
@@ -298,14 +310,30 @@ server_time server_stats(redis_client& c) {
 
 std::shared_ptr<redis_client> g_admin;
 
-void reset_server_stats() { g_admin->command({"CONFIG", "RESETSTAT"}); }
+// INFO stats total_reads_processed: read events on client connections,
+// i.e. requests (a pipeline is one) the server answered: round trips.
+double reads_processed() {
+    const auto r = g_admin->command({"INFO", "stats"});
+    const auto p = r.str.find("total_reads_processed:");
+    return p == std::string::npos ? 0.0 : std::atof(r.str.c_str() + p + std::strlen("total_reads_processed:"));
+}
+
+double g_reads_at_reset = 0;
+
+void reset_server_stats() {
+    g_admin->command({"CONFIG", "RESETSTAT"});
+    g_reads_at_reset = reads_processed();
+}
 
 void print(const std::string& phase, int run, double secs, std::size_t n) {
     const auto st = server_stats(*g_admin);
+    const double reads = reads_processed() - g_reads_at_reset;
+    const double per = static_cast<double>(n);
     std::printf("{\"phase\":\"%s\",\"run\":%d,\"n\":%zu,\"seconds\":%.3f,\"rate\":%.0f,"
-                "\"server_busy\":%.2f,\"server_us_per_task\":%.2f,\"server\":\"%s\"}\n",
-                phase.c_str(), run, n, secs, static_cast<double>(n) / secs, st.total_usec / (secs * 1e6),
-                st.total_usec / static_cast<double>(n), st.detail.c_str());
+                "\"server_busy\":%.2f,\"server_us_per_task\":%.2f,\"commands_per_task\":%.2f,"
+                "\"scripts_per_task\":%.2f,\"round_trips_per_task\":%.3f,\"server\":\"%s\"}\n",
+                phase.c_str(), run, n, secs, per / secs, st.total_usec / (secs * 1e6), st.total_usec / per,
+                st.calls / per, st.scripts / per, reads / per, st.detail.c_str());
     std::fflush(stdout);
 }
 
@@ -349,6 +377,8 @@ int main(int argc, char** argv) {
         };
         if (a == "--n") c.n = std::stoul(next());
         else if (a == "--concurrency") c.concurrency = std::stoul(next());
+        else if (a == "--slots") c.slots = std::stoul(next());
+        else if (a == "--no-fastpath") c.fastpath = false;
         else if (a == "--batch") c.batch = std::stoul(next());
         else if (a == "--chunk") c.chunk = std::stoul(next());
         else if (a == "--chunk-coord") c.chunk_coord = std::stoul(next());
@@ -366,10 +396,12 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (c.slots == 0) c.slots = c.concurrency;
     test::redis_server server;
-    std::printf("{\"server_port\":%d,\"n\":%zu,\"concurrency\":%zu,\"batch\":%zu,\"chunk\":%zu,\"runs\":%d,"
-                "\"hw_threads\":%u}\n",
-                server.port(), c.n, c.concurrency, c.batch, c.chunk, c.runs, std::thread::hardware_concurrency());
+    std::printf("{\"server_port\":%d,\"n\":%zu,\"concurrency\":%zu,\"slots\":%zu,\"fastpath\":%s,\"batch\":%zu,"
+                "\"chunk\":%zu,\"runs\":%d,\"hw_threads\":%u}\n",
+                server.port(), c.n, c.concurrency, c.slots, c.fastpath ? "true" : "false", c.batch, c.chunk, c.runs,
+                std::thread::hardware_concurrency());
     auto client = make_client(server, c.concurrency + 2);
     g_admin = make_client(server, 1);
 

@@ -88,6 +88,8 @@ void coordinator_options::validate() const {
                                    std::to_string(worker_template.heartbeat_interval.count()) + "ms)");
     if (default_max_retries > 1000)
         throw invalid_argument("default_max_retries", std::to_string(default_max_retries), "must be at most 1000");
+    if (node_backend && !transport)
+        throw invalid_argument("node_backend", "set", "needs distributed mode (transport set)");
     if (transport) {
         positive("lease_duration", lease_duration);
         if (lease_renew_interval.count() < 0 || lease_renew_interval >= lease_duration)
@@ -95,6 +97,8 @@ void coordinator_options::validate() const {
                                    "must be >= 0 and shorter than lease_duration (" +
                                        std::to_string(lease_duration.count()) + "ms)");
         if (lease_batch == 0) throw invalid_argument("lease_batch", "0", "must be at least 1");
+        if (node_backend && (node_backend->transport() != transport || node_backend->store() != store))
+            throw invalid_argument("node_backend", "set", "must be built on this transport and store");
         if (policy != queue_policy::fail_fast && policy != transport->options().policy)
             throw invalid_argument("policy", std::string(to_string(policy)),
                                    "must equal the transport's policy (" +
@@ -294,6 +298,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
           registry(opt.registry ? opt.registry : std::make_shared<memory_worker_registry>()),
           rng(std::random_device{}()),
           tp(opt.transport),
+          nb(opt.node_backend),
           node(make_node_id(opt)),
           write_through(opt.store != nullptr || opt.transport != nullptr),
           tick_timer(ctl) {
@@ -391,6 +396,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     // ------------------------------------------------ distributed mode state
     std::shared_ptr<transport> tp;  // empty: local mode
+    std::shared_ptr<node_backend> nb;  // set: the combined hot path (feed_once_fast, flush_ops)
     std::string node;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight
@@ -1732,14 +1738,16 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // thread that finished the task never waits for Redis (a worker whose
     // threads all wait for a reconnecting Redis could not heartbeat, and
     // its running tasks' leases would lapse).
-    void submit_op(dist_op op) {
+    // True if it started a flush (false: the running one takes it).
+    bool submit_op(dist_op op) {
         {
             std::lock_guard lk(mu);
             pending_ops.push_back(std::move(op));
-            if (flushing_ops) return;
+            if (flushing_ops) return false;
             flushing_ops = true;
         }
         asio::post(*io, [this] { flush_ops(); });
+        return true;
     }
 
     void flush_ops() {
@@ -1753,7 +1761,8 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
                 }
                 batch.swap(pending_ops);
             }
-            run_ops(batch);
+            if (nb) run_ops_fast(batch);
+            else run_ops(batch);
         }
     }
 
@@ -1800,8 +1809,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             }
         }
         apply(fx);
-        if (op) submit_op(std::move(*op));
-        kick_feed();
+        // A flush started for this outcome leases for the freed slot in the
+        // same call; a flush under way does not, so a feed does meanwhile.
+        const bool flush_fetches = op && submit_op(std::move(*op)) && nb;
+        if (!flush_fetches) kick_feed();
     }
 
     // feed() on the node's I/O threads (from a worker thread or a submitter).
@@ -1862,6 +1873,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // One lease round trip; true if it filled every slot it asked for (so
     // another round may find more).
     bool feed_once() {
+        if (nb) return feed_once_fast();
         std::size_t n = 0;
         {
             std::lock_guard lk(mu);
@@ -1894,7 +1906,14 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
             poll_backoff = std::chrono::milliseconds(0);
             next_poll = steady::now();
         }
+        return feed_leased(std::move(got), n);
+    }
 
+    // Starts leased tasks (whose `got.size()` slots are reserved in
+    // `leasing`): reads their records, settles those that must not run,
+    // writes the starts and launches them. True if it launched something
+    // and `got` filled all `n` slots asked for.
+    bool feed_leased(std::vector<transport_lease> got, std::size_t n) {
         // Read each record and settle the tasks that must not run.
         struct candidate {
             transport_lease l;
@@ -2066,20 +2085,206 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
         return launched > 0 && got.size() == n;
     }
 
+    // ------------------------------------------------ node fast path
+    // With opt.node_backend, a feed is one lease_and_start call, and a
+    // flush of finished attempts one finish_and_fetch call that also leases
+    // for the slots they freed. What the backend leased but did not start
+    // goes the plain way (feed_leased); outcomes it did not record (a
+    // record changed by someone else, or one it refused) go through run_ops.
+
+    // Lock held. The worker with the most free slots and how many to lease
+    // for it, reserved in `leasing` (with one io_inflight that take_started
+    // ends); {nullptr, 0} if nothing can be leased.
+    std::pair<worker_entry*, std::size_t> reserve_fast() {
+        if (!dist() || stopping || (handlers.empty() && async_handlers.empty())) return {nullptr, 0};
+        worker_entry* best = nullptr;
+        std::size_t room = 0;
+        for (auto& [id, w] : workers) {
+            const auto max = w.w->options().max_concurrent;
+            if (w.draining || max - std::min(w.busy, max) <= room) continue;
+            best = &w;
+            room = max - std::min(w.busy, max);
+        }
+        const std::size_t n = std::min({room, free_slots(), opt.lease_batch});
+        if (!best || n == 0) return {nullptr, 0};
+        leasing += n;
+        ++io_inflight;
+        return {best, n};
+    }
+
+    // Lock held. What `w` can start.
+    start_spec spec_for(const worker_entry& w) const {
+        start_spec s;
+        s.worker = w.w->id();
+        for (const auto& kv : handlers) s.types.push_back(kv.first);
+        for (const auto& kv : async_handlers) s.types.push_back(kv.first);
+        s.tags = w.w->options().tags;
+        s.hold_keys = {cancel_key};
+        s.lease_duration = opt.lease_duration;
+        return s;
+    }
+
+    bool feed_once_fast() {
+        start_spec spec;
+        std::size_t n = 0;
+        {
+            std::lock_guard lk(mu);
+            const auto [w, k] = reserve_fast();
+            if (!w) return false;
+            spec = spec_for(*w);
+            n = k;
+        }
+        std::vector<node_task> got;
+        bool failed = false;
+        try {
+            got = nb->lease_and_start(spec, n, wall::now());
+        } catch (const std::exception&) {
+            failed = true;
+        }
+        {
+            std::lock_guard lk(mu);
+            if (failed) ++counters.backend_errors;
+            if (got.empty()) {
+                poll_backoff = std::clamp(poll_backoff * 2, tick, std::chrono::milliseconds(50));
+                next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
+                if (!stopping) went_idle();
+            } else {
+                poll_backoff = std::chrono::milliseconds(0);
+                next_poll = steady::now();
+            }
+        }
+        const std::size_t leased = got.size();
+        return take_started(std::move(got), spec.worker, n) > 0 && leased == n;
+    }
+
+    // Lock held. A task the backend started for a worker that cannot run it
+    // after all (stopping, or its slots taken meanwhile): back to the queue.
+    dist_op hand_back_op(task_record rec, const transport_lease& l) {
+        dist_op op;
+        op.rec = std::move(rec);
+        op.expected = task_status::running;
+        op.rec.status = task_status::queued;
+        if (op.rec.attempts > 0) --op.rec.attempts;  // it did not run
+        op.token = l.token;
+        op.held_until = l.deadline;
+        op.delay = std::max(tick * 5, std::chrono::milliseconds(20));
+        op.ev = event_kind::task_requeued;
+        op.detail = "handed back";
+        op.reason = dist_op::why::stop;
+        ++io_inflight;
+        return op;
+    }
+
+    // Launches on worker `wid` what the backend started; the rest goes the
+    // plain way. Ends reserve_fast's reservation of `reserved` slots.
+    std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved) {
+        std::vector<transport_lease> plain;
+        std::vector<dist_op> back;
+        effects fx;
+        std::size_t launched = 0;
+        {
+            std::lock_guard lk(mu);
+            counters.leased += got.size();
+            const auto unstarted = static_cast<std::size_t>(
+                std::count_if(got.begin(), got.end(), [](const node_task& t) { return !t.started; }));
+            leasing -= std::min(leasing, reserved - unstarted);  // feed_leased ends the others'
+            auto wit = workers.find(wid);
+            for (auto& t : got) {
+                if (!t.started) {
+                    plain.push_back(std::move(t.lease));
+                    continue;
+                }
+                worker_entry* w = wit == workers.end() ? nullptr : &wit->second;
+                const bool runs = !stopping && w && !w->draining && w->busy < w->w->options().max_concurrent &&
+                                  (handlers.count(t.record->type) || async_handlers.count(t.record->type));
+                if (!runs) {
+                    back.push_back(hand_back_op(std::move(*t.record), t.lease));
+                    continue;
+                }
+                launch ln;
+                start_attempt_dist(std::move(*t.record), t.lease, *w, ln, true);
+                emit(make_event_rec(event_kind::task_started, tasks.at(t.lease.task_id).rec));
+                fx.launches.push_back(std::move(ln));
+                ++launched;
+            }
+            if (plain.empty() && io_inflight > 0) --io_inflight;  // else feed_leased ends it
+            fx.wake_waiters = true;
+        }
+        apply(fx);
+        run_ops(back);
+        const std::size_t n = plain.size();
+        if (n > 0) feed_leased(std::move(plain), n);
+        return launched;
+    }
+
+    // run_ops through the node backend for finished attempts: one call
+    // records them, settles their leases and leases for the freed slots.
+    void run_ops_fast(std::vector<dist_op>& ops) {
+        std::vector<fate> f(ops.size(), fate::pending);
+        hold_leases(ops, f);
+        std::vector<node_outcome> outs;
+        std::vector<std::size_t> idx;
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            const auto& op = ops[i];
+            if (f[i] != fate::pending) continue;
+            if (op.expected != op.rec.status && !is_legal_transition(op.expected, op.rec.status)) continue;
+            idx.push_back(i);
+            outs.push_back({op.rec, op.expected, op.token, op.delay});
+        }
+        start_spec spec;
+        std::size_t m = 0;
+        {
+            std::lock_guard lk(mu);
+            const auto [w, k] = reserve_fast();
+            spec = w ? spec_for(*w) : start_spec{node, {}, {}, {}, opt.lease_duration};
+            m = k;
+        }
+        node_batch b;
+        try {
+            b = nb->finish_and_fetch(outs, spec, m, wall::now());
+            for (std::size_t k = 0; k < idx.size(); ++k)
+                f[idx[k]] = b.settled[k] == node_batch::fate::recorded ? fate::written
+                            : b.settled[k] == node_batch::fate::stale  ? fate::not_held
+                                                                       : fate::pending;
+        } catch (const std::exception& e) {
+            if (backend_failure(e))
+                for (std::size_t i : idx) f[i] = fate::failed;  // else: each alone, in run_ops
+        }
+        std::vector<dist_op> settled, rest;
+        std::vector<fate> fs;
+        std::vector<std::string> ended;
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+            if (f[i] == fate::pending) {
+                rest.push_back(std::move(ops[i]));
+                continue;
+            }
+            if (f[i] == fate::written && is_terminal(ops[i].rec.status)) ended.push_back(ops[i].rec.id);
+            settled.push_back(std::move(ops[i]));
+            fs.push_back(f[i]);
+        }
+        announce_finished(*tp, ended);
+        record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
+        run_ops(rest);
+        if (m > 0) take_started(std::move(b.next), spec.worker, m);
+    }
+
     // Lock held. Registers a local attempt of a leased task on `w`.
+    // `recorded`: `rec` is the record as the node backend started it.
     std::shared_ptr<attempt_state> start_attempt_dist(task_record rec, const transport_lease& l, worker_entry& w,
-                                                      launch& ln) {
+                                                      launch& ln, bool recorded = false) {
         const auto now = steady::now();
         task_entry t;
         t.rec = std::move(rec);
-        if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
-        t.rec.status = task_status::running;
-        t.rec.metadata.erase(cancel_key);
+        if (!recorded) {
+            if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
+            t.rec.status = task_status::running;
+            t.rec.metadata.erase(cancel_key);
+            ++t.rec.attempts;
+            if (!t.rec.started_at) t.rec.started_at = wall::now();
+            t.rec.worker_id = w.w->id();
+        }
         t.where = location::running;
-        ++t.rec.attempts;
         ++counters.started;
-        if (!t.rec.started_at) t.rec.started_at = wall::now();
-        t.rec.worker_id = w.w->id();
         t.token = l.token;
         t.held_until = l.deadline;
         t.next_renew = saturating_add(now, renew_every);

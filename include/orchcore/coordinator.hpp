@@ -30,6 +30,7 @@
 #include <orchcore/error.hpp>
 #include <orchcore/event_bus.hpp>
 #include <orchcore/task.hpp>
+#include <orchcore/node_backend.hpp>
 #include <orchcore/task_store.hpp>
 #include <orchcore/transport.hpp>
 #include <orchcore/worker_pool.hpp>
@@ -218,6 +219,13 @@ struct coordinator_options {
     std::chrono::milliseconds lease_renew_interval{0};
     /// Distributed mode: most leases taken in one round trip.
     std::size_t lease_batch = 64;
+    /// Distributed mode, optional: the node's hot path over `transport` and
+    /// `store` in combined calls (<orchcore/node_backend.hpp>; e.g.
+    /// redis_node_backend): a lease and its start writes in one call, and
+    /// finished tasks' records, acks and the next leases in one call. Must
+    /// be built on this `transport` and `store`. Empty: separate transport
+    /// and store calls.
+    std::shared_ptr<orchcore::node_backend> node_backend{};
 
     void validate() const;
 };

@@ -3,6 +3,7 @@
 #include "record_codec.hpp"
 #include "redis_notify.hpp"
 #include "redis_util.hpp"
+#include "transport_lua.hpp"
 
 #include <algorithm>
 #include <array>
@@ -497,6 +498,8 @@ std::array<std::string, N> texts_of(const std::vector<redis_reply>& items, std::
 }
 
 }  // namespace
+
+const char* redis_detail::transport_prelude() noexcept { return prelude; }
 
 redis_transport::redis_transport(std::shared_ptr<redis_client> client, std::string queue, transport_options o)
     : client_(std::move(client)), options_(o) {

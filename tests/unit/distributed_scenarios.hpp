@@ -37,6 +37,7 @@ struct dist_backend {
     std::shared_ptr<orchcore::transport> tp;
     std::shared_ptr<task_store> store;
     std::shared_ptr<worker_registry> registry;
+    std::shared_ptr<orchcore::node_backend> nb{};  // set: the nodes use the combined hot path
 };
 
 using dist_backend_factory = std::function<dist_backend()>;
@@ -52,6 +53,7 @@ inline coordinator_options node_options(const dist_backend& b, std::size_t worke
     o.transport = b.tp;
     o.store = b.store;
     o.registry = b.registry;
+    o.node_backend = b.nb;
     o.node_id = std::move(name);
     o.policy = b.tp->options().policy;
     o.worker_template.heartbeat_interval = 20ms;
