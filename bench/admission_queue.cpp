@@ -62,7 +62,7 @@
 //     std::deque bounded at 1024; try_push returns false when full and calls
 //     notify_one (after unlocking) on every successful push; pop waits on
 //     the condition variable.
-//   OrchcoreRejectNewNoWaitTimes: OrchcoreRejectNew with
+//   Orchcore{RejectNew,DropLru,Priority}NoWaitTimes: the same with
 //     queue_options::wait_time_metrics = false (no clock read per operation).
 //   AtomicQueue: atomic_queue::AtomicQueue<uint64_t, 1024> (fixed-size,
 //     lock-free; no blocking pop). Built when its headers are found (Debian:
@@ -174,6 +174,12 @@ struct OrchcoreDropLru : orchcore_adapter<orchcore::policy::drop_lru> {
 };
 struct OrchcorePriority : orchcore_adapter<orchcore::policy::priority> {
     static constexpr const char* name = "OrchcorePriority";
+};
+struct OrchcoreDropLruNoWaitTimes : orchcore_adapter<orchcore::policy::drop_lru, false> {
+    static constexpr const char* name = "OrchcoreDropLruNoWaitTimes";
+};
+struct OrchcorePriorityNoWaitTimes : orchcore_adapter<orchcore::policy::priority, false> {
+    static constexpr const char* name = "OrchcorePriorityNoWaitTimes";
 };
 struct OrchcoreFailFast : orchcore_adapter<orchcore::policy::fail_fast> {
     static constexpr const char* name = "OrchcoreFailFast";
@@ -544,7 +550,8 @@ using try_adapters = adapter_list<OrchcoreRejectNew, OrchcoreRejectNewNoWaitTime
                                   AtomicQueue,
 #endif
                                   BoostLockfreeQueue, MoodycamelBlockingQueue, TbbBoundedQueue, MutexCvDeque,
-                                  OrchcoreDropLru, MutexDequeDropOldest, OrchcorePriority, MutexPriorityQueue>;
+                                  OrchcoreDropLru, OrchcoreDropLruNoWaitTimes, MutexDequeDropOldest, OrchcorePriority,
+                                  OrchcorePriorityNoWaitTimes, MutexPriorityQueue>;
 
 template <consume Mode, class Adapter>
 void register_one(int producers, int consumers) {

@@ -15,6 +15,9 @@ repetitions, and prints:
      (handle dropped, completion counted) beside it as (2');
   2b. tracked tasks: every BM_Tracked target, and the coordinator's over the
      fastest future-per-task peer;
+  2c. worker_pool::submit with a future over TBB task_group + packaged_task
+     (target >= 1.0x); 2d. the coordinator's tracked path over the same
+     (target >= 0.5x);
   3. submit-to-start latency p50 / p99.
 
 Standard library only.
@@ -93,6 +96,14 @@ def report(path, run):
             for t, r in tracked.items():
                 if t.startswith("Coordinator") and r:
                     print(f"  (2b) {t} / fastest future-per-task peer ({best}): {r / tpeers[best]:.2f}x")
+            pool_future, tbb_future = tracked.get("PoolSubmitFuture"), tracked.get("TbbFuture")
+            if pool_future and tbb_future:
+                print(f"  (2c) PoolSubmitFuture / TbbFuture (submit with a future): {pool_future / tbb_future:.2f}x"
+                      "   target >= 1.0x")
+            if tbb_future:
+                for t, r in tracked.items():
+                    if t.startswith("Coordinator") and r:
+                        print(f"  (2d) {t} / TbbFuture: {r / tbb_future:.2f}x   target >= 0.5x")
     for (b, t), v in sorted(run.items()):
         if b == "BM_StartLatency":
             print(f"  (3) start latency {t}: p50 {v.get('p50_us', 0):.1f} us, p99 {v.get('p99_us', 0):.1f} us")

@@ -14,8 +14,12 @@ For each threads config it prints the items/s of every queue and the ratio
 of OrchcoreRejectNew to that queue, then a matrix of ratios of every orchcore
 queue (each policy, and the type-erased one) to every peer queue, then the
 library's targets:
-    OrchcoreRejectNew >= 2 x TbbBoundedQueue and >= MutexCvDeque.
---check: exit with status 1 if a target is missed.
+    OrchcoreRejectNew >= 2 x TbbBoundedQueue and >= MutexCvDeque (blocking
+    pop rows);
+    try ops (BM_TransferTry, configs "try ops PxC"): drop-lru and priority,
+    with and without wait times, >= 1 x their one-mutex peer
+    (MutexDequeDropOldest, MutexPriorityQueue), reported only.
+--check: exit with status 1 if a target of OrchcoreRejectNew is missed.
 
 Standard library only.
 """
@@ -26,9 +30,15 @@ import statistics
 import sys
 from collections import defaultdict
 
-NAME_RE = re.compile(r"^BM_Transfer<(?P<queue>[^>]+)>/threads:(?P<config>\d+x\d+)")
+NAME_RE = re.compile(r"^BM_Transfer(?P<mode>Try)?<(?P<queue>[^>]+)>/threads:(?P<config>\d+x\d+)")
 REFERENCE = "OrchcoreRejectNew"
 TARGETS = [("TbbBoundedQueue", 2.0), ("MutexCvDeque", 1.0)]
+# Try ops: each locked-queue policy against the peer doing the same policy
+# under one mutex (reported; --check ignores them).
+POLICY_TARGETS = [("OrchcoreDropLru", "MutexDequeDropOldest", 1.0),
+                  ("OrchcoreDropLruNoWaitTimes", "MutexDequeDropOldest", 1.0),
+                  ("OrchcorePriority", "MutexPriorityQueue", 1.0),
+                  ("OrchcorePriorityNoWaitTimes", "MutexPriorityQueue", 1.0)]
 ORCHCORE_PREFIX = "Orchcore"
 PEERS = ["TbbBoundedQueue", "MutexCvDeque", "BoostLockfreeQueue", "MoodycamelBlockingQueue"]
 
@@ -48,7 +58,8 @@ def per_file_medians(doc):
         m = NAME_RE.match(b.get("run_name") or b.get("name", ""))
         if not m or b.get("error_occurred"):
             continue
-        key = (m.group("config"), m.group("queue"))
+        config = ("try ops " if m.group("mode") else "") + m.group("config")
+        key = (config, m.group("queue"))
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median" and "items_per_second" in b:
                 medians[key] = float(b["items_per_second"])
@@ -119,7 +130,11 @@ def main(argv):
             print(f"{'':<26}" + "".join(f"{p:>24}" for p in peers))
             for q in ours:
                 print(f"{q:<26}" + "".join(f"{(rate[q] / rate[p]):>23.2f}x" for p in peers))
-        if ref:
+        for ours_q, peer, want in POLICY_TARGETS:
+            if config.startswith("try ops") and rate.get(ours_q) and rate.get(peer):
+                got = rate[ours_q] / rate[peer]
+                print(f"target {ours_q} >= {want:g} x {peer}: {got:.2f}x  {'MET' if got >= want else 'MISSED'}")
+        if ref and not config.startswith("try ops"):
             for peer, want in TARGETS:
                 if peer in rate and rate[peer]:
                     got = ref / rate[peer]

@@ -76,8 +76,9 @@ function(orchcore_version_compatibility out)
 endfunction()
 
 # Install rules for the libraries, headers, CMake package and pkg-config
-# files. Two export sets: orchcoreTargets (core) and orchcoreRedisTargets,
-# which the package config loads only for `COMPONENTS redis`.
+# files. Export sets: orchcoreTargets (core), orchcoreRedisTargets and
+# orchcoreYamlTargets, which the package config loads only for
+# `COMPONENTS redis` / `COMPONENTS yaml`.
 function(orchcore_install_package)
   install(TARGETS orchcore_core orchcore_orchcore
     EXPORT orchcoreTargets
@@ -107,6 +108,23 @@ function(orchcore_install_package)
     # The Redis headers are installed only with the library they declare.
     set(_header_excludes PATTERN "redis" EXCLUDE)
   endif()
+  set(ORCHCORE_YAML_STATIC FALSE)
+  if(TARGET orchcore_yaml)
+    install(TARGETS orchcore_yaml
+      EXPORT orchcoreYamlTargets
+      ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT orchcore_development
+      LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT orchcore_runtime
+              NAMELINK_COMPONENT orchcore_development
+      RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT orchcore_runtime
+      INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+    _orchcore_install_export(orchcoreYamlTargets)
+    get_target_property(_yaml_type orchcore_yaml TYPE)
+    if(_yaml_type STREQUAL "STATIC_LIBRARY")
+      set(ORCHCORE_YAML_STATIC TRUE)
+    endif()
+  else()
+    list(APPEND _header_excludes PATTERN "yaml.hpp" EXCLUDE)
+  endif()
   install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/orchcore"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
     COMPONENT orchcore_development
@@ -127,7 +145,7 @@ function(_orchcore_install_export name)
     FILE "${PROJECT_BINARY_DIR}/${name}.cmake")
 endfunction()
 
-# Uses ORCHCORE_REDIS_STATIC from the caller.
+# Uses ORCHCORE_REDIS_STATIC and ORCHCORE_YAML_STATIC from the caller.
 function(_orchcore_install_config)
   set(ORCHCORE_VERSION_MAJOR_MINOR "${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR}")
   configure_package_config_file(

@@ -25,6 +25,7 @@ packages=(
   librapidcheck-dev
   libbenchmark-dev
   libhiredis-dev
+  libyaml-cpp-dev     # the YAML workflow-spec front end (ORCHCORE_WITH_YAML)
   redis-server
   redis-tools
   libtbb-dev

@@ -1,6 +1,7 @@
 // admission_core: the admission queue's decisions and bookkeeping as a pure,
-// single-threaded state machine. No locks, no threads, no clock reads: the
-// caller passes `now`. admission_queue (admission_queue.hpp) is the thin
+// single-threaded state machine. No locks, no threads: the caller passes
+// the time of each operation (detail::op_time: a time point, or the clock,
+// read only when the operation needs it). admission_queue (admission_queue.hpp) is the thin
 // thread-safe shell around it; tests drive this class directly and
 // deterministically.
 //
@@ -17,7 +18,9 @@
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
 #include <orchcore/detail/id_index.hpp>
+#include <orchcore/detail/op_time.hpp>
 #include <orchcore/detail/saturating.hpp>
+#include <orchcore/detail/sampled_rate.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/metrics.hpp>
 #include <orchcore/priority.hpp>
@@ -80,9 +83,18 @@ public:
     /// handoff-only policy (fail-fast) that a consumer is blocked and would
     /// take the task now. On rejection `value` is left untouched and the
     /// queue is unchanged except for the rejection counter.
-    admit_outcome admit(T&& value, const request_type& req, time_point now, bool consumer_waiting = false) {
+    /// Without wait-time metrics an admission needs the time only to answer
+    /// a rejection with retry-after.
+    admit_outcome admit(T&& value, const request_type& req, detail::op_time now, bool consumer_waiting = false) {
         admit_outcome out;
-        result_type& r = out.result;
+        out.handoff = admit_into(out.result, std::move(value), req, now, consumer_waiting);
+        return out;
+    }
+
+    /// admit() writing its result into `r` (default-constructed), so that a
+    /// caller returning it moves nothing. Returns the task to hand off.
+    std::optional<entry_type> admit_into(result_type& r, T&& value, const request_type& req, detail::op_time now,
+                                         bool consumer_waiting = false) {
         // g++ 12 at -O3 reports a false -Wmaybe-uninitialized here when
         // `req` is a defaulted temporary: it reads the payload of the empty
         // optional only on the path where it is engaged.
@@ -95,46 +107,26 @@ public:
 #pragma GCC diagnostic pop
 #endif
 
-        if (closed_) return reject(out, rejection_reason::closed, "queue is closed", now);
+        if (closed_) return reject(r, rejection_reason::closed, "queue is closed", now);
         if (!priority::is_valid(req.priority))
-            return reject(out, rejection_reason::invalid_request, "priority out of range [0, 20]", now);
+            return reject(r, rejection_reason::invalid_request, "priority out of range [0, 20]", now);
         if (req.id && find_index(*req.id) != npos)
-            return reject(out, rejection_reason::invalid_request, "duplicate id: a task with this id is queued", now);
+            return reject(r, rejection_reason::invalid_request, "duplicate id: a task with this id is queued", now);
 
         if constexpr (Policy::handoff_only) {
             if (!consumer_waiting)
-                return reject(out, rejection_reason::policy_violation, "fail-fast: no consumer is waiting", now);
+                return reject(r, rejection_reason::policy_violation, "fail-fast: no consumer is waiting", now);
             Id id = req.id ? *req.id : next_generated_id();
             ++accepted_;
-            ++dequeued_;
             ++handed_off_;
-            wait_time_.record(std::chrono::nanoseconds{0});
-            dequeue_rate_.record(now);
             r.is_accepted = true;
             r.id = id;
             r.position = 0;
-            out.handoff.emplace(entry_type{std::move(id), std::move(value), req.priority, now});
-            return out;
+            std::optional<entry_type> handoff{entry_type{std::move(id), std::move(value), req.priority, stamp(now)}};
+            note_dequeue(*handoff, now);
+            return handoff;
         } else {
-            if (size_ >= options_.capacity) {
-                if constexpr (Policy::on_full == policy::when_full::reject) {
-                    return reject(out, rejection_reason::queue_full, "queue is full", now);
-                } else {
-                    if (size_ == 0) return reject(out, rejection_reason::queue_full, "queue capacity is 0", now);
-                    const int lowest = std::countr_zero(nonempty_levels_);
-                    std::uint32_t victim = npos;
-                    if constexpr (Policy::on_full == policy::when_full::evict_oldest_of_lowest) {
-                        victim = levels_[static_cast<std::size_t>(lowest)].head;
-                    } else {
-                        if (req.priority <= lowest)
-                            return reject(out, rejection_reason::queue_full,
-                                          "queue is full and no queued task has a lower priority", now);
-                        victim = levels_[static_cast<std::size_t>(lowest)].tail;
-                    }
-                    r.evicted.emplace(take(victim));
-                    ++evicted_;
-                }
-            }
+            if (size_ >= options_.capacity && !make_room(r, req.priority, now)) return std::nullopt;
             const bool generated = !req.id;
             Id id = generated ? next_generated_id() : *req.id;
             r.position = position_for_new(req.priority);
@@ -142,12 +134,12 @@ public:
             r.is_accepted = true;
             r.id = nodes_[last_inserted_].id;
             ++accepted_;
-            return out;
+            return std::nullopt;
         }
     }
 
     /// Removes and returns the next task in dequeue order.
-    std::optional<entry_type> pop(time_point now) {
+    std::optional<entry_type> pop(detail::op_time now) {
         if (size_ == 0) return std::nullopt;
         entry_type e = take(next_index());
         note_dequeue(e, now);
@@ -156,7 +148,7 @@ public:
 
     /// Removes up to `max` tasks in dequeue order, appending them to `out`.
     template <class OutputIt>
-    std::size_t pop_batch(OutputIt out, std::size_t max, time_point now) {
+    std::size_t pop_batch(OutputIt out, std::size_t max, detail::op_time now) {
         std::size_t n = 0;
         for (; n < max && size_ > 0; ++n) {
             entry_type e = take(next_index());
@@ -228,7 +220,8 @@ public:
         m.evicted = evicted_;
         m.cancelled = cancelled_;
         m.rejected_by_reason = rejected_;
-        m.dequeue_rate_per_second = dequeue_rate_.per_second(now);
+        const double interval = interval_seconds(now);
+        m.dequeue_rate_per_second = interval > 0.0 ? 1.0 / interval : 0.0;
         m.wait_time = wait_time_;
         return m;
     }
@@ -236,8 +229,9 @@ public:
     /// Retry-after hint at `now`: the measured mean time between dequeues
     /// (one slot frees up per dequeue), clamped to the configured bounds.
     std::chrono::milliseconds retry_after_hint(time_point now) const {
-        if (!dequeue_rate_.has_estimate()) return options_.default_retry_after;
-        const auto ms = detail::saturating_millis(std::ceil(dequeue_rate_.interval_seconds(now) * 1000.0));
+        const bool measured = stamps() ? dequeue_rate_.has_estimate() : sampled_rate_.has_estimate();
+        if (!measured) return options_.default_retry_after;
+        const auto ms = detail::saturating_millis(std::ceil(interval_seconds(now) * 1000.0));
         return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
     }
 
@@ -261,14 +255,57 @@ private:
         std::size_t count = 0;
     };
 
-    admit_outcome& reject(admit_outcome& out, rejection_reason why, std::string_view detail, time_point now) {
+    std::nullopt_t reject(result_type& r, rejection_reason why, std::string_view detail, detail::op_time& now) {
         ++rejected_[static_cast<std::size_t>(why)];
-        out.result.is_accepted = false;
-        out.result.reason = why;
-        out.result.detail = detail;
+        r.is_accepted = false;
+        r.reason = why;
+        r.detail = detail;
         const bool retry_helps = why == rejection_reason::queue_full || why == rejection_reason::policy_violation;
-        out.result.retry_after = retry_helps ? retry_after_hint(now) : std::chrono::milliseconds{0};
-        return out;
+        if (retry_helps) {
+            const time_point t = now.get();
+            // Unstamped dequeues since the last sample count from here on.
+            if (!stamps()) sampled_rate_.sample(t, dequeued_);
+            r.retry_after = retry_after_hint(t);
+        }
+        return std::nullopt;
+    }
+
+    // A full queue: evicts a task as the policy says (into r.evicted), or
+    // rejects the admission. Returns whether there is room now.
+    bool make_room(result_type& r, int p, detail::op_time& now) {
+        if constexpr (Policy::on_full == policy::when_full::reject) {
+            reject(r, rejection_reason::queue_full, "queue is full", now);
+            return false;
+        } else {
+            if (size_ == 0) {
+                reject(r, rejection_reason::queue_full, "queue capacity is 0", now);
+                return false;
+            }
+            const int lowest = std::countr_zero(nonempty_levels_);
+            std::uint32_t victim = npos;
+            if constexpr (Policy::on_full == policy::when_full::evict_oldest_of_lowest) {
+                victim = levels_[static_cast<std::size_t>(lowest)].head;
+            } else {
+                if (p <= lowest) {
+                    reject(r, rejection_reason::queue_full, "queue is full and no queued task has a lower priority", now);
+                    return false;
+                }
+                victim = levels_[static_cast<std::size_t>(lowest)].tail;
+            }
+            r.evicted.emplace(take(victim));
+            ++evicted_;
+            return true;
+        }
+    }
+
+    // Whether every admission and dequeue is stamped (wait times and an
+    // exact dequeue rate); otherwise only sampled dequeues read the time.
+    bool stamps() const noexcept { return options_.wait_time_metrics; }
+
+    time_point stamp(detail::op_time& now) const noexcept { return stamps() ? now.get() : time_point{}; }
+
+    double interval_seconds(time_point now) const noexcept {
+        return stamps() ? dequeue_rate_.interval_seconds(now) : sampled_rate_.interval_seconds(now, dequeued_);
     }
 
     Id next_generated_id() {
@@ -324,7 +361,7 @@ private:
         }
     }
 
-    void insert(Id&& id, bool generated, T&& value, int p, time_point now) {
+    void insert(Id&& id, bool generated, T&& value, int p, detail::op_time& now) {
         // A caller-supplied id may equal a future generated one: index it
         // (an eviction just before may have emptied and unindexed the queue).
         if (!generated) ensure_indexed();
@@ -340,7 +377,7 @@ private:
         n.id = std::move(id);
         n.value.emplace(std::move(value));
         n.priority = p;
-        n.enqueued_at = now;
+        n.enqueued_at = stamp(now);
         if (indexed_) index_.insert(n.id, i);
         // global FIFO list
         n.prev = tail_;
@@ -380,10 +417,15 @@ private:
         return e;
     }
 
-    void note_dequeue(const entry_type& e, time_point now) {
+    void note_dequeue(const entry_type& e, detail::op_time& now) {
         ++dequeued_;
-        wait_time_.record(now - e.enqueued_at);
-        dequeue_rate_.record(now);
+        if (stamps()) {
+            const time_point t = now.get();
+            wait_time_.record(t - e.enqueued_at);
+            dequeue_rate_.record(t);
+        } else if (detail::sampled_dequeue_rate::due(dequeued_)) {
+            sampled_rate_.sample(now.get(), dequeued_);
+        }
     }
 
     // Layout: what every admission and dequeue touches comes first, so the
@@ -406,6 +448,7 @@ private:
     std::array<std::uint64_t, rejection_reason_count> rejected_{};
     latency_histogram wait_time_;
     rate_estimator dequeue_rate_;
+    detail::sampled_dequeue_rate sampled_rate_;
 };
 
 }  // namespace orchcore

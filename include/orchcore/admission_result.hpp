@@ -102,10 +102,10 @@ struct queue_options {
     std::chrono::milliseconds max_retry_after{60'000};
     std::chrono::milliseconds default_retry_after{1'000};
     /// Queue wait times (queue_metrics::wait_time, queue_entry::enqueued_at).
-    /// Off, the lock-free ring reads no clock per admission or dequeue (its
-    /// dequeue rate, and so retry-after, is still measured, from a sampled
-    /// dequeue now and then): enqueued_at is then the clock's epoch and
-    /// wait_time stays empty. The locked queue measures either way.
+    /// Off, the queue reads no clock per admission or dequeue (its dequeue
+    /// rate, and so retry-after, is still measured, from a sampled dequeue
+    /// now and then and at a rejection): enqueued_at is then the clock's
+    /// epoch and wait_time stays empty.
     bool wait_time_metrics = true;
 };
 

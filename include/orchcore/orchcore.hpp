@@ -13,7 +13,6 @@
 #include <orchcore/task_status.hpp>
 #include <orchcore/backoff.hpp>
 #include <orchcore/autoscaler.hpp>
-#include <orchcore/lease_table.hpp>
 #include <orchcore/codec.hpp>
 #include <orchcore/task.hpp>
 #include <orchcore/event_bus.hpp>

@@ -18,7 +18,11 @@
 
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
+#include <orchcore/detail/submission.hpp>
+#include <orchcore/detail/task.hpp>
+#include <orchcore/detail/task_ring.hpp>
 #include <orchcore/error.hpp>
+#include <orchcore/worker_status.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -31,7 +35,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <future>
@@ -46,19 +49,6 @@
 #include <vector>
 
 namespace orchcore {
-
-enum class worker_status { idle, busy, draining, stopped, error };
-
-constexpr std::string_view to_string(worker_status s) noexcept {
-    switch (s) {
-        case worker_status::idle: return "idle";
-        case worker_status::busy: return "busy";
-        case worker_status::draining: return "draining";
-        case worker_status::stopped: return "stopped";
-        case worker_status::error: return "error";
-    }
-    return "unknown";
-}
 
 struct worker_options {
     std::string id{};                   ///< empty: generated ("worker-<n>")
@@ -108,7 +98,7 @@ struct worker_sink {
     /// another worker into `into` and returns that worker (it keeps the
     /// callables' accounting), or nullptr if there is nothing to take.
     virtual std::shared_ptr<worker> steal_for(const worker& /*thief*/,
-                                              std::vector<std::function<void()>>& /*into*/) noexcept {
+                                              std::vector<detail::task>& /*into*/) noexcept {
         return nullptr;
     }
 };
@@ -172,7 +162,7 @@ public:
     /// max_concurrent > 1, several run at once; in a worker_pool, an idle
     /// worker may take queued ones, see steal_into). Never blocks on running
     /// work.
-    void post(std::function<void()> f) {
+    void post(detail::task f) {
         bool start_drainer = false;
         {
             std::lock_guard lk(queue_mutex_);
@@ -259,7 +249,7 @@ public:
     /// worker_pool::submit() callable then fails its future with
     /// cancelled_error. Used by worker_pool::stop(stop_mode::abort).
     std::size_t discard_pending() {
-        std::deque<std::function<void()>> dropped;
+        detail::task_ring dropped;
         {
             std::lock_guard lk(queue_mutex_);
             dropped.swap(queue_);
@@ -306,7 +296,7 @@ public:
     /// first, at most the room left in `into`'s batch) into `into`, for
     /// another worker to run; returns how many. Their completions must then
     /// be counted on this worker (the thief does: see run_batch).
-    std::size_t steal_into(std::vector<std::function<void()>>& into) noexcept {
+    std::size_t steal_into(std::vector<detail::task>& into) noexcept {
         std::lock_guard lk(queue_mutex_);
         const std::size_t room = into.size() < max_batch ? max_batch - into.size() : 0;
         const std::size_t take = std::min(std::max<std::size_t>(queue_.size() / 2, 1), room);
@@ -397,7 +387,7 @@ private:
         idle_cv_.notify_all();
     }
 
-    using batch_type = std::vector<std::function<void()>>;
+    using batch_type = std::vector<detail::task>;
     static constexpr std::size_t max_batch = 32;
 
     // Takes callables in batches (half a fair share of what is queued, at
@@ -434,10 +424,7 @@ private:
 
     // queue_mutex_ held
     void move_front(batch_type& batch, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) {
-            batch.push_back(std::move(queue_.front()));
-            queue_.pop_front();
-        }
+        for (std::size_t i = 0; i < n; ++i) batch.push_back(queue_.pop_front());
         queued_.store(queue_.size(), std::memory_order_relaxed);
     }
 
@@ -489,7 +476,7 @@ private:
     // Held for a push or for taking a batch: a spin-then-yield lock, whose
     // unlock is a plain store (std::mutex's is a second atomic RMW).
     detail::adaptive_mutex queue_mutex_;
-    std::deque<std::function<void()>> queue_;
+    detail::task_ring queue_;
     std::size_t drainers_ = 0;
     bool steal_hint_ = false;  // queue_mutex_; see nudge()
     std::atomic<std::size_t> queued_{0};  // queue_.size(), readable without the lock
@@ -580,7 +567,7 @@ public:
         }
         worker& w = pick_worker(*list);
         const bool behind_busy = !w.has_free_slot();
-        w.post(std::function<void()>(std::forward<F>(f)));
+        w.post(detail::task(std::forward<F>(f)));
         if (behind_busy) nudge_idle_sibling(*list, w);
     }
 
@@ -590,9 +577,12 @@ public:
     template <class F>
     auto submit(F&& f) -> std::future<std::invoke_result_t<std::decay_t<F>&>> {
         using R = std::invoke_result_t<std::decay_t<F>&>;
-        auto st = std::make_shared<submitted<R, std::decay_t<F>>>(std::forward<F>(f));
-        auto fut = st->promise.get_future();
-        post([st] { st->run(); });
+        using job = detail::submission<R, std::decay_t<F>>;
+        // One allocation: the callable, the promise and the future's shared
+        // state share a block; the queue holds a pointer to it.
+        detail::submission_handle<R, std::decay_t<F>> handle(job::create(std::forward<F>(f)));
+        auto fut = handle.get_future();
+        post(std::move(handle));
         return fut;
     }
 
@@ -679,35 +669,6 @@ public:
 private:
     using worker_list = std::vector<std::shared_ptr<worker>>;
 
-    // A submit()ted callable with its promise. Destroyed without having run
-    // (dropped by an abort stop), it fails the future with cancelled_error.
-    template <class R, class F>
-    struct submitted {
-        std::promise<R> promise;
-        F f;
-        bool ran = false;
-        explicit submitted(F fn) : f(std::move(fn)) {}
-        submitted(const submitted&) = delete;
-        submitted& operator=(const submitted&) = delete;
-        ~submitted() {
-            if (!ran)
-                promise.set_exception(std::make_exception_ptr(
-                    cancelled_error("orchcore: worker_pool stopped (abort) before the callable started")));
-        }
-        void run() {
-            ran = true;
-            try {
-                if constexpr (std::is_void_v<R>) {
-                    f();
-                    promise.set_value();
-                } else {
-                    promise.set_value(f());
-                }
-            } catch (...) {
-                promise.set_exception(std::current_exception());
-            }
-        }
-    };
     using reader_gate = detail::reader_gate<16>;
 
     // Per-thread round robin (one counter for every callable type: a
@@ -746,7 +707,7 @@ private:
     // A drained worker of the current list takes work from the worker with
     // the most queued callables (a retired worker takes none: it is waiting
     // to be joined).
-    std::shared_ptr<worker> steal_for(const worker& thief, std::vector<std::function<void()>>& into) noexcept {
+    std::shared_ptr<worker> steal_for(const worker& thief, std::vector<detail::task>& into) noexcept {
         reader_gate::section in(gate_);
         const worker_list* list = current_.load(std::memory_order_seq_cst);
         bool member = false;
@@ -816,7 +777,7 @@ private:
         std::atomic<worker_pool*> pool{nullptr};
         reader_gate steal_gate;
         std::shared_ptr<worker> steal_for(const worker& thief,
-                                          std::vector<std::function<void()>>& into) noexcept override {
+                                          std::vector<detail::task>& into) noexcept override {
             reader_gate::section in(steal_gate);
             worker_pool* p = pool.load(std::memory_order_seq_cst);
             return p ? p->steal_for(thief, into) : nullptr;

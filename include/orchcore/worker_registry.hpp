@@ -5,10 +5,11 @@
 // so coordinators on several machines see each other's workers.
 #pragma once
 
-#include <orchcore/worker_pool.hpp>
+#include <orchcore/worker_status.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <mutex>
 #include <optional>

@@ -70,7 +70,7 @@ endfunction()
 function(_find_package_components c prefix)
   set(_at "-DCMAKE_PREFIX_PATH=${prefix}")
   consumer("COMPONENTS bogus fails" "${c}" "${WORK_DIR}/c-bogus"
-    EXPECT_FAIL EXPECT_MESSAGE "orchcore: unknown component 'bogus' \\(known: redis\\)"
+    EXPECT_FAIL EXPECT_MESSAGE "orchcore: unknown component 'bogus' \\(known: redis, yaml\\)"
     ARGS "${_at}" -DORCHCORE_TEST_COMPONENTS=bogus)
   # An application for which orchcore with Redis is optional falls back.
   consumer("QUIET consumer falls back (no hiredis)" "${PACKAGE_TEST_DIR}/optional_consumer"

@@ -1,8 +1,8 @@
 // Pure decision machines used by the execution engine: task status
-// transitions, retry backoff, autoscaler, leases with fencing tokens.
+// transitions, retry backoff, autoscaler. The coordinator's own machines
+// have their tests beside: attempt_outcome_test.cpp, lease_round_test.cpp.
 #include <orchcore/autoscaler.hpp>
 #include <orchcore/backoff.hpp>
-#include <orchcore/lease_table.hpp>
 #include <orchcore/task_status.hpp>
 
 #include <catch2/catch.hpp>
@@ -138,50 +138,4 @@ TEST_CASE("autoscaler: options are validated with the field named", "[autoscaler
     CHECK_THROWS_WITH(autoscaler(autoscale_options{.scale_up_depth = 4, .scale_down_depth = 4}),
                       Catch::Contains("autoscale.scale_down_depth"));
     CHECK_THROWS_AS(autoscaler(autoscale_options{.step = 0}), orchcore::invalid_argument);
-}
-
-TEST_CASE("lease table: one lease per task, fresh tokens, stale tokens refused and counted", "[lease]") {
-    lease_table t;
-    const lease_table::clock::time_point t0{};
-    auto l1 = t.grant("task", "w1", 1, t0, 5s);
-    REQUIRE(l1.has_value());
-    CHECK_FALSE(t.grant("task", "w2", 1, t0, 5s).has_value());  // never twice at once
-
-    // w1 goes silent: its lease expires and the task is handed back once.
-    auto expired = t.expire(t0 + 6s);
-    REQUIRE(expired.size() == 1);
-    CHECK(expired[0].worker_id == "w1");
-    CHECK(t.expire(t0 + 7s).empty());
-
-    auto l2 = t.grant("task", "w2", 2, t0 + 7s, 5s);
-    REQUIRE(l2.has_value());
-    CHECK(l2->token > l1->token);
-
-    // The late worker can neither extend, validate nor complete.
-    CHECK_FALSE(t.extend("task", l1->token, t0 + 7s, 5s));
-    CHECK_FALSE(t.validate("task", l1->token));
-    CHECK_FALSE(t.release("task", l1->token).has_value());
-    CHECK(t.stale_refusals() == 3);
-
-    // The current holder can.
-    CHECK(t.extend("task", l2->token, t0 + 8s, 5s));
-    CHECK(t.find("task")->deadline == t0 + 13s);
-    auto done = t.release("task", l2->token);
-    REQUIRE(done.has_value());
-    CHECK(done->worker_id == "w2");
-    CHECK(t.size() == 0);
-}
-
-TEST_CASE("lease table: an expired lease cannot be extended, and revoking a worker returns its leases", "[lease]") {
-    lease_table t;
-    const lease_table::clock::time_point t0{};
-    auto a = t.grant("a", "w1", 1, t0, 1s);
-    auto b = t.grant("b", "w1", 1, t0, 1s);
-    auto c = t.grant("c", "w2", 1, t0, 1s);
-    REQUIRE((a && b && c));
-    CHECK_FALSE(t.extend("a", a->token, t0 + 2s, 1s));
-    auto revoked = t.revoke_worker("w1");
-    CHECK(revoked.size() == 2);
-    CHECK(t.size() == 1);
-    CHECK(t.find("c").has_value());
 }

@@ -3,7 +3,10 @@
 // cannot serve, see ring_admission_queue.hpp).
 //
 // The decisions are made by admission_core under one lock (adaptive_mutex:
-// it spins briefly, then yields); the clock is read once per operation, before locking. A
+// it spins briefly, then yields). With wait-time metrics the clock is read
+// once per admission and dequeue, before locking; without, only a rejection
+// (for its retry-after) and a sampled dequeue now and then read it (under
+// the lock: see detail/op_time.hpp). A
 // consumer that blocks registers a handoff record, and a producer that finds
 // one moves the task straight into it and wakes exactly that consumer (no
 // thundering herd, no notify at all while nobody sleeps, and the wake-up
@@ -14,6 +17,7 @@
 #include <orchcore/admission_core.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/futex.hpp>
+#include <orchcore/detail/op_time.hpp>
 #include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/timed_pops.hpp>
 
@@ -31,9 +35,13 @@
 
 namespace orchcore::detail {
 
-template <class T, admission_policy Policy, class Id>
-class locked_admission_queue : public timed_pops<locked_admission_queue<T, Policy, Id>, queue_entry<T, Id>> {
-    friend class timed_pops<locked_admission_queue<T, Policy, Id>, queue_entry<T, Id>>;
+/// `StampClock` stamps admissions and dequeues (wait times, the dequeue
+/// rate); deadlines of blocking pops use std::chrono::steady_clock. Tests
+/// substitute a clock that counts its reads.
+template <class T, admission_policy Policy, class Id, class StampClock = std::chrono::steady_clock>
+class locked_admission_queue
+    : public timed_pops<locked_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>> {
+    friend class timed_pops<locked_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>>;
 
 public:
     using core_type = admission_core<T, Policy, Id>;
@@ -60,16 +68,15 @@ public:
     /// Admits `value` or rejects it, without blocking. On rejection `value`
     /// is not moved from.
     result_type try_push(T&& value, const request_type& req = {}) {
-        const auto now = clock::now();  // the one clock read of this admission
+        op_time now = stamp_time();
         result_type result;
         waiter* to_wake = nullptr;
         {
             auto lock = acquire();
-            auto outcome = core_.admit(std::move(value), req, now, wait_head_ != nullptr);
-            result = std::move(outcome.result);
+            auto handoff = core_.admit_into(result, std::move(value), req, now, wait_head_ != nullptr);
             if (result.accepted()) {
                 if constexpr (Policy::handoff_only) {
-                    to_wake = deliver(std::move(*outcome.handoff));
+                    to_wake = deliver(std::move(*handoff));
                 } else if (wait_head_ != nullptr) {
                     // A consumer is waiting, so the queue was empty: the new
                     // task is the next one out.
@@ -91,7 +98,7 @@ public:
     /// Takes the next task if there is one.
     std::optional<entry_type> try_pop() {
         if (size_approx_.load(std::memory_order_relaxed) == 0) return std::nullopt;
-        const auto now = clock::now();
+        const op_time now = stamp_time();
         auto lock = acquire();
         auto e = core_.pop(now);
         if (e) publish_size();
@@ -102,7 +109,7 @@ public:
     std::vector<entry_type> try_pop_batch(std::size_t max) {
         std::vector<entry_type> out;
         if (max == 0 || size_approx_.load(std::memory_order_relaxed) == 0) return out;
-        const auto now = clock::now();
+        const op_time now = stamp_time();
         auto lock = acquire();
         out.reserve(std::min(max, core_.size()));
         core_.pop_batch(std::back_inserter(out), max, now);
@@ -171,7 +178,7 @@ public:
     /// Consistent snapshot of all counters.
     queue_metrics metrics() const {
         auto lock = acquire();
-        return core_.metrics(clock::now());
+        return core_.metrics(StampClock::now());
     }
 
 private:
@@ -202,6 +209,13 @@ private:
     using lock_type = std::unique_lock<adaptive_mutex>;
 
     lock_type acquire() const { return lock_type(mutex_); }
+
+    // The time of an admission or dequeue: read now, before locking, when
+    // every operation is stamped; otherwise on demand.
+    op_time stamp_time() const noexcept {
+        if (core_.options().wait_time_metrics) return op_time{StampClock::now()};
+        return op_time::on_demand<StampClock>();
+    }
 
     void publish_size() noexcept { size_approx_.store(core_.size(), std::memory_order_relaxed); }
 
@@ -271,7 +285,8 @@ private:
                 if (i < pre_lock_spin) cpu_relax(); else std::this_thread::yield();
             }
         }
-        const auto now = clock::now();
+        const op_time now = stamp_time();
+        const auto checked_at = deadline ? clock::now() : clock::time_point{};
         waiter w;
         {
             auto lock = acquire();
@@ -280,7 +295,7 @@ private:
                 return e;
             }
             if (core_.is_closed()) throw queue_closed();
-            if (deadline && *deadline <= now) return std::nullopt;
+            if (deadline && *deadline <= checked_at) return std::nullopt;
             link(w);
         }
 
@@ -329,7 +344,7 @@ private:
         if (max == 0) throw invalid_argument("max", "0", "batch size must be at least 1");
         std::vector<entry_type> out;
         if (size_approx_.load(std::memory_order_relaxed) != 0) {
-            const auto now = clock::now();
+            const op_time now = stamp_time();
             auto lock = acquire();
             if (!core_.empty()) {
                 out.reserve(std::min(max, core_.size()));

@@ -1,0 +1,93 @@
+// The state of one workflow run as a pure value: the caller reports task
+// outcomes (with the time), the state answers what may run now, fails
+// everything downstream of a failure at once, and derives the workflow's
+// status. No threads, no clock; the caller serialises access.
+#pragma once
+
+#include <orchcore/workflow/spec.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orchcore::workflow {
+
+enum class task_state { pending, running, completed, failed, cancelled, timed_out };
+enum class workflow_status { pending, running, completed, failed, cancelled };
+
+constexpr bool is_terminal(task_state s) noexcept {
+    return s != task_state::pending && s != task_state::running;
+}
+std::string_view to_string(task_state s) noexcept;
+std::string_view to_string(workflow_status s) noexcept;
+
+using time_point = std::chrono::system_clock::time_point;
+
+struct task_progress {
+    task_state state = task_state::pending;
+    std::string result{};  ///< completed: the task's result
+    std::string reason{};  ///< failed, cancelled, timed out: why
+    std::string cause{};   ///< failed because of an upstream task: the dependency that ended unsuccessfully
+    std::optional<time_point> started_at{};
+    std::optional<time_point> finished_at{};
+};
+
+class workflow_state {
+public:
+    explicit workflow_state(workflow_graph graph);
+
+    const workflow_graph& graph() const noexcept { return graph_; }
+    const task_progress& task(std::string_view name) const;  ///< throws invalid_argument if unknown
+
+    /// Pending tasks whose dependencies have all completed, in graph order.
+    std::vector<std::string> runnable() const;
+    /// Marks a runnable task running. Throws invalid_argument if the task is
+    /// unknown or not runnable.
+    void start(std::string_view name, time_point now);
+
+    /// Outcomes of a running task. False (and no change) if the task had
+    /// already ended (a late report after a cancellation); invalid_argument
+    /// if it is unknown or was never started. An unsuccessful outcome fails
+    /// every task downstream at once, with a reason naming the dependency;
+    /// a failed shard also cancels its pending sibling shards.
+    bool complete(std::string_view name, std::string result, time_point now);
+    bool fail(std::string_view name, std::string reason, time_point now);
+    bool time_out(std::string_view name, time_point now);
+    /// Cancels one pending or running task (and fails its downstream).
+    /// False if it had already ended.
+    bool cancel_task(std::string_view name, std::string reason, time_point now);
+    /// Cancels the workflow: every unfinished task. Returns how many.
+    std::size_t cancel(std::string reason, time_point now);
+
+    /// Running tasks whose options.timeout has elapsed at `now`.
+    std::vector<std::string> overdue(time_point now) const;
+    /// The shards' results in shard order, for an aggregator whose shards
+    /// all completed. Throws invalid_argument otherwise.
+    std::vector<std::string> shard_results(std::string_view aggregator) const;
+
+    /// pending: nothing started; running: some task not yet ended;
+    /// once every task ended: failed if any failed or timed out, else
+    /// cancelled if any was cancelled, else completed.
+    workflow_status status() const noexcept;
+    bool finished() const noexcept { return unfinished_ == 0; }
+    std::size_t count(task_state s) const noexcept;
+
+private:
+    std::size_t require(std::string_view name) const;
+    bool finish(std::size_t i, task_state s, std::string text, time_point now);
+    void fail_downstream(std::size_t origin, time_point now);
+    void cancel_siblings(std::size_t shard, time_point now);
+    void end(std::size_t i, task_state s, time_point now);
+
+    workflow_graph graph_;
+    std::vector<task_progress> progress_;
+    std::vector<std::vector<std::size_t>> dependants_;
+    std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
+    std::size_t unfinished_ = 0;
+    bool started_any_ = false;
+};
+
+}  // namespace orchcore::workflow

@@ -1,0 +1,66 @@
+// One attempt of a task on a worker: its state shared with the handler
+// (task_context), how it is launched, and what it returned.
+#pragma once
+
+#include "counted_cv.hpp"
+
+#include <orchcore/coordinator.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace orchcore {
+namespace asio = boost::asio;
+}  // namespace orchcore
+
+namespace orchcore::detail {
+
+struct coordinator_impl;
+
+struct attempt_state {
+    coordinator_impl* c = nullptr;
+    // Coroutine attempts on an executor of the user's: the coordinator's
+    // state stays alive until the coroutine is done with it, since stop()
+    // cannot wait for an executor that may no longer be run. Reset when the
+    // attempt ends (no cycle outlives stop(), which drops every attempt).
+    std::shared_ptr<coordinator_impl> keep_alive;
+    std::string id, type, payload, worker_id;
+    std::map<std::string, std::string> metadata;
+    std::uint32_t attempt = 0, turn = 0;
+    std::uint64_t token = 0;
+    std::atomic<bool> cancel{false};
+    // Written and read by the handler's own thread (or strand) only.
+    bool continue_requested = false;
+    std::chrono::milliseconds continue_delay{0};
+    // Guarded by the coordinator mutex.
+    counted_cv mailbox_cv;
+    asio::steady_timer* waiting_timer = nullptr;
+    // Async handlers: their strand and cancellation signal.
+    std::optional<asio::strand<asio::any_io_executor>> strand;
+    asio::cancellation_signal signal;
+    // Plain handlers: the handler, kept alive for the attempt.
+    std::shared_ptr<const task_handler> sync_handler;
+};
+
+struct launch {
+    std::shared_ptr<worker> w;
+    std::shared_ptr<attempt_state> a;
+    std::shared_ptr<const task_handler> sync;
+    std::shared_ptr<const async_task_handler> async;
+};
+
+struct outcome {
+    enum kind_t { success, failure } kind = success;
+    std::string result;
+    std::string error;
+    bool retryable = true;
+};
+
+}  // namespace orchcore::detail

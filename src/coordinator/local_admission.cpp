@@ -1,0 +1,191 @@
+// Local mode: admission into the task table and the admission queue.
+#include "local_engine.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+namespace orchcore::detail {
+
+/// Lock held. Throws if no handler is registered for the type.
+void local_engine::require_handler(const std::string& type) const {
+    if (!c.handlers.count(type) && !c.async_handlers.count(type))
+        throw invalid_argument("type", "\"" + type + "\"", "no handler is registered for this task type");
+}
+
+/// Lock held. Refuses a task: the result, the counter and the event.
+void local_engine::reject(submit_result& out, const task_options& o, rejection_reason r, std::string_view why,
+                          std::chrono::milliseconds retry_after) {
+    out.admission.is_accepted = false;
+    out.admission.id = o.id;
+    out.admission.reason = r;
+    out.admission.detail = why;
+    out.admission.retry_after = retry_after;
+    ++c.counters.rejected;
+    event ev;
+    ev.kind = event_kind::task_rejected;
+    ev.task_id = o.id.value_or("");
+    ev.detail = std::string(why);
+    c.emit(std::move(ev));
+}
+
+/// Lock held. Admits one task or rejects it, filling `out`. The caller has
+/// checked its handler and options, and dispatches.
+void local_engine::admit_local(std::string& type, std::string& payload, task_options& o, submit_result& out,
+                               coordinator* owner, effects& fx) {
+    constexpr std::chrono::milliseconds now_or_never{0};
+    if (c.stopping) return reject(out, o, rejection_reason::closed, "coordinator is stopping", now_or_never);
+    if (o.id && (c.tasks.count(*o.id) || (c.write_through && c.store->get(*o.id))))
+        return reject(out, o, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                      now_or_never);
+    if (!priority::is_valid(o.priority))
+        return reject(out, o, rejection_reason::invalid_request, "priority out of range [0, 20]", now_or_never);
+    const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
+    std::string id = o.id ? *o.id : "task-" + std::to_string(++c.task_seq);
+    job_id queue_id = 0;
+    if (!enqueue(id, o, out, queue_id, fx)) return;
+    auto it = insert_entry(id, o, out, queue_id);
+    if (it == c.tasks.end()) return;
+    task_entry& t = it->second;
+    t.queue_id = queue_id;
+    t.rec.id = id;
+    fill_record(t, type, payload, o);
+    if (!fail_fast) t.where = location::queue;
+    if (c.write_through && !c.store->create(t.rec)) {
+        // Another coordinator sharing the store took this id first.
+        if (!fail_fast) queue->cancel(queue_id);
+        c.tasks.erase(it);
+        return reject(out, o, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
+                      now_or_never);
+    }
+    if (o.timeout.count() > 0) {
+        t.deadline = deadline_after(o.timeout);
+        deadlines.emplace(*t.deadline, id);
+    }
+    ++c.counters.submitted;
+    c.emit_task(event_kind::task_queued, t);
+    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags), fx);
+    out.admission.is_accepted = true;
+    out.admission.id = id;
+    out.handle = coordinator_impl::make_handle(owner, std::move(id));
+}
+
+/// Lock held. The admission decision: fail-fast admits only if a fitting
+/// worker can start the task now; otherwise the admission queue decides.
+/// False: rejected (`out` says why).
+bool local_engine::enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id,
+                           effects& fx) {
+    if (c.opt.policy == queue_policy::fail_fast) {
+        if (c.pick_worker(o.tags) == nullptr) {
+            reject(out, o, rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
+                   c.opt.queue.default_retry_after);
+            return false;
+        }
+        out.admission.position = 0;
+        return true;
+    }
+    auto r = queue->try_push(std::string(id), {.priority = o.priority});
+    if (!r) {
+        reject(out, o, r.reason, r.detail, r.retry_after);
+        return false;
+    }
+    queue_id = *r.id;
+    out.admission.position = r.position;
+    // A task the policy pushed out to make room is cancelled now, whatever
+    // becomes of this one.
+    if (r.evicted) {
+        // The caller learns which task made room: its id, priority and
+        // admission time (the queue's own id stays internal).
+        out.admission.evicted.emplace(queue_entry<std::monostate, std::string>{
+            r.evicted->value, {}, r.evicted->priority, r.evicted->enqueued_at});
+        if (auto eit = c.tasks.find(r.evicted->value); eit != c.tasks.end()) {
+            eit->second.where = location::none;  // already out of the queue
+            finish(eit->second, task_status::cancelled,
+                   "evicted by the " + std::string(to_string(c.opt.policy)) + " admission policy", fx);
+        }
+    }
+    return true;
+}
+
+/// Lock held. One lookup: the insertion itself. A generated id can collide
+/// only with a caller's "task-<n>"; then the task takes the next number.
+/// end(): rejected (`out` says why).
+std::unordered_map<std::string, task_entry>::iterator local_engine::insert_entry(std::string& id,
+                                                                                const task_options& o,
+                                                                                submit_result& out,
+                                                                                job_id& queue_id) {
+    const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
+    auto [it, inserted] = c.tasks.try_emplace(id);
+    while (!inserted) {
+        if (!fail_fast) queue->cancel(queue_id);
+        id = "task-" + std::to_string(++c.task_seq);
+        std::tie(it, inserted) = c.tasks.try_emplace(id);
+        if (inserted && !fail_fast) {
+            // Back in under the new id, in the room the cancel freed; a
+            // refusal is still handled rather than assumed away.
+            auto r = queue->try_push(std::string(id), {.priority = o.priority});
+            if (!r) {
+                c.tasks.erase(it);
+                reject(out, o, r.reason, r.detail, r.retry_after);
+                return c.tasks.end();
+            }
+            queue_id = *r.id;
+            out.admission.position = r.position;
+        }
+    }
+    return it;
+}
+
+/// The record of a newly admitted task.
+void local_engine::fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o) {
+    t.rec.type = std::move(type);
+    t.rec.payload = std::move(payload);
+    t.rec.priority = o.priority;
+    t.rec.owner = std::move(o.owner);
+    t.rec.metadata = std::move(o.metadata);
+    t.rec.tags = std::move(o.tags);
+    t.rec.timeout = o.timeout;
+    t.rec.turn_timeout = o.turn_timeout;
+    t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
+    t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
+    t.rec.created_at = wall::now();
+    c.set_status(t, task_status::queued);
+}
+
+std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& tasks, coordinator* owner) {
+    {
+        // Every type first: a missing handler rejects the whole call.
+        std::lock_guard lk(c.mu);
+        for (const auto& t : tasks) require_handler(t.type);
+    }
+    std::vector<submit_result> out(tasks.size());
+    // One lock round trip per chunk, not per task; chunks keep each hold
+    // short, so workers finishing tasks are not held up for long.
+    constexpr std::size_t chunk = 64;
+    for (std::size_t first = 0; first < tasks.size(); first += chunk) {
+        const std::size_t last = std::min(tasks.size(), first + chunk);
+        effects fx;
+        {
+            std::lock_guard lk(c.mu);
+            for (std::size_t i = first; i < last; ++i)
+                admit_local(tasks[i].type, tasks[i].payload, tasks[i].options, out[i], owner, fx);
+            dispatch(fx);
+        }
+        c.apply(fx);
+    }
+    return out;
+}
+
+submit_result local_engine::submit_one(task_request& task, coordinator* owner) {
+    submit_result out;
+    effects fx;
+    {
+        std::lock_guard lk(c.mu);
+        require_handler(task.type);
+        admit_local(task.type, task.payload, task.options, out, owner, fx);
+        if (out.admission.is_accepted) dispatch(fx);
+    }
+    c.apply(fx);
+    return out;
+}
+
+}  // namespace orchcore::detail

@@ -1,0 +1,61 @@
+// task_context: what a handler sees of its attempt.
+#include "coordinator_impl.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace orchcore {
+
+// ------------------------------------------------------------------ context
+
+const std::string& task_context::id() const noexcept { return s_->id; }
+const std::string& task_context::type() const noexcept { return s_->type; }
+const std::string& task_context::payload() const noexcept { return s_->payload; }
+const std::map<std::string, std::string>& task_context::metadata() const noexcept { return s_->metadata; }
+std::uint32_t task_context::attempt() const noexcept { return s_->attempt; }
+std::uint32_t task_context::turn() const noexcept { return s_->turn; }
+const std::string& task_context::worker_id() const noexcept { return s_->worker_id; }
+std::uint64_t task_context::fencing_token() const noexcept { return s_->token; }
+bool task_context::cancellation_requested() const noexcept { return s_->cancel.load(); }
+
+void task_context::throw_if_cancelled() const {
+    if (cancellation_requested()) throw cancelled_error("orchcore: task " + s_->id + " was cancelled");
+}
+
+std::vector<std::string> task_context::receive() { return s_->c->eng->receive(*s_); }
+
+std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
+    return s_->c->eng->receive_for(*s_, detail::deadline_after(timeout));
+}
+
+asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
+    auto s = s_;  // the attempt outlives this frame's suspension
+    co_return co_await s->c->eng->async_receive_for(s, detail::deadline_after(timeout));
+}
+
+void task_context::report_progress(double fraction, std::string message) {
+    if (std::isnan(fraction)) throw invalid_argument("progress fraction", "nan", "must be a number within [0, 1]");
+    auto& c = *s_->c;
+    detail::effects fx;
+    {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(s_->id);
+        if (it == c.tasks.end() || it->second.attempt != s_) {
+            // A fenced attempt's progress is ignored (counted and announced).
+            c.refuse_stale(s_->id, s_->worker_id, s_->attempt, "progress of a fenced attempt");
+        } else {
+            it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
+            it->second.rec.progress_message = message;
+            c.eng->progress_changed(it->second);
+            c.emit_task(event_kind::task_progress, it->second, message);
+        }
+    }
+    c.apply(fx);
+}
+
+void task_context::continue_later(std::chrono::milliseconds delay) {
+    s_->continue_requested = true;
+    s_->continue_delay = delay;
+}
+
+}  // namespace orchcore

@@ -1,0 +1,287 @@
+#include <orchcore/workflow/spec.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <queue>
+#include <utility>
+
+namespace orchcore::workflow {
+
+namespace {
+
+std::string quoted(std::string_view s) {
+    std::string out = "\"";
+    out.append(s).append("\"");
+    return out;
+}
+
+std::string spec_message(std::string_view path, std::string_view value, std::string_view reason) {
+    std::string out(path);
+    out.append(": ").append(reason);
+    if (!value.empty()) out.append(" (got ").append(value).append(")");
+    return out;
+}
+
+/// A declared task or stage, before shard expansion.
+struct entry {
+    const task_spec* spec;
+    std::string path;                // "tasks[2]" or "stages[0]"
+    std::vector<std::size_t> deps;   // entries it depends on (explicit and the previous stage)
+};
+
+std::vector<entry> collect(const workflow_spec& spec) {
+    std::vector<entry> out;
+    out.reserve(spec.tasks.size() + spec.stages.size());
+    for (std::size_t i = 0; i < spec.tasks.size(); ++i) out.push_back({&spec.tasks[i], "tasks[" + std::to_string(i) + "]", {}});
+    for (std::size_t i = 0; i < spec.stages.size(); ++i) out.push_back({&spec.stages[i], "stages[" + std::to_string(i) + "]", {}});
+    return out;
+}
+
+void check_entry(const entry& e, const spec_limits& limits) {
+    const auto& t = *e.spec;
+    if (!is_valid_name(t.name, limits.max_name_length)) {
+        throw spec_error(e.path + ".name", quoted(t.name),
+                         "a name is 1 to " + std::to_string(limits.max_name_length) +
+                             " letters, digits, '_', '-' or '.'");
+    }
+    if (t.type.empty()) throw spec_error(e.path + ".type", quoted(t.type), "a task needs a type");
+    if (t.options.priority < 0 || t.options.priority > 20) {
+        throw spec_error(e.path + ".priority", std::to_string(t.options.priority), "expected a priority in [0, 20]");
+    }
+    if (t.shards) {
+        if (t.shards->count == 0 || t.shards->count > limits.max_shards) {
+            throw spec_error(e.path + ".shards.count", std::to_string(t.shards->count),
+                             "expected a shard count in [1, " + std::to_string(limits.max_shards) + "]");
+        }
+        if (t.shards->aggregator_type.empty()) {
+            throw spec_error(e.path + ".shards.aggregator", "\"\"", "a sharded task needs an aggregator type");
+        }
+    }
+}
+
+using name_index = std::map<std::string, std::size_t, std::less<>>;
+
+name_index index_names(const std::vector<entry>& entries, const spec_limits& limits) {
+    name_index names;
+    std::uint64_t expanded = 0;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        check_entry(entries[i], limits);
+        const auto [it, fresh] = names.emplace(entries[i].spec->name, i);
+        if (!fresh) {
+            throw spec_error(entries[i].path + ".name", quoted(entries[i].spec->name),
+                             "duplicate name (also " + entries[it->second].path + ".name)");
+        }
+        const auto* shards = entries[i].spec->shards ? &*entries[i].spec->shards : nullptr;
+        expanded += shards ? std::uint64_t{shards->count} + 1 : 1;
+    }
+    if (expanded > limits.max_tasks) {
+        throw spec_error("tasks", std::to_string(expanded),
+                         "more than " + std::to_string(limits.max_tasks) + " tasks after expanding shards");
+    }
+    return names;
+}
+
+void link(std::vector<entry>& entries, const name_index& names, std::size_t first_stage) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        auto& e = entries[i];
+        if (i > first_stage) e.deps.push_back(i - 1);  // the previous stage
+        for (std::size_t d = 0; d < e.spec->depends_on.size(); ++d) {
+            const auto& dep = e.spec->depends_on[d];
+            const auto path = e.path + ".depends_on[" + std::to_string(d) + "]";
+            const auto it = names.find(dep);
+            if (it == names.end()) throw spec_error(path, quoted(dep), "no task or stage has this name");
+            if (it->second == i) throw spec_error(path, quoted(dep), "a task cannot depend on itself");
+            if (std::find(e.deps.begin(), e.deps.end(), it->second) == e.deps.end()) e.deps.push_back(it->second);
+        }
+    }
+}
+
+/// Depth-first search for a cycle; returns its entries in dependency order.
+bool find_cycle(const std::vector<entry>& entries, std::size_t i, std::vector<int>& colour,
+                std::vector<std::size_t>& path) {
+    colour[i] = 1;
+    path.push_back(i);
+    for (const auto d : entries[i].deps) {
+        if (colour[d] == 1) {
+            path.erase(path.begin(), std::find(path.begin(), path.end(), d));
+            path.push_back(d);
+            return true;
+        }
+        if (colour[d] == 0 && find_cycle(entries, d, colour, path)) return true;
+    }
+    colour[i] = 2;
+    path.pop_back();
+    return false;
+}
+
+[[noreturn]] void throw_cycle(const std::vector<entry>& entries, const std::vector<std::size_t>& unsorted) {
+    std::vector<int> colour(entries.size(), 0);
+    std::vector<std::size_t> path;
+    for (const auto i : unsorted) {
+        if (colour[i] == 0 && find_cycle(entries, i, colour, path)) break;
+    }
+    std::string names;
+    for (const auto i : path) names.append(names.empty() ? "" : " -> ").append(entries[i].spec->name);
+    throw spec_error(entries[path.front()].path + ".depends_on", names, "dependency cycle");
+}
+
+/// Kahn's algorithm; among ready entries the first declared goes first.
+std::vector<std::size_t> topological_order(const std::vector<entry>& entries) {
+    std::vector<std::size_t> missing(entries.size());
+    std::vector<std::vector<std::size_t>> dependants(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        missing[i] = entries[i].deps.size();
+        for (const auto d : entries[i].deps) dependants[d].push_back(i);
+    }
+    std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> ready;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (missing[i] == 0) ready.push(i);
+    }
+    std::vector<std::size_t> order;
+    while (!ready.empty()) {
+        const auto i = ready.top();
+        ready.pop();
+        order.push_back(i);
+        for (const auto d : dependants[i]) {
+            if (--missing[d] == 0) ready.push(d);
+        }
+    }
+    if (order.size() != entries.size()) {
+        std::vector<std::size_t> unsorted;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            if (missing[i] != 0) unsorted.push_back(i);
+        }
+        throw_cycle(entries, unsorted);
+    }
+    return order;
+}
+
+bool depends_transitively(const std::vector<entry>& entries, std::size_t from, std::size_t target) {
+    std::vector<bool> seen(entries.size(), false);
+    std::vector<std::size_t> stack{from};
+    while (!stack.empty()) {
+        const auto i = stack.back();
+        stack.pop_back();
+        for (const auto d : entries[i].deps) {
+            if (d == target) return true;
+            if (!seen[d]) {
+                seen[d] = true;
+                stack.push_back(d);
+            }
+        }
+    }
+    return false;
+}
+
+void check_references(const std::vector<entry>& entries, const name_index& names) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        for (const auto& ref : result_references(entries[i].spec->payload)) {
+            const auto it = names.find(ref);
+            if (it == names.end() || !depends_transitively(entries, i, it->second)) {
+                throw spec_error(entries[i].path + ".payload", "${" + ref + ".result}",
+                                 "refers to the result of a task it does not depend on");
+            }
+        }
+    }
+}
+
+task_node plain_node(const entry& e, const std::vector<entry>& entries) {
+    task_node n;
+    n.name = e.spec->name;
+    n.type = e.spec->type;
+    n.payload = e.spec->payload;
+    for (const auto d : e.deps) n.depends_on.push_back(entries[d].spec->name);
+    n.options = e.spec->options;
+    n.resources = e.spec->resources;
+    n.result_refs = result_references(n.payload);
+    return n;
+}
+
+void append_nodes(const entry& e, const std::vector<entry>& entries, std::vector<task_node>& out) {
+    task_node base = plain_node(e, entries);
+    if (!e.spec->shards) {
+        out.push_back(std::move(base));
+        return;
+    }
+    task_node aggregator = base;
+    aggregator.type = e.spec->shards->aggregator_type;
+    aggregator.resources = {};
+    aggregator.depends_on.clear();
+    const auto count = e.spec->shards->count;
+    for (std::uint32_t s = 0; s < count; ++s) {
+        task_node shard = base;
+        shard.name = shard_name(base.name, s);
+        shard.shard_of = base.name;
+        shard.shard_index = s;
+        shard.shard_count = count;
+        aggregator.depends_on.push_back(shard.name);
+        aggregator.shards.push_back(shard.name);
+        out.push_back(std::move(shard));
+    }
+    out.push_back(std::move(aggregator));
+}
+
+}  // namespace
+
+spec_error::spec_error(std::string_view path, std::string_view value, std::string_view reason)
+    : invalid_argument(path, value, reason), message_(spec_message(path, value, reason)) {}
+
+bool is_valid_name(std::string_view name, std::size_t max_length) {
+    if (name.empty() || name.size() > max_length) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+    });
+}
+
+std::string shard_name(std::string_view task, std::uint32_t index) {
+    std::string out(task);
+    out.append("#").append(std::to_string(index));
+    return out;
+}
+
+std::vector<std::string> result_references(std::string_view payload) {
+    std::vector<std::string> out;
+    for (auto open = payload.find("${"); open != std::string_view::npos; open = payload.find("${", open + 2)) {
+        const auto close = payload.find('}', open + 2);
+        if (close == std::string_view::npos) break;
+        const auto inner = payload.substr(open + 2, close - open - 2);
+        const auto dot = inner.find(".result");
+        if (dot == std::string_view::npos || dot == 0) continue;
+        const auto rest = inner.substr(dot + 7);
+        if (!rest.empty() && rest.front() != '.') continue;
+        std::string name(inner.substr(0, dot));
+        if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+    }
+    return out;
+}
+
+workflow_graph::workflow_graph(std::string name, std::vector<task_node> tasks)
+    : name_(std::move(name)), tasks_(std::move(tasks)) {
+    for (std::size_t i = 0; i < tasks_.size(); ++i) index_.emplace(tasks_[i].name, i);
+}
+
+std::optional<std::size_t> workflow_graph::index_of(std::string_view task) const {
+    const auto it = index_.find(task);
+    if (it == index_.end()) return std::nullopt;
+    return it->second;
+}
+
+const task_node& workflow_graph::at(std::string_view task) const {
+    const auto i = index_of(task);
+    if (!i) throw invalid_argument("task", task, "no task of the workflow has this name");
+    return tasks_[*i];
+}
+
+workflow_graph expand(const workflow_spec& spec, const spec_limits& limits) {
+    auto entries = collect(spec);
+    if (entries.empty()) throw spec_error("tasks", "", "a workflow needs at least one task or stage");
+    const auto names = index_names(entries, limits);
+    link(entries, names, spec.tasks.size());
+    const auto order = topological_order(entries);
+    check_references(entries, names);
+    std::vector<task_node> nodes;
+    for (const auto i : order) append_nodes(entries[i], entries, nodes);
+    return workflow_graph(spec.name, std::move(nodes));
+}
+
+}  // namespace orchcore::workflow

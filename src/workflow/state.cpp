@@ -1,0 +1,193 @@
+#include <orchcore/workflow/state.hpp>
+
+#include <orchcore/error.hpp>
+
+#include <algorithm>
+
+namespace orchcore::workflow {
+
+std::string_view to_string(task_state s) noexcept {
+    switch (s) {
+        case task_state::pending: return "pending";
+        case task_state::running: return "running";
+        case task_state::completed: return "completed";
+        case task_state::failed: return "failed";
+        case task_state::cancelled: return "cancelled";
+        case task_state::timed_out: return "timed_out";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(workflow_status s) noexcept {
+    switch (s) {
+        case workflow_status::pending: return "pending";
+        case workflow_status::running: return "running";
+        case workflow_status::completed: return "completed";
+        case workflow_status::failed: return "failed";
+        case workflow_status::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+workflow_state::workflow_state(workflow_graph graph)
+    : graph_(std::move(graph)),
+      progress_(graph_.size()),
+      dependants_(graph_.size()),
+      waiting_on_(graph_.size(), 0),
+      unfinished_(graph_.size()) {
+    const auto& tasks = graph_.tasks();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        waiting_on_[i] = tasks[i].depends_on.size();
+        for (const auto& dep : tasks[i].depends_on) dependants_[graph_.index_of(dep).value()].push_back(i);
+    }
+}
+
+std::size_t workflow_state::require(std::string_view name) const {
+    const auto i = graph_.index_of(name);
+    if (!i) throw invalid_argument("task", name, "no task of the workflow has this name");
+    return *i;
+}
+
+const task_progress& workflow_state::task(std::string_view name) const { return progress_[require(name)]; }
+
+std::vector<std::string> workflow_state::runnable() const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < progress_.size(); ++i) {
+        if (progress_[i].state == task_state::pending && waiting_on_[i] == 0) out.push_back(graph_.tasks()[i].name);
+    }
+    return out;
+}
+
+void workflow_state::start(std::string_view name, time_point now) {
+    const auto i = require(name);
+    if (progress_[i].state != task_state::pending) {
+        throw invalid_argument("task", name, "not runnable: it is " + std::string(to_string(progress_[i].state)));
+    }
+    if (waiting_on_[i] != 0) throw invalid_argument("task", name, "not runnable: a dependency has not completed");
+    progress_[i].state = task_state::running;
+    progress_[i].started_at = now;
+    started_any_ = true;
+}
+
+void workflow_state::end(std::size_t i, task_state s, time_point now) {
+    progress_[i].state = s;
+    progress_[i].finished_at = now;
+    --unfinished_;
+}
+
+bool workflow_state::finish(std::size_t i, task_state s, std::string text, time_point now) {
+    auto& p = progress_[i];
+    if (is_terminal(p.state)) return false;
+    if (p.state != task_state::running && s != task_state::cancelled) {
+        throw invalid_argument("task", graph_.tasks()[i].name, "was never started");
+    }
+    (s == task_state::completed ? p.result : p.reason) = std::move(text);
+    end(i, s, now);
+    if (s == task_state::completed) {
+        for (const auto d : dependants_[i]) --waiting_on_[d];
+        return true;
+    }
+    if (graph_.tasks()[i].is_shard()) cancel_siblings(i, now);
+    fail_downstream(i, now);
+    return true;
+}
+
+void workflow_state::cancel_siblings(std::size_t shard, time_point now) {
+    const auto& parent = graph_.at(graph_.tasks()[shard].shard_of);
+    for (const auto& sibling : parent.shards) {
+        const auto s = *graph_.index_of(sibling);
+        if (progress_[s].state != task_state::pending) continue;
+        progress_[s].reason = "shard '" + graph_.tasks()[shard].name + "' of '" + parent.name + "' did not complete";
+        end(s, task_state::cancelled, now);
+    }
+}
+
+void workflow_state::fail_downstream(std::size_t origin, time_point now) {
+    std::vector<std::size_t> stack{origin};
+    while (!stack.empty()) {
+        const auto i = stack.back();
+        stack.pop_back();
+        const auto& dep = graph_.tasks()[i].name;
+        for (const auto d : dependants_[i]) {
+            auto& p = progress_[d];
+            // A dependant cannot be running: it waits for this task to complete.
+            if (p.state != task_state::pending) continue;
+            p.reason = "dependency '" + dep + "' " + std::string(to_string(progress_[i].state));
+            p.cause = dep;
+            end(d, task_state::failed, now);
+            stack.push_back(d);
+        }
+    }
+}
+
+bool workflow_state::complete(std::string_view name, std::string result, time_point now) {
+    return finish(require(name), task_state::completed, std::move(result), now);
+}
+
+bool workflow_state::fail(std::string_view name, std::string reason, time_point now) {
+    return finish(require(name), task_state::failed, std::move(reason), now);
+}
+
+bool workflow_state::time_out(std::string_view name, time_point now) {
+    return finish(require(name), task_state::timed_out, "timed out", now);
+}
+
+bool workflow_state::cancel_task(std::string_view name, std::string reason, time_point now) {
+    return finish(require(name), task_state::cancelled, std::move(reason), now);
+}
+
+std::size_t workflow_state::cancel(std::string reason, time_point now) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < progress_.size(); ++i) {
+        if (is_terminal(progress_[i].state)) continue;
+        progress_[i].reason = reason;
+        end(i, task_state::cancelled, now);
+        ++n;
+    }
+    return n;
+}
+
+std::vector<std::string> workflow_state::overdue(time_point now) const {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < progress_.size(); ++i) {
+        const auto& p = progress_[i];
+        const auto timeout = graph_.tasks()[i].options.timeout;
+        if (p.state != task_state::running || timeout <= timeout.zero()) continue;
+        // Elapsed time in the timeout's unit: no deadline addition or unit
+        // conversion of the timeout that could overflow near its maximum.
+        if (now < *p.started_at) continue;
+        const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - *p.started_at);
+        if (elapsed >= timeout) out.push_back(graph_.tasks()[i].name);
+    }
+    return out;
+}
+
+std::vector<std::string> workflow_state::shard_results(std::string_view aggregator) const {
+    const auto& node = graph_.tasks()[require(aggregator)];
+    if (!node.is_aggregator()) throw invalid_argument("task", aggregator, "not the aggregator of a sharded task");
+    std::vector<std::string> out;
+    out.reserve(node.shards.size());
+    for (const auto& shard : node.shards) {
+        const auto& p = progress_[*graph_.index_of(shard)];
+        if (p.state != task_state::completed) {
+            throw invalid_argument("task", aggregator, "shard '" + shard + "' is " + std::string(to_string(p.state)));
+        }
+        out.push_back(p.result);
+    }
+    return out;
+}
+
+workflow_status workflow_state::status() const noexcept {
+    if (unfinished_ != 0) return started_any_ || unfinished_ != progress_.size() ? workflow_status::running
+                                                                                 : workflow_status::pending;
+    if (count(task_state::failed) + count(task_state::timed_out) != 0) return workflow_status::failed;
+    if (count(task_state::cancelled) != 0) return workflow_status::cancelled;
+    return workflow_status::completed;
+}
+
+std::size_t workflow_state::count(task_state s) const noexcept {
+    return static_cast<std::size_t>(
+        std::count_if(progress_.begin(), progress_.end(), [s](const task_progress& p) { return p.state == s; }));
+}
+
+}  // namespace orchcore::workflow

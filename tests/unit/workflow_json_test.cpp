@@ -1,0 +1,102 @@
+// Workflow specs from JSON: the schema, and refusals naming the field's path.
+#include <orchcore/workflow/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace wf = orchcore::workflow;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string refusal(const std::string& text) {
+    try {
+        (void)wf::parse_workflow_json(text);
+    } catch (const wf::spec_error& e) {
+        return e.what();
+    }
+    return "accepted";
+}
+
+// A document with one task whose fields are `fields` (JSON members).
+std::string one_task(const std::string& fields) {
+    return R"({"tasks": [{"name": "a", "type": "t")" + (fields.empty() ? "" : ", " + fields) + "}]}";
+}
+
+}  // namespace
+
+TEST_CASE("a workflow parses from JSON with every field of the schema", "[workflow][json]") {
+    const auto spec = wf::parse_workflow_json(R"({
+      "name": "train",
+      "tasks": [ {"name": "prep", "type": "shell", "payload": "make data"} ],
+      "stages": [ {"name": "fit", "type": "train", "payload": {"lr": 0.5, "in": "${prep.result}"},
+                   "depends_on": ["prep"], "retries": 2, "timeout_ms": 60000,
+                   "turn_timeout_ms": 10000, "priority": 10, "tags": ["gpu", "big"],
+                   "resources": {"cpu": 2.5, "memory_mb": 16384,
+                                 "gpu": {"count": 2, "type": "a100", "memory_mb": 40000},
+                                 "labels": ["zone=eu"]},
+                   "shards": {"count": 4, "aggregator": "merge"}} ]
+    })");
+    CHECK(spec.name == "train");
+    REQUIRE(spec.tasks.size() == 1);
+    CHECK(spec.tasks[0].payload == "make data");
+    REQUIRE(spec.stages.size() == 1);
+    const auto& fit = spec.stages[0];
+    CHECK(fit.payload == R"({"lr":5E-1,"in":"${prep.result}"})");
+    CHECK(fit.depends_on == std::vector<std::string>{"prep"});
+    CHECK(fit.options.retries == 2u);
+    CHECK(fit.options.timeout == 60s);
+    CHECK(fit.options.turn_timeout == 10s);
+    CHECK(fit.options.priority == 10);
+    CHECK(fit.options.tags == std::vector<std::string>{"gpu", "big"});
+    CHECK(fit.resources.cpu_millis == 2500);
+    CHECK(fit.resources.memory_mb == 16384);
+    CHECK(fit.resources.gpu == wf::gpu_request{2, "a100", 40000});
+    CHECK(fit.resources.labels == std::vector<std::string>{"zone=eu"});
+    REQUIRE(fit.shards);
+    CHECK(*fit.shards == wf::shard_spec{4, "merge"});
+}
+
+TEST_CASE("a malformed JSON spec is refused with the path of the offending field", "[workflow][json]") {
+    CHECK(refusal(R"({"tasks": [{"name":"a","type":"t"},{"name":"b","type":"t"},{"name":"c","type":"t"},
+                     {"name":"d","type":"t","resources":{"gpu":{"count":"two"}}}]})") ==
+          R"(tasks[3].resources.gpu.count: expected an integer (got "two"))");
+    CHECK(refusal(one_task(R"("resources": {"gpu": {"count": -1}})")) ==
+          "tasks[0].resources.gpu.count: expected a non-negative integer (got -1)");
+    CHECK(refusal(one_task(R"("resources": {"cpu": "4"})")) ==
+          R"(tasks[0].resources.cpu: expected a number of cores (got "4"))");
+    CHECK(refusal(one_task(R"("resources": {"cpu": -0.5})")) ==
+          "tasks[0].resources.cpu: expected cores in [0, 1e12] (got -5E-1)");
+    CHECK(refusal(one_task(R"("resources": {"disk": 1})")) == "tasks[0].resources.disk: unknown field (got 1)");
+    CHECK(refusal(one_task(R"("depends_on": "b")")) == R"(tasks[0].depends_on: expected an array (got "b"))");
+    CHECK(refusal(one_task(R"("tags": ["x", 3])")) == "tasks[0].tags[1]: expected a string (got 3)");
+    CHECK(refusal(one_task(R"("retries": 4294967296)")) ==
+          "tasks[0].retries: expected an integer at most 4294967295 (got 4294967296)");
+    CHECK(refusal(one_task(R"("timeout_ms": 1.5)")) == "tasks[0].timeout_ms: expected an integer (got 1.5E0)");
+    CHECK(refusal(one_task(R"("shards": {"count": 2})")) == "tasks[0].shards.aggregator: missing");
+    CHECK(refusal(one_task(R"("shards": {"count": 0, "aggregator": "m"})")) ==
+          "tasks[0].shards.count: expected a shard count in [1, 1024] (got 0)");
+    CHECK(refusal(R"({"stages": [{"name": "x"}]})") == R"(stages[0].type: a task needs a type (got ""))");
+    CHECK(refusal(R"({"tasks": {}})") == "tasks: expected an array (got {})");
+    CHECK(refusal(R"([1])") == "(document): expected an object (got [1])");
+    CHECK_THAT(refusal(R"({"tasks": [)"), Catch::StartsWith("(document): not valid JSON"));
+    CHECK(refusal(R"({"tasks": [], "owner": "me"})") == R"(owner: unknown field (got "me"))");
+}
+
+TEST_CASE("a JSON spec is validated as a whole (cycles, dangling dependencies)", "[workflow][json]") {
+    CHECK(refusal(R"({"tasks": [{"name":"a","type":"t","depends_on":["b"]},
+                                {"name":"b","type":"t","depends_on":["a"]}]})") ==
+          "tasks[0].depends_on: dependency cycle (got a -> b -> a)");
+    CHECK(refusal(one_task(R"("depends_on": ["ghost"])")) ==
+          R"(tasks[0].depends_on[0]: no task or stage has this name (got "ghost"))");
+}
+
+TEST_CASE("the maximum timeout in JSON is accepted as a long time", "[workflow][json]") {
+    const auto spec = wf::parse_workflow_json(one_task(R"("timeout_ms": 9223372036854775807)"));
+    CHECK(spec.tasks[0].options.timeout == std::chrono::milliseconds::max());
+    CHECK(refusal(one_task(R"("timeout_ms": 9223372036854775808)")) ==
+          "tasks[0].timeout_ms: expected an integer at most 9223372036854775807 (got 9223372036854775808)");
+}

@@ -1,0 +1,161 @@
+// Workflow specs: validation, stage and shard expansion.
+#include <orchcore/workflow/spec.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+namespace wf = orchcore::workflow;
+
+namespace {
+
+wf::task_spec task(std::string name, std::vector<std::string> deps = {}, std::string type = "t") {
+    wf::task_spec t;
+    t.name = std::move(name);
+    t.type = std::move(type);
+    t.depends_on = std::move(deps);
+    return t;
+}
+
+// The message of the spec_error `spec` is refused with, or "accepted".
+std::string refusal(const wf::workflow_spec& spec, const wf::spec_limits& limits = {}) {
+    try {
+        (void)wf::expand(spec, limits);
+    } catch (const wf::spec_error& e) {
+        return e.what();
+    }
+    return "accepted";
+}
+
+std::vector<std::string> names(const wf::workflow_graph& g) {
+    std::vector<std::string> out;
+    for (const auto& t : g.tasks()) out.push_back(t.name);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a workflow graph lists dependencies first; among tasks ready together the first declared",
+          "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("report", {"b", "a"}), task("a"), task("b", {"a"}), task("c")};
+    const auto g = wf::expand(spec);
+    CHECK(names(g) == std::vector<std::string>{"a", "b", "report", "c"});
+    CHECK(g.at("report").depends_on == std::vector<std::string>{"b", "a"});
+    CHECK(g.index_of("c") == 3u);
+    CHECK_FALSE(g.index_of("zzz"));
+}
+
+TEST_CASE("stages run as a pipeline: each depends on the previous one", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("fetch")};
+    spec.stages = {task("prepare", {"fetch"}), task("train"), task("evaluate")};
+    spec.stages[2].payload = R"({"model": "${train.result.model_url}", "data": "${prepare.result}"})";
+    const auto g = wf::expand(spec);
+    CHECK(names(g) == std::vector<std::string>{"fetch", "prepare", "train", "evaluate"});
+    CHECK(g.at("prepare").depends_on == std::vector<std::string>{"fetch"});
+    CHECK(g.at("train").depends_on == std::vector<std::string>{"prepare"});
+    CHECK(g.at("evaluate").depends_on == std::vector<std::string>{"train"});
+    CHECK(g.at("evaluate").result_refs == std::vector<std::string>{"train", "prepare"});
+}
+
+TEST_CASE("a result reference must name a task the referring one depends on", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.stages = {task("one"), task("two")};
+    spec.stages[0].payload = "${two.result}";
+    CHECK(refusal(spec) ==
+          "stages[0].payload: refers to the result of a task it does not depend on (got ${two.result})");
+    spec.stages[0].payload = "${nobody.result.x}";
+    CHECK(refusal(spec) ==
+          "stages[0].payload: refers to the result of a task it does not depend on (got ${nobody.result})");
+    spec.stages[0].payload = "${HOME} ${two.resultant}";  // not result references
+    CHECK(refusal(spec) == "accepted");
+}
+
+TEST_CASE("a sharded task expands into ordered shards and an aggregator under its name", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("load"), task("infer", {"load"}, "model"), task("publish", {"infer"})};
+    spec.tasks[1].shards = wf::shard_spec{3, "merge"};
+    spec.tasks[1].resources.gpu.count = 1;
+    const auto g = wf::expand(spec);
+    CHECK(names(g) == std::vector<std::string>{"load", "infer#0", "infer#1", "infer#2", "infer", "publish"});
+    const auto& shard = g.at("infer#1");
+    CHECK(shard.type == "model");
+    CHECK(shard.shard_of == "infer");
+    CHECK(shard.shard_index == 1);
+    CHECK(shard.shard_count == 3);
+    CHECK(shard.depends_on == std::vector<std::string>{"load"});
+    CHECK(shard.resources.gpu.count == 1);
+    const auto& aggregator = g.at("infer");
+    CHECK(aggregator.type == "merge");
+    CHECK(aggregator.is_aggregator());
+    CHECK(aggregator.shards == std::vector<std::string>{"infer#0", "infer#1", "infer#2"});
+    CHECK(aggregator.depends_on == aggregator.shards);
+    CHECK(g.at("publish").depends_on == std::vector<std::string>{"infer"});
+}
+
+TEST_CASE("a dependency cycle is refused with its tasks in order", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("ok"), task("a", {"c"}), task("b", {"a"}), task("c", {"b", "ok"})};
+    CHECK(refusal(spec) == "tasks[1].depends_on: dependency cycle (got a -> c -> b -> a)");
+
+    wf::workflow_spec staged;  // a cycle through the implicit stage order
+    staged.stages = {task("s1", {"s2"}), task("s2")};
+    CHECK(refusal(staged) == "stages[0].depends_on: dependency cycle (got s1 -> s2 -> s1)");
+}
+
+TEST_CASE("bad names, dependencies and shard counts are refused by path", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    CHECK(refusal(spec) == "tasks: a workflow needs at least one task or stage");
+
+    spec.tasks = {task("a"), task("b", {"missing"})};
+    CHECK(refusal(spec) == "tasks[1].depends_on[0]: no task or stage has this name (got \"missing\")");
+    spec.tasks = {task("a", {"a"})};
+    CHECK(refusal(spec) == "tasks[0].depends_on[0]: a task cannot depend on itself (got \"a\")");
+    spec.tasks = {task("a"), task("a")};
+    CHECK(refusal(spec) == "tasks[1].name: duplicate name (also tasks[0].name) (got \"a\")");
+    spec.tasks = {task("a")};
+    spec.stages = {task("a")};
+    CHECK(refusal(spec) == "stages[0].name: duplicate name (also tasks[0].name) (got \"a\")");
+    spec.stages.clear();
+
+    for (const auto& bad : std::vector<std::string>{"", "a b", "x#1", "a/b", std::string(129, 'n')}) {
+        spec.tasks = {task(bad)};
+        CHECK_THAT(refusal(spec), Catch::StartsWith("tasks[0].name: a name is 1 to 128 letters"));
+    }
+    spec.tasks = {task("a", {}, "")};
+    CHECK(refusal(spec) == "tasks[0].type: a task needs a type (got \"\")");
+    spec.tasks = {task("a")};
+    spec.tasks[0].options.priority = 21;
+    CHECK(refusal(spec) == "tasks[0].priority: expected a priority in [0, 20] (got 21)");
+
+    spec.tasks = {task("a")};
+    spec.tasks[0].shards = wf::shard_spec{0, "merge"};
+    CHECK(refusal(spec) == "tasks[0].shards.count: expected a shard count in [1, 1024] (got 0)");
+    spec.tasks[0].shards = wf::shard_spec{5, "merge"};
+    CHECK(refusal(spec, {.max_shards = 4}) == "tasks[0].shards.count: expected a shard count in [1, 4] (got 5)");
+    spec.tasks[0].shards = wf::shard_spec{2, ""};
+    CHECK(refusal(spec) == "tasks[0].shards.aggregator: a sharded task needs an aggregator type (got \"\")");
+}
+
+TEST_CASE("a spec error is an invalid_argument naming the path and the value", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("a", {"ghost"})};
+    try {
+        (void)wf::expand(spec);
+        FAIL("accepted");
+    } catch (const orchcore::invalid_argument& e) {
+        CHECK(e.field() == "tasks[0].depends_on[0]");
+        CHECK(e.value() == "\"ghost\"");
+        CHECK(e.code() == orchcore::errc::invalid_argument);
+    }
+}
+
+TEST_CASE("the task limit counts shards", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("a")};
+    spec.tasks[0].shards = wf::shard_spec{9, "m"};
+    CHECK(refusal(spec, {.max_tasks = 10}) == "accepted");
+    CHECK(refusal(spec, {.max_tasks = 9}) == "tasks: more than 9 tasks after expanding shards (got 10)");
+}

@@ -1,0 +1,87 @@
+// Workflow specs from YAML (orchcore::yaml): the JSON schema and error paths.
+#ifdef ORCHCORE_TEST_WITH_YAML
+
+#include <orchcore/workflow/json.hpp>
+#include <orchcore/workflow/yaml.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace wf = orchcore::workflow;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string refusal(const std::string& text) {
+    try {
+        (void)wf::parse_workflow_yaml(text);
+    } catch (const wf::spec_error& e) {
+        return e.what();
+    }
+    return "accepted";
+}
+
+}  // namespace
+
+TEST_CASE("a YAML workflow reads like its JSON twin", "[workflow][yaml]") {
+    const auto yaml = wf::parse_workflow_yaml(R"(
+name: train
+tasks:
+  - name: prep
+    type: shell
+    payload: make data
+stages:
+  - name: fit
+    type: train
+    payload: {lr: 0.5, note: "007", in: "${prep.result}"}
+    depends_on: [prep]
+    retries: 2
+    timeout_ms: 60000
+    priority: 10
+    tags: [gpu]
+    resources:
+      cpu: 2.5
+      memory_mb: 16384
+      gpu: {count: 2, type: a100, memory_mb: 40000}
+      labels: ["zone=eu"]
+    shards: {count: 4, aggregator: merge}
+)");
+    const auto json = wf::parse_workflow_json(R"({"name": "train",
+      "tasks": [{"name": "prep", "type": "shell", "payload": "make data"}],
+      "stages": [{"name": "fit", "type": "train", "payload": {"lr": 0.5, "note": "007", "in": "${prep.result}"},
+                  "depends_on": ["prep"], "retries": 2, "timeout_ms": 60000, "priority": 10, "tags": ["gpu"],
+                  "resources": {"cpu": 2.5, "memory_mb": 16384,
+                                "gpu": {"count": 2, "type": "a100", "memory_mb": 40000}, "labels": ["zone=eu"]},
+                  "shards": {"count": 4, "aggregator": "merge"}}]})");
+    CHECK(yaml == json);
+    CHECK(yaml.stages[0].options.timeout == 60s);
+    CHECK(yaml.stages[0].payload == R"({"lr":5E-1,"note":"007","in":"${prep.result}"})");
+}
+
+TEST_CASE("a malformed YAML spec is refused with the same paths as JSON", "[workflow][yaml]") {
+    CHECK(refusal(R"(
+tasks:
+  - {name: a, type: t}
+  - {name: b, type: t}
+  - {name: c, type: t}
+  - name: d
+    type: t
+    resources: {gpu: {count: two}}
+)") == R"(tasks[3].resources.gpu.count: expected an integer (got "two"))");
+    CHECK(refusal("tasks: [{name: a, type: t, retries: \"3\"}]") ==
+          R"(tasks[0].retries: expected an integer (got "3"))");  // quoted: a string
+    CHECK(refusal("tasks: [{name: a, type: t, depends_on: [a]}]") ==
+          R"(tasks[0].depends_on[0]: a task cannot depend on itself (got "a"))");
+    CHECK(refusal("tasks: [{name: a, type: t, colour: red}]") == R"(tasks[0].colour: unknown field (got "red"))");
+    CHECK(refusal("- just\n- a list\n") == R"((document): expected an object (got ["just","a list"]))");
+    CHECK_THAT(refusal("tasks: [unclosed"), Catch::StartsWith("(document): not valid YAML: line 1"));
+    std::string deep = "tasks: [{name: a, type: t, payload: ";
+    for (int i = 0; i < 40; ++i) deep += "[";
+    for (int i = 0; i < 40; ++i) deep += "]";
+    CHECK_THAT(refusal(deep + "}]"), Catch::EndsWith("nested deeper than 32 levels"));
+}
+
+#endif  // ORCHCORE_TEST_WITH_YAML
