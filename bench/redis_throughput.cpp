@@ -19,15 +19,23 @@
 //             process (a coordinator with no workers) bulk-submits the N
 //             tasks with coordinator::submit_many (chunks of --chunk-coord),
 //             while a worker process (a coordinator with one worker of
-//             --concurrency slots) runs them (no-op handler, task records,
+//             --slots slots, default --concurrency; its hot path through
+//             redis_node_backend unless --no-fastpath) runs them (no-op
+//             handler, task records,
 //             status changes and results in redis_task_store, leases with
 //             fencing); rate = N / (time until the worker process has
 //             completed all N)
+//   latency   single jobs on an idle worker: a producer process (a
+//             coordinator with no workers) submits --latency-n jobs one at
+//             a time (each after the previous result and a 5 ms pause, so
+//             the worker process's node is idle) and waits for each with
+//             task_handle::wait_for; prints p50/p99/max of submit-to-result
 //   ceiling   redis-benchmark -P 32 -t lpush,rpop -n 1000000 -q
 //
 // Usage: orchcore_bench_redis_throughput [--n 100000] [--concurrency 16]
-//        [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
+//        [--slots N (coordinator worker slots; default --concurrency)] [--no-fastpath] [--batch 64] [--chunk 5000] [--runs 3] [--bullmq 18000]
 //        [--ceiling-n 1000000] [--no-ceiling] [--chunk-coord 1000] [--no-coordinator] [--only-coordinator]
+//        [--latency-n 1000] [--no-latency] [--only-latency]
 #include <orchcore/coordinator.hpp>
 #include <orchcore/redis/redis.hpp>
 
@@ -58,11 +66,15 @@ namespace {
 struct config {
     std::size_t n = 100'000;
     std::size_t concurrency = 16;
+    std::size_t slots = 0;  // coordinator phase: the worker's slots (0: --concurrency)
+    bool fastpath = true;   // coordinator phase: the worker node uses redis_node_backend
     std::size_t batch = 64;
     std::size_t chunk = 5'000;
     std::size_t chunk_coord = 1'000;
     bool coordinator_phase = true;
     bool transport_phases = true;
+    bool latency_phase = true;
+    std::size_t latency_n = 1'000;
     int runs = 3;
     double bullmq = 18'000;
     std::size_t ceiling_n = 1'000'000;
@@ -141,12 +153,16 @@ void run_workers(const std::shared_ptr<redis_client>& client, const std::string&
 }
 
 // A distributed-mode coordinator on `queue` with `workers` worker slots.
+// `fast`: with redis_node_backend (coordinator_options::node_backend).
 coordinator_options node_opts(const test::redis_server& server, const std::string& queue, std::size_t slots,
-                              const std::string& name) {
+                              const std::string& name, bool fast = false) {
     auto client = make_client(server, slots + 4);
     coordinator_options o;
-    o.transport = std::make_shared<redis_transport>(client, queue, topts());
-    o.store = std::make_shared<redis_task_store>(client, queue);
+    auto tp = std::make_shared<redis_transport>(client, queue, topts());
+    auto store = std::make_shared<redis_task_store>(client, queue);
+    o.transport = tp;
+    o.store = store;
+    if (fast) o.node_backend = std::make_shared<redis_node_backend>(tp, store);
     o.registry = std::make_shared<redis_worker_registry>(client, queue);
     o.node_id = name;
     o.scaling.min_workers = slots > 0 ? 1 : 0;
@@ -185,7 +201,7 @@ bool wait_ok(pid_t pid) {
 double coordinator_e2e(const test::redis_server& server, const std::string& queue, const config& c) {
     const auto start = clk::now();
     const pid_t worker = spawn([&] {
-        coordinator node{node_opts(server, queue, c.concurrency, "bench-worker")};
+        coordinator node{node_opts(server, queue, c.slots, "bench-worker", c.fastpath)};
         node.register_handler("noop", [](task_context&) { return std::string{}; });
         const auto give_up = clk::now() + std::chrono::minutes(5);
         while (node.get_stats().completed < c.n) {
@@ -212,6 +228,43 @@ double coordinator_e2e(const test::redis_server& server, const std::string& queu
     return seconds_since(start);
 }
 
+// Submit-to-result latency of single jobs on an idle worker node (two
+// processes); the producer prints the percentiles.
+void latency_phase(const test::redis_server& server, const std::string& queue, const config& c) {
+    const std::size_t total = c.latency_n + 10;  // 10 warm-up jobs, not counted
+    const pid_t worker = spawn([&] {
+        coordinator node{node_opts(server, queue, 1, "lat-worker")};
+        node.register_handler("noop", [](task_context&) { return std::string{}; });
+        const auto give_up = clk::now() + std::chrono::minutes(5);
+        while (node.get_stats().completed < total) {
+            if (clk::now() > give_up) return 2;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        node.stop(stop_mode::graceful, std::chrono::milliseconds(1000));
+        return 0;
+    });
+    const pid_t producer = spawn([&] {
+        coordinator node{node_opts(server, queue, 0, "lat-producer")};
+        std::vector<double> ms;
+        for (std::size_t i = 0; i < total; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            const auto start = clk::now();
+            auto r = node.submit_async("noop", "{}");
+            if (!r) throw std::runtime_error("refused: " + std::string(r.admission.detail));
+            if (!r.handle.wait_for(std::chrono::seconds(30))) throw std::runtime_error("no result within 30 s");
+            if (i >= 10) ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - start).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * ms.size()))]; };
+        std::printf("{\"phase\":\"latency\",\"n\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+                    ms.size(), pct(0.50), pct(0.99), ms.back());
+        return 0;
+    });
+    const bool producer_ok = wait_ok(producer);
+    const bool worker_ok = wait_ok(worker);
+    if (!(producer_ok && worker_ok)) throw std::runtime_error("latency phase: a child process failed");
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
@@ -223,6 +276,8 @@ double median(std::vector<double> v) {
 // counts top-level commands only (evalsha and the client's own commands).
 struct server_time {
     double total_usec = 0;
+    double calls = 0;    // every command, those run by scripts included
+    double scripts = 0;  // evalsha calls
     std::string detail;  // "evalsha:calls/usec_per_call,..."
 };
 
@@ -243,6 +298,8 @@ server_time server_stats(redis_client& c) {
         static const char* top_level[] = {"evalsha", "ping", "select", "script|load", "flushdb"};
         for (const char* t : top_level)
             if (name == t) out.total_usec += field("usec");
+        out.calls += field("calls");
+        if (name == "evalsha") out.scripts += field("calls");
         if (!out.detail.empty()) out.detail += ",";
         char buf[160];
         std::snprintf(buf, sizeof buf, "%s:%.0f calls x %.1fus", name.c_str(), field("calls"), field("usec_per_call"));
@@ -253,14 +310,30 @@ server_time server_stats(redis_client& c) {
 
 std::shared_ptr<redis_client> g_admin;
 
-void reset_server_stats() { g_admin->command({"CONFIG", "RESETSTAT"}); }
+// INFO stats total_reads_processed: read events on client connections,
+// i.e. requests (a pipeline is one) the server answered: round trips.
+double reads_processed() {
+    const auto r = g_admin->command({"INFO", "stats"});
+    const auto p = r.str.find("total_reads_processed:");
+    return p == std::string::npos ? 0.0 : std::atof(r.str.c_str() + p + std::strlen("total_reads_processed:"));
+}
+
+double g_reads_at_reset = 0;
+
+void reset_server_stats() {
+    g_admin->command({"CONFIG", "RESETSTAT"});
+    g_reads_at_reset = reads_processed();
+}
 
 void print(const std::string& phase, int run, double secs, std::size_t n) {
     const auto st = server_stats(*g_admin);
+    const double reads = reads_processed() - g_reads_at_reset;
+    const double per = static_cast<double>(n);
     std::printf("{\"phase\":\"%s\",\"run\":%d,\"n\":%zu,\"seconds\":%.3f,\"rate\":%.0f,"
-                "\"server_busy\":%.2f,\"server_us_per_task\":%.2f,\"server\":\"%s\"}\n",
-                phase.c_str(), run, n, secs, static_cast<double>(n) / secs, st.total_usec / (secs * 1e6),
-                st.total_usec / static_cast<double>(n), st.detail.c_str());
+                "\"server_busy\":%.2f,\"server_us_per_task\":%.2f,\"commands_per_task\":%.2f,"
+                "\"scripts_per_task\":%.2f,\"round_trips_per_task\":%.3f,\"server\":\"%s\"}\n",
+                phase.c_str(), run, n, secs, per / secs, st.total_usec / (secs * 1e6), st.total_usec / per,
+                st.calls / per, st.scripts / per, reads / per, st.detail.c_str());
     std::fflush(stdout);
 }
 
@@ -304,11 +377,16 @@ int main(int argc, char** argv) {
         };
         if (a == "--n") c.n = std::stoul(next());
         else if (a == "--concurrency") c.concurrency = std::stoul(next());
+        else if (a == "--slots") c.slots = std::stoul(next());
+        else if (a == "--no-fastpath") c.fastpath = false;
         else if (a == "--batch") c.batch = std::stoul(next());
         else if (a == "--chunk") c.chunk = std::stoul(next());
         else if (a == "--chunk-coord") c.chunk_coord = std::stoul(next());
         else if (a == "--no-coordinator") c.coordinator_phase = false;
-        else if (a == "--only-coordinator") c.transport_phases = false;
+        else if (a == "--only-coordinator") c.transport_phases = c.latency_phase = false;
+        else if (a == "--latency-n") c.latency_n = std::stoul(next());
+        else if (a == "--no-latency") c.latency_phase = false;
+        else if (a == "--only-latency") c.transport_phases = c.coordinator_phase = c.ceiling = false;
         else if (a == "--runs") c.runs = std::stoi(next());
         else if (a == "--bullmq") c.bullmq = std::stod(next());
         else if (a == "--ceiling-n") c.ceiling_n = std::stoul(next());
@@ -318,15 +396,17 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (c.slots == 0) c.slots = c.concurrency;
     test::redis_server server;
-    std::printf("{\"server_port\":%d,\"n\":%zu,\"concurrency\":%zu,\"batch\":%zu,\"chunk\":%zu,\"runs\":%d,"
-                "\"hw_threads\":%u}\n",
-                server.port(), c.n, c.concurrency, c.batch, c.chunk, c.runs, std::thread::hardware_concurrency());
+    std::printf("{\"server_port\":%d,\"n\":%zu,\"concurrency\":%zu,\"slots\":%zu,\"fastpath\":%s,\"batch\":%zu,"
+                "\"chunk\":%zu,\"runs\":%d,\"hw_threads\":%u}\n",
+                server.port(), c.n, c.concurrency, c.slots, c.fastpath ? "true" : "false", c.batch, c.chunk, c.runs,
+                std::thread::hardware_concurrency());
     auto client = make_client(server, c.concurrency + 2);
     g_admin = make_client(server, 1);
 
     std::map<std::string, std::vector<double>> rates;
-    for (int run = 1; run <= c.runs; ++run) {
+    for (int run = 1; run <= c.runs && (c.transport_phases || c.coordinator_phase); ++run) {
         const std::string q = "q" + std::to_string(run);
         const auto rs = requests(c.n, "r" + std::to_string(run) + "-");
         if (c.transport_phases) {
@@ -385,6 +465,8 @@ int main(int argc, char** argv) {
         client->command({"FLUSHDB"});
     }
 
+    if (c.latency_phase) latency_phase(server, "lat", c);  // once: 1,000 samples are its own statistics
+
     std::map<std::string, double> ceiling;
     if (c.ceiling) ceiling = redis_benchmark(server.port(), c.ceiling_n);
     const double ceil_push = ceiling.count("LPUSH") ? ceiling["LPUSH"] : 0;
@@ -398,6 +480,7 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < v.size(); ++i) std::printf("%s%.0f", i ? "," : "", v[i]);
         std::printf("],\"vs_ceiling\":%.3f,\"vs_bullmq\":%.2f}\n", ceil > 0 ? m / ceil : 0.0, m / c.bullmq);
     }
+    if (!c.transport_phases) return 0;
     const double p = median(rates["process"]);
     std::printf("{\"target\":\"process >= 5x BullMQ\",\"process_rate\":%.0f,\"target_rate\":%.0f,\"met\":%s}\n", p,
                 5 * c.bullmq, p >= 5 * c.bullmq ? "true" : "false");

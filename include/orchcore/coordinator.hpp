@@ -53,10 +53,11 @@
 namespace orchcore {
 
 // Backends the options hold by std::shared_ptr only (task_store.hpp,
-// transport.hpp, worker_registry.hpp define them).
+// transport.hpp, worker_registry.hpp, node_backend.hpp define them).
 class task_store;
 class transport;
 class worker_registry;
+class node_backend;
 
 /// Thrown by a handler to fail its task without retries.
 class non_retryable_error : public std::runtime_error {
@@ -226,6 +227,13 @@ struct coordinator_options {
     std::chrono::milliseconds lease_renew_interval{0};
     /// Distributed mode: most leases taken in one round trip.
     std::size_t lease_batch = 64;
+    /// Distributed mode, optional: the node's hot path over `transport` and
+    /// `store` in combined calls (<orchcore/node_backend.hpp>; e.g.
+    /// redis_node_backend): a lease and its start writes in one call, and
+    /// finished tasks' records, acks and the next leases in one call. Must
+    /// be built on this `transport` and `store`. Empty: separate transport
+    /// and store calls.
+    std::shared_ptr<orchcore::node_backend> node_backend{};
 
     void validate() const;
 };
@@ -302,9 +310,10 @@ public:
     std::string get() const;
     /// The same waits for coroutines: they suspend, never block the
     /// executor's thread, and resume as soon as the task ends (no polling
-    /// in one process; in distributed mode the shared store is looked at
-    /// with a backoff of up to 50 ms, and a completion on this node wakes
-    /// the waiter at once). The handle's coordinator must outlive the wait.
+    /// in one process; in distributed mode a finish notification of the
+    /// transport wakes the waiter, with a look at the shared store every
+    /// second in case one is lost; a transport without notifications is
+    /// polled with a backoff of up to 50 ms). The handle's coordinator must outlive the wait.
     boost::asio::awaitable<std::optional<task_record>> async_wait_for(std::chrono::milliseconds timeout) const;
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(
         std::chrono::steady_clock::time_point deadline) const;
@@ -460,9 +469,10 @@ private:
 //   the type is needed on the submitting node: a producer-only node has
 //   scaling.min_workers = max_workers = 0 (allowed only in this mode).
 //   Generated ids are "<node_id>-<n>".
-// * Running: each node leases up to its free local slots (on its control
-//   tick and right after a submission or a finished attempt, so a lone task
-//   starts at once) for lease_duration, and runs the task with the lease's
+// * Running: each node leases up to its free local slots (right after a
+//   submission or a finished attempt, and, while idle, as soon as
+//   transport::wait_for_work wakes it: a task admitted on any node starts
+//   at once) for lease_duration, and runs the task with the lease's
 //   fencing token as the attempt's token. A leased task that no local
 //   worker fits (tags) or that has no handler here is handed back (nack)
 //   with a short delay, for another node. Leases of running attempts are
@@ -503,8 +513,10 @@ private:
 //   workers that died or whose process crashed are removed by any node's
 //   maintenance once silent for worker_timeout + worker_entry_grace.
 // * Queries: get_task/get_status/get_result read the shared store;
-//   wait_for/handles poll it (with a short backoff) for tasks running on
-//   other nodes, and wake at once for tasks finished here.
+//   wait_for/handles are woken by the transport's finish notifications
+//   (transport::watch_finished, subscribed on the first such wait) for
+//   tasks running on other nodes, with a look at the store every second in
+//   case one is lost (without notifications: polled with a short backoff).
 // * Cancellation: a waiting task is removed from the transport and its
 //   record cancelled; a task running on this node is cancelled as in local
 //   mode; a task running on another node gets a cancel marker in its record

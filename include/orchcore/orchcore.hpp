@@ -20,4 +20,5 @@
 #include <orchcore/coordinator.hpp>
 #include <orchcore/task_store.hpp>
 #include <orchcore/transport.hpp>
+#include <orchcore/node_backend.hpp>
 #include <orchcore/worker_registry.hpp>

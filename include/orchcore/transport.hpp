@@ -89,8 +89,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <iterator>
+#include <list>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -98,6 +102,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -147,6 +152,14 @@ struct transport_recovery {
 struct lease_ref {
     std::string task_id;
     std::uint64_t token = 0;
+};
+
+/// A watch_finished() registration: the callback is not called once this
+/// is destroyed (nor while its destructor runs, when it returns). It must
+/// not outlive its transport.
+class transport_watch {
+public:
+    virtual ~transport_watch() = default;
 };
 
 /// Construction options of a transport. Invalid values throw
@@ -290,6 +303,29 @@ public:
         return false;
     }
 
+    /// Blocks until work may be there or `timeout` passed (also returns
+    /// early when a delayed task becomes due). True: woken (lease to find
+    /// out); false: timed out. The default, for transports that cannot
+    /// block, sleeps min(timeout, 20 ms) and returns false (the caller
+    /// polls).
+    virtual bool wait_for_work(std::chrono::milliseconds timeout) {
+        std::this_thread::sleep_for(std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(20)));
+        return false;
+    }
+    /// Makes every wait_for_work() on this object return soon (stop).
+    virtual void interrupt_waits() {}
+    /// Announces that the tasks `ids` reached a terminal status (call after
+    /// their records were written). The default does nothing.
+    virtual void publish_finished(std::span<const std::string> ids) { (void)ids; }
+    /// Calls `on_finished(id)` (on a background or publishing thread,
+    /// never under a lock of the caller's) for every id published on this
+    /// queue from now on; an empty id: some may have been missed. nullptr:
+    /// not supported (the default), so the caller polls.
+    virtual std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) {
+        (void)on_finished;
+        return nullptr;
+    }
+
     /// Waiting + delayed tasks (racy for shared backends).
     virtual std::size_t size_approx() = 0;
     virtual std::size_t leased_count() = 0;
@@ -368,8 +404,11 @@ public:
     explicit memory_transport(transport_options o = {}) : options_(o) { options_.validate(); }
 
     transport_admission admit(const transport_request& r) override {
-        std::lock_guard lk(mutex_);
-        return admit_locked(r);
+        std::unique_lock lk(mutex_);
+        auto out = admit_locked(r);
+        lk.unlock();
+        if (out.is_accepted) work_cv_.notify_all();
+        return out;
     }
 
     std::vector<transport_admission> admit_many(std::span<const transport_request> rs) override {
@@ -377,6 +416,7 @@ public:
         std::vector<transport_admission> out;
         out.reserve(rs.size());
         for (const auto& r : rs) out.push_back(admit_locked(r));
+        work_cv_.notify_all();
         return out;
     }
 
@@ -436,6 +476,7 @@ public:
             delayed_.emplace(t->at_ms, id);
         } else {
             make_waiting(id, *t);
+            work_cv_.notify_all();
         }
         ++stats_.nacked;
         return true;
@@ -505,6 +546,7 @@ public:
                 t.token = 0;
                 t.worker.clear();
                 make_waiting(id, t);
+                work_cv_.notify_all();
                 ++stats_.recovered;
             }
             out.push_back(std::move(l));
@@ -523,6 +565,49 @@ public:
     bool drop_dead_letter(const std::string& id) override {
         std::lock_guard lk(mutex_);
         return dead_.erase(id) != 0;
+    }
+
+    bool wait_for_work(std::chrono::milliseconds timeout) override {
+        using steady = std::chrono::steady_clock;
+        const auto until = detail::deadline_after(std::max(timeout, std::chrono::milliseconds(0)));
+        std::unique_lock lk(mutex_);
+        for (;;) {
+            if (interrupts_ > 0) {
+                --interrupts_;
+                return true;
+            }
+            if (!waiting_.empty()) return true;
+            auto wake = until;
+            if (!delayed_.empty()) {
+                const auto due_in = delayed_.begin()->first - detail::to_unix_ms(clock::now());
+                if (due_in <= 0) return true;
+                wake = std::min(wake, detail::deadline_after(std::chrono::milliseconds(due_in)));
+            }
+            if (steady::now() >= until) return false;
+            ++waiters_;
+            work_cv_.wait_until(lk, wake);
+            --waiters_;
+        }
+    }
+
+    void interrupt_waits() override {
+        {
+            std::lock_guard lk(mutex_);
+            interrupts_ = std::max<std::size_t>(1, waiters_);
+        }
+        work_cv_.notify_all();
+    }
+
+    void publish_finished(std::span<const std::string> ids) override {
+        std::lock_guard lk(watch_mutex_);
+        for (const auto& fn : watches_)
+            for (const auto& id : ids) fn(id);
+    }
+
+    std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) override {
+        std::lock_guard lk(watch_mutex_);
+        watches_.push_back(std::move(on_finished));
+        return std::make_unique<watch>(*this, std::prev(watches_.end()));
     }
 
     std::size_t size_approx() override {
@@ -548,6 +633,20 @@ public:
     const transport_options& options() const noexcept override { return options_; }
 
 private:
+    using watch_list = std::list<std::function<void(const std::string&)>>;
+    class watch final : public transport_watch {
+    public:
+        watch(memory_transport& t, watch_list::iterator it) : t_(t), it_(it) {}
+        ~watch() override {
+            std::lock_guard lk(t_.watch_mutex_);
+            t_.watches_.erase(it_);
+        }
+
+    private:
+        memory_transport& t_;
+        watch_list::iterator it_;
+    };
+
     enum class place { waiting, delayed, leased };
     struct task {
         int priority = priority::normal;
@@ -661,6 +760,15 @@ private:
     std::uint64_t last_token_ = 0;
     detail::dequeue_interval interval_{};
     transport_stats stats_{};
+    // Wake-ups: consumers blocked in wait_for_work, and the wake-ups owed
+    // to them by interrupt_waits() (kept for a consumer about to wait).
+    std::condition_variable work_cv_;
+    std::size_t waiters_ = 0;
+    std::size_t interrupts_ = 0;
+    // Finish notifications; callbacks run under watch_mutex_ so that a
+    // watch's destructor waits for a call in progress.
+    std::mutex watch_mutex_;
+    watch_list watches_;
 };
 
 }  // namespace orchcore

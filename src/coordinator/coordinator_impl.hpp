@@ -31,6 +31,7 @@
 #include <orchcore/coordinator.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/saturating.hpp>
+#include <orchcore/node_backend.hpp>
 #include <orchcore/task_store.hpp>
 #include <orchcore/transport.hpp>
 #include <orchcore/worker_pool.hpp>

@@ -23,12 +23,41 @@ std::chrono::milliseconds next_poll_of(std::chrono::milliseconds& backoff) {
 }
 }  // namespace
 
-node_engine::node_engine(coordinator_impl& co) : c(co), tp(co.opt.transport) {
+node_engine::node_engine(coordinator_impl& co)
+    : c(co), tp(co.opt.transport), finishes([this](const std::string&) {
+          std::lock_guard lk(c.mu);
+          ++finished_gen;
+          c.done_cv.notify_all();
+          c.wake_async_waiters();
+      }) {
+    path = make_node_path(*this, c.opt.node_backend);
     renew_every = c.opt.lease_renew_interval.count() > 0 ? c.opt.lease_renew_interval : c.opt.lease_duration / 3;
     if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
     recover_every =
         std::clamp(c.opt.lease_duration / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1'000));
     next_recover = steady::now();
+}
+
+// Lock held. The node has free slots and the queue had nothing.
+void node_engine::went_idle() {
+    if (!waker) waker = std::make_unique<work_waker>(*tp, [this] { kick_feed(); }, std::chrono::milliseconds(1'000));
+    waker->idle();
+}
+
+// Ends both (no lock held).
+void node_engine::stop_wakeups() {
+    std::unique_ptr<work_waker> w;
+    {
+        std::lock_guard lk(c.mu);
+        w.swap(waker);
+    }
+    if (w) w->stop();
+    finishes.close();
+}
+
+std::uint64_t node_engine::finish_generation() const {
+    std::lock_guard lk(c.mu);
+    return finished_gen;
 }
 
 bool node_engine::cancel(const std::string& id) {
@@ -55,6 +84,7 @@ bool node_engine::settle_waiting_cancel(const std::string& id) {
         r.error = "cancelled";
         r.metadata.erase(cancel_key);
         if (owner_write(r, rec->status)) {
+            announce_finished(*tp, std::span<const std::string>(&r.id, 1));
             std::lock_guard lk(c.mu);
             ++c.counters.cancelled;
             c.emit(coordinator_impl::make_event_rec(event_kind::task_cancelled, r, r.error));
@@ -121,17 +151,23 @@ node_engine::store_look node_engine::look_shared(const std::string& id, bool& se
     return {};
 }
 
-// The record may be finished by any node: the shared store is polled with
-// a short backoff; a completion on this node wakes the wait at once.
+// The record may be finished by any node: a finish notification wakes the
+// wait (a slow look at the shared store guards against a lost one);
+// without notifications the store is polled with a short backoff. A
+// completion on this node wakes it at once.
 std::optional<task_record> node_engine::wait_until(const std::string& id, steady::time_point deadline) {
     auto backoff = std::chrono::milliseconds(1);
     bool seen = false;
+    const bool notified = finishes.ensure(*tp);
     for (;;) {
+        const auto gen = finish_generation();
         if (auto look = look_shared(id, seen); look.done) return std::move(look.rec);
         const auto now = steady::now();
         if (now >= deadline) return std::nullopt;
+        const auto look_again = std::min(deadline, now + remote_wait_step(notified, backoff));
         std::unique_lock lk(c.mu);
-        c.done_cv.wait_until(lk, std::min(deadline, now + next_poll_of(backoff)));
+        if (notified) c.done_cv.wait_until(lk, look_again, [&] { return finished_gen != gen; });
+        else c.done_cv.wait_until(lk, look_again);
     }
 }
 
@@ -141,19 +177,22 @@ asio::awaitable<std::optional<task_record>> node_engine::async_wait_until(std::s
     auto ex = co_await asio::this_coro::executor;
     auto backoff = std::chrono::milliseconds(1);
     bool seen = false;
+    const bool notified = finishes.ensure(*tp);
     for (;;) {
-        // As wait_until: the shared store is looked at with a backoff; a
-        // completion on this node wakes the waiter at once.
+        // As wait_until: woken by finish notifications, with a slow look
+        // at the shared store (or polled without notifications).
+        const auto gen = finish_generation();
         if (auto look = look_shared(id, seen); look.done) co_return std::move(look.rec);
         const auto now = steady::now();
         if (now >= deadline) co_return std::nullopt;
         auto waiter = std::make_shared<async_waiter>(ex);
         {
             std::lock_guard lk(c.mu);
+            if (finished_gen != gen) continue;  // a notification came meanwhile: look again
             c.add_async_waiter(id, waiter);
         }
         asio::steady_timer timer(ex);
-        timer.expires_at(std::min(deadline, now + next_poll_of(backoff)));
+        timer.expires_at(std::min(deadline, now + remote_wait_step(notified, backoff)));
         (void)co_await (waiter->wake_ch.async_receive(asio::as_tuple(asio::use_awaitable)) ||
                         timer.async_wait(asio::as_tuple(asio::use_awaitable)));
         c.drop_async_waiter(id, waiter);

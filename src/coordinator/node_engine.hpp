@@ -12,12 +12,31 @@
 #include "coordinator_impl.hpp"
 #include "lease_round.hpp"
 #include "node_op.hpp"
+#include "node_wakeups.hpp"
 
+#include <orchcore/node_backend.hpp>
 #include <orchcore/transport.hpp>
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <memory>
+
 namespace orchcore::detail {
+
+// A node's feed step (one lease round) and flush step (finished attempts'
+// record changes): with the plain transport and store calls, or through a
+// node_backend (coordinator_options::node_backend), one call each. Picked
+// once, when the engine is built (node_path.cpp).
+class node_path {
+public:
+    virtual ~node_path() = default;
+    /// One lease round; true if another may find more.
+    virtual bool feed_once() = 0;
+    /// Carries out finished attempts' record changes.
+    virtual void flush(std::vector<dist_op>& ops) = 0;
+    /// Whether a flush also leases for the slots it frees.
+    virtual bool flush_fetches() const noexcept = 0;
+};
 
 class node_engine final : public engine {
 public:
@@ -33,7 +52,10 @@ public:
                                                                        steady::time_point deadline) override;
     coordinator_stats stats() const override;
     std::optional<bool> drain(stop_mode mode, std::chrono::milliseconds deadline) override;
-    void join_io() override { io.join(); }
+    void join_io() override {
+        stop_wakeups();
+        io.join();
+    }
 
     void attempt_ended(const std::shared_ptr<attempt_state>& a, outcome o) override;
     void tick() override;
@@ -64,6 +86,9 @@ public:
     static constexpr const char* cancel_key = "orchcore.cancel";
 
 private:
+    friend class node_plain_path;
+    friend class node_fast_path;
+
     // What became of one record change in run_ops.
     enum class fate : unsigned char { pending, failed, not_held, conflict, written };
     // A lease read for a start: its record.
@@ -119,7 +144,8 @@ private:
     void settle_leases(std::vector<dist_op>& ops, std::vector<fate>& f, std::vector<bool>& io_error);
     void record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error);
     void count_written(const dist_op& op);
-    void submit_op(dist_op op);
+    void announce_written(const std::vector<dist_op>& ops, const std::vector<fate>& f);
+    bool submit_op(dist_op op);
     void flush_ops();
     std::optional<dist_op> op_for(task_entry& t, const decision& d, outcome& o, dist_op::why retry_why);
 
@@ -127,6 +153,7 @@ private:
     void kick_feed();
     void feed();
     bool feed_once();
+    std::size_t feed_leased(std::vector<transport_lease>& got);
     std::optional<std::vector<transport_lease>> take_leases(std::size_t& n);
     std::vector<candidate> read_leased(std::vector<transport_lease>& got, std::vector<dist_op>& ops,
                                        std::size_t& errors);
@@ -136,7 +163,7 @@ private:
     std::vector<bool> record_starts(std::vector<started>& starts, const std::vector<transport_lease>& handback);
     std::size_t launch_recorded(std::vector<started>& starts, const std::vector<bool>& ok);
     std::shared_ptr<attempt_state> start_attempt(task_record rec, const transport_lease& l, worker_entry& w,
-                                                 launch& ln);
+                                                 launch& ln, bool recorded = false);
 
     // node_renewal.cpp
     void renew(renewal& r);
@@ -158,6 +185,12 @@ private:
     bool settle_waiting_cancel(const std::string& id);
     bool mark_cancel(const std::string& id);
 
+    // node_wakeups: the idle node's wait for work, and the finish
+    // notifications that wake waits for tasks run elsewhere.
+    void went_idle();
+    void stop_wakeups();
+    std::uint64_t finish_generation() const;
+
     coordinator_impl& c;
     std::shared_ptr<transport> tp;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
@@ -172,6 +205,15 @@ private:
     // The node's I/O threads (one feeds, one flushes finished tasks'
     // changes, at a time each).
     mutable asio::thread_pool io{2};
+    std::unique_ptr<node_path> path;  // feed and flush steps, picked once
+    // The wait for work (created on the first empty lease round), and the
+    // finish notifications (each bumps finished_gen).
+    std::unique_ptr<work_waker> waker;  // c.mu
+    std::uint64_t finished_gen = 0;     // c.mu
+    finish_watch finishes;
 };
+
+/// The feed and flush steps for `e`: through `nb` if set, else plain.
+std::unique_ptr<node_path> make_node_path(node_engine& e, std::shared_ptr<node_backend> nb);
 
 }  // namespace orchcore::detail

@@ -45,7 +45,7 @@ void node_engine::feed() {
     for (;;) {
         try {
             for (int round = 0; round < 8; ++round)
-                if (!feed_once()) break;
+                if (!path->feed_once()) break;
         } catch (...) {
             std::lock_guard lk(c.mu);
             feeding = false;
@@ -66,19 +66,26 @@ bool node_engine::feed_once() {
     std::size_t n = 0;
     auto got = take_leases(n);
     if (!got) return false;
+    const std::size_t launched = feed_leased(*got);
+    return lease_round::another_round(n, got->size(), launched);
+}
+
+// Starts leased tasks (their slots reserved in `leasing`, one io_inflight
+// held for the round): reads their records, settles those that must not
+// run, records the starts and launches them. How many were launched.
+std::size_t node_engine::feed_leased(std::vector<transport_lease>& got) {
     // Read each record and settle the tasks that must not run.
     std::vector<dist_op> ops;
     std::size_t errors = 0;
-    auto cands = read_leased(*got, ops, errors);
+    auto cands = read_leased(got, ops, errors);
     // Locked: pick a worker for each, take the slot.
     std::vector<transport_lease> handback;
-    auto starts = place_leased(cands, got->size(), errors, ops.size(), handback);
+    auto starts = place_leased(cands, got.size(), errors, ops.size(), handback);
     run_ops(ops);
     // Unlocked: record the starts; hand back what cannot run here.
     const auto ok = record_starts(starts, handback);
     // Locked: launch what was recorded; undo the rest.
-    const std::size_t launched = launch_recorded(starts, ok);
-    return lease_round::another_round(n, got->size(), launched);
+    return launch_recorded(starts, ok);
 }
 
 // Leases up to the free local slots (`n`: how many were asked for). Empty:
@@ -105,7 +112,8 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
     if (failed) ++c.counters.backend_errors;
     poll_backoff = lease_round::next_backoff(got.size(), poll_backoff, c.tick_every);
     if (got.empty()) {
-        next_poll = deadline_after(poll_backoff);
+        next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
+        if (!c.stopping) went_idle();
         if (io_inflight > 0) --io_inflight;
         c.done_cv.notify_all();
         return std::nullopt;
@@ -286,19 +294,22 @@ std::size_t node_engine::launch_recorded(std::vector<started>& starts, const std
 }
 
 // Lock held. Registers a local attempt of a leased task on `w`.
+// `recorded`: `rec` is the record as the node backend started it.
 std::shared_ptr<attempt_state> node_engine::start_attempt(task_record rec, const transport_lease& l, worker_entry& w,
-                                                          launch& ln) {
+                                                          launch& ln, bool recorded) {
     const auto now = steady::now();
     task_entry t;
     t.rec = std::move(rec);
-    if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
-    t.rec.status = task_status::running;
-    t.rec.metadata.erase(cancel_key);
+    if (!recorded) {
+        if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
+        t.rec.status = task_status::running;
+        t.rec.metadata.erase(cancel_key);
+        ++t.rec.attempts;
+        if (!t.rec.started_at) t.rec.started_at = wall::now();
+        t.rec.worker_id = w.w->id();
+    }
     t.where = location::running;
-    ++t.rec.attempts;
     ++c.counters.started;
-    if (!t.rec.started_at) t.rec.started_at = wall::now();
-    t.rec.worker_id = w.w->id();
     t.token = l.token;
     t.held_until = l.deadline;
     t.next_renew = saturating_add(now, renew_every);

@@ -195,6 +195,9 @@ void node_engine::recover() {
     } catch (const std::exception&) {
         failed = true;
     }
+    std::vector<std::string> ended;
+    for (const auto& r : buried) ended.push_back(r.id);
+    announce_finished(*tp, ended);
     effects fx;
     {
         std::lock_guard lk(c.mu);

@@ -74,7 +74,16 @@ void node_engine::run_ops(std::vector<dist_op>& ops) {
     write_batch(ops, f);
     std::vector<bool> io_error(n, false);
     settle_leases(ops, f, io_error);
+    announce_written(ops, f);
     record_outcomes(ops, f, io_error);
+}
+
+// Finish notifications for the terminal records written (waits elsewhere).
+void node_engine::announce_written(const std::vector<dist_op>& ops, const std::vector<fate>& f) {
+    std::vector<std::string> ended;
+    for (std::size_t i = 0; i < ops.size(); ++i)
+        if (f[i] == fate::written && is_terminal(ops[i].rec.status)) ended.push_back(ops[i].rec.id);
+    announce_finished(*tp, ended);
 }
 
 // Extends, first, the leases with less than half left.
@@ -232,14 +241,16 @@ void node_engine::count_written(const dist_op& op) {
 // thread that finished the task never waits for Redis (a worker whose
 // threads all wait for a reconnecting Redis could not heartbeat, and
 // its running tasks' leases would lapse).
-void node_engine::submit_op(dist_op op) {
+// True if it started a flush (false: the one under way takes it).
+bool node_engine::submit_op(dist_op op) {
     {
         std::lock_guard lk(c.mu);
         pending_ops.push_back(std::move(op));
-        if (flushing_ops) return;
+        if (flushing_ops) return false;
         flushing_ops = true;
     }
     asio::post(io, [this] { flush_ops(); });
+    return true;
 }
 
 void node_engine::flush_ops() {
@@ -253,7 +264,7 @@ void node_engine::flush_ops() {
             }
             batch.swap(pending_ops);
         }
-        run_ops(batch);
+        path->flush(batch);
     }
 }
 
@@ -279,8 +290,11 @@ void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome
         }
     }
     c.apply(fx);
-    if (op) submit_op(std::move(*op));
-    kick_feed();
+    // A flush started for this outcome may lease for the freed slot in the
+    // same call (path->flush_fetches()); a flush under way does not, so a
+    // feed does meanwhile.
+    const bool fetched = op && submit_op(std::move(*op)) && path->flush_fetches();
+    if (!fetched) kick_feed();
 }
 
 // Lock held. The record change that carries out the attempt outcome's

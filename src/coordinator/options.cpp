@@ -40,6 +40,8 @@ void coordinator_options::validate() const {
                                    std::to_string(worker_template.heartbeat_interval.count()) + "ms)");
     if (default_max_retries > 1000)
         throw invalid_argument("default_max_retries", std::to_string(default_max_retries), "must be at most 1000");
+    if (node_backend && !transport)
+        throw invalid_argument("node_backend", "set", "needs distributed mode (transport set)");
     if (transport) {
         positive("lease_duration", lease_duration);
         if (lease_renew_interval.count() < 0 || lease_renew_interval >= lease_duration)
@@ -47,6 +49,8 @@ void coordinator_options::validate() const {
                                    "must be >= 0 and shorter than lease_duration (" +
                                        std::to_string(lease_duration.count()) + "ms)");
         if (lease_batch == 0) throw invalid_argument("lease_batch", "0", "must be at least 1");
+        if (node_backend && (node_backend->transport() != transport || node_backend->store() != store))
+            throw invalid_argument("node_backend", "set", "must be built on this transport and store");
         if (policy != queue_policy::fail_fast && policy != transport->options().policy)
             throw invalid_argument("policy", std::string(to_string(policy)),
                                    "must equal the transport's policy (" +

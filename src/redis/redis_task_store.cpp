@@ -17,8 +17,8 @@ namespace lua = redis_store_scripts;
 
 std::string script_text(const std::string& a, const std::string& b = "") { return lua::prelude() + a + b; }
 
-const redis_script create_script("store.create", script_text(lua::write_head, lua::create_body));
-const redis_script update_script("store.update", script_text(lua::write_head, lua::update_body()));
+const redis_script create_script("store.create", script_text(lua::write_head(), lua::create_body));
+const redis_script update_script("store.update", script_text(lua::write_head(), lua::update_body));
 const redis_script erase_script("store.erase", script_text(lua::erase_body()));
 const redis_script expire_script("store.expire", script_text(lua::expire_body));
 const redis_script bury_script("store.dead_letter", script_text(lua::bury_body()));
@@ -86,7 +86,7 @@ std::vector<std::string> redis_task_store::write_keys(const task_record& r) cons
     return {record_key(r.id), live_key_, registry_[c], counts_[c]};
 }
 
-// ARGV[1..7] of the write scripts (see redis_store_scripts::write_head).
+// ARGV[1..7] of the write scripts (`x` of redis_store_scripts::record_write_fns).
 std::vector<std::string> redis_task_store::index_args(const task_record& r) const {
     const auto c = class_of(r.status);
     const auto prefix = finished_prefix_ + class_names[c] + ":";

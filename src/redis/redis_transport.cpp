@@ -1,10 +1,15 @@
 #include <orchcore/redis/redis_transport.hpp>
 
 #include "record_codec.hpp"
+#include "redis_notify.hpp"
 #include "redis_util.hpp"
+#include "transport_lua.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -13,7 +18,7 @@ namespace orchcore {
 namespace {
 
 // Shared prelude of every transport script. KEYS: waiting, bylevel,
-// delayed, leases, state, dead letters. ARGV[1]: the per-task key prefix "{p:q}:m:".
+// delayed, leases, state, dead letters, wake. ARGV[1]: the per-task key prefix "{p:q}:m:".
 //
 // Nothing may fail once a script has changed something (Redis keeps the
 // changes made before an error, so a task popped from one set and not yet
@@ -161,6 +166,20 @@ local function current(id, tok)
   if e.traw ~= tok or not redis.call('ZSCORE', LS, id) then return nil end
   return e
 end
+-- KEYS[7], the wake list: one token per task that became waiting, for the
+-- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept, and
+-- tokens nobody took expire with the key after a minute. A damaged wake
+-- key is left alone (its waiters time out instead).
+local WK, WAKE_MAX = KEYS[7], 256
+local function wake(n)
+  if not WK or n <= 0 then return end
+  local t = {}
+  for i = 1, math.min(n, WAKE_MAX) do t[i] = '1' end
+  if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then
+    redis.call('LTRIM', WK, 0, WAKE_MAX - 1)
+    redis.call('PEXPIRE', WK, 60000)
+  end
+end
 )lua";
 
 std::string with_prelude(const char* body) { return std::string(prelude) + body; }
@@ -244,6 +263,7 @@ for i = 4, #ARGV, 2 do
 end
 if seq ~= S.seq then redis.call('HSET', ST, 'seq', fmt(seq)) end
 count('accepted', accepted)
+wake(accepted)
 count('rej_full', full)
 count('rej_invalid', invalid)
 count('evicted', evicted)
@@ -350,6 +370,7 @@ if delay > 0 then
   redis.call('ZADD', D, fmt(now + delay), id)
 else
   make_waiting(id, e)
+  wake(1)
 end
 count('nacked', 1)
 return 1
@@ -427,6 +448,7 @@ for i = 1, #found, 2 do
   end
 end
 count('recovered', recovered)
+wake(recovered)
 count('dead', dead)
 return out
 )lua"));
@@ -477,14 +499,18 @@ std::array<std::string, N> texts_of(const std::vector<redis_reply>& items, std::
 
 }  // namespace
 
+const char* redis_detail::transport_prelude() noexcept { return prelude; }
+
 redis_transport::redis_transport(std::shared_ptr<redis_client> client, std::string queue, transport_options o)
     : client_(std::move(client)), options_(o) {
     options_.validate();
     if (!client_) throw invalid_argument("client", "null", "a redis_transport needs a redis_client");
     base_ = redis_detail::key_base(client_->options().prefix, queue);
-    keys_ = {base_ + ":waiting", base_ + ":bylevel", base_ + ":delayed",
-             base_ + ":leases",  base_ + ":state",   base_ + ":poisoned"};
+    keys_ = {base_ + ":waiting", base_ + ":bylevel", base_ + ":delayed", base_ + ":leases",
+             base_ + ":state",   base_ + ":poisoned", base_ + ":wake"};
     meta_prefix_ = base_ + ":m:";
+    interrupt_key_ = base_ + ":wake:" + redis_detail::random_hex();
+    finished_channel_ = base_ + ":finished";
 }
 
 std::vector<transport_admission> redis_transport::admit_chunk(std::span<const transport_request> rs) {
@@ -701,6 +727,62 @@ std::vector<transport_dead_letter> redis_transport::dead_letters(std::size_t lim
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     if (out.size() > limit) out.resize(limit);
     return out;
+}
+
+redis_client& redis_transport::blocking_client() {
+    std::lock_guard lk(blocking_mutex_);
+    if (!blocking_) blocking_ = std::make_unique<redis_client>(client_->options());
+    return *blocking_;
+}
+
+// How long to block: the caller's timeout, cut at the next delayed task's
+// due time and at half the command timeout (the reply must come in time).
+std::chrono::milliseconds redis_transport::block_for(std::chrono::milliseconds timeout) {
+    auto block = std::min(redis_detail::clamp_wait(timeout), client_->options().command_timeout / 2);
+    const auto first = client_->command({"ZRANGE", keys_[2], "0", "0", "WITHSCORES"});
+    const auto& items = redis_detail::expect_array(first, "ZRANGE " + keys_[2]);
+    if (items.size() == 2) {
+        const double due = std::strtod(items[1].str.c_str(), nullptr);
+        const double in = due - static_cast<double>(detail::to_unix_ms(clock::now()));
+        if (!(in > 0)) return std::chrono::milliseconds(0);
+        if (in < static_cast<double>(block.count())) block = std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(in)));
+    }
+    return block;
+}
+
+bool redis_transport::wait_for_work(std::chrono::milliseconds timeout) {
+    const auto block = block_for(timeout);
+    if (block.count() <= 0) return true;  // a delayed task is due (or no time to wait)
+    auto& bc = blocking_client();
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", static_cast<double>(block.count()) / 1000.0);
+    struct counted {
+        std::atomic<std::size_t>& n;
+        explicit counted(std::atomic<std::size_t>& x) : n(x) { ++n; }
+        ~counted() { --n; }
+    } guard(waiters_);
+    const auto r = bc.command({"BLPOP", keys_[6], interrupt_key_, secs}, redis_retry::at_most_once);
+    if (r.is_error()) throw redis_error(redis_failure::server, "orchcore: BLPOP " + keys_[6] + ": " + r.str);
+    return r.type == redis_reply::kind::array;
+}
+
+void redis_transport::interrupt_waits() {
+    std::vector<std::string> push{"RPUSH", interrupt_key_};
+    const auto n = std::clamp<std::size_t>(waiters_.load(), 1, 64);
+    for (std::size_t i = 0; i < n; ++i) push.emplace_back("1");
+    // Kept a while for a wait about to start; gone if nobody takes it.
+    client_->pipeline({push, {"PEXPIRE", interrupt_key_, "60000"}}, redis_retry::at_most_once);
+}
+
+void redis_transport::publish_finished(std::span<const std::string> ids) {
+    std::vector<std::vector<std::string>> cmds;
+    cmds.reserve(ids.size());
+    for (const auto& id : ids) cmds.push_back({"PUBLISH", finished_channel_, id});
+    if (!cmds.empty()) client_->pipeline(cmds);
+}
+
+std::unique_ptr<transport_watch> redis_transport::watch_finished(std::function<void(const std::string&)> on_finished) {
+    return redis_detail::watch_channel(client_->options(), finished_channel_, std::move(on_finished));
 }
 
 bool redis_transport::drop_dead_letter(const std::string& id) {

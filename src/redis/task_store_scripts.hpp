@@ -58,38 +58,69 @@ end
 )lua";
 }
 
-// Write scripts. KEYS: record, live set, registry, count hash (of the
-// record's class; any class when not terminal). ARGV[1..7]: id, class (''
-// = not terminal), bucket, bucket score (seconds or '+inf'), record
-// expire-at (unix ms, 0 = none), bucket expire-at (unix ms, 0 = none),
-// bucket key prefix of the class. `file(entering)` files the record: a
+// The record writes shared by the store's write scripts and the node
+// backend's script (src/redis/redis_node_backend.cpp), so both file and
+// write records alike. `x`: the index arguments of one record (a table of
+// 7 strings): id, class ('' = not terminal), bucket, bucket score (seconds
+// or '+inf'), record expire-at (unix ms, 0 = none), bucket expire-at (unix
+// ms, 0 = none), bucket key prefix of the class. `reg`, `counts`: registry
+// and count hash of the record's class (any class when not terminal).
+//
+// file_record(rec, live, reg, counts, x, entering) files the record: a
 // terminal one, when it enters its class, into its bucket (and its expiry);
 // then up to 2 of the class's oldest buckets that Redis expired leave the
-// registry.
-inline constexpr const char* write_head = R"lua(
+// registry. write_state(rec, live, reg, counts, x, expected, vals) is the
+// update: if the record is a hash whose status is `expected`, it writes the
+// state values `vals` (redis_codec::task_state_fields order, '' = HDEL),
+// files it and returns 1; else it changes nothing and returns 0.
+inline std::string record_write_fns() {
+    return "local STATE_FIELDS = " + redis_codec::lua_task_state_fields() + "\n" + R"lua(
+local function file_record(rec, live, reg, counts, x, entering)
+  local id = x[1]
+  if x[2] == '' then redis.call('SADD', live, id) return end
+  if not entering then return end
+  redis.call('SREM', live, id)
+  local list = x[7] .. x[3]
+  if redis.call('RPUSH', list, id) == 1 then
+    drop_bucket(reg, counts, x[3])
+    redis.call('ZADD', reg, x[4], x[3])
+    if tonumber(x[6]) > 0 then redis.call('PEXPIREAT', list, x[6]) end
+  end
+  redis.call('HINCRBY', counts, x[3], 1)
+  redis.call('HINCRBY', counts, 'total', 1)
+  if tonumber(x[5]) > 0 then redis.call('PEXPIREAT', rec, x[5]) end
+  for _, b in ipairs(redis.call('ZRANGE', reg, 0, 1)) do
+    if redis.call('EXISTS', x[7] .. b) == 1 then break end
+    drop_bucket(reg, counts, b)
+  end
+end
+local function write_state(rec, live, reg, counts, x, expected, vals)
+  if redis.call('TYPE', rec)['ok'] ~= 'hash' then return 0 end
+  if redis.call('HGET', rec, F_STATUS) ~= expected then return 0 end
+  local set, del = {}, {}
+  for i, f in ipairs(STATE_FIELDS) do
+    local v = vals[i]
+    if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+  end
+  redis.call('HSET', rec, unpack(set))
+  if #del > 0 then redis.call('HDEL', rec, unpack(del)) end
+  file_record(rec, live, reg, counts, x, class_of(expected) == nil)
+  return 1
+end
+)lua";
+}
+
+// Write scripts. KEYS: record, live set, registry, count hash (of the
+// record's class; any class when not terminal). ARGV[1..7]: the index
+// arguments `x` of record_write_fns().
+inline std::string write_head() {
+    return record_write_fns() + R"lua(
 expect(KEYS[2], 'set')
 expect(KEYS[3], 'zset')
 expect(KEYS[4], 'hash')
-local function file(entering)
-  local id = ARGV[1]
-  if ARGV[2] == '' then redis.call('SADD', KEYS[2], id) return end
-  if not entering then return end
-  redis.call('SREM', KEYS[2], id)
-  local list = ARGV[7] .. ARGV[3]
-  if redis.call('RPUSH', list, id) == 1 then
-    drop_bucket(KEYS[3], KEYS[4], ARGV[3])
-    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-    if tonumber(ARGV[6]) > 0 then redis.call('PEXPIREAT', list, ARGV[6]) end
-  end
-  redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-  redis.call('HINCRBY', KEYS[4], 'total', 1)
-  if tonumber(ARGV[5]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[5]) end
-  for _, b in ipairs(redis.call('ZRANGE', KEYS[3], 0, 1)) do
-    if redis.call('EXISTS', ARGV[7] .. b) == 1 then break end
-    drop_bucket(KEYS[3], KEYS[4], b)
-  end
-end
+local function file(entering) file_record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, entering) end
 )lua";
+}
 
 // ARGV[8..]: field, value pairs of the whole record.
 inline constexpr const char* create_body = R"lua(
@@ -101,21 +132,9 @@ return 1
 
 // ARGV[8]: the expected status; ARGV[9..]: the state values, in
 // redis_codec::task_state_fields order ('' = absent: HDEL).
-inline std::string update_body() {
-    return "local fields = " + redis_codec::lua_task_state_fields() + "\n" + R"lua(
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
-if redis.call('HGET', KEYS[1], F_STATUS) ~= ARGV[8] then return 0 end
-local set, del = {}, {}
-for i, f in ipairs(fields) do
-  local v = ARGV[8 + i]
-  if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
-end
-redis.call('HSET', KEYS[1], unpack(set))
-if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-file(class_of(ARGV[8]) == nil)
-return 1
+inline constexpr const char* update_body = R"lua(
+return write_state(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV, ARGV[8], {unpack(ARGV, 9, 8 + #STATE_FIELDS)})
 )lua";
-}
 
 // Removes record KEYS[1]'s id ARGV[1] from the live set KEYS[2] and from
 // its bucket, if its status and finished_at can be read. KEYS[k], KEYS[k+1]:

@@ -8,5 +8,6 @@
 #include <orchcore/redis/redis_async.hpp>
 #include <orchcore/redis/redis_transport.hpp>
 #include <orchcore/redis/redis_task_store.hpp>
+#include <orchcore/redis/redis_node_backend.hpp>
 #include <orchcore/redis/redis_worker_registry.hpp>
 #include <orchcore/redis/redis_event_bus.hpp>

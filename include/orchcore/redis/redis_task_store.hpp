@@ -108,6 +108,8 @@ public:
     std::string record_key(const std::string& id) const { return base_ + ":task:" + id; }
 
 private:
+    friend class redis_node_backend;  // runs the store's state write in its own script
+
     std::optional<task_record> decode_or_bury(const std::string& id, const redis_reply& reply) const;
     void bury(const std::string& id, const std::vector<redis_reply>* fields, const std::string& reason) const;
     void check_sizes(const task_record& r, bool whole) const;

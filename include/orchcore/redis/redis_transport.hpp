@@ -23,10 +23,20 @@
 //
 // {<prefix>:<queue>}:mb:<id>  list: the task's steering mailbox (RPUSH by
 //                              post_messages, taken whole by take_messages)
+// {<prefix>:<queue>}:wake     list: wake tokens, one LPUSHed per task that
+//                              became waiting (admit, nack without delay,
+//                              recovery), at most 256 kept, expiring 60 s
+//                              after the last push; idle consumers BLPOP it
+//                              (wait_for_work)
+// {<prefix>:<queue>}:wake:<r> list: interrupt_waits() of one transport
+//                              object (expires after 60 s)
+// {<prefix>:<queue>}:finished pub/sub channel: ids of tasks whose record
+//                              became terminal (publish_finished)
 //
-// Only :state (and :poisoned, until its entries are dropped) outlives the
-// tasks; a task's :m:<id> and :mb:<id> keys and its set entries are deleted
-// when it is acked, cancelled, evicted or dead-lettered.
+// Only :state (and :poisoned, until its entries are dropped; :wake, until it
+// expires) outlives the tasks; a task's :m:<id> and :mb:<id> keys and its
+// set entries are deleted when it is acked, cancelled, evicted or
+// dead-lettered.
 //
 // Every state change is one Lua script (EVALSHA), so admission (capacity +
 // policy + enqueue), leasing (move to :leases + new token), ack / nack /
@@ -58,7 +68,9 @@
 #include <orchcore/redis/redis_client.hpp>
 #include <orchcore/transport.hpp>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace orchcore {
@@ -88,6 +100,18 @@ public:
     transport_stats stats() override;
     const transport_options& options() const noexcept override { return options_; }
 
+    /// BLPOP on :wake (and this object's interrupt key) on a connection of
+    /// its own, at most until the next delayed task is due and at most half
+    /// the client's command_timeout at a time.
+    bool wait_for_work(std::chrono::milliseconds timeout) override;
+    void interrupt_waits() override;
+    /// PUBLISH of each id on :finished.
+    void publish_finished(std::span<const std::string> ids) override;
+    /// A subscriber to :finished on a connection (and thread) of its own,
+    /// reconnecting with the client's backoff; calls on_finished("") after
+    /// each (re)subscription.
+    std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) override;
+
     /// "{<prefix>:<queue>}": the hash-tagged start of every key.
     const std::string& key_base() const noexcept { return base_; }
     const std::shared_ptr<redis_client>& client() const noexcept { return client_; }
@@ -98,12 +122,19 @@ public:
 
 private:
     std::vector<transport_admission> admit_chunk(std::span<const transport_request> rs);
+    redis_client& blocking_client();
+    std::chrono::milliseconds block_for(std::chrono::milliseconds timeout);
 
     std::shared_ptr<redis_client> client_;
     std::string base_;
     transport_options options_;
-    std::vector<std::string> keys_;  // waiting, bylevel, delayed, leases, state, poisoned
+    std::vector<std::string> keys_;  // waiting, bylevel, delayed, leases, state, poisoned, wake
     std::string meta_prefix_;        // "{p:q}:m:"
+    std::string interrupt_key_;      // "{p:q}:wake:<random>": interrupt_waits() of this object
+    std::string finished_channel_;   // "{p:q}:finished"
+    std::mutex blocking_mutex_;
+    std::unique_ptr<redis_client> blocking_;  // blocking waits only (lazily connected)
+    std::atomic<std::size_t> waiters_{0};     // in wait_for_work now
 };
 
 }  // namespace orchcore

@@ -1,0 +1,63 @@
+// redis_node_backend: node_backend (<orchcore/node_backend.hpp>) over one
+// redis_transport and one redis_task_store of the same queue. Each
+// operation is one Lua script (one round trip): lease_and_start leases and
+// writes the starts; finish_and_fetch records the outcomes, acks or nacks
+// their leases and leases the next tasks.
+//
+// The scripts change the keys the transport and the store use, as they
+// would: the transport's :waiting/:bylevel/:delayed/:leases/:state/:wake
+// and :m:<id>/:mb:<id> (fields a, t, w on lease; removed on ack/nack), and
+// the store's record hash :task:<id>, state fields only (on start: status,
+// attempts, worker id, started_at if unset, worker losses if it was
+// running; on finish: the whole state part, with the store's own update
+// code), its live set :tasks, its :finished:* buckets, registries and
+// counts, and the record's expiry (redis_task_store_options' TTLs). They
+// start with the transport's checks (key types, :state fields, per-task
+// entries; an unusable entry is parked as an expired lease for recovery to
+// dead-letter), so damaged keys are refused or repaired exactly as by
+// redis_transport.
+//
+// A record the script cannot start (its tags, metadata or options not
+// readable there) is leased but not started (started = false); one that
+// does not decode is read back with redis_task_store::get, which
+// dead-letters it. The caller starts such tasks with the store's own calls.
+#pragma once
+
+#include <orchcore/node_backend.hpp>
+#include <orchcore/redis/redis_task_store.hpp>
+#include <orchcore/redis/redis_transport.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace orchcore {
+
+class redis_node_backend final : public node_backend {
+public:
+    /// Both must be of one queue (same key base); throws invalid_argument
+    /// otherwise. Does not contact Redis.
+    redis_node_backend(std::shared_ptr<redis_transport> t, std::shared_ptr<redis_task_store> s);
+
+    std::vector<node_task> lease_and_start(const start_spec& s, std::size_t max, time_point now) override;
+    node_batch finish_and_fetch(std::span<const node_outcome> outcomes, const start_spec& s, std::size_t max_next,
+                                time_point now) override;
+
+    const std::shared_ptr<orchcore::transport>& transport() const noexcept override { return tp_; }
+    const std::shared_ptr<task_store>& store() const noexcept override { return store_; }
+
+    /// Outcomes per script call (bounds how long one script blocks the server).
+    static constexpr std::size_t batch_chunk = redis_transport::batch_chunk;
+
+private:
+    std::vector<std::string> spec_args(const start_spec& s, std::size_t max, time_point now) const;
+    std::vector<node_task> decode_next(const redis_reply& r, const start_spec& s, time_point now) const;
+
+    std::shared_ptr<orchcore::transport> tp_;
+    std::shared_ptr<task_store> store_;
+    std::shared_ptr<redis_transport> rtp_;
+    std::shared_ptr<redis_task_store> rstore_;
+    std::vector<std::string> keys_;  // transport's six, then store index and finished x3
+};
+
+}  // namespace orchcore

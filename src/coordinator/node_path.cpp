@@ -1,0 +1,233 @@
+// Distributed mode: the node's feed and flush steps (node_path), plain or
+// through a node_backend. With coordinator_options::node_backend, a feed is
+// one lease_and_start call, and a flush of finished attempts one
+// finish_and_fetch call that also leases for the slots they freed. What the
+// backend leased but did not start goes the plain way (feed_leased);
+// outcomes it did not record (a record changed by someone else, or one it
+// refused) go through run_ops.
+#include "node_engine.hpp"
+
+#include <algorithm>
+
+namespace orchcore::detail {
+
+class node_plain_path final : public node_path {
+public:
+    explicit node_plain_path(node_engine& e) : e_(e) {}
+    bool feed_once() override { return e_.feed_once(); }
+    void flush(std::vector<dist_op>& ops) override { e_.run_ops(ops); }
+    bool flush_fetches() const noexcept override { return false; }
+
+private:
+    node_engine& e_;
+};
+
+class node_fast_path final : public node_path {
+public:
+    node_fast_path(node_engine& e, std::shared_ptr<node_backend> nb) : e_(e), c_(e.c), nb_(std::move(nb)) {}
+    bool feed_once() override;
+    void flush(std::vector<dist_op>& ops) override;
+    bool flush_fetches() const noexcept override { return true; }
+
+private:
+    using fate = node_engine::fate;
+    std::pair<worker_entry*, std::size_t> reserve();
+    start_spec spec_for(const worker_entry& w) const;
+    dist_op hand_back_op(task_record rec, const transport_lease& l);
+    bool launch_one(node_task& t, const std::string& wid, effects& fx);
+    std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved);
+    std::vector<node_task> record(std::vector<dist_op>& ops, std::vector<fate>& f, const start_spec& spec,
+                                  std::size_t m);
+
+    node_engine& e_;
+    coordinator_impl& c_;
+    std::shared_ptr<node_backend> nb_;
+};
+
+std::unique_ptr<node_path> make_node_path(node_engine& e, std::shared_ptr<node_backend> nb) {
+    if (nb) return std::make_unique<node_fast_path>(e, std::move(nb));
+    return std::make_unique<node_plain_path>(e);
+}
+
+// Lock held. The worker with the most free slots and how many to lease for
+// it, reserved in `leasing` (with one io_inflight that take_started ends);
+// {nullptr, 0} if nothing can be leased.
+std::pair<worker_entry*, std::size_t> node_fast_path::reserve() {
+    if (c_.stopping || (c_.handlers.empty() && c_.async_handlers.empty())) return {nullptr, 0};
+    worker_entry* best = nullptr;
+    std::size_t room = 0;
+    for (auto& [id, w] : c_.workers) {
+        const auto max = w.w->options().max_concurrent;
+        if (w.draining || max - std::min(w.busy, max) <= room) continue;
+        best = &w;
+        room = max - std::min(w.busy, max);
+    }
+    const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, c_.opt.lease_batch));
+    if (!best || n == 0) return {nullptr, 0};
+    e_.leasing += n;
+    ++e_.io_inflight;
+    return {best, n};
+}
+
+// Lock held. What `w` can start.
+start_spec node_fast_path::spec_for(const worker_entry& w) const {
+    start_spec s;
+    s.worker = w.w->id();
+    for (const auto& kv : c_.handlers) s.types.push_back(kv.first);
+    for (const auto& kv : c_.async_handlers) s.types.push_back(kv.first);
+    s.tags = w.w->options().tags;
+    s.hold_keys = {node_engine::cancel_key};
+    s.lease_duration = c_.opt.lease_duration;
+    return s;
+}
+
+bool node_fast_path::feed_once() {
+    start_spec spec;
+    std::size_t n = 0;
+    {
+        std::lock_guard lk(c_.mu);
+        const auto [w, k] = reserve();
+        if (!w) return false;
+        spec = spec_for(*w);
+        n = k;
+    }
+    std::vector<node_task> got;
+    bool failed = false;
+    try {
+        got = nb_->lease_and_start(spec, n, wall::now());
+    } catch (const std::exception&) {
+        failed = true;
+    }
+    {
+        std::lock_guard lk(c_.mu);
+        if (failed) ++c_.counters.backend_errors;
+        e_.poll_backoff = lease_round::next_backoff(got.size(), e_.poll_backoff, c_.tick_every);
+        if (got.empty()) {
+            e_.next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
+            if (!c_.stopping) e_.went_idle();
+        } else {
+            e_.next_poll = steady::now();
+        }
+    }
+    const std::size_t leased = got.size();
+    return lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
+}
+
+// Lock held. A task the backend started for a worker that cannot run it
+// after all (stopping, or its slots taken meanwhile): back to the queue.
+dist_op node_fast_path::hand_back_op(task_record rec, const transport_lease& l) {
+    dist_op op;
+    op.rec = std::move(rec);
+    op.expected = task_status::running;
+    op.rec.status = task_status::queued;
+    if (op.rec.attempts > 0) --op.rec.attempts;  // it did not run
+    op.token = l.token;
+    op.held_until = l.deadline;
+    op.delay = std::max(c_.tick_every * 5, std::chrono::milliseconds(20));
+    op.ev = event_kind::task_requeued;
+    op.detail = "handed back";
+    op.reason = dist_op::why::stop;
+    ++e_.io_inflight;
+    return op;
+}
+
+// Lock held. Launches `t`, which the backend started, on worker `wid` if
+// it can still run it there.
+bool node_fast_path::launch_one(node_task& t, const std::string& wid, effects& fx) {
+    auto wit = c_.workers.find(wid);
+    worker_entry* w = wit == c_.workers.end() ? nullptr : &wit->second;
+    if (c_.stopping || !w || w->draining || w->busy >= w->w->options().max_concurrent ||
+        !c_.has_handler(t.record->type))
+        return false;
+    launch ln;
+    e_.start_attempt(std::move(*t.record), t.lease, *w, ln, true);
+    c_.emit(coordinator_impl::make_event_rec(event_kind::task_started, c_.tasks.at(t.lease.task_id).rec));
+    fx.launches.push_back(std::move(ln));
+    return true;
+}
+
+// Launches on worker `wid` what the backend started; the rest goes the
+// plain way. Ends reserve()'s reservation of `reserved` slots.
+std::size_t node_fast_path::take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved) {
+    std::vector<transport_lease> plain;
+    std::vector<dist_op> back;
+    effects fx;
+    std::size_t launched = 0;
+    {
+        std::lock_guard lk(c_.mu);
+        c_.counters.leased += got.size();
+        const auto unstarted = static_cast<std::size_t>(
+            std::count_if(got.begin(), got.end(), [](const node_task& t) { return !t.started; }));
+        e_.leasing -= std::min(e_.leasing, reserved - unstarted);  // feed_leased ends the others'
+        for (auto& t : got) {
+            if (!t.started) plain.push_back(std::move(t.lease));
+            else if (launch_one(t, wid, fx)) ++launched;
+            else back.push_back(hand_back_op(std::move(*t.record), t.lease));
+        }
+        if (plain.empty() && e_.io_inflight > 0) --e_.io_inflight;  // else feed_leased ends it
+        fx.wake_waiters = true;
+    }
+    c_.apply(fx);
+    e_.run_ops(back);
+    if (!plain.empty()) launched += e_.feed_leased(plain);
+    return launched;
+}
+
+// run_ops through the node backend for finished attempts: one call records
+// them, settles their leases and leases for the freed slots.
+void node_fast_path::flush(std::vector<dist_op>& ops) {
+    std::vector<fate> f(ops.size(), fate::pending);
+    e_.hold_leases(ops, f);
+    start_spec spec;
+    std::size_t m = 0;
+    {
+        std::lock_guard lk(c_.mu);
+        const auto [w, k] = reserve();
+        spec = w ? spec_for(*w) : start_spec{c_.node, {}, {}, {}, c_.opt.lease_duration};
+        m = k;
+    }
+    auto next = record(ops, f, spec, m);
+    std::vector<dist_op> settled, rest;
+    std::vector<fate> fs;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (f[i] == fate::pending) {
+            rest.push_back(std::move(ops[i]));
+            continue;
+        }
+        settled.push_back(std::move(ops[i]));
+        fs.push_back(f[i]);
+    }
+    e_.announce_written(settled, fs);
+    e_.record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
+    e_.run_ops(rest);
+    if (m > 0) take_started(std::move(next), spec.worker, m);
+}
+
+// The finish_and_fetch call: the fate of each outcome it was given (those
+// it did not record stay pending, for run_ops) and the tasks it leased.
+std::vector<node_task> node_fast_path::record(std::vector<dist_op>& ops, std::vector<fate>& f,
+                                              const start_spec& spec, std::size_t m) {
+    std::vector<node_outcome> outs;
+    std::vector<std::size_t> idx;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+        const auto& op = ops[i];
+        if (f[i] != fate::pending) continue;
+        if (op.expected != op.rec.status && !is_legal_transition(op.expected, op.rec.status)) continue;
+        idx.push_back(i);
+        outs.push_back({op.rec, op.expected, op.token, op.delay});
+    }
+    try {
+        auto b = nb_->finish_and_fetch(outs, spec, m, wall::now());
+        for (std::size_t k = 0; k < idx.size(); ++k)
+            f[idx[k]] = b.settled[k] == node_batch::fate::recorded ? fate::written
+                        : b.settled[k] == node_batch::fate::stale  ? fate::not_held
+                                                                   : fate::pending;
+        return std::move(b.next);
+    } catch (const std::exception& e) {
+        if (node_engine::backend_failure(e))
+            for (std::size_t i : idx) f[i] = fate::failed;  // else: each alone, in run_ops
+    }
+    return {};
+}
+
+}  // namespace orchcore::detail

@@ -1,0 +1,341 @@
+#include <orchcore/redis/redis_node_backend.hpp>
+
+#include "record_codec.hpp"
+#include "redis_util.hpp"
+#include "task_store_scripts.hpp"
+#include "transport_lua.hpp"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <utility>
+
+namespace orchcore {
+
+namespace {
+
+// After the transport prelude, the store's prelude and its record writes
+// (redis_store_scripts::record_write_fns, the store's own update).
+// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
+// its registry and count hash of completed, failed, cancelled.
+// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
+// worker, then three counted lists (types, tags, hold keys), then the count
+// of outcomes and OUT_ARGS per outcome (see finish()).
+//
+// Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
+// {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
+// but not started (fields: the record's HGETALL), 2 leased, the record not
+// a hash here (fields empty).
+constexpr const char* node_body = R"lua(
+local TP, NOW, NOW_NS, MAXN, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local WRAW = ARGV[7]
+expect(KEYS[8], 'set')
+for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
+local pos = 8
+local function list()
+  local n, s, l = tonumber(ARGV[pos]), {}, {}
+  for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
+  pos = pos + n + 1
+  return s, l
+end
+local TYPES, TYPEL = list()
+local TAGS = list()
+local _, HOLDS = list()
+
+-- Decimal nanoseconds as (seconds, nanoseconds), exact for any int64.
+local function split_ns(v)
+  if type(v) ~= 'string' then return nil end
+  if #v > 9 and string.find(v, '^%d+$') then return tonumber(string.sub(v, 1, -10)), tonumber(string.sub(v, -9)) end
+  local n = tonumber(v)
+  if not n then return nil end
+  local sec = math.floor(n / 1e9)
+  return sec, n - sec * 1e9
+end
+local NOW_S, NOW_R = split_ns(NOW_NS)
+-- Whether the whole-task timeout of record `m` (field map) has not passed:
+-- created + timeout > now.
+local function in_time(m)
+  local tm = 0
+  if m[F_OPTIONS] then
+    tm = tonumber(string.match(m[F_OPTIONS], '^[^,]*,(%d+),') or '')
+    if not tm then return false end
+  end
+  if tm <= 0 then return true end
+  local cs, cr = split_ns(m[F_CREATED])
+  if not cs then return false end
+  local ds, dr = cs + math.floor(tm / 1000), cr + (tm % 1000) * 1e6
+  if dr >= 1e9 then ds, dr = ds + 1, dr - 1e9 end
+  return ds > NOW_S or (ds == NOW_S and dr > NOW_R)
+end
+-- Whether record `m` may be started here (node_backend::startable).
+local function startable(m)
+  local st = m[F_STATUS]
+  if st ~= 'queued' and st ~= 'running' then return false end
+  if #TYPEL > 0 and not TYPES[m[F_TYPE] or ''] then return false end
+  if m[F_TAGS] then
+    local ok, tags = pcall(cjson.decode, m[F_TAGS])
+    if not ok or type(tags) ~= 'table' then return false end
+    for _, t in ipairs(tags) do if not TAGS[t] then return false end end
+  end
+  if #HOLDS > 0 and m[F_META] then
+    local ok, meta = pcall(cjson.decode, m[F_META])
+    if not ok or type(meta) ~= 'table' then return false end
+    for _, h in ipairs(HOLDS) do if meta[h] ~= nil then return false end end
+  end
+  return in_time(m)
+end
+-- The state fields the start writes into record `m` (node_backend::started),
+-- or nil if a counter cannot be read.
+local function start_fields(m)
+  local a, l = uint(m[F_ATTEMPTS] or '0', MAX_ATTEMPT), uint(m[F_LOSSES] or '0', MAX_ATTEMPT)
+  if not a or not l then return nil end
+  local w = {[F_STATUS] = 'running', [F_ATTEMPTS] = fmt(a + 1), [F_WORKER] = WRAW}
+  if not m[F_STARTED] then w[F_STARTED] = NOW_NS end
+  if m[F_STATUS] == 'running' then w[F_LOSSES] = fmt(l + 1) end
+  return w
+end
+
+-- Appends one leased task, started if its record allows.
+local function start(out, id, tok, att)
+  local rk = TP .. id
+  out[#out + 1] = id; out[#out + 1] = tok; out[#out + 1] = att
+  if redis.call('TYPE', rk)['ok'] ~= 'hash' then
+    out[#out + 1] = 2; out[#out + 1] = {}
+    return
+  end
+  local flat, m = redis.call('HGETALL', rk), {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  local w = startable(m) and start_fields(m)
+  if w then
+    local set = {}
+    for f, v in pairs(w) do set[#set + 1] = f; set[#set + 1] = v; m[f] = v end
+    redis.call('HSET', rk, unpack(set))
+    flat = {}
+    for f, v in pairs(m) do flat[#flat + 1] = f; flat[#flat + 1] = v end
+  end
+  out[#out + 1] = w and 1 or 0; out[#out + 1] = flat
+end
+
+-- Leases up to `max` as the transport's lease does, and starts them.
+local function fetch(max)
+  local out = {}
+  max = math.min(max, 1000000000)
+  if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
+  local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(NOW), 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', D, id)
+    local e = entry(id)
+    if e then make_waiting(id, e) else park(id) end
+  end
+  if max <= 0 then return out end
+  local ids, atts = {}, {}
+  while #ids < max do
+    local popped = redis.call('ZPOPMIN', W, max - #ids)
+    if #popped == 0 then break end
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local e = entry(id)
+      if e then
+        ids[#ids + 1] = id
+        atts[#atts + 1] = e.a + 1
+      else
+        park(id)
+      end
+    end
+  end
+  local n = #ids
+  if n == 0 then return out end
+  if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
+  local first = redis.call('HINCRBY', ST, 'token', n) - n
+  local deadline = fmt(NOW + DUR)
+  local z = {}
+  for i, id in ipairs(ids) do
+    local tok = first + i
+    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', WRAW)
+    z[#z + 1] = deadline
+    z[#z + 1] = id
+    start(out, id, fmt(tok), atts[i])
+  end
+  bulk('ZADD', LS, z, 4000)
+  count('granted', n)
+  if S.last then
+    local iv = math.max(0, (NOW - S.last) / n)
+    local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
+    redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
+  end
+  redis.call('HSET', ST, 'deq_last', fmt(NOW))
+  return out
+end
+
+-- One outcome at ARGV[i]: token, expected status, nack delay ms, the
+-- store's index arguments (7, the id first) and the state values
+-- (STATE_FIELDS order): the record is written by the store's write_state.
+local OUT_ARGS = 10 + #STATE_FIELDS
+local acked, nacked, stale, woken = 0, 0, 0, 0
+local function finish(i)
+  local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local e = current(id, tok)
+  local dl = e and redis.call('ZSCORE', LS, id)
+  if not dl or tonumber(dl) < NOW then
+    stale = stale + 1
+    return 1
+  end
+  local x, vals = {unpack(ARGV, i + 3, i + 9)}, {unpack(ARGV, i + 10, i + OUT_ARGS - 1)}
+  local terminal = class_of(vals[1])
+  local k = CLASS_KEYS[terminal or 'completed']
+  if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals) == 0 then return 2 end
+  redis.call('ZREM', LS, id)
+  if terminal then
+    redis.call('DEL', M .. id, MB .. id)
+    acked = acked + 1
+  else
+    redis.call('HDEL', M .. id, 't', 'w')
+    if delay > 0 then
+      redis.call('ZADD', D, fmt(NOW + delay), id)
+    else
+      make_waiting(id, e)
+      woken = woken + 1
+    end
+    nacked = nacked + 1
+  end
+  return 0
+end
+
+local settled = {}
+local nout = tonumber(ARGV[pos])
+for i = pos + 1, pos + OUT_ARGS * nout, OUT_ARGS do
+  settled[#settled + 1] = finish(i)
+end
+count('acked', acked)
+count('nacked', nacked)
+count('stale', stale)
+wake(woken)
+return {settled, fetch(MAXN)}
+)lua";
+
+// Lua names of the record fields node_body reads and writes.
+std::string field_names() {
+    namespace tf = redis_codec::task_field;
+    std::string out;
+    for (const auto& [name, f] : {std::pair{"F_TYPE", tf::type}, std::pair{"F_TAGS", tf::tags},
+                                  std::pair{"F_META", tf::metadata}, std::pair{"F_OPTIONS", tf::options},
+                                  std::pair{"F_CREATED", tf::created_at}, std::pair{"F_ATTEMPTS", tf::attempts},
+                                  std::pair{"F_LOSSES", tf::worker_losses}, std::pair{"F_WORKER", tf::worker_id},
+                                  std::pair{"F_STARTED", tf::started_at}})
+        out += "local " + std::string(name) + " = '" + std::string(f) + "'\n";
+    return out;
+}
+
+const redis_script& node_script() {
+    static const redis_script s("node.finish_and_fetch",
+                                std::string(redis_detail::transport_prelude()) + redis_store_scripts::prelude() +
+                                    redis_store_scripts::record_write_fns() + field_names() + node_body);
+    return s;
+}
+
+}  // namespace
+
+redis_node_backend::redis_node_backend(std::shared_ptr<redis_transport> t, std::shared_ptr<redis_task_store> s)
+    : tp_(t), store_(s), rtp_(std::move(t)), rstore_(std::move(s)) {
+    if (!rtp_) throw invalid_argument("transport", "null", "a redis_node_backend needs a redis_transport");
+    if (!rstore_) throw invalid_argument("store", "null", "a redis_node_backend needs a redis_task_store");
+    const auto& base = rtp_->key_base();
+    if (rstore_->key_base() != base)
+        throw invalid_argument("store", rstore_->key_base(), "must be of the transport's queue " + base);
+    keys_ = {base + ":waiting", base + ":bylevel", base + ":delayed", base + ":leases",
+             base + ":state",   base + ":poisoned", base + ":wake",  rstore_->live_key_};
+    for (std::size_t c = 0; c < rstore_->registry_.size(); ++c) {
+        keys_.push_back(rstore_->registry_[c]);
+        keys_.push_back(rstore_->counts_[c]);
+    }
+}
+
+std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std::size_t max, time_point now) const {
+    check_args(s);
+    const auto dur = redis_detail::clamp_wait(s.lease_duration);
+    std::vector<std::string> a{rtp_->key_base() + ":m:",
+                               rtp_->key_base() + ":task:",
+                               std::to_string(detail::to_unix_ms(now)),
+                               std::to_string(redis_codec::to_unix_ns(now)),
+                               std::to_string(max),
+                               std::to_string(dur.count()),
+                               s.worker};
+    a.push_back(std::to_string(s.types.size()));
+    a.insert(a.end(), s.types.begin(), s.types.end());
+    a.push_back(std::to_string(s.tags.size()));
+    a.insert(a.end(), s.tags.begin(), s.tags.end());
+    a.push_back(std::to_string(s.hold_keys.size()));
+    a.insert(a.end(), s.hold_keys.begin(), s.hold_keys.end());
+    return a;
+}
+
+std::vector<node_task> redis_node_backend::decode_next(const redis_reply& r, const start_spec& s,
+                                                       time_point now) const {
+    const auto& items = redis_detail::expect_array(r, "node.finish_and_fetch");
+    const auto meta = rtp_->key_base() + ":m:";
+    const auto deadline =
+        detail::from_unix_ms(detail::unix_ms_after(detail::to_unix_ms(now), redis_detail::clamp_wait(s.lease_duration)));
+    std::vector<node_task> out;
+    out.reserve(items.size() / 5);
+    for (std::size_t i = 0; i + 4 < items.size(); i += 5) {
+        std::array<std::string, 3> f;
+        for (std::size_t k = 0; k < 3; ++k)
+            f[k] = items[i + k].type == redis_reply::kind::integer ? std::to_string(items[i + k].integer)
+                                                                    : items[i + k].str;
+        node_task t{redis_codec::decode_leased(meta, f, s.worker, deadline), std::nullopt, false};
+        const auto code = items[i + 3].integer;
+        std::vector<std::string> flat;
+        for (const auto& e : items[i + 4].elements) flat.push_back(e.str);
+        if (code == 2 || flat.empty()) {
+            t.record = store_->get(t.lease.task_id);  // dead-letters what is not a record
+        } else {
+            try {
+                t.record = redis_codec::decode_task_record(rstore_->record_key(t.lease.task_id), t.lease.task_id, flat);
+                t.started = code == 1;
+            } catch (const invalid_argument&) {
+                t.record = store_->get(t.lease.task_id);  // dead-letters it
+            }
+        }
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+std::vector<node_task> redis_node_backend::lease_and_start(const start_spec& s, std::size_t max, time_point now) {
+    return finish_and_fetch({}, s, max, now).next;
+}
+
+node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> outcomes, const start_spec& s,
+                                                std::size_t max_next, time_point now) {
+    for (const auto& o : outcomes) {
+        if (o.rec.status != o.expected) check_transition(o.expected, o.rec.status);
+        rstore_->check_sizes(o.rec, false);
+    }
+    node_batch b;
+    std::size_t from = 0;
+    do {
+        const auto part = outcomes.subspan(from, std::min(batch_chunk, outcomes.size() - from));
+        from += part.size();
+        const bool last = from >= outcomes.size();
+        auto args = spec_args(s, last ? max_next : 0, now);
+        args.push_back(std::to_string(part.size()));
+        for (const auto& o : part) {
+            args.insert(args.end(), {std::to_string(o.token), std::string(to_string(o.expected)),
+                                     std::to_string(o.delay.count())});
+            for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
+            for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
+        }
+        const auto reply = rtp_->client()->eval(node_script(), keys_, args);
+        const auto& top = redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
+        const auto& codes = redis_detail::expect_array(top[0], "node.finish_and_fetch", part.size());
+        for (std::size_t k = 0; k < part.size(); ++k)
+            b.settled.push_back(codes[k].integer == 0   ? node_batch::fate::recorded
+                                : codes[k].integer == 1 ? node_batch::fate::stale
+                                                        : node_batch::fate::conflict);
+        if (last) b.next = decode_next(top[1], s, now);
+    } while (from < outcomes.size());
+    return b;
+}
+
+}  // namespace orchcore

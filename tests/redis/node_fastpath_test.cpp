@@ -1,0 +1,144 @@
+// The node engine on redis_node_backend: the distributed scenarios and the
+// fast-path ones (tests/unit/node_fastpath_scenarios.hpp) over Redis.
+#include <orchcore/redis/redis.hpp>
+
+#include "redis/redis_server_fixture.hpp"
+#include "unit/node_fastpath_scenarios.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace orchcore;
+using orchcore::test::shared_redis_server;
+
+namespace {
+
+test::dist_backend redis_fast() {
+    auto client = shared_redis_server().client("fast");
+    auto tp = std::make_shared<redis_transport>(client, "q");
+    auto store = std::make_shared<redis_task_store>(client, "q");
+    return {tp, store, std::make_shared<redis_worker_registry>(client, "q"),
+            std::make_shared<redis_node_backend>(tp, store)};
+}
+
+}  // namespace
+
+TEST_CASE("node fast path (redis): cross-node completion, async waits, duplicates", "[redis][node_fastpath]") {
+    test::scenario_cross_node_completion(redis_fast);
+    test::scenario_async_wait_across_nodes(redis_fast);
+    test::scenario_duplicate_id_across_nodes(redis_fast);
+}
+
+TEST_CASE("node fast path (redis): lease takeover and fencing", "[redis][node_fastpath][fencing]") {
+    test::scenario_lease_takeover(redis_fast);
+}
+
+TEST_CASE("node fast path (redis): cancel, steering, stop hand-back", "[redis][node_fastpath]") {
+    test::scenario_cross_node_cancel(redis_fast);
+    test::scenario_cross_node_steering(redis_fast);
+    test::scenario_stop_hands_back(redis_fast);
+}
+
+TEST_CASE("node fast path (redis): bulk submission and many tasks through one node", "[redis][node_fastpath]") {
+    test::scenario_bulk_submit(redis_fast, 1024);
+    test::scenario_fastpath_throughput(redis_fast);
+}
+
+TEST_CASE("node fast path (redis): retries, turns, timeouts and tags", "[redis][node_fastpath]") {
+    test::scenario_fastpath_lifecycle(redis_fast);
+}
+
+namespace {
+
+// Everything the store keeps for finished task `id` of queue `q`: the
+// record, its index entries, the class's registry and counts, whether it
+// has a Redis expiry.
+std::vector<std::string> store_keys_of(redis_client& c, const std::string& base, const std::string& id,
+                                       const std::string& bucket) {
+    std::vector<std::string> out;
+    auto flat = c.command({"HGETALL", base + ":task:" + id});
+    std::vector<std::pair<std::string, std::string>> rec;
+    for (std::size_t i = 0; i + 1 < flat.elements.size(); i += 2)
+        rec.emplace_back(flat.elements[i].str, flat.elements[i + 1].str);
+    std::sort(rec.begin(), rec.end());
+    for (const auto& [f, v] : rec) out.push_back(f + "=" + v);
+    out.push_back("live " + std::to_string(c.command({"SISMEMBER", base + ":tasks", id}).integer));
+    for (const auto& e : c.command({"LRANGE", base + ":finished:completed:" + bucket, "0", "-1"}).elements)
+        out.push_back("bucket " + e.str);
+    for (const auto& e : c.command({"ZRANGE", base + ":finished:completed", "0", "-1"}).elements)
+        out.push_back("registry " + e.str);
+    auto counts = c.command({"HGETALL", base + ":finished:completed:count"});
+    for (const auto& e : counts.elements) out.push_back("count " + e.str);
+    out.push_back("expires " + std::to_string(c.command({"PTTL", base + ":task:" + id}).integer > 0));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis_node_backend: a finish writes and files the record as the store's update does",
+          "[redis][node_backend]") {
+    auto client = shared_redis_server().client("nbfile");
+    const auto now = std::chrono::system_clock::now();
+    const auto finished = now + std::chrono::seconds(1);
+    std::vector<std::vector<std::string>> views;
+    for (const bool fast : {false, true}) {
+        const std::string queue = fast ? "fast" : "plain";
+        auto tp = std::make_shared<redis_transport>(client, queue);
+        auto store = std::make_shared<redis_task_store>(client, queue);
+        redis_node_backend nb(tp, store);
+        task_record r;
+        r.id = "a";
+        r.type = "t";
+        r.payload = "p";
+        r.tags = {"gpu"};
+        r.status = task_status::queued;
+        r.created_at = now;
+        REQUIRE(store->create(r));
+        REQUIRE(tp->admit({"a"}).is_accepted);
+        start_spec s;
+        s.worker = "w";
+        s.tags = {"gpu"};
+        const auto got = nb.lease_and_start(s, 1, now);
+        REQUIRE(got.size() == 1);
+        REQUIRE(got[0].started);
+        auto done = *got[0].record;
+        CHECK(done.status == task_status::running);
+        CHECK(done.attempts == 1);
+        CHECK(done.worker_id == "w");
+        CHECK(done.started_at == now);
+        CHECK(store->get("a")->status == task_status::running);
+        done.status = task_status::completed;
+        done.result = "r";
+        done.finished_at = finished;
+        if (fast) {
+            const std::vector<node_outcome> outs{{done, task_status::running, got[0].lease.token, {}}};
+            CHECK(nb.finish_and_fetch(outs, s, 0, finished).settled ==
+                  std::vector<node_batch::fate>{node_batch::fate::recorded});
+        } else {
+            REQUIRE(store->update(done, task_status::running));
+            tp->ack("a", got[0].lease.token);
+        }
+        const auto back = store->get("a");
+        REQUIRE(back);
+        CHECK(back->status == task_status::completed);
+        CHECK(back->result == "r");
+        CHECK(back->payload == "p");
+        CHECK(back->tags == done.tags);
+        CHECK(back->finished_at == finished);
+        CHECK(back->started_at == now);
+        CHECK(store->size() == 1);
+        CHECK(tp->leased_count() == 0);
+        const auto bucket =
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(finished.time_since_epoch()).count());
+        views.push_back(store_keys_of(*client, store->key_base(), "a", bucket));
+    }
+    CHECK(views[0] == views[1]);
+    CHECK(std::find(views[1].begin(), views[1].end(), "live 0") != views[1].end());
+    CHECK(std::find(views[1].begin(), views[1].end(), "bucket a") != views[1].end());
+    CHECK(std::find(views[1].begin(), views[1].end(), "expires 1") != views[1].end());
+}
