@@ -2,8 +2,7 @@
 // starts it; bench/bullmq/bullmq_driver.mjs is the BullMQ side, with the same
 // modes and the same JSON output). It uses the public API as an application
 // would: a coordinator over redis_transport + redis_task_store +
-// redis_worker_registry built from one redis_client of one URL, with the
-// redis_node_backend fast path over that transport and store.
+// redis_worker_registry built from one redis_client of one URL.
 //
 //   produce  --n N [--chunk C]     submit_many of N no-op tasks in chunks; prints the rate
 //   bulk     --n N [--chunk C]     the same (the bulk-enqueue row; default N = 100,000)
@@ -84,13 +83,8 @@ coordinator_options node_options(const args& a, std::size_t slots) {
     ro.command_timeout = std::chrono::seconds(30);
     auto client = std::make_shared<redis_client>(ro);
     coordinator_options o;
-    auto transport = std::make_shared<redis_transport>(client, a.queue, transport_options{.capacity = 10'000'000});
-    auto store = std::make_shared<redis_task_store>(client, a.queue);
-    o.transport = transport;
-    o.store = store;
-    // The node's fast path: a lease and its start writes in one script, a
-    // batch of outcomes and the next leases in another.
-    o.node_backend = std::make_shared<redis_node_backend>(transport, store);
+    o.transport = std::make_shared<redis_transport>(client, a.queue, transport_options{.capacity = 10'000'000});
+    o.store = std::make_shared<redis_task_store>(client, a.queue);
     o.registry = std::make_shared<redis_worker_registry>(client, a.queue);
     o.scaling.min_workers = slots > 0 ? 1 : 0;
     o.scaling.max_workers = slots > 0 ? 1 : 0;
