@@ -120,51 +120,7 @@ end
 -- Leases up to `max` as the transport's lease does, and starts them.
 local function fetch(max)
   local out = {}
-  max = math.min(max, 1000000000)
-  if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
-  local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(NOW), 'LIMIT', 0, 1000)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', D, id)
-    local e = entry(id)
-    if e then make_waiting(id, e) else park(id) end
-  end
-  if max <= 0 then return out end
-  local ids, atts = {}, {}
-  while #ids < max do
-    local popped = redis.call('ZPOPMIN', W, max - #ids)
-    if #popped == 0 then break end
-    for i = 1, #popped, 2 do
-      local id = popped[i]
-      local e = entry(id)
-      if e then
-        ids[#ids + 1] = id
-        atts[#atts + 1] = e.a + 1
-      else
-        park(id)
-      end
-    end
-  end
-  local n = #ids
-  if n == 0 then return out end
-  if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
-  local first = redis.call('HINCRBY', ST, 'token', n) - n
-  local deadline = fmt(NOW + DUR)
-  local z = {}
-  for i, id in ipairs(ids) do
-    local tok = first + i
-    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', WRAW)
-    z[#z + 1] = deadline
-    z[#z + 1] = id
-    start(out, id, fmt(tok), atts[i])
-  end
-  bulk('ZADD', LS, z, 4000)
-  count('granted', n)
-  if S.last then
-    local iv = math.max(0, (NOW - S.last) / n)
-    local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
-    redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
-  end
-  redis.call('HSET', ST, 'deq_last', fmt(NOW))
+  lease_batch(NOW, max, DUR, WRAW, 1000, function(id, tok, att) start(out, id, fmt(tok), att) end)
   return out
 end
 

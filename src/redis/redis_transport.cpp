@@ -166,6 +166,58 @@ local function current(id, tok)
   if e.traw ~= tok or not redis.call('ZSCORE', LS, id) then return nil end
   return e
 end
+-- Leases up to `max` tasks to `worker` until `now + dur`: first moves at
+-- most `promote` due delayed tasks to the waiting set, then pops a batch.
+-- Every popped task is checked before anything is written; an unusable
+-- one is parked and the batch filled up from the waiting set. Calls
+-- granted(id, token, attempt) for each lease, in order.
+local function lease_batch(now, max, dur, worker, promote, granted)
+  max = math.min(max, 1000000000)
+  if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
+  local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(now), 'LIMIT', 0, promote)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', D, id)
+    local e = entry(id)
+    if e then make_waiting(id, e) else park(id) end
+  end
+  if max <= 0 then return end
+  local ids, atts = {}, {}
+  while #ids < max do
+    local popped = redis.call('ZPOPMIN', W, max - #ids)
+    if #popped == 0 then break end
+    for i = 1, #popped, 2 do
+      local id = popped[i]
+      local e = entry(id)
+      if e then
+        ids[#ids + 1] = id
+        atts[#atts + 1] = e.a + 1
+      else
+        park(id)
+      end
+    end
+  end
+  local n = #ids
+  if n == 0 then return end
+  if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
+  local first = redis.call('HINCRBY', ST, 'token', n) - n
+  local deadline = fmt(now + dur)
+  local z = {}
+  for i, id in ipairs(ids) do
+    local tok = first + i
+    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', worker)
+    z[#z + 1] = deadline
+    z[#z + 1] = id
+    granted(id, tok, atts[i])
+  end
+  bulk('ZADD', LS, z, 4000)
+  count('granted', n)
+  if S.last then
+    local iv = math.max(0, (now - S.last) / n)
+    local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
+    redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
+  end
+  redis.call('HSET', ST, 'deq_last', fmt(now))
+end
 -- KEYS[7], the wake list: one token per task that became waiting, for the
 -- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept, and
 -- tokens nobody took expire with the key after a minute. A damaged wake
@@ -274,57 +326,12 @@ return {S.ewma and string.format('%.17g', S.ewma) or '', out}
 // Returns {id, token, attempt, ...}.
 const redis_script lease_script("transport.lease", with_prelude(R"lua(
 local now, max, dur, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-max = math.min(max, 1000000000)
-if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
-local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(now), 'LIMIT', 0, tonumber(ARGV[6]))
-for _, id in ipairs(due) do
-  redis.call('ZREM', D, id)
-  local e = entry(id)
-  if e then make_waiting(id, e) else park(id) end
-end
 local out = {}
-if max <= 0 then return out end
--- Every popped task is checked before anything is written; an unusable
--- one is parked and the batch filled up from the waiting set.
-local ids, atts = {}, {}
-while #ids < max do
-  local popped = redis.call('ZPOPMIN', W, max - #ids)
-  if #popped == 0 then break end
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local e = entry(id)
-    if e then
-      ids[#ids + 1] = id
-      atts[#atts + 1] = e.a + 1
-    else
-      park(id)
-    end
-  end
-end
-local n = #ids
-if n > 0 then
-  if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
-  local first = redis.call('HINCRBY', ST, 'token', n) - n
-  local deadline = fmt(now + dur)
-  local z = {}
-  for i, id in ipairs(ids) do
-    local tok = first + i
-    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', worker)
-    z[#z + 1] = deadline
-    z[#z + 1] = id
-    out[#out + 1] = id
-    out[#out + 1] = tok
-    out[#out + 1] = atts[i]
-  end
-  bulk('ZADD', LS, z, 4000)
-  count('granted', n)
-  if S.last then
-    local iv = math.max(0, (now - S.last) / n)
-    local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
-    redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
-  end
-  redis.call('HSET', ST, 'deq_last', fmt(now))
-end
+lease_batch(now, max, dur, worker, tonumber(ARGV[6]), function(id, tok, att)
+  out[#out + 1] = id
+  out[#out + 1] = tok
+  out[#out + 1] = att
+end)
 return out
 )lua"));
 
