@@ -62,20 +62,6 @@ std::optional<event_kind> parse_kind(std::string_view s) {
     return std::nullopt;
 }
 
-std::string random_origin() {
-    std::random_device rd;
-    std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-                        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(16, '0');
-    auto v = rng();
-    for (auto& c : out) {
-        c = hex[v & 15];
-        v >>= 4;
-    }
-    return out;
-}
-
 [[noreturn]] void bad(const std::string& why) { throw invalid_argument("event", "(message)", why); }
 
 const json::value* find(const json::object& o, std::string_view k) {
@@ -250,7 +236,7 @@ redis_event_publisher::redis_event_publisher(std::shared_ptr<redis_client> clien
     : state_(std::make_shared<state>()) {
     if (!client) throw invalid_argument("client", "null", "a redis_event_publisher needs a redis_client");
     if (o.max_batch == 0) throw invalid_argument("max_batch", "0", "must be > 0");
-    if (o.origin.empty()) o.origin = random_origin();
+    if (o.origin.empty()) o.origin = redis_detail::random_hex();
     state_->client = std::move(client);
     state_->options = std::move(o);
     state_->channels[0] = redis_event_channel(state_->client->options(), event_channel::tasks);

@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <random>
 #include <thread>
 
 namespace orchcore::redis_detail {
@@ -122,20 +121,6 @@ private:
 std::unique_ptr<transport_watch> watch_channel(redis_options o, std::string channel,
                                                std::function<void(const std::string&)> fn) {
     return std::make_unique<channel_watch>(std::move(o), std::move(channel), std::move(fn));
-}
-
-std::string random_hex() {
-    std::random_device rd;
-    std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-                        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out(16, '0');
-    auto v = rng();
-    for (auto& ch : out) {
-        ch = hex[v & 15];
-        v >>= 4;
-    }
-    return out;
 }
 
 }  // namespace orchcore::redis_detail

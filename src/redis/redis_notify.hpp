@@ -19,7 +19,4 @@ namespace orchcore::redis_detail {
 std::unique_ptr<transport_watch> watch_channel(redis_options o, std::string channel,
                                                std::function<void(const std::string&)> fn);
 
-/// 16 random hex digits.
-std::string random_hex();
-
 }  // namespace orchcore::redis_detail

@@ -117,4 +117,19 @@ inline std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
     return std::chrono::milliseconds{u(rng)};
 }
 
+/// 16 random hex digits (a connection's or a process's name among others).
+inline std::string random_hex() {
+    std::random_device rd;
+    std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out(16, '0');
+    auto v = rng();
+    for (auto& ch : out) {
+        ch = hex[v & 15];
+        v >>= 4;
+    }
+    return out;
+}
+
 }  // namespace orchcore::redis_detail
