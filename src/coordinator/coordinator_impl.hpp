@@ -202,6 +202,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     error stale_read(const attempt_state& a);
     void refuse_stale(const std::string& task_id, const std::string& worker_id, std::uint32_t attempt, std::string detail);
     void release_slot(const attempt_state& a, bool succeeded, effects& fx);
+    task_entry* returned_task(const attempt_state& a, bool succeeded, effects& fx);
     void refuse_oversized(const attempt_state& a, outcome& o) const;
     void finish_attempt(const std::shared_ptr<attempt_state>& a, outcome o);
     void run_sync(const launch& ln);

@@ -47,6 +47,19 @@ void coordinator_impl::release_slot(const attempt_state& a, bool succeeded, effe
     fx.wake_waiters = true;
 }
 
+// Lock held. A returned attempt's first step in either engine: its slot is
+// free again, and its task is returned if the attempt is still the task's
+// current one; a fenced attempt's late return is refused (nullptr).
+task_entry* coordinator_impl::returned_task(const attempt_state& a, bool succeeded, effects& fx) {
+    release_slot(a, succeeded, fx);
+    auto it = tasks.find(a.id);
+    if (it == tasks.end() || it->second.attempt.get() != &a) {
+        refuse_stale(a.id, a.worker_id, a.attempt, "late completion of a fenced attempt");
+        return nullptr;
+    }
+    return &it->second;
+}
+
 // A result the store would refuse fails its task at once, without
 // retries (it would be refused again), decided here with no I/O; the
 // result of a turn that continues is ignored anyway.

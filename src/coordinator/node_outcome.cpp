@@ -277,16 +277,10 @@ void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome
         // A coroutine on a user executor can end after stop() is
         // over: the task was settled then, and nobody is left to tell.
         if (c.torn_down) return;
-        c.release_slot(*a, o.kind == outcome::success, fx);
-        auto it = c.tasks.find(a->id);
-        if (it == c.tasks.end() || it->second.attempt != a) {
-            c.refuse_stale(a->id, a->worker_id, a->attempt, "late completion of a fenced attempt");
-        } else {
-            task_entry& t = it->second;
-            const auto d = attempt_outcome::returned(coordinator_impl::facts_of(t), report_of(*a, o), steady::now(),
-                                                     c.draw());
-            op = op_for(t, d, o, dist_op::why::retry);
-            c.tasks.erase(it);
+        if (task_entry* t = c.returned_task(*a, o.kind == outcome::success, fx)) {
+            const auto d = attempt_outcome::returned(c.facts_of(*t), report_of(*a, o), steady::now(), c.draw());
+            op = op_for(*t, d, o, dist_op::why::retry);
+            c.tasks.erase(a->id);
         }
     }
     c.apply(fx);
