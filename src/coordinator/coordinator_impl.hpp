@@ -146,7 +146,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
 
     // task_table.cpp
     void set_status(task_entry& t, task_status to);
-    void persist(const task_entry& t, task_status expected);
+    void persist(task_entry& t, task_status expected);
     void fence_attempt(task_entry& t);
     void request_cancel(task_entry& t);
     void wake_receiver(task_entry& t);
@@ -184,6 +184,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     void flush_events();
     void apply(effects& fx);
     void carry_out_io();
+    void wake_waiters();
     void add_async_waiter(const std::string& id, std::shared_ptr<async_waiter> w);
     async_waiter_map::iterator erase_async_waiter(async_waiter_map::iterator it);
     void drop_async_waiter(const std::string& id, const std::shared_ptr<async_waiter>& w);

@@ -5,6 +5,8 @@
 #include <orchcore/detail/adaptive_mutex.hpp>
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -14,17 +16,22 @@ namespace orchcore::detail {
 
 class io_queue {
 public:
-    // Lock held.
-    void push(std::function<void()> op) {
+    // Lock held. Returns the call's number (1, 2, ...), for done_up_to.
+    std::uint64_t push(std::function<void()> op) {
         ops_.push_back(std::move(op));
         nonempty_.store(true, std::memory_order_relaxed);
+        return ++pushed_;
     }
+
+    // Lock held. Whether calls up to number `seq` have been carried out.
+    bool done_up_to(std::uint64_t seq) const noexcept { return done_ >= seq; }
 
     // Outside the lock. One thread carries out the calls at a time, in
     // order; a call pushed meanwhile is carried out by that thread before
     // it returns. The first exception a call throws is returned (the calls
-    // after it still run), for the caller to raise.
-    std::exception_ptr drain(adaptive_mutex& mu) {
+    // after it still run), for the caller to raise; `carried` counts the
+    // calls this thread carried out.
+    std::exception_ptr drain(adaptive_mutex& mu, std::size_t& carried) {
         if (!nonempty_.load(std::memory_order_relaxed)) return {};
         std::unique_lock lk(mu);
         if (draining_) return {};
@@ -41,6 +48,8 @@ public:
                 if (!first) first = std::current_exception();
             }
             lk.lock();
+            ++done_;
+            ++carried;
         }
         draining_ = false;
         return first;
@@ -48,6 +57,7 @@ public:
 
 private:
     std::deque<std::function<void()>> ops_;
+    std::uint64_t pushed_ = 0, done_ = 0;
     bool draining_ = false;
     std::atomic<bool> nonempty_{false};
 };

@@ -62,10 +62,7 @@ std::optional<task_record> local_engine::wait_until(const std::string& id, stead
     for (bool first = true;; first = false) {
         if (!first) it = c.tasks.find(id);          // the table may have changed while waiting
         if (it == c.tasks.end()) return std::nullopt;  // expired while waiting
-        // Terminal, and its terminal event delivered: a subscriber has seen
-        // the end of a task by the time its waiter does.
-        if (is_terminal(it->second.rec.status) && c.delivered_up_to(it->second.terminal_event_seq))
-            return it->second.rec;
+        if (settled(it->second)) return it->second.rec;
         if (c.done_cv.wait_until(lk, deadline) == std::cv_status::timeout) {
             it = c.tasks.find(id);
             if (it != c.tasks.end() && is_terminal(it->second.rec.status)) return it->second.rec;
@@ -89,10 +86,9 @@ asio::awaitable<std::optional<task_record>> local_engine::async_wait_until(std::
                 co_return std::nullopt;  // expired while waiting
             }
             seen = true;
-            const bool terminal = is_terminal(it->second.rec.status);
-            if (terminal && c.delivered_up_to(it->second.terminal_event_seq)) co_return it->second.rec;
+            if (settled(it->second)) co_return it->second.rec;
             if (steady::now() >= deadline) {
-                if (terminal) co_return it->second.rec;
+                if (is_terminal(it->second.rec.status)) co_return it->second.rec;
                 co_return std::nullopt;
             }
             c.add_async_waiter(id, waiter);
@@ -164,8 +160,15 @@ void local_engine::settle_fenced(effects& fx) {
 // wait_for), or the task is gone, or the coordinator stopped.
 bool local_engine::async_waiter_due(const std::string& task_id) const {
     auto t = c.tasks.find(task_id);
-    return c.stopped || t == c.tasks.end() ||
-           (is_terminal(t->second.rec.status) && c.delivered_up_to(t->second.terminal_event_seq));
+    return c.stopped || t == c.tasks.end() || settled(t->second);
+}
+
+// Lock held. Whether a waiter on `t` may return: it is terminal, its
+// terminal event was delivered (a subscriber has seen the end of a task by
+// the time its waiter does) and its last store write was carried out (a
+// store of the user's holds the ending the waiter returns).
+bool local_engine::settled(const task_entry& t) const {
+    return is_terminal(t.rec.status) && c.delivered_up_to(t.terminal_event_seq) && c.store_io.done_up_to(t.store_seq);
 }
 
 // Lock held. Takes the mailbox if this attempt still holds the task.

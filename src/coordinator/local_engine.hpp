@@ -78,6 +78,7 @@ private:
     void dispatch(effects& fx);
     void park(const std::string& id);
     void carry_out(task_entry& t, const decision& d, outcome& o, effects& fx);
+    bool settled(const task_entry& t) const;
 
     // local_tick.cpp
     void promote_due(steady::time_point now);

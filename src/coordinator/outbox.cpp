@@ -59,10 +59,22 @@ void coordinator_impl::flush_events() {
 // Outside the lock: the store and registry calls decided so far. Store
 // writes land before the events that announce them go out. A call that
 // throws raises its error here, as it did when it ran under the lock.
+// Waiters look for their task's last store write (task_entry::store_seq),
+// so whoever carries out store writes wakes them.
 void coordinator_impl::carry_out_io() {
-    auto err = store_io.drain(mu);
-    if (auto reg = registry_io.drain(mu); !err) err = reg;
+    std::size_t stored = 0, registered = 0;
+    auto err = store_io.drain(mu, stored);
+    if (auto reg = registry_io.drain(mu, registered); !err) err = reg;
+    if (stored > 0) wake_waiters();
     if (err) std::rethrow_exception(err);
+}
+
+void coordinator_impl::wake_waiters() {
+    done_cv.notify_all();
+    if (async_waiter_count.load(std::memory_order_relaxed) != 0) {
+        std::lock_guard lk(mu);
+        wake_async_waiters();
+    }
 }
 
 void coordinator_impl::apply(effects& fx) {
@@ -72,11 +84,7 @@ void coordinator_impl::apply(effects& fx) {
     } catch (...) {
         io_error = std::current_exception();
     }
-    if (fx.wake_waiters) done_cv.notify_all();
-    if (fx.wake_waiters && async_waiter_count.load(std::memory_order_relaxed) != 0) {
-        std::lock_guard lk(mu);
-        wake_async_waiters();
-    }
+    if (fx.wake_waiters) wake_waiters();
     // Events first: task.started must not trail its own task.completed.
     flush_events();
     for (auto& ln : fx.launches) {

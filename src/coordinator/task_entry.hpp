@@ -28,6 +28,7 @@ struct task_entry {
     steady::time_point cancel_deadline{};
     bool fire_and_forget = false;
     std::uint64_t terminal_event_seq = 0;  // emit() number of its terminal event
+    std::uint64_t store_seq = 0;           // store_io number of its last write (local mode)
     // Distributed mode: the transport lease this node holds for the attempt.
     std::uint64_t token = 0;
     wall::time_point held_until{};  // lease deadline as last granted or extended

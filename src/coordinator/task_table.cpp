@@ -10,9 +10,9 @@ void coordinator_impl::set_status(task_entry& t, task_status to) {
 
 // Lock held. Write-through of a record whose stored status was
 // `expected`, carried out after the lock (carry_out_io).
-void coordinator_impl::persist(const task_entry& t, task_status expected) {
+void coordinator_impl::persist(task_entry& t, task_status expected) {
     if (!write_through) return;
-    store_io.push([this, rec = t.rec, expected] {
+    t.store_seq = store_io.push([this, rec = t.rec, expected] {
         if (store->update(rec, expected)) return;
         std::lock_guard lk(mu);
         ++counters.store_conflicts;
