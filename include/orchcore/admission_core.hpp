@@ -377,8 +377,9 @@ private:
         }
     }
 
-    // FIFO across several non-empty lanes: the one whose head was admitted first.
-    std::size_t oldest_head(std::uint32_t bits) const noexcept {
+    // FIFO across several non-empty lanes: the one whose head was admitted
+    // first. Out of line: the dequeue path stays small enough to inline.
+    [[gnu::noinline]] std::size_t oldest_head(std::uint32_t bits) const noexcept {
         auto best = static_cast<std::size_t>(std::countr_zero(bits));
         for (bits &= bits - 1; bits != 0; bits &= bits - 1) {
             const auto q = static_cast<std::size_t>(std::countr_zero(bits));
