@@ -18,7 +18,10 @@ library's targets:
     pop rows);
     try ops (BM_TransferTry, configs "try ops PxC"): drop-lru and priority,
     with and without wait times, >= 1 x their one-mutex peer
-    (MutexDequeDropOldest, MutexPriorityQueue), reported only.
+    (MutexDequeDropOldest, MutexPriorityQueue), reported only. Evicted
+    items count as processed, so a drop-lru queue whose producer outruns
+    its consumer scores high; the rate of items that reached a consumer
+    (items/s x (1 - evicted_pct/100)) is printed next to it.
 --check: exit with status 1 if a target of OrchcoreRejectNew is missed.
 
 Standard library only.
@@ -51,15 +54,21 @@ def load(path):
     return json.loads(text[start:])
 
 
+EVICTED = {}  # (config, queue) -> [median evicted_pct per file]
+
+
 def per_file_medians(doc):
     """{(config, queue): (median items/s, cv of time or None)} for one run."""
     medians, cvs, samples = {}, {}, defaultdict(list)
+    evicted = defaultdict(list)
     for b in doc.get("benchmarks", []):
         m = NAME_RE.match(b.get("run_name") or b.get("name", ""))
         if not m or b.get("error_occurred"):
             continue
         config = ("try ops " if m.group("mode") else "") + m.group("config")
         key = (config, m.group("queue"))
+        if "evicted_pct" in b and b.get("aggregate_name", "median") == "median":
+            evicted[key].append(float(b["evicted_pct"]))
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median" and "items_per_second" in b:
                 medians[key] = float(b["items_per_second"])
@@ -67,6 +76,8 @@ def per_file_medians(doc):
                 cvs[key] = float(b.get("real_time", 0.0))
         elif "items_per_second" in b:
             samples[key].append(float(b["items_per_second"]))
+    for key, values in evicted.items():
+        EVICTED.setdefault(key, []).append(statistics.median(values))
     for key, values in samples.items():
         if key not in medians:
             medians[key] = statistics.median(values)
@@ -133,7 +144,15 @@ def main(argv):
         for ours_q, peer, want in POLICY_TARGETS:
             if config.startswith("try ops") and rate.get(ours_q) and rate.get(peer):
                 got = rate[ours_q] / rate[peer]
-                print(f"target {ours_q} >= {want:g} x {peer}: {got:.2f}x  {'MET' if got >= want else 'MISSED'}")
+                line = f"target {ours_q} >= {want:g} x {peer}: {got:.2f}x  {'MET' if got >= want else 'MISSED'}"
+                if EVICTED.get((config, ours_q)) and EVICTED.get((config, peer)):
+                    def consumed(q):
+                        return rate[q] * (1.0 - statistics.median(EVICTED[(config, q)]) / 100.0)
+                    ev_ours = statistics.median(EVICTED[(config, ours_q)])
+                    ev_peer = statistics.median(EVICTED[(config, peer)])
+                    line += (f"  (evicted {ev_ours:.0f}% / {ev_peer:.0f}%; consumed items/s: "
+                             f"{consumed(ours_q) / consumed(peer):.2f}x)" if consumed(peer) else "")
+                print(line)
         if ref and not config.startswith("try ops"):
             for peer, want in TARGETS:
                 if peer in rate and rate[peer]:

@@ -5,18 +5,23 @@
 // thread-safe shell around it; tests drive this class directly and
 // deterministically.
 //
-// Layout: tasks live in a slab of nodes (grown on demand up to capacity and
-// then reused, so a steady queue does not allocate). Every node is on one
-// global FIFO list and, for policies that look at priorities, on the FIFO
-// list of its priority level. An id index maps ids to nodes; it is built
-// lazily (see ensure_indexed): while every queued id was generated, none is
-// needed. All operations are O(1) except position_of (O(position)) and the
-// first lookup by id after such a period, which indexes the queue (O(depth),
-// once per task).
+// Layout: tasks live in FIFO lanes (detail/admission_lane.hpp), ring
+// buffers that grow on demand and keep their storage, so a steady queue does
+// not allocate. Policies that look at priorities keep one lane per priority
+// level and a bitmap of the non-empty ones; the others keep one lane. Every
+// task carries its admission sequence number: the FIFO policy with lanes
+// (drop-lru) dequeues the lowest one among the lanes' heads. An id index
+// maps ids to (sequence number, lane); it is built lazily (see
+// ensure_indexed): while every queued id was generated, none is needed.
+// Admission, dequeue and eviction are O(1) (amortised; plus a look at each
+// non-empty lane for drop-lru), cancellation O(log depth), position_of
+// O(depth), and the first lookup by id after an unindexed period indexes
+// the queue (O(depth), once per task).
 #pragma once
 
 #include <orchcore/admission_policy.hpp>
 #include <orchcore/admission_result.hpp>
+#include <orchcore/detail/admission_lane.hpp>
 #include <orchcore/detail/id_index.hpp>
 #include <orchcore/detail/op_time.hpp>
 #include <orchcore/detail/saturating.hpp>
@@ -32,6 +37,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -130,9 +136,8 @@ public:
             const bool generated = !req.id;
             Id id = generated ? next_generated_id() : *req.id;
             r.position = position_for_new(req.priority);
-            insert(std::move(id), generated, std::move(value), req.priority, now);
+            r.id = insert(std::move(id), generated, std::move(value), req.priority, now);
             r.is_accepted = true;
-            r.id = nodes_[last_inserted_].id;
             ++accepted_;
             return std::nullopt;
         }
@@ -141,7 +146,8 @@ public:
     /// Removes and returns the next task in dequeue order.
     std::optional<entry_type> pop(detail::op_time now) {
         if (size_ == 0) return std::nullopt;
-        entry_type e = take(next_index());
+        const std::size_t l = next_lane();
+        entry_type e = take(l, lanes_[l].head());
         note_dequeue(e, now);
         return e;
     }
@@ -151,7 +157,8 @@ public:
     std::size_t pop_batch(OutputIt out, std::size_t max, detail::op_time now) {
         std::size_t n = 0;
         for (; n < max && size_ > 0; ++n) {
-            entry_type e = take(next_index());
+            const std::size_t l = next_lane();
+            entry_type e = take(l, lanes_[l].head());
             note_dequeue(e, now);
             *out++ = std::move(e);
         }
@@ -161,26 +168,25 @@ public:
     /// Removes a queued task by id (cancellation). Returns it, or nullopt if
     /// no task with that id is queued (so cancelling twice is a no-op).
     std::optional<entry_type> cancel(const Id& id) {
-        const std::uint32_t i = find_index(id);
-        if (i == npos) return std::nullopt;
+        const std::uint64_t k = find_index(id);
+        if (k == npos) return std::nullopt;
         ++cancelled_;
-        return take(i);
+        const std::size_t l = lane_in(k);
+        return take(l, lanes_[l].find(seq_in(k)));
     }
 
     bool contains(const Id& id) const { return find_index(id) != npos; }
 
     /// 0-based position of a queued task in dequeue order, or nullopt.
     std::optional<std::size_t> position_of(const Id& id) const {
-        const std::uint32_t target = find_index(id);
-        if (target == npos) return std::nullopt;
-        std::size_t pos = 0;
-        if constexpr (Policy::order == policy::dequeue_order::fifo) {
-            for (std::uint32_t i = head_; i != target; i = nodes_[i].next) ++pos;
-        } else {
-            const int p = nodes_[target].priority;
-            for (int q = priority::max; q > p; --q) pos += levels_[static_cast<std::size_t>(q)].count;
-            for (std::uint32_t i = levels_[static_cast<std::size_t>(p)].head; i != target; i = nodes_[i].level_next)
-                ++pos;
+        const std::uint64_t k = find_index(id);
+        if (k == npos) return std::nullopt;
+        const std::size_t l = lane_in(k);
+        std::size_t pos = lanes_[l].count_before(seq_in(k));
+        for (std::size_t q = 0; q < lane_count; ++q) {
+            if (q == l) continue;
+            if constexpr (Policy::order == policy::dequeue_order::fifo) pos += lanes_[q].count_before(seq_in(k));
+            else if (q > l) pos += lanes_[q].count();
         }
         return pos;
     }
@@ -189,12 +195,16 @@ public:
     std::vector<Id> ids_in_dequeue_order() const {
         std::vector<Id> ids;
         ids.reserve(size_);
-        if constexpr (Policy::order == policy::dequeue_order::fifo) {
-            for (std::uint32_t i = head_; i != npos; i = nodes_[i].next) ids.push_back(nodes_[i].id);
+        if constexpr (Policy::order == policy::dequeue_order::by_priority) {
+            for (std::size_t q = lane_count; q-- > 0;) lanes_[q].for_each([&](const slot& s) { ids.push_back(s.id); });
         } else {
-            for (int q = priority::max; q >= priority::min; --q)
-                for (std::uint32_t i = levels_[static_cast<std::size_t>(q)].head; i != npos; i = nodes_[i].level_next)
-                    ids.push_back(nodes_[i].id);
+            // Admission order across the lanes.
+            std::vector<const slot*> all;
+            all.reserve(size_);
+            for (const auto& lane : lanes_) lane.for_each([&](const slot& s) { all.push_back(&s); });
+            if (lane_count > 1)
+                std::sort(all.begin(), all.end(), [](const slot* a, const slot* b) { return a->seq < b->seq; });
+            for (const slot* s : all) ids.push_back(s->id);
         }
         return ids;
     }
@@ -236,24 +246,23 @@ public:
     }
 
 private:
-    static constexpr std::uint32_t npos = detail::id_index<Id>::npos;
     // Per-priority lanes are needed to order by priority or to pick a
-    // victim by priority; reject-new and fail-fast skip their upkeep.
+    // victim by priority; reject-new and fail-fast keep one lane.
     static constexpr bool tracks_levels =
         Policy::order == policy::dequeue_order::by_priority || Policy::on_full != policy::when_full::reject;
+    static constexpr std::size_t lane_count = tracks_levels ? static_cast<std::size_t>(priority::levels) : 1;
+    using lane_type = detail::admission_lane<T, Id>;
+    using slot = typename lane_type::slot;
 
-    struct node {
-        Id id{};
-        std::optional<T> value;
-        int priority = priority::normal;
-        time_point enqueued_at{};
-        std::uint32_t prev = npos, next = npos;              // global FIFO list / free list
-        std::uint32_t level_prev = npos, level_next = npos;  // FIFO list of its priority
-    };
-    struct level {
-        std::uint32_t head = npos, tail = npos;
-        std::size_t count = 0;
-    };
+    // The index maps an id to a key: (admission sequence number, lane).
+    using index_type = detail::id_index<Id, std::hash<Id>, std::uint64_t>;
+    static constexpr std::uint64_t npos = index_type::npos;
+    static constexpr int lane_bits = 5;
+    static_assert(lane_count <= (std::size_t{1} << lane_bits));
+    static std::uint64_t key_of(std::uint64_t seq, std::size_t lane) noexcept { return (seq << lane_bits) | lane; }
+    static std::size_t lane_in(std::uint64_t key) noexcept { return key & ((1u << lane_bits) - 1); }
+    static std::uint64_t seq_in(std::uint64_t key) noexcept { return key >> lane_bits; }
+    static std::size_t lane_of(int p) noexcept { return tracks_levels ? static_cast<std::size_t>(p) : 0; }
 
     std::nullopt_t reject(result_type& r, rejection_reason why, std::string_view detail, detail::op_time& now) {
         ++rejected_[static_cast<std::size_t>(why)];
@@ -282,17 +291,18 @@ private:
                 return false;
             }
             const int lowest = std::countr_zero(nonempty_levels_);
-            std::uint32_t victim = npos;
+            const lane_type& lane = lanes_[static_cast<std::size_t>(lowest)];
+            std::uint64_t victim = 0;
             if constexpr (Policy::on_full == policy::when_full::evict_oldest_of_lowest) {
-                victim = levels_[static_cast<std::size_t>(lowest)].head;
+                victim = lane.head();
             } else {
                 if (p <= lowest) {
                     reject(r, rejection_reason::queue_full, "queue is full and no queued task has a lower priority", now);
                     return false;
                 }
-                victim = levels_[static_cast<std::size_t>(lowest)].tail;
+                victim = lane.last();
             }
-            r.evicted.emplace(take(victim));
+            r.evicted.emplace(take(static_cast<std::size_t>(lowest), victim));
             ++evicted_;
             return true;
         }
@@ -331,14 +341,15 @@ private:
     static constexpr bool lazy_index =
         (std::is_integral_v<Id> && sizeof(Id) >= sizeof(std::uint64_t)) || std::is_same_v<Id, std::string>;
 
-    std::uint32_t find_index(const Id& id) const {
+    std::uint64_t find_index(const Id& id) const {
         ensure_indexed();
         return index_.find(id);
     }
 
     void ensure_indexed() const {
         if (indexed_) return;
-        for (std::uint32_t i = head_; i != npos; i = nodes_[i].next) index_.insert(nodes_[i].id, i);
+        for (std::size_t l = 0; l < lane_count; ++l)
+            lanes_[l].for_each([&](const slot& s) { index_.insert(s.id, key_of(s.seq, l)); });
         indexed_ = true;
     }
 
@@ -347,72 +358,75 @@ private:
             return size_;
         } else {
             std::size_t ahead = 0;
-            for (int q = priority::max; q >= p; --q) ahead += levels_[static_cast<std::size_t>(q)].count;
+            for (std::uint32_t bits = nonempty_levels_ & ~((1u << p) - 1); bits != 0; bits &= bits - 1)
+                ahead += lanes_[static_cast<std::size_t>(std::countr_zero(bits))].count();
             return ahead;
         }
     }
 
-    std::uint32_t next_index() const noexcept {
-        if constexpr (Policy::order == policy::dequeue_order::fifo) {
-            return head_;
+    // The lane holding the next task in dequeue order. Precondition: size_ > 0.
+    std::size_t next_lane() const noexcept {
+        if constexpr (!tracks_levels) {
+            return 0;
+        } else if constexpr (Policy::order == policy::dequeue_order::by_priority) {
+            return static_cast<std::size_t>(31 - std::countl_zero(nonempty_levels_));
         } else {
-            const int highest = 31 - std::countl_zero(nonempty_levels_);
-            return levels_[static_cast<std::size_t>(highest)].head;
+            const std::uint32_t bits = nonempty_levels_;
+            if ((bits & (bits - 1)) == 0) return static_cast<std::size_t>(std::countr_zero(bits));
+            return oldest_head(bits);
         }
     }
 
-    void insert(Id&& id, bool generated, T&& value, int p, detail::op_time& now) {
+    // FIFO across several non-empty lanes: the one whose head was admitted
+    // first. Out of line: the dequeue path stays small enough to inline.
+    [[gnu::noinline]] std::size_t oldest_head(std::uint32_t bits) const noexcept {
+        auto best = static_cast<std::size_t>(std::countr_zero(bits));
+        for (bits &= bits - 1; bits != 0; bits &= bits - 1) {
+            const auto q = static_cast<std::size_t>(std::countr_zero(bits));
+            if (lanes_[q].front().seq < lanes_[best].front().seq) best = q;
+        }
+        return best;
+    }
+
+    // Queues a task; returns its id.
+    Id insert(Id&& id, bool generated, T&& value, int p, detail::op_time& now) {
         // A caller-supplied id may equal a future generated one: index it
         // (an eviction just before may have emptied and unindexed the queue).
         if (!generated) ensure_indexed();
-        std::uint32_t i;
-        if (free_ != npos) {
-            i = free_;
-            free_ = nodes_[i].next;
-        } else {
-            i = static_cast<std::uint32_t>(nodes_.size());
-            nodes_.emplace_back();
-        }
-        node& n = nodes_[i];
-        n.id = std::move(id);
-        n.value.emplace(std::move(value));
-        n.priority = p;
-        n.enqueued_at = stamp(now);
-        if (indexed_) index_.insert(n.id, i);
-        // global FIFO list
-        n.prev = tail_;
-        n.next = npos;
-        if (tail_ != npos) nodes_[tail_].next = i; else head_ = i;
-        tail_ = i;
-        if constexpr (tracks_levels) {
-            level& l = levels_[static_cast<std::size_t>(p)];
-            n.level_prev = l.tail;
-            n.level_next = npos;
-            if (l.tail != npos) nodes_[l.tail].level_next = i; else l.head = i;
-            l.tail = i;
-            ++l.count;
-            nonempty_levels_ |= (1u << p);
-        }
+        const std::size_t l = lane_of(p);
+        lane_type& lane = lanes_[l];
+        if (lane.full()) grow(lane);
+        const std::uint64_t seq = accepted_ + 1;
+        const Id& stored = lane.push_back(std::move(id), std::move(value), p, stamp(now), seq);
+        if (indexed_) index_.insert(stored, key_of(seq, l));
+        if constexpr (tracks_levels) nonempty_levels_ |= (1u << p);
         ++size_;
-        last_inserted_ = i;
+        return stored;
     }
 
-    // Unlinks node i, returns its contents and puts the node on the free list.
-    entry_type take(std::uint32_t i) {
-        node& n = nodes_[i];
-        if (indexed_) index_.erase(n.id);
-        if (n.prev != npos) nodes_[n.prev].next = n.next; else head_ = n.next;
-        if (n.next != npos) nodes_[n.next].prev = n.prev; else tail_ = n.prev;
-        if constexpr (tracks_levels) {
-            level& l = levels_[static_cast<std::size_t>(n.priority)];
-            if (n.level_prev != npos) nodes_[n.level_prev].level_next = n.level_next; else l.head = n.level_next;
-            if (n.level_next != npos) nodes_[n.level_next].level_prev = n.level_prev; else l.tail = n.level_prev;
-            if (--l.count == 0) nonempty_levels_ &= ~(1u << n.priority);
+    // Rebuilds a full lane. Lanes keep their storage; once they hold more
+    // than slot_budget slots together, the empty ones give theirs back.
+    void grow(lane_type& lane) {
+        const std::size_t before = lane.allocated();
+        lane.rebuild();
+        allocated_ = allocated_ - before + lane.allocated();
+        const std::size_t slot_budget = 4 * options_.capacity + 16 * lane_count;
+        if (allocated_ <= slot_budget) return;
+        for (lane_type& other : lanes_) {
+            if (&other == &lane || !other.empty()) continue;
+            allocated_ -= other.allocated();
+            other.release();
         }
-        entry_type e{std::move(n.id), std::move(*n.value), n.priority, n.enqueued_at};
-        n.value.reset();
-        n.next = free_;
-        free_ = i;
+    }
+
+    // Removes the task at position `pos` of lane l and returns it.
+    entry_type take(std::size_t l, std::uint64_t pos) {
+        lane_type& lane = lanes_[l];
+        entry_type e = lane.take(pos);
+        if (indexed_) index_.erase(e.id);
+        if constexpr (tracks_levels) {
+            if (lane.empty()) nonempty_levels_ &= ~(1u << l);
+        }
         if (--size_ == 0 && lazy_index) indexed_ = false;  // the index is empty now
         return e;
     }
@@ -432,18 +446,17 @@ private:
     // hot state of the queue spans as few cache lines as possible (under
     // contention each line the lock holder touches may have to travel from
     // the other core).
-    std::uint32_t head_ = npos, tail_ = npos, free_ = npos, last_inserted_ = npos;
     std::size_t size_ = 0;
     std::uint64_t id_seq_ = 0;
     std::uint64_t accepted_ = 0, dequeued_ = 0;
     bool closed_ = false;
     mutable bool indexed_ = !lazy_index;
     std::uint32_t nonempty_levels_ = 0;
-    std::vector<node> nodes_;
     queue_options options_;
+    std::array<lane_type, lane_count> lanes_{};
+    std::size_t allocated_ = 0;  // slots of all lanes
 
-    mutable detail::id_index<Id> index_;
-    std::array<level, static_cast<std::size_t>(priority::levels)> levels_{};
+    mutable index_type index_;
     std::uint64_t handed_off_ = 0, evicted_ = 0, cancelled_ = 0;
     std::array<std::uint64_t, rejection_reason_count> rejected_{};
     latency_histogram wait_time_;

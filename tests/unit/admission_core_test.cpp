@@ -338,6 +338,35 @@ TEST_CASE("drop-lru: with one priority it is a plain LRU and dequeues FIFO", "[c
     REQUIRE(c.pop(t0)->id == 11u);
 }
 
+TEST_CASE("drop-lru: admission order across priorities survives cancellations and a long churn behind one task",
+          "[core][drop-lru]") {
+    core_t<oc::policy::drop_lru> c{opts(64)};
+    // Priorities 3, 7, 3, 12, 7, ...: dequeue order is still admission order.
+    const int prios[] = {3, 7, 3, 12, 7, 0, 12, 3};
+    for (oc::job_id id = 1; id <= 8; ++id) REQUIRE(push(c, "v", with_id(id, prios[id - 1])).result.accepted());
+    REQUIRE(c.cancel(3).has_value());  // from the middle of priority 3
+    REQUIRE(c.cancel(5).has_value());  // from the middle of priority 7
+    REQUIRE(c.ids_in_dequeue_order() == ids({1, 2, 4, 6, 7, 8}));
+    REQUIRE(c.position_of(8) == 5u);
+    REQUIRE(c.position_of(4) == 2u);
+
+    // Task 1 stays at the head while tasks come and go behind it, many
+    // times the capacity: every position and the order stay exact.
+    oc::job_id next = 100;
+    for (int round = 0; round < 2000; ++round) {
+        const oc::job_id a = next++, b = next++;
+        REQUIRE(push(c, "a", with_id(a, round % 2 == 0 ? 3 : 12)).result.position == 6u);
+        REQUIRE(push(c, "b", with_id(b, 3)).result.position == 7u);
+        REQUIRE(c.cancel(a).has_value());
+        REQUIRE(c.position_of(b) == 6u);
+        REQUIRE(c.cancel(b).has_value());
+        REQUIRE_FALSE(c.contains(a));
+    }
+    REQUIRE(c.size() == 6u);
+    for (oc::job_id id : {1, 2, 4, 6, 7, 8}) REQUIRE(c.pop(t0)->id == id);
+    require_conservation(c);
+}
+
 // ---------------------------------------------------------------------------
 // priority
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// Open-addressing hash map from task id to slot index, used by the queue to
+// Open-addressing hash map from task id to a slot key, used by the queues to
 // detect duplicate ids and to cancel by id in O(1). Linear probing with
 // backward-shift deletion (no tombstones, so long-lived queues with heavy
 // churn keep short probe sequences). Not thread-safe: the owner locks.
@@ -12,17 +12,19 @@
 
 namespace orchcore::detail {
 
-template <class Key, class Hash = std::hash<Key>>
+/// `Value` is an unsigned integer naming where the task is; its maximum is
+/// npos (never stored).
+template <class Key, class Hash = std::hash<Key>, class Value = std::uint32_t>
 class id_index {
 public:
-    static constexpr std::uint32_t npos = 0xFFFF'FFFFu;
+    static constexpr Value npos = static_cast<Value>(~Value{0});
 
     id_index() { rehash(16); }
 
     std::size_t size() const noexcept { return size_; }
 
-    /// Slot index for key, or npos.
-    std::uint32_t find(const Key& key) const {
+    /// Value for key, or npos.
+    Value find(const Key& key) const {
         const std::size_t h = hash_of(key);
         for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
             const slot& s = slots_[i];
@@ -32,7 +34,7 @@ public:
     }
 
     /// Inserts key -> value unless key is present. Returns false if present.
-    bool insert(const Key& key, std::uint32_t value) {
+    bool insert(const Key& key, Value value) {
         if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
         const std::size_t h = hash_of(key);
         for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
@@ -80,7 +82,7 @@ private:
     struct slot {
         std::size_t hash = 0;
         Key key{};
-        std::uint32_t value = npos;
+        Value value = npos;
     };
 
     static std::size_t hash_of(const Key& key) {

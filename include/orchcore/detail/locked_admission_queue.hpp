@@ -363,10 +363,11 @@ private:
         return out;
     }
 
-    // The lock word, the waiter list and the size hint share a cache line,
-    // and admission_core keeps its hot fields first, right after them: under
-    // contention every line the lock holder touches may have to travel from
-    // the other core, so the fewer the better.
+    // The lock word, the waiter list and the size hint share a cache line;
+    // admission_core keeps its hot fields in its first line, and each of its
+    // lanes in one line of its own: under contention every line the lock
+    // holder touches may have to travel from the other core, so the fewer
+    // the better.
     alignas(64) mutable adaptive_mutex mutex_;
     std::atomic<bool> closed_{false};
     std::atomic<std::size_t> size_approx_{0};
