@@ -1,5 +1,6 @@
 // Distributed mode: the node's feed and flush steps (node_path), plain or
-// through a node_backend. With coordinator_options::node_backend, a feed is
+// through a node_backend (coordinator_options::node_backend, else the one
+// the transport offers: transport::make_node_backend). With one, a feed is
 // one lease_and_start call, and a flush of finished attempts one
 // finish_and_fetch call that also leases for the slots they freed. What the
 // backend leased but did not start goes the plain way (feed_leased);
@@ -36,6 +37,7 @@ private:
     dist_op hand_back_op(task_record rec, const transport_lease& l);
     bool launch_one(node_task& t, const std::string& wid, effects& fx);
     std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved);
+    void fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked);
     std::vector<node_task> record(std::vector<dist_op>& ops, std::vector<fate>& f, const start_spec& spec,
                                   std::size_t m);
 
@@ -101,13 +103,7 @@ bool node_fast_path::feed_once() {
     {
         std::lock_guard lk(c_.mu);
         if (failed) ++c_.counters.backend_errors;
-        e_.poll_backoff = lease_round::next_backoff(got.size(), e_.poll_backoff, c_.tick_every);
-        if (got.empty()) {
-            e_.next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
-            if (!c_.stopping) e_.went_idle();
-        } else {
-            e_.next_poll = steady::now();
-        }
+        e_.leased_round(n, got.size());
     }
     const std::size_t leased = got.size();
     return lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
@@ -200,7 +196,19 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
     e_.announce_written(settled, fs);
     e_.record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
     e_.run_ops(rest);
-    if (m > 0) take_started(std::move(next), spec.worker, m);
+    if (m > 0) fetched(std::move(next), spec.worker, m);
+}
+
+// What a flush leased for the `asked` slots it freed: launched as a
+// feed's lease would be, and the node then idle (the queue ran dry) or fed
+// again (it filled every slot it asked for).
+void node_fast_path::fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked) {
+    const std::size_t leased = got.size();
+    {
+        std::lock_guard lk(c_.mu);
+        e_.leased_round(asked, leased);
+    }
+    if (lease_round::another_round(asked, leased, take_started(std::move(got), wid, asked))) e_.kick_feed();
 }
 
 // The finish_and_fetch call: the fate of each outcome it was given (those

@@ -100,11 +100,11 @@ end
 local function start(out, id, tok, att)
   local rk = TP .. id
   out[#out + 1] = id; out[#out + 1] = tok; out[#out + 1] = att
-  if redis.call('TYPE', rk)['ok'] ~= 'hash' then
+  local flat, m = redis.pcall('HGETALL', rk), {}
+  if flat.err or #flat == 0 then
     out[#out + 1] = 2; out[#out + 1] = {}
     return
   end
-  local flat, m = redis.call('HGETALL', rk), {}
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   local w = startable(m) and start_fields(m)
   if w then
@@ -131,8 +131,8 @@ local OUT_ARGS = 10 + #STATE_FIELDS
 local acked, nacked, stale, woken = 0, 0, 0, 0
 local function finish(i)
   local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local e = current(id, tok)
-  local dl = e and redis.call('ZSCORE', LS, id)
+  local e = entry(id)
+  local dl = e and e.traw == tok and redis.call('ZSCORE', LS, id)
   if not dl or tonumber(dl) < NOW then
     stale = stale + 1
     return 1
@@ -199,12 +199,29 @@ redis_node_backend::redis_node_backend(std::shared_ptr<redis_transport> t, std::
     const auto& base = rtp_->key_base();
     if (rstore_->key_base() != base)
         throw invalid_argument("store", rstore_->key_base(), "must be of the transport's queue " + base);
+    if (!fits(*rtp_, *rstore_))
+        throw invalid_argument("store", rstore_->client_->options().describe(),
+                               "must be on the transport's server " + rtp_->client()->options().describe());
     keys_ = {base + ":waiting", base + ":bylevel", base + ":delayed", base + ":leases",
              base + ":state",   base + ":poisoned", base + ":wake",  rstore_->live_key_};
     for (std::size_t c = 0; c < rstore_->registry_.size(); ++c) {
         keys_.push_back(rstore_->registry_[c]);
         keys_.push_back(rstore_->counts_[c]);
     }
+}
+
+bool redis_node_backend::fits(const redis_transport& t, const redis_task_store& s) noexcept {
+    if (s.key_base() != t.key_base()) return false;
+    const auto& a = t.client()->options();
+    const auto& b = s.client_->options();
+    return t.client() == s.client_ || (a.host == b.host && a.port == b.port && a.db == b.db);
+}
+
+std::shared_ptr<redis_node_backend> redis_node_backend::combining(std::shared_ptr<redis_transport> t,
+                                                                  const std::shared_ptr<task_store>& s) {
+    auto rs = std::dynamic_pointer_cast<redis_task_store>(s);
+    if (!t || !rs || !fits(*t, *rs)) return nullptr;
+    return std::make_shared<redis_node_backend>(std::move(t), std::move(rs));
 }
 
 std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std::size_t max, time_point now) const {
