@@ -9,6 +9,8 @@
 #include "node_engine.hpp"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 namespace orchcore::detail {
 
@@ -44,6 +46,10 @@ private:
     node_engine& e_;
     coordinator_impl& c_;
     std::shared_ptr<node_backend> nb_;
+    // c_.mu: slots of each worker reserved by lease calls in flight (their
+    // tasks are started for that worker, so two concurrent calls, a feed
+    // and a flush, must not both count its last free slot).
+    std::unordered_map<std::string, std::size_t> held_;
 };
 
 std::unique_ptr<node_path> make_node_path(node_engine& e, std::shared_ptr<node_backend> nb) {
@@ -60,12 +66,15 @@ std::pair<worker_entry*, std::size_t> node_fast_path::reserve() {
     std::size_t room = 0;
     for (auto& [id, w] : c_.workers) {
         const auto max = w.w->options().max_concurrent;
-        if (w.draining || max - std::min(w.busy, max) <= room) continue;
+        const auto h = held_.find(id);
+        const auto taken = w.busy + (h == held_.end() ? 0 : h->second);
+        if (w.draining || max - std::min(taken, max) <= room) continue;
         best = &w;
-        room = max - std::min(w.busy, max);
+        room = max - std::min(taken, max);
     }
     const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, c_.opt.lease_batch));
     if (!best || n == 0) return {nullptr, 0};
+    held_[best->w->id()] += n;
     e_.leasing += n;
     ++e_.io_inflight;
     return {best, n};
@@ -155,6 +164,8 @@ std::size_t node_fast_path::take_started(std::vector<node_task> got, const std::
         const auto unstarted = static_cast<std::size_t>(
             std::count_if(got.begin(), got.end(), [](const node_task& t) { return !t.started; }));
         e_.leasing -= std::min(e_.leasing, reserved - unstarted);  // feed_leased ends the others'
+        if (auto h = held_.find(wid); h != held_.end() && (h->second -= std::min(h->second, reserved)) == 0)
+            held_.erase(h);
         for (auto& t : got) {
             if (!t.started) plain.push_back(std::move(t.lease));
             else if (launch_one(t, wid, fx)) ++launched;

@@ -243,9 +243,9 @@ std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std:
     return a;
 }
 
-std::vector<node_task> redis_node_backend::decode_next(const redis_reply& r, const start_spec& s,
-                                                       time_point now) const {
-    const auto& items = redis_detail::expect_array(r, "node.finish_and_fetch");
+std::vector<node_task> redis_node_backend::decode_next(redis_reply& r, const start_spec& s, time_point now) const {
+    (void)redis_detail::expect_array(r, "node.finish_and_fetch");
+    auto& items = r.elements;  // the records' fields are moved out
     const auto meta = rtp_->key_base() + ":m:";
     const auto deadline =
         detail::from_unix_ms(detail::unix_ms_after(detail::to_unix_ms(now), redis_detail::clamp_wait(s.lease_duration)));
@@ -259,7 +259,8 @@ std::vector<node_task> redis_node_backend::decode_next(const redis_reply& r, con
         node_task t{redis_codec::decode_leased(meta, f, s.worker, deadline), std::nullopt, false};
         const auto code = items[i + 3].integer;
         std::vector<std::string> flat;
-        for (const auto& e : items[i + 4].elements) flat.push_back(e.str);
+        flat.reserve(items[i + 4].elements.size());
+        for (auto& e : items[i + 4].elements) flat.push_back(std::move(e.str));
         if (code == 2 || flat.empty()) {
             t.record = store_->get(t.lease.task_id);  // dead-letters what is not a record
         } else {
@@ -299,8 +300,9 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
             for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
             for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
         }
-        const auto reply = rtp_->client()->eval(node_script(), keys_, args);
-        const auto& top = redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
+        auto reply = rtp_->client()->eval(node_script(), keys_, args);
+        (void)redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
+        auto& top = reply.elements;
         const auto& codes = redis_detail::expect_array(top[0], "node.finish_and_fetch", part.size());
         for (std::size_t k = 0; k < part.size(); ++k)
             b.settled.push_back(codes[k].integer == 0   ? node_batch::fate::recorded

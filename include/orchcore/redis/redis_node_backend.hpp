@@ -59,7 +59,7 @@ public:
 private:
     static bool fits(const redis_transport& t, const redis_task_store& s) noexcept;
     std::vector<std::string> spec_args(const start_spec& s, std::size_t max, time_point now) const;
-    std::vector<node_task> decode_next(const redis_reply& r, const start_spec& s, time_point now) const;
+    std::vector<node_task> decode_next(redis_reply& r, const start_spec& s, time_point now) const;
 
     std::shared_ptr<orchcore::transport> tp_;
     std::shared_ptr<task_store> store_;
