@@ -153,16 +153,16 @@ void run_workers(const std::shared_ptr<redis_client>& client, const std::string&
 }
 
 // A distributed-mode coordinator on `queue` with `workers` worker slots.
-// `fast`: with redis_node_backend (coordinator_options::node_backend).
+// `fast`: with redis_node_backend (the default for this transport and
+// store); else the separate calls (transport_options::combined_node_calls).
 coordinator_options node_opts(const test::redis_server& server, const std::string& queue, std::size_t slots,
                               const std::string& name, bool fast = false) {
     auto client = make_client(server, slots + 4);
     coordinator_options o;
-    auto tp = std::make_shared<redis_transport>(client, queue, topts());
-    auto store = std::make_shared<redis_task_store>(client, queue);
-    o.transport = tp;
-    o.store = store;
-    if (fast) o.node_backend = std::make_shared<redis_node_backend>(tp, store);
+    auto to = topts();
+    to.combined_node_calls = fast;
+    o.transport = std::make_shared<redis_transport>(client, queue, to);
+    o.store = std::make_shared<redis_task_store>(client, queue);
     o.registry = std::make_shared<redis_worker_registry>(client, queue);
     o.node_id = name;
     o.scaling.min_workers = slots > 0 ? 1 : 0;

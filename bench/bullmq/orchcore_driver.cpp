@@ -2,7 +2,8 @@
 // starts it; bench/bullmq/bullmq_driver.mjs is the BullMQ side, with the same
 // modes and the same JSON output). It uses the public API as an application
 // would: a coordinator over redis_transport + redis_task_store +
-// redis_worker_registry built from one redis_client of one URL.
+// redis_worker_registry built from one redis_client of one URL, with the
+// default hot path of that pair (redis_node_backend).
 //
 //   produce  --n N [--chunk C]     submit_many of N no-op tasks in chunks; prints the rate
 //   bulk     --n N [--chunk C]     the same (the bulk-enqueue row; default N = 100,000)

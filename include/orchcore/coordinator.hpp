@@ -231,8 +231,9 @@ struct coordinator_options {
     /// `store` in combined calls (<orchcore/node_backend.hpp>; e.g.
     /// redis_node_backend): a lease and its start writes in one call, and
     /// finished tasks' records, acks and the next leases in one call. Must
-    /// be built on this `transport` and `store`. Empty: separate transport
-    /// and store calls.
+    /// be built on this `transport` and `store`. Empty: the one the
+    /// transport offers (transport::make_node_backend; redis_transport with
+    /// a redis_task_store of its queue), else separate calls.
     std::shared_ptr<orchcore::node_backend> node_backend{};
 
     void validate() const;

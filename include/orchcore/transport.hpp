@@ -111,6 +111,9 @@
 
 namespace orchcore {
 
+class node_backend;  // <orchcore/node_backend.hpp>
+class task_store;    // <orchcore/task_store.hpp>
+
 /// One admission into a transport.
 struct transport_request {
     std::string id;                  ///< required, non-empty
@@ -176,6 +179,10 @@ struct transport_options {
     /// time) goes to the dead-letter set instead of back to the queue.
     /// 0: unlimited (always requeued).
     std::uint32_t max_lease_expiries = 0;
+    /// Whether make_node_backend() may offer combined calls (a transport
+    /// that has them: redis_transport). false: a coordinator node on this
+    /// transport makes the separate transport and store calls.
+    bool combined_node_calls = true;
 
     void validate() const {
         if (policy == queue_policy::fail_fast)
@@ -323,6 +330,15 @@ public:
     /// not supported (the default), so the caller polls.
     virtual std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) {
         (void)on_finished;
+        return nullptr;
+    }
+    /// The node_backend (<orchcore/node_backend.hpp>) a coordinator node
+    /// uses over this transport and `store` when coordinator_options::
+    /// node_backend is not set, asked once when the node starts. nullptr
+    /// (the default; also with options().combined_node_calls false, or a
+    /// store this transport cannot combine with): separate calls.
+    virtual std::shared_ptr<node_backend> make_node_backend(const std::shared_ptr<task_store>& store) {
+        (void)store;
         return nullptr;
     }
 

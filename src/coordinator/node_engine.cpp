@@ -30,7 +30,7 @@ node_engine::node_engine(coordinator_impl& co)
           c.done_cv.notify_all();
           c.wake_async_waiters();
       }) {
-    path = make_node_path(*this, c.opt.node_backend);
+    path = make_node_path(*this, c.opt.node_backend ? c.opt.node_backend : tp->make_node_backend(c.store));
     renew_every = c.opt.lease_renew_interval.count() > 0 ? c.opt.lease_renew_interval : c.opt.lease_duration / 3;
     if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
     recover_every =

@@ -25,8 +25,9 @@ namespace orchcore::detail {
 
 // A node's feed step (one lease round) and flush step (finished attempts'
 // record changes): with the plain transport and store calls, or through a
-// node_backend (coordinator_options::node_backend), one call each. Picked
-// once, when the engine is built (node_path.cpp).
+// node_backend (coordinator_options::node_backend, else the transport's
+// make_node_backend), one call each. Picked once, when the engine is built
+// (node_path.cpp).
 class node_path {
 public:
     virtual ~node_path() = default;
@@ -155,6 +156,7 @@ private:
     bool feed_once();
     std::size_t feed_leased(std::vector<transport_lease>& got);
     std::optional<std::vector<transport_lease>> take_leases(std::size_t& n);
+    void leased_round(std::size_t asked, std::size_t granted);
     std::vector<candidate> read_leased(std::vector<transport_lease>& got, std::vector<dist_op>& ops,
                                        std::size_t& errors);
     dist_op settle_unstarted(const task_record& rec, const transport_lease& l, bool cancel_marked) const;

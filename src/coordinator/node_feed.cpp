@@ -110,16 +110,27 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
     leasing -= n - got.size();
     c.counters.leased += got.size();
     if (failed) ++c.counters.backend_errors;
-    poll_backoff = lease_round::next_backoff(got.size(), poll_backoff, c.tick_every);
+    leased_round(n, got.size());
     if (got.empty()) {
-        next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
-        if (!c.stopping) went_idle();
         if (io_inflight > 0) --io_inflight;
         c.done_cv.notify_all();
         return std::nullopt;
     }
-    next_poll = steady::now();
     return got;
+}
+
+// Lock held. A lease call asked for `asked` and got `granted`. Fewer than
+// asked: the queue ran dry with slots still free, so the node waits for
+// work (the waker leases as soon as some is admitted); the poll on the
+// tick is only the safety net. All granted: the next tick may lease more.
+void node_engine::leased_round(std::size_t asked, std::size_t granted) {
+    poll_backoff = lease_round::next_backoff(granted, poll_backoff, c.tick_every);
+    if (granted >= asked) {
+        next_poll = steady::now();
+        return;
+    }
+    next_poll = deadline_after(std::chrono::milliseconds(1'000));
+    if (!c.stopping) went_idle();
 }
 
 // The leased tasks' records, in one round trip. Those finished already

@@ -1,5 +1,6 @@
 // Distributed mode: the node's feed and flush steps (node_path), plain or
-// through a node_backend. With coordinator_options::node_backend, a feed is
+// through a node_backend (coordinator_options::node_backend, else the one
+// the transport offers: transport::make_node_backend). With one, a feed is
 // one lease_and_start call, and a flush of finished attempts one
 // finish_and_fetch call that also leases for the slots they freed. What the
 // backend leased but did not start goes the plain way (feed_leased);
@@ -8,6 +9,8 @@
 #include "node_engine.hpp"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 namespace orchcore::detail {
 
@@ -36,12 +39,17 @@ private:
     dist_op hand_back_op(task_record rec, const transport_lease& l);
     bool launch_one(node_task& t, const std::string& wid, effects& fx);
     std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved);
+    void fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked);
     std::vector<node_task> record(std::vector<dist_op>& ops, std::vector<fate>& f, const start_spec& spec,
                                   std::size_t m);
 
     node_engine& e_;
     coordinator_impl& c_;
     std::shared_ptr<node_backend> nb_;
+    // c_.mu: slots of each worker reserved by lease calls in flight (their
+    // tasks are started for that worker, so two concurrent calls, a feed
+    // and a flush, must not both count its last free slot).
+    std::unordered_map<std::string, std::size_t> held_;
 };
 
 std::unique_ptr<node_path> make_node_path(node_engine& e, std::shared_ptr<node_backend> nb) {
@@ -58,12 +66,15 @@ std::pair<worker_entry*, std::size_t> node_fast_path::reserve() {
     std::size_t room = 0;
     for (auto& [id, w] : c_.workers) {
         const auto max = w.w->options().max_concurrent;
-        if (w.draining || max - std::min(w.busy, max) <= room) continue;
+        const auto h = held_.find(id);
+        const auto taken = w.busy + (h == held_.end() ? 0 : h->second);
+        if (w.draining || max - std::min(taken, max) <= room) continue;
         best = &w;
-        room = max - std::min(w.busy, max);
+        room = max - std::min(taken, max);
     }
     const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, c_.opt.lease_batch));
     if (!best || n == 0) return {nullptr, 0};
+    held_[best->w->id()] += n;
     e_.leasing += n;
     ++e_.io_inflight;
     return {best, n};
@@ -101,13 +112,7 @@ bool node_fast_path::feed_once() {
     {
         std::lock_guard lk(c_.mu);
         if (failed) ++c_.counters.backend_errors;
-        e_.poll_backoff = lease_round::next_backoff(got.size(), e_.poll_backoff, c_.tick_every);
-        if (got.empty()) {
-            e_.next_poll = deadline_after(std::chrono::milliseconds(1'000));  // the waker leases at once
-            if (!c_.stopping) e_.went_idle();
-        } else {
-            e_.next_poll = steady::now();
-        }
+        e_.leased_round(n, got.size());
     }
     const std::size_t leased = got.size();
     return lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
@@ -159,6 +164,8 @@ std::size_t node_fast_path::take_started(std::vector<node_task> got, const std::
         const auto unstarted = static_cast<std::size_t>(
             std::count_if(got.begin(), got.end(), [](const node_task& t) { return !t.started; }));
         e_.leasing -= std::min(e_.leasing, reserved - unstarted);  // feed_leased ends the others'
+        if (auto h = held_.find(wid); h != held_.end() && (h->second -= std::min(h->second, reserved)) == 0)
+            held_.erase(h);
         for (auto& t : got) {
             if (!t.started) plain.push_back(std::move(t.lease));
             else if (launch_one(t, wid, fx)) ++launched;
@@ -200,7 +207,19 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
     e_.announce_written(settled, fs);
     e_.record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
     e_.run_ops(rest);
-    if (m > 0) take_started(std::move(next), spec.worker, m);
+    if (m > 0) fetched(std::move(next), spec.worker, m);
+}
+
+// What a flush leased for the `asked` slots it freed: launched as a
+// feed's lease would be, and the node then idle (the queue ran dry) or fed
+// again (it filled every slot it asked for).
+void node_fast_path::fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked) {
+    const std::size_t leased = got.size();
+    {
+        std::lock_guard lk(c_.mu);
+        e_.leased_round(asked, leased);
+    }
+    if (lease_round::another_round(asked, leased, take_started(std::move(got), wid, asked))) e_.kick_feed();
 }
 
 // The finish_and_fetch call: the fate of each outcome it was given (those

@@ -100,11 +100,11 @@ end
 local function start(out, id, tok, att)
   local rk = TP .. id
   out[#out + 1] = id; out[#out + 1] = tok; out[#out + 1] = att
-  if redis.call('TYPE', rk)['ok'] ~= 'hash' then
+  local flat, m = redis.pcall('HGETALL', rk), {}
+  if flat.err or #flat == 0 then
     out[#out + 1] = 2; out[#out + 1] = {}
     return
   end
-  local flat, m = redis.call('HGETALL', rk), {}
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   local w = startable(m) and start_fields(m)
   if w then
@@ -131,8 +131,8 @@ local OUT_ARGS = 10 + #STATE_FIELDS
 local acked, nacked, stale, woken = 0, 0, 0, 0
 local function finish(i)
   local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local e = current(id, tok)
-  local dl = e and redis.call('ZSCORE', LS, id)
+  local e = entry(id)
+  local dl = e and e.traw == tok and redis.call('ZSCORE', LS, id)
   if not dl or tonumber(dl) < NOW then
     stale = stale + 1
     return 1
@@ -199,12 +199,29 @@ redis_node_backend::redis_node_backend(std::shared_ptr<redis_transport> t, std::
     const auto& base = rtp_->key_base();
     if (rstore_->key_base() != base)
         throw invalid_argument("store", rstore_->key_base(), "must be of the transport's queue " + base);
+    if (!fits(*rtp_, *rstore_))
+        throw invalid_argument("store", rstore_->client_->options().describe(),
+                               "must be on the transport's server " + rtp_->client()->options().describe());
     keys_ = {base + ":waiting", base + ":bylevel", base + ":delayed", base + ":leases",
              base + ":state",   base + ":poisoned", base + ":wake",  rstore_->live_key_};
     for (std::size_t c = 0; c < rstore_->registry_.size(); ++c) {
         keys_.push_back(rstore_->registry_[c]);
         keys_.push_back(rstore_->counts_[c]);
     }
+}
+
+bool redis_node_backend::fits(const redis_transport& t, const redis_task_store& s) noexcept {
+    if (s.key_base() != t.key_base()) return false;
+    const auto& a = t.client()->options();
+    const auto& b = s.client_->options();
+    return t.client() == s.client_ || (a.host == b.host && a.port == b.port && a.db == b.db);
+}
+
+std::shared_ptr<redis_node_backend> redis_node_backend::combining(std::shared_ptr<redis_transport> t,
+                                                                  const std::shared_ptr<task_store>& s) {
+    auto rs = std::dynamic_pointer_cast<redis_task_store>(s);
+    if (!t || !rs || !fits(*t, *rs)) return nullptr;
+    return std::make_shared<redis_node_backend>(std::move(t), std::move(rs));
 }
 
 std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std::size_t max, time_point now) const {
@@ -226,9 +243,9 @@ std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std:
     return a;
 }
 
-std::vector<node_task> redis_node_backend::decode_next(const redis_reply& r, const start_spec& s,
-                                                       time_point now) const {
-    const auto& items = redis_detail::expect_array(r, "node.finish_and_fetch");
+std::vector<node_task> redis_node_backend::decode_next(redis_reply& r, const start_spec& s, time_point now) const {
+    (void)redis_detail::expect_array(r, "node.finish_and_fetch");
+    auto& items = r.elements;  // the records' fields are moved out
     const auto meta = rtp_->key_base() + ":m:";
     const auto deadline =
         detail::from_unix_ms(detail::unix_ms_after(detail::to_unix_ms(now), redis_detail::clamp_wait(s.lease_duration)));
@@ -242,7 +259,8 @@ std::vector<node_task> redis_node_backend::decode_next(const redis_reply& r, con
         node_task t{redis_codec::decode_leased(meta, f, s.worker, deadline), std::nullopt, false};
         const auto code = items[i + 3].integer;
         std::vector<std::string> flat;
-        for (const auto& e : items[i + 4].elements) flat.push_back(e.str);
+        flat.reserve(items[i + 4].elements.size());
+        for (auto& e : items[i + 4].elements) flat.push_back(std::move(e.str));
         if (code == 2 || flat.empty()) {
             t.record = store_->get(t.lease.task_id);  // dead-letters what is not a record
         } else {
@@ -282,8 +300,9 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
             for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
             for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
         }
-        const auto reply = rtp_->client()->eval(node_script(), keys_, args);
-        const auto& top = redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
+        auto reply = rtp_->client()->eval(node_script(), keys_, args);
+        (void)redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
+        auto& top = reply.elements;
         const auto& codes = redis_detail::expect_array(top[0], "node.finish_and_fetch", part.size());
         for (std::size_t k = 0; k < part.size(); ++k)
             b.settled.push_back(codes[k].integer == 0   ? node_batch::fate::recorded

@@ -1,5 +1,7 @@
 #include <orchcore/redis/redis_transport.hpp>
 
+#include <orchcore/redis/redis_node_backend.hpp>
+
 #include "record_codec.hpp"
 #include "redis_notify.hpp"
 #include "redis_util.hpp"
@@ -166,6 +168,22 @@ local function current(id, tok)
   if e.traw ~= tok or not redis.call('ZSCORE', LS, id) then return nil end
   return e
 end
+-- KEYS[7], the wake list: one token per task that became waiting, for the
+-- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept.
+-- Tokens nobody took expire with the key after a minute, and a lease that
+-- empties the waiting set drops them all (their tasks are leased: a token
+-- left would only wake an idle consumer for nothing). A damaged wake key
+-- is left alone (its waiters time out instead).
+local WK, WAKE_MAX = KEYS[7], 256
+local function wake(n)
+  if not WK or n <= 0 then return end
+  local t = {}
+  for i = 1, math.min(n, WAKE_MAX) do t[i] = '1' end
+  if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then
+    redis.call('LTRIM', WK, 0, WAKE_MAX - 1)
+    redis.call('PEXPIRE', WK, 60000)
+  end
+end
 -- Leases up to `max` tasks to `worker` until `now + dur`: first moves at
 -- most `promote` due delayed tasks to the waiting set, then pops a batch.
 -- Every popped task is checked before anything is written; an unusable
@@ -196,6 +214,7 @@ local function lease_batch(now, max, dur, worker, promote, granted)
       end
     end
   end
+  if #ids < max and WK then redis.pcall('LTRIM', WK, 1, 0) end
   local n = #ids
   if n == 0 then return end
   if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
@@ -217,20 +236,6 @@ local function lease_batch(now, max, dur, worker, promote, granted)
     redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
   end
   redis.call('HSET', ST, 'deq_last', fmt(now))
-end
--- KEYS[7], the wake list: one token per task that became waiting, for the
--- consumers blocked on it (wait_for_work); at most WAKE_MAX are kept, and
--- tokens nobody took expire with the key after a minute. A damaged wake
--- key is left alone (its waiters time out instead).
-local WK, WAKE_MAX = KEYS[7], 256
-local function wake(n)
-  if not WK or n <= 0 then return end
-  local t = {}
-  for i = 1, math.min(n, WAKE_MAX) do t[i] = '1' end
-  if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then
-    redis.call('LTRIM', WK, 0, WAKE_MAX - 1)
-    redis.call('PEXPIRE', WK, 60000)
-  end
 end
 )lua";
 
@@ -790,6 +795,12 @@ void redis_transport::publish_finished(std::span<const std::string> ids) {
 
 std::unique_ptr<transport_watch> redis_transport::watch_finished(std::function<void(const std::string&)> on_finished) {
     return redis_detail::watch_channel(client_->options(), finished_channel_, std::move(on_finished));
+}
+
+std::shared_ptr<node_backend> redis_transport::make_node_backend(const std::shared_ptr<task_store>& store) {
+    if (!options_.combined_node_calls) return nullptr;
+    auto self = weak_from_this().lock();
+    return self ? redis_node_backend::combining(std::move(self), store) : nullptr;
 }
 
 bool redis_transport::drop_dead_letter(const std::string& id) {

@@ -68,8 +68,8 @@ end
 //
 // file_record(rec, live, reg, counts, x, entering) files the record: a
 // terminal one, when it enters its class, into its bucket (and its expiry);
-// then up to 2 of the class's oldest buckets that Redis expired leave the
-// registry. write_state(rec, live, reg, counts, x, expected, vals) is the
+// when that opens a bucket, up to 2 of the class's oldest buckets that
+// Redis expired leave the registry. write_state(rec, live, reg, counts, x, expected, vals) is the
 // update: if the record is a hash whose status is `expected`, it writes the
 // state values `vals` (redis_codec::task_state_fields order, '' = HDEL),
 // files it and returns 1; else it changes nothing and returns 0.
@@ -81,7 +81,8 @@ local function file_record(rec, live, reg, counts, x, entering)
   if not entering then return end
   redis.call('SREM', live, id)
   local list = x[7] .. x[3]
-  if redis.call('RPUSH', list, id) == 1 then
+  local opened = redis.call('RPUSH', list, id) == 1
+  if opened then
     drop_bucket(reg, counts, x[3])
     redis.call('ZADD', reg, x[4], x[3])
     if tonumber(x[6]) > 0 then redis.call('PEXPIREAT', list, x[6]) end
@@ -89,14 +90,16 @@ local function file_record(rec, live, reg, counts, x, entering)
   redis.call('HINCRBY', counts, x[3], 1)
   redis.call('HINCRBY', counts, 'total', 1)
   if tonumber(x[5]) > 0 then redis.call('PEXPIREAT', rec, x[5]) end
+  if not opened then return end
   for _, b in ipairs(redis.call('ZRANGE', reg, 0, 1)) do
     if redis.call('EXISTS', x[7] .. b) == 1 then break end
     drop_bucket(reg, counts, b)
   end
 end
 local function write_state(rec, live, reg, counts, x, expected, vals)
-  if redis.call('TYPE', rec)['ok'] ~= 'hash' then return 0 end
-  if redis.call('HGET', rec, F_STATUS) ~= expected then return 0 end
+  -- (Not a hash: HGET fails, and nothing is written.)
+  local st = redis.pcall('HGET', rec, F_STATUS)
+  if type(st) == 'table' or st ~= expected then return 0 end
   local set, del = {}, {}
   for i, f in ipairs(STATE_FIELDS) do
     local v = vals[i]

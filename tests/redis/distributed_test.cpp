@@ -1,7 +1,9 @@
 // Distributed mode over Redis: the scenarios of
 // tests/unit/distributed_scenarios.hpp with redis_transport,
 // redis_task_store and redis_worker_registry (one fresh key prefix per test)
-// against the private redis-server of the test binary.
+// against the private redis-server of the test binary, with the separate
+// transport and store calls (transport_options::combined_node_calls off;
+// tests/redis/node_fastpath_test.cpp runs them on the default, combined).
 #include <orchcore/redis/redis.hpp>
 
 #include "redis/redis_server_fixture.hpp"
@@ -16,8 +18,8 @@ namespace {
 
 test::dist_backend redis_backend() {
     auto client = shared_redis_server().client("dist");
-    return {std::make_shared<redis_transport>(client, "q"), std::make_shared<redis_task_store>(client, "q"),
-            std::make_shared<redis_worker_registry>(client, "q")};
+    return {std::make_shared<redis_transport>(client, "q", transport_options{.combined_node_calls = false}),
+            std::make_shared<redis_task_store>(client, "q"), std::make_shared<redis_worker_registry>(client, "q")};
 }
 
 }  // namespace
@@ -60,7 +62,8 @@ TEST_CASE("redis/distributed: bulk submission decides each task as if alone; all
     test::scenario_bulk_submit(redis_backend, 1024);
     auto small_queue = [] {
         auto client = shared_redis_server().client("dist");
-        return test::dist_backend{std::make_shared<redis_transport>(client, "q", transport_options{.capacity = 100}),
+        const transport_options small{.capacity = 100, .combined_node_calls = false};
+        return test::dist_backend{std::make_shared<redis_transport>(client, "q", small),
                                   std::make_shared<redis_task_store>(client, "q"),
                                   std::make_shared<redis_worker_registry>(client, "q")};
     };

@@ -1,5 +1,6 @@
-// The node engine on redis_node_backend: the distributed scenarios and the
-// fast-path ones (tests/unit/node_fastpath_scenarios.hpp) over Redis.
+// The node engine on redis_node_backend (what redis_transport offers a
+// node by default): the distributed scenarios and the fast-path ones
+// (tests/unit/node_fastpath_scenarios.hpp) over Redis.
 #include <orchcore/redis/redis.hpp>
 
 #include "redis/redis_server_fixture.hpp"
@@ -18,12 +19,13 @@ using orchcore::test::shared_redis_server;
 
 namespace {
 
+// The node_backend redis_transport offers (what a node takes when none is
+// given: tests/unit/node_fastpath_test.cpp).
 test::dist_backend redis_fast() {
     auto client = shared_redis_server().client("fast");
     auto tp = std::make_shared<redis_transport>(client, "q");
     auto store = std::make_shared<redis_task_store>(client, "q");
-    return {tp, store, std::make_shared<redis_worker_registry>(client, "q"),
-            std::make_shared<redis_node_backend>(tp, store)};
+    return {tp, store, std::make_shared<redis_worker_registry>(client, "q"), tp->make_node_backend(store)};
 }
 
 }  // namespace
@@ -141,4 +143,32 @@ TEST_CASE("redis_node_backend: a finish writes and files the record as the store
     CHECK(std::find(views[1].begin(), views[1].end(), "live 0") != views[1].end());
     CHECK(std::find(views[1].begin(), views[1].end(), "bucket a") != views[1].end());
     CHECK(std::find(views[1].begin(), views[1].end(), "expires 1") != views[1].end());
+}
+
+TEST_CASE("redis_transport: offers redis_node_backend for a store of its queue on its server",
+          "[redis][node_backend]") {
+    auto client = shared_redis_server().client("offer");
+    auto tp = std::make_shared<redis_transport>(client, "q");
+    auto store = std::make_shared<redis_task_store>(client, "q");
+    const auto nb = tp->make_node_backend(store);
+    REQUIRE(nb);
+    CHECK(dynamic_cast<redis_node_backend*>(nb.get()) != nullptr);
+    CHECK(nb->transport() == tp);
+    CHECK(nb->store() == store);
+    // Another client of the same server and db reaches the same keys.
+    auto same_server = std::make_shared<redis_client>(client->options());
+    CHECK(tp->make_node_backend(std::make_shared<redis_task_store>(same_server, "q")));
+    // Not combined: another queue, another db, another kind of store, opted out, not owned by a shared_ptr.
+    CHECK_FALSE(tp->make_node_backend(std::make_shared<redis_task_store>(client, "other")));
+    auto db1 = client->options();
+    db1.db += 1;
+    auto other_db = std::make_shared<redis_task_store>(std::make_shared<redis_client>(db1), "q");
+    CHECK_FALSE(tp->make_node_backend(other_db));
+    CHECK_THROWS_AS(redis_node_backend(tp, other_db), invalid_argument);
+    CHECK_FALSE(tp->make_node_backend(std::make_shared<memory_task_store>()));
+    CHECK_FALSE(tp->make_node_backend(nullptr));
+    auto off = std::make_shared<redis_transport>(client, "q", transport_options{.combined_node_calls = false});
+    CHECK_FALSE(off->make_node_backend(store));
+    redis_transport unowned(client, "q");
+    CHECK_FALSE(unowned.make_node_backend(store));
 }

@@ -42,3 +42,21 @@ TEST_CASE("redis/wakeup: stop of an idle node returns", "[redis][wakeup][distrib
 TEST_CASE("redis/wakeup: a delayed retry on an idle node runs", "[redis][wakeup][distributed]") {
     test::scenario_delayed_retry_on_idle_node(redis_backend);
 }
+
+TEST_CASE("redis/wakeup: a lease that empties the queue drops its wake tokens", "[redis][wakeup]") {
+    auto client = orchcore::test::shared_redis_server().client("wake");
+    auto tp = std::make_shared<redis_transport>(client, "q");
+    const auto wake_len = [&] { return client->command({"LLEN", tp->key_base() + ":wake"}).integer; };
+    const auto now = std::chrono::system_clock::now();
+    for (const char* id : {"a", "b", "c"}) REQUIRE(tp->admit({id}).is_accepted);
+    CHECK(wake_len() == 3);
+    CHECK(tp->lease("w", 1, std::chrono::seconds(30), now).size() == 1);
+    CHECK(wake_len() == 3);  // tasks still wait: their wakes stay
+    CHECK(tp->lease("w", 5, std::chrono::seconds(30), now).size() == 2);
+    CHECK(wake_len() == 0);
+    // An idle consumer is not woken for tasks already leased...
+    CHECK_FALSE(tp->wait_for_work(std::chrono::milliseconds(50)));
+    // ...and is for the next one.
+    REQUIRE(tp->admit({"d"}).is_accepted);
+    CHECK(tp->wait_for_work(std::chrono::seconds(20)));
+}

@@ -35,9 +35,16 @@ namespace orchcore {
 
 class redis_node_backend final : public node_backend {
 public:
-    /// Both must be of one queue (same key base); throws invalid_argument
-    /// otherwise. Does not contact Redis.
+    /// Both must be of one queue (same key base) on one server (same
+    /// host, port and db); throws invalid_argument otherwise. Does not
+    /// contact Redis.
     redis_node_backend(std::shared_ptr<redis_transport> t, std::shared_ptr<redis_task_store> s);
+
+    /// The backend over `t` and `s` if `s` is a redis_task_store that fits
+    /// `t` (as above), else nullptr (redis_transport::make_node_backend:
+    /// what a coordinator node uses by default).
+    static std::shared_ptr<redis_node_backend> combining(std::shared_ptr<redis_transport> t,
+                                                         const std::shared_ptr<task_store>& s);
 
     std::vector<node_task> lease_and_start(const start_spec& s, std::size_t max, time_point now) override;
     node_batch finish_and_fetch(std::span<const node_outcome> outcomes, const start_spec& s, std::size_t max_next,
@@ -50,8 +57,9 @@ public:
     static constexpr std::size_t batch_chunk = redis_transport::batch_chunk;
 
 private:
+    static bool fits(const redis_transport& t, const redis_task_store& s) noexcept;
     std::vector<std::string> spec_args(const start_spec& s, std::size_t max, time_point now) const;
-    std::vector<node_task> decode_next(const redis_reply& r, const start_spec& s, time_point now) const;
+    std::vector<node_task> decode_next(redis_reply& r, const start_spec& s, time_point now) const;
 
     std::shared_ptr<orchcore::transport> tp_;
     std::shared_ptr<task_store> store_;

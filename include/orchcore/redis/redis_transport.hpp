@@ -26,7 +26,8 @@
 // {<prefix>:<queue>}:wake     list: wake tokens, one LPUSHed per task that
 //                              became waiting (admit, nack without delay,
 //                              recovery), at most 256 kept, expiring 60 s
-//                              after the last push; idle consumers BLPOP it
+//                              after the last push, dropped by a lease that
+//                              empties :waiting; idle consumers BLPOP it
 //                              (wait_for_work)
 // {<prefix>:<queue>}:wake:<r> list: interrupt_waits() of one transport
 //                              object (expires after 60 s)
@@ -75,7 +76,7 @@
 
 namespace orchcore {
 
-class redis_transport final : public transport {
+class redis_transport final : public transport, public std::enable_shared_from_this<redis_transport> {
 public:
     /// `queue` must be non-empty without '{' or '}'. Does not contact Redis.
     redis_transport(std::shared_ptr<redis_client> client, std::string queue, transport_options o = {});
@@ -111,6 +112,10 @@ public:
     /// reconnecting with the client's backoff; calls on_finished("") after
     /// each (re)subscription.
     std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) override;
+    /// A redis_node_backend if `store` is a redis_task_store of this queue
+    /// on the same server, this transport is owned by a shared_ptr and
+    /// options().combined_node_calls is set; else nullptr.
+    std::shared_ptr<node_backend> make_node_backend(const std::shared_ptr<task_store>& store) override;
 
     /// "{<prefix>:<queue>}": the hash-tagged start of every key.
     const std::string& key_base() const noexcept { return base_; }
