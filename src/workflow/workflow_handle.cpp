@@ -52,6 +52,7 @@ std::optional<workflow_record> workflow_handle::wait_for(std::chrono::millisecon
 workflow_record workflow_handle::wait() const {
     for (;;) {
         if (auto r = wait_for(std::chrono::hours(1))) return std::move(*r);
+        if (!impl_->c.get_status(id_)) throw error(errc::not_found, "orchcore: no workflow " + id_);
     }
 }
 

@@ -207,4 +207,5 @@ TEST_CASE("workflow runner: workflow events, idempotent submission with an id, c
     CHECK(seen[0] == std::pair{oc::event_kind::workflow_submitted, std::string("nightly-7")});
     CHECK(seen[1] == std::pair{oc::event_kind::workflow_completed, std::string("nightly-7")});
     CHECK_THROWS_AS(runner.submit_workflow(spec, {.id = "a/b"}), oc::invalid_argument);
+    CHECK_THROWS_AS(runner.handle("no-such-workflow").wait(), oc::error);
 }

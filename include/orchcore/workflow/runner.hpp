@@ -89,8 +89,10 @@ public:
     /// pending, running, or how it ended (see workflow_state::status()).
     workflow_status status() const;
 
-    /// Waits until the workflow has ended; empty on timeout.
+    /// Waits until the workflow has ended; empty on timeout (or if there is
+    /// no such workflow).
     std::optional<workflow_record> wait_for(std::chrono::milliseconds timeout) const;
+    /// Throws error(errc::not_found) if there is no such workflow (or its record expired).
     workflow_record wait() const;
     /// Waits, then returns the record of a completed workflow; throws
     /// workflow_failed_error or cancelled_error.
