@@ -32,6 +32,8 @@ enum class event_kind {
     // tasks channel
     task_queued, task_started, task_progress, task_completed, task_failed, task_retried, task_cancelled,
     task_timed_out, task_continued, task_requeued, task_rejected, task_expired, stale_token_refused,
+    // tasks channel, workflows (orchcore::workflow::workflow_runner): task_id is the workflow's id
+    workflow_submitted, workflow_completed, workflow_failed, workflow_cancelled,
     // workers channel
     worker_started, worker_stopped, worker_dead, scaled,
 };
@@ -51,6 +53,10 @@ constexpr std::string_view to_string(event_kind k) noexcept {
         case event_kind::task_rejected: return "task.rejected";
         case event_kind::task_expired: return "task.expired";
         case event_kind::stale_token_refused: return "task.stale_token_refused";
+        case event_kind::workflow_submitted: return "workflow.submitted";
+        case event_kind::workflow_completed: return "workflow.completed";
+        case event_kind::workflow_failed: return "workflow.failed";
+        case event_kind::workflow_cancelled: return "workflow.cancelled";
         case event_kind::worker_started: return "worker.started";
         case event_kind::worker_stopped: return "worker.stopped";
         case event_kind::worker_dead: return "worker.dead";

@@ -52,7 +52,8 @@ constexpr std::array all_kinds{
     event_kind::task_completed, event_kind::task_failed,    event_kind::task_retried,
     event_kind::task_cancelled, event_kind::task_timed_out, event_kind::task_continued,
     event_kind::task_requeued,  event_kind::task_rejected,  event_kind::task_expired,
-    event_kind::stale_token_refused, event_kind::worker_started, event_kind::worker_stopped,
+    event_kind::stale_token_refused, event_kind::workflow_submitted, event_kind::workflow_completed,
+    event_kind::workflow_failed, event_kind::workflow_cancelled, event_kind::worker_started, event_kind::worker_stopped,
     event_kind::worker_dead,    event_kind::scaled,
 };
 

@@ -19,6 +19,7 @@
 
 #include <orchcore/workflow/spec.hpp>
 
+#include <string>
 #include <string_view>
 
 namespace orchcore::workflow {
@@ -27,5 +28,9 @@ namespace orchcore::workflow {
 /// starts with the path of the offending field, e.g.
 /// `tasks[3].resources.gpu.count: expected an integer (got "two")`.
 workflow_spec parse_workflow_json(std::string_view text, const spec_limits& limits = {});
+
+/// The spec as JSON text in the schema above: parse_workflow_json() of it
+/// gives back an equal spec (payloads are written as strings).
+std::string to_workflow_json(const workflow_spec& spec);
 
 }  // namespace orchcore::workflow

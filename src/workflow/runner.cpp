@@ -1,0 +1,182 @@
+#include "runner_impl.hpp"
+
+#include <orchcore/workflow/json.hpp>
+
+#include <random>
+
+namespace orchcore::workflow {
+
+namespace {
+
+bool is_duplicate(std::string_view detail) { return detail.starts_with("duplicate id"); }
+
+void validate_id(const std::string& id) {
+    constexpr std::size_t max_length = 200;
+    if (id.empty() || id.size() > max_length) throw invalid_argument("id", id, "a workflow id is 1 to 200 characters");
+    for (const char ch : id) {
+        if (ch == '/' || static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) {
+            throw invalid_argument("id", id, "a workflow id has no '/', spaces or control characters");
+        }
+    }
+}
+
+std::string generated_id(const std::string& node) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "wf-" + node + "-";
+    auto x = rng();
+    for (int i = 0; i < 16; ++i, x >>= 4) out.push_back(hex[x & 0xf]);
+    return out;
+}
+
+void publish(coordinator& c, event_kind kind, const std::string& id, std::string detail) {
+    event e;
+    e.kind = kind;
+    e.task_id = id;
+    e.detail = std::move(detail);
+    c.events().publish(e);
+}
+
+}  // namespace
+
+runner_impl::runner_impl(coordinator& c_, runner_options o) : c(c_), options(std::move(o)) {
+    if (options.poll_interval.count() <= 0) {
+        throw invalid_argument("poll_interval", std::to_string(options.poll_interval.count()), "must be positive");
+    }
+    if (options.driver_priority < priority::min || options.driver_priority > priority::max) {
+        throw invalid_argument("driver_priority", std::to_string(options.driver_priority), "must be in [0, 20]");
+    }
+}
+
+void runner_impl::start() {
+    std::weak_ptr<runner_impl> self = shared_from_this();
+    c.register_handler(std::string(driver_type), [self](task_context& ctx) -> std::string {
+        auto me = self.lock();
+        if (!me) throw std::runtime_error("the workflow runner of this node is gone");
+        return me->driver_turn(ctx);
+    });
+    sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
+        if (auto me = self.lock()) me->on_event(e);
+    });
+    thread = std::thread([this] { run(); });
+}
+
+void runner_impl::stop() {
+    sub.reset();
+    {
+        std::lock_guard lk(m);
+        stopping = true;
+    }
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+}
+
+void runner_impl::post(runner_job j) {
+    {
+        std::lock_guard lk(m);
+        jobs.push_back(std::move(j));
+    }
+    cv.notify_one();
+}
+
+void runner_impl::on_event(const event& e) {
+    if (e.kind != event_kind::task_completed && e.kind != event_kind::task_failed &&
+        e.kind != event_kind::task_cancelled && e.kind != event_kind::task_timed_out) {
+        return;
+    }
+    const auto slash = e.task_id.find('/');
+    if (slash == std::string::npos) return;
+    std::string wf = e.task_id.substr(0, slash);
+    {
+        std::lock_guard lk(m);
+        const auto it = held.find(wf);
+        if (it == held.end() || it->second.end) return;
+        jobs.push_back({std::move(wf), e.task_id.substr(slash + 1)});
+    }
+    cv.notify_one();
+}
+
+// One turn of a workflow's driver task: hands the workflow to the runner
+// thread (which rebuilds it from the records if this node does not hold
+// it), or ends the driver once the runner thread saw the workflow end.
+std::string runner_impl::driver_turn(task_context& ctx) {
+    std::optional<workflow_end> end;
+    {
+        std::lock_guard lk(m);
+        const auto it = held.find(ctx.id());
+        if (it != held.end() && it->second.end) {
+            end = std::move(it->second.end);
+            held.erase(it);
+        } else {
+            jobs.push_back({ctx.id(), {}, ctx.payload()});
+        }
+    }
+    if (!end) {
+        cv.notify_one();
+        ctx.continue_later(options.poll_interval);
+        return {};
+    }
+    const auto kind = end->status == workflow_status::completed ? event_kind::workflow_completed
+                      : end->status == workflow_status::cancelled ? event_kind::workflow_cancelled
+                                                                  : event_kind::workflow_failed;
+    publish(c, kind, ctx.id(), end->reason);
+    if (end->status != workflow_status::completed) throw non_retryable_error(end->reason);
+    return end->reason;
+}
+
+workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
+    (void)expand(spec, options.limits);
+    if (o.id) validate_id(*o.id);
+    const bool chosen = o.id.has_value();
+    orchcore::task_options to;
+    to.id = chosen ? *o.id : generated_id(c.node_id());
+    to.priority = options.driver_priority;
+    to.metadata[std::string(meta_name)] = spec.name;
+    auto r = c.submit_async(std::string(driver_type), to_workflow_json(spec), to);
+    if (!r.accepted()) {
+        if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), *to.id);
+        throw rejected_error(r.admission.reason, r.admission.retry_after,
+                             "workflow not admitted: " + std::string(r.admission.detail));
+    }
+    publish(c, event_kind::workflow_submitted, *to.id, spec.name);
+    return workflow_handle(shared_from_this(), *to.id);
+}
+
+bool runner_impl::cancel(const std::string& id) {
+    const bool cancelled = c.cancel(id);
+    if (!cancelled) return false;
+    (void)c.wait_for(id, std::chrono::minutes(1));  // a running driver turn is short
+    // Once the runner thread has seen the cancellation, this node submits
+    // nothing more of the workflow; what it submitted is cancelled here.
+    auto done = std::make_shared<std::promise<void>>();
+    auto seen = done->get_future();
+    post({id, {}, {}, true, done});
+    (void)seen.wait_for(std::chrono::minutes(1));
+    if (const auto driver = c.get_task(id)) {
+        const auto graph = graph_of(*driver);
+        for (int pass = 0; pass < 2; ++pass) {
+            for (const auto& n : graph.tasks()) (void)c.cancel(task_id(id, n.name));
+        }
+    }
+    publish(c, event_kind::workflow_cancelled, id, "cancelled");
+    return true;
+}
+
+workflow_graph runner_impl::graph_of(const task_record& driver) const {
+    return expand(parse_workflow_json(driver.payload, options.limits), options.limits);
+}
+
+workflow_runner::workflow_runner(coordinator& c, runner_options options)
+    : impl_(std::make_shared<runner_impl>(c, std::move(options))) {
+    impl_->start();
+}
+
+workflow_runner::~workflow_runner() { impl_->stop(); }
+
+workflow_handle workflow_runner::submit_workflow(const workflow_spec& spec, workflow_submit_options options) {
+    return impl_->submit(spec, std::move(options));
+}
+
+workflow_handle workflow_runner::handle(std::string id) { return workflow_handle(impl_, std::move(id)); }
+
+}  // namespace orchcore::workflow

@@ -1,0 +1,106 @@
+// The workflow runner's internals: the workflows this process drives
+// (their graph state, rebuilt from the task records when needed) and the
+// one thread that advances them.
+#pragma once
+
+#include <orchcore/coordinator.hpp>
+#include <orchcore/event_bus.hpp>
+#include <orchcore/workflow/runner.hpp>
+#include <orchcore/workflow/state.hpp>
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace orchcore::workflow {
+
+inline constexpr std::string_view driver_type = "orchcore.workflow";
+inline constexpr std::string_view meta_name = "orchcore.workflow.name";  ///< on the driver: the spec's name
+
+/// How a workflow ended, as the runner thread saw it.
+struct workflow_end {
+    workflow_status status = workflow_status::completed;
+    std::string reason{};
+};
+
+/// A workflow this process holds, as other threads see it.
+struct held_workflow {
+    std::optional<workflow_end> end{};
+    std::chrono::steady_clock::time_point seen = std::chrono::steady_clock::now();
+};
+
+/// One workflow this process holds. `state` is touched by the runner thread only.
+struct live_workflow {
+    explicit live_workflow(std::string id_, workflow_graph g) : id(std::move(id_)), state(std::move(g)) {}
+    std::string id;
+    workflow_state state;
+};
+
+/// One unit of work for the runner thread.
+struct runner_job {
+    std::string workflow;
+    std::string task{};     ///< a task that ended here (empty: look at every running task)
+    std::string spec{};     ///< a driver turn: the spec, to rebuild from if not held
+    bool cancel = false;    ///< the workflow was cancelled
+    std::shared_ptr<std::promise<void>> done{};  ///< set once the job was processed
+};
+
+/// The state of a graph rebuilt from its tasks' records (records[i] belongs
+/// to graph.tasks()[i]); `driver_cancelled` cancels what has not ended.
+workflow_state rebuild(const workflow_graph& graph, std::span<const std::optional<task_record>> records,
+                       bool driver_cancelled);
+/// The record of a workflow from its state.
+workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
+/// Applies a task's terminal record to a running task; false if not terminal.
+bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
+
+struct runner_impl : std::enable_shared_from_this<runner_impl> {
+    runner_impl(coordinator& c, runner_options o);
+
+    coordinator& c;
+    runner_options options;
+
+    // The workflows held and the jobs for the runner thread.
+    std::mutex m;
+    std::condition_variable cv;
+    std::deque<runner_job> jobs;
+    std::map<std::string, held_workflow, std::less<>> held;
+    bool stopping = false;
+    std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
+
+    event_bus::subscription sub;
+    std::thread thread;
+
+    void start();
+    void stop();
+    void post(runner_job j);
+    workflow_handle submit(const workflow_spec& spec, workflow_submit_options o);
+    std::string driver_turn(task_context& ctx);
+    void on_event(const event& e);
+
+    // Runner thread.
+    void run();
+    void process(runner_job& j);
+    std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec);
+    void advance(live_workflow& w, const std::vector<std::string>& names);
+    void apply(live_workflow& w, const std::string& name);
+    void submit_runnable(live_workflow& w);
+    void finish(live_workflow& w);
+    void sweep();
+
+    // Any thread.
+    workflow_graph graph_of(const task_record& driver) const;
+    std::optional<workflow_record> record_of(const std::string& id) const;
+    bool cancel(const std::string& id);
+};
+
+}  // namespace orchcore::workflow

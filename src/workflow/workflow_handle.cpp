@@ -1,0 +1,92 @@
+#include "runner_impl.hpp"
+
+namespace orchcore::workflow {
+
+namespace {
+
+void require(const std::shared_ptr<runner_impl>& impl) {
+    if (!impl) throw error(errc::invalid_argument, "orchcore: empty workflow_handle");
+}
+
+std::string failure_of(const workflow_record& r) {
+    for (const auto& t : r.tasks) {
+        if (t.state != task_state::completed && t.state != task_state::cancelled && t.cause.empty())
+            return "workflow " + r.id + ": task '" + t.name + "' " + std::string(to_string(t.state)) + ": " + t.reason;
+    }
+    return "workflow " + r.id + " failed";
+}
+
+}  // namespace
+
+std::optional<workflow_record> runner_impl::record_of(const std::string& id) const {
+    const auto driver = c.get_task(id);
+    if (!driver) return std::nullopt;
+    const auto graph = graph_of(*driver);
+    std::vector<std::optional<task_record>> records;
+    records.reserve(graph.size());
+    for (const auto& n : graph.tasks()) records.push_back(c.get_task(task_id(id, n.name)));
+    const auto state = rebuild(graph, records, driver->status == task_status::cancelled);
+    auto r = make_record(id, state, *driver);
+    // Until its driver ends, a workflow whose tasks all ended is still being wound up.
+    if (!is_terminal(driver->status) && r.finished()) r.status = workflow_status::running;
+    return r;
+}
+
+std::optional<workflow_record> workflow_handle::record() const {
+    require(impl_);
+    return impl_->record_of(id_);
+}
+
+workflow_status workflow_handle::status() const {
+    auto r = record();
+    if (!r) throw error(errc::not_found, "orchcore: no workflow " + id_);
+    return r->status;
+}
+
+std::optional<workflow_record> workflow_handle::wait_for(std::chrono::milliseconds timeout) const {
+    require(impl_);
+    if (!impl_->c.wait_for(id_, timeout)) return std::nullopt;
+    return record();
+}
+
+workflow_record workflow_handle::wait() const {
+    for (;;) {
+        if (auto r = wait_for(std::chrono::hours(1))) return std::move(*r);
+        if (!impl_->c.get_status(id_)) throw error(errc::not_found, "orchcore: no workflow " + id_);
+    }
+}
+
+static workflow_record result_or_throw(workflow_record r) {
+    if (r.status == workflow_status::completed) return r;
+    if (r.status == workflow_status::cancelled) throw cancelled_error("orchcore: workflow " + r.id + " cancelled");
+    auto what = failure_of(r);
+    throw workflow_failed_error(std::move(r), what);
+}
+
+workflow_record workflow_handle::get() const { return result_or_throw(wait()); }
+
+// The coroutines keep a copy of the handle in their frame: the caller's
+// handle may be gone by the time they resume.
+boost::asio::awaitable<std::optional<workflow_record>> workflow_handle::async_wait_for(
+    std::chrono::milliseconds timeout) const {
+    require(impl_);
+    const workflow_handle self = *this;
+    const auto driver = co_await self.impl_->c.async_wait_for(self.id_, timeout);
+    if (!driver) co_return std::nullopt;
+    co_return self.record();
+}
+
+boost::asio::awaitable<workflow_record> workflow_handle::async_get() const {
+    const workflow_handle self = *this;
+    for (;;) {
+        auto r = co_await self.async_wait_for(std::chrono::hours(1));
+        if (r) co_return result_or_throw(std::move(*r));
+    }
+}
+
+bool workflow_handle::cancel() const {
+    require(impl_);
+    return impl_->cancel(id_);
+}
+
+}  // namespace orchcore::workflow

@@ -1,0 +1,96 @@
+// Workflow scenarios in distributed mode, run on the memory backend
+// (workflow_distributed_test.cpp) and on Redis (redis/workflow_redis_test.cpp).
+#pragma once
+
+#include <orchcore/coordinator.hpp>
+#include <orchcore/workflow/context.hpp>
+#include <orchcore/workflow/runner.hpp>
+
+#include "unit/distributed_scenarios.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace orchcore::test {
+
+/// Counts, per task name, how often a handler ran and how often a task
+/// ended completed (task.completed events of every node).
+struct workflow_tally {
+    std::mutex m;
+    std::map<std::string, int> runs, completions;
+
+    void attach(coordinator& c, std::vector<event_bus::subscription>& subs) {
+        c.register_handler("step", [this](task_context& ctx) {
+            {
+                std::lock_guard lk(m);
+                ++runs[workflow::task_name(ctx)];
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            std::string in;
+            for (const auto& d : workflow::dependencies(ctx)) in += workflow::dependency_result(ctx, d) + "+";
+            return in + workflow::task_name(ctx);
+        });
+        subs.push_back(c.events().subscribe(event_channel::tasks, [this](const event& e) {
+            const auto slash = e.task_id.find('/');
+            if (e.kind != event_kind::task_completed || slash == std::string::npos) return;
+            std::lock_guard lk(m);
+            ++completions[e.task_id.substr(slash + 1)];
+        }));
+    }
+    int runs_of(const std::string& name) {
+        std::lock_guard lk(m);
+        return runs[name];
+    }
+};
+
+/// Stages s0..s7 after a fan-out of 4 shards. The node holding the workflow
+/// stops (abort) mid-graph; a second node, started after, carries the
+/// workflow on from the records in the shared store: every task completes
+/// exactly once and the workflow completes.
+inline void scenario_workflow_carried_on(const dist_backend_factory& make) {
+    auto b = make();
+    workflow_tally tally;
+    std::vector<event_bus::subscription> subs;
+    workflow::workflow_spec spec{.name = "carried"};
+    spec.tasks = {{.name = "fan", .type = "step", .shards = workflow::shard_spec{.count = 4, .aggregator_type = "step"}}};
+    for (int i = 0; i < 8; ++i) {
+        spec.stages.push_back({.name = "s" + std::to_string(i), .type = "step"});
+    }
+    spec.stages[0].depends_on = {"fan"};
+    const workflow::runner_options ro{.poll_interval = 10ms};
+
+    auto first = std::make_unique<coordinator>(node_options(b, 2, "first"));
+    tally.attach(*first, subs);
+    auto first_runner = std::make_unique<workflow::workflow_runner>(*first, ro);
+    auto h = first_runner->submit_workflow(spec, {.id = "carried-1"});
+    REQUIRE(dist_eventually([&] { return tally.runs_of("s2") == 1; }, 30s));
+    first->stop(stop_mode::abort, 1s);
+    subs.clear();
+    first_runner.reset();
+    first.reset();
+
+    coordinator second{node_options(b, 2, "second")};
+    tally.attach(second, subs);
+    workflow::workflow_runner second_runner(second, ro);
+    const auto rec = second_runner.handle("carried-1").wait_for(60s);
+    REQUIRE(rec);
+    CHECK(rec->status == workflow::workflow_status::completed);
+    CHECK(rec->task("s7").result.ends_with("+s6+s7"));
+    CHECK(rec->task("fan").result == "fan#0+fan#1+fan#2+fan#3+fan");
+    std::lock_guard lk(tally.m);
+    for (const auto& t : rec->tasks) {
+        INFO(t.name);
+        CHECK(t.state == workflow::task_state::completed);
+        CHECK(tally.completions[t.name] == 1);
+        CHECK(tally.runs[t.name] >= 1);
+        CHECK(tally.runs[t.name] <= 2);  // once, or again after the stop handed it back
+    }
+    CHECK(tally.runs["s7"] == 1);
+}
+
+}  // namespace orchcore::test
