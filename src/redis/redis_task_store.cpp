@@ -101,7 +101,7 @@ std::vector<std::string> redis_task_store::index_args(const task_record& r) cons
     if (ttl > 0) {
         if (const auto at = checked_add(fin_ms, ttl)) expire_at = std::to_string(std::max<std::int64_t>(1, *at));
         const auto keep = checked_add(ttl, index_grace_ms);
-        if (const auto at = keep ? checked_add((bucket + 1) * 1000, *keep) : std::nullopt))
+        if (const auto at = keep ? checked_add((bucket + 1) * 1000, *keep) : std::nullopt)
             bucket_expire_at = std::to_string(std::max<std::int64_t>(1, *at));
     }
     const auto b = std::to_string(bucket);
