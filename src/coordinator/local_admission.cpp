@@ -57,7 +57,7 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     }
     ++c.counters.submitted;
     c.emit_task(event_kind::task_queued, t);
-    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags), fx);
+    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags()), fx);
     out.admission.is_accepted = true;
     out.admission.id = id;
     out.handle = coordinator_impl::make_handle(owner, std::move(id));
@@ -135,13 +135,13 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
     t.rec.type = std::move(type);
     t.rec.payload = std::move(payload);
     t.rec.priority = o.priority;
-    t.rec.owner = std::move(o.owner);
-    t.rec.metadata = std::move(o.metadata);
-    t.rec.tags = std::move(o.tags);
+    t.rec.set_owner(std::move(o.owner));
+    t.rec.set_metadata(std::move(o.metadata));
+    t.rec.set_tags(std::move(o.tags));
     t.rec.timeout = o.timeout;
     t.rec.turn_timeout = o.turn_timeout;
     t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
-    t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
+    t.rec.set_backoff(o.backoff.value_or(c.opt.default_backoff));
     t.rec.created_at = created_at;
     c.set_status(t, task_status::queued);
 }

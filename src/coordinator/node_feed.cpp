@@ -303,7 +303,7 @@ std::shared_ptr<attempt_state> node_engine::start_attempt(task_record rec, const
     if (!recorded) {
         if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
         t.rec.status = task_status::running;
-        t.rec.metadata.erase(cancel_key);
+        t.rec.erase_metadata(cancel_key);
         ++t.rec.attempts;
         if (!t.rec.started_at) t.rec.started_at = wall::now();
         t.rec.worker_id = w.w->id();

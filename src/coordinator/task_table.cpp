@@ -12,7 +12,7 @@ void coordinator_impl::set_status(task_entry& t, task_status to) {
 // `expected`, carried out after the lock (carry_out_io).
 void coordinator_impl::persist(task_entry& t, task_status expected) {
     if (!write_through) return;
-    t.store_seq = store_io.push([this, rec = t.rec, expected] {
+    t.store_seq = store_io.push([this, rec = task_record(t.rec), expected] {
         if (store->update(rec, expected)) return;
         std::lock_guard lk(mu);
         ++counters.store_conflicts;
@@ -37,8 +37,8 @@ void coordinator_impl::signal_cancel(const std::shared_ptr<attempt_state>& a) {
 }
 
 attempt_facts<steady::time_point> coordinator_impl::facts_of(const task_entry& t) {
-    return {t.rec.retries, t.rec.max_retries,   t.rec.backoff,   t.cancel_requested,
-            t.cancel_deadline, t.deadline,       t.turn_deadline};
+    return {t.rec.retries,     t.rec.max_retries,  t.rec.backoff(),        t.cancel_requested,
+            t.cancel_deadline, t.deadline.get(), t.turn_deadline.get()};
 }
 
 double coordinator_impl::draw() {
@@ -55,7 +55,7 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
     a->id = t.rec.id;
     a->type = t.rec.type;
     a->payload = t.rec.payload;
-    a->metadata = t.rec.metadata;
+    a->metadata = t.rec.metadata();
     a->worker_id = w.w->id();
     a->attempt = t.rec.attempts;
     a->turn = t.rec.turns;
