@@ -19,8 +19,6 @@ entry_record::entry_record(const entry_record& o)
       created_at(o.created_at),
       started_at(o.started_at),
       finished_at(o.finished_at),
-      timeout(o.timeout),
-      turn_timeout(o.turn_timeout),
       progress(o.progress),
       priority(o.priority),
       max_retries(o.max_retries),
@@ -54,8 +52,6 @@ entry_record& entry_record::operator=(task_record r) {
     created_at = r.created_at;
     started_at = r.started_at;
     finished_at = r.finished_at;
-    timeout = r.timeout;
-    turn_timeout = r.turn_timeout;
     progress = r.progress;
     priority = r.priority;
     max_retries = r.max_retries;
@@ -72,6 +68,8 @@ entry_record& entry_record::operator=(task_record r) {
     set_result(std::move(r.result));
     set_error(std::move(r.error));
     set_backoff(r.backoff);
+    set_timeout(r.timeout);
+    set_turn_timeout(r.turn_timeout);
     return *this;
 }
 
@@ -85,8 +83,8 @@ entry_record::operator task_record() const {
     r.owner = x.owner;
     r.metadata = x.metadata;
     r.tags = x.tags;
-    r.timeout = timeout;
-    r.turn_timeout = turn_timeout;
+    r.timeout = x.timeout;
+    r.turn_timeout = x.turn_timeout;
     r.max_retries = max_retries;
     r.backoff = x.backoff;
     r.status = status;
@@ -136,6 +134,13 @@ void entry_record::set_error(std::string v) {
 }
 void entry_record::set_backoff(const backoff_policy& v) {
     if (x_ || !is_default(v)) more().backoff = v;
+}
+
+void entry_record::set_timeout(std::chrono::milliseconds v) {
+    if (x_ || v.count() != 0) more().timeout = v;
+}
+void entry_record::set_turn_timeout(std::chrono::milliseconds v) {
+    if (x_ || v.count() != 0) more().turn_timeout = v;
 }
 
 }  // namespace orchcore::detail

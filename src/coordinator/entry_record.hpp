@@ -1,6 +1,6 @@
 // A task's record as the task table keeps it: the fields every task uses
-// inline, the rarely set ones (owner, metadata, tags, progress message,
-// result, error, a backoff other than the default) in one block allocated
+// inline, the rarely set ones (owner, metadata, tags, timeouts, progress
+// message, result, error, a backoff other than the default) in one block allocated
 // when the first of them is set. Converts to and from task_record.
 #pragma once
 
@@ -37,12 +37,32 @@ private:
     TimePoint t_ = none();
 };
 
+// A name many records share (a worker's id): one allocation per worker,
+// not a string per task.
+class shared_name {
+public:
+    shared_name() = default;
+    shared_name(std::shared_ptr<const std::string> s) noexcept : s_(std::move(s)) {}  // NOLINT
+    shared_name& operator=(std::string s) {
+        s_ = s.empty() ? nullptr : std::make_shared<const std::string>(std::move(s));
+        return *this;
+    }
+    operator const std::string&() const noexcept { return s_ ? *s_ : empty(); }  // NOLINT
+
+private:
+    static const std::string& empty() noexcept {
+        static const std::string none;
+        return none;
+    }
+    std::shared_ptr<const std::string> s_;
+};
+
 class entry_record {
 public:
-    std::string id, type, payload, worker_id;
+    std::string id, type, payload;
+    shared_name worker_id;
     wall::time_point created_at{};
     opt_time<wall::time_point> started_at, finished_at;
-    std::chrono::milliseconds timeout{0}, turn_timeout{0};
     double progress = 0.0;
     std::int32_t priority = priority::normal;
     std::uint32_t max_retries = 0, attempts = 0, retries = 0, turns = 0, worker_losses = 0;
@@ -65,6 +85,8 @@ public:
     const std::string& result() const noexcept;
     const std::string& error() const noexcept;
     const backoff_policy& backoff() const noexcept;
+    std::chrono::milliseconds timeout() const noexcept { return view().timeout; }
+    std::chrono::milliseconds turn_timeout() const noexcept { return view().turn_timeout; }
 
     // Setting an empty value (or the default backoff) allocates nothing.
     void set_owner(std::string v);
@@ -75,6 +97,8 @@ public:
     void set_result(std::string v);
     void set_error(std::string v);
     void set_backoff(const backoff_policy& v);
+    void set_timeout(std::chrono::milliseconds v);
+    void set_turn_timeout(std::chrono::milliseconds v);
 
 private:
     struct extras {
@@ -83,6 +107,7 @@ private:
         std::vector<std::string> tags;
         std::string progress_message, result, error;
         backoff_policy backoff{};
+        std::chrono::milliseconds timeout{0}, turn_timeout{0};
     };
     extras& more();
     static const extras& none() noexcept;

@@ -52,8 +52,8 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     fill_record(t, type, payload, o, created_at);
     if (!fail_fast) t.where = location::queue;
     if (o.timeout.count() > 0) {
-        t.deadline = deadline_after(o.timeout);
-        deadlines.emplace(*t.deadline, id);
+        t.set_deadline(deadline_after(o.timeout));
+        deadlines.emplace(*t.deadline(), id);
     }
     ++c.counters.submitted;
     c.emit_task(event_kind::task_queued, t);
@@ -138,8 +138,8 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
     t.rec.set_owner(std::move(o.owner));
     t.rec.set_metadata(std::move(o.metadata));
     t.rec.set_tags(std::move(o.tags));
-    t.rec.timeout = o.timeout;
-    t.rec.turn_timeout = o.turn_timeout;
+    t.rec.set_timeout(o.timeout);
+    t.rec.set_turn_timeout(o.turn_timeout);
     t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
     t.rec.set_backoff(o.backoff.value_or(c.opt.default_backoff));
     t.rec.created_at = created_at;

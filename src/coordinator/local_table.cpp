@@ -38,7 +38,7 @@ void local_engine::finish(task_entry& t, task_status to, std::string error, effe
     t.where = location::none;
     t.rec.finished_at = wall::now();
     if (!error.empty()) t.rec.set_error(std::move(error));
-    t.mailbox.reset();  // undelivered steering messages go with the task
+    t.drop_mailbox();  // undelivered steering messages go with the task
     if (t.attempt) {
         t.attempt->cancel.store(true);
         t.attempt->mailbox_cv.notify_all();
@@ -79,7 +79,7 @@ void local_engine::start_attempt(task_entry& t, worker_entry& w, effects& fx) {
     ++t.rec.attempts;
     ++c.counters.started;
     if (!t.rec.started_at) t.rec.started_at = wall::now();
-    t.rec.worker_id = w.w->id();
+    t.rec.worker_id = w.name;
     // In one process the fence is the task's current attempt
     // (task_entry::attempt): the token numbers attempts for the handler
     // and the events, and no lease table is needed.

@@ -38,7 +38,7 @@ void coordinator_impl::signal_cancel(const std::shared_ptr<attempt_state>& a) {
 
 attempt_facts<steady::time_point> coordinator_impl::facts_of(const task_entry& t) {
     return {t.rec.retries,     t.rec.max_retries,  t.rec.backoff(),        t.cancel_requested,
-            t.cancel_deadline, t.deadline.get(), t.turn_deadline.get()};
+            t.cancel_deadline(), t.deadline().get(), t.turn_deadline.get()};
 }
 
 double coordinator_impl::draw() {
@@ -68,7 +68,7 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
 void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shared_ptr<attempt_state>& a,
                                  launch& ln) {
     t.attempt = a;
-    const auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
+    const auto turn_timeout = t.rec.turn_timeout().count() > 0 ? t.rec.turn_timeout() : w.w->options().task_timeout;
     if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(steady::now(), turn_timeout);
     else t.turn_deadline.reset();
     ++w.busy;
@@ -89,7 +89,7 @@ void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shar
 void coordinator_impl::request_cancel(task_entry& t) {
     if (t.cancel_requested) return;
     t.cancel_requested = true;
-    t.cancel_deadline = deadline_after(opt.cancel_grace);
+    t.set_cancel_deadline(deadline_after(opt.cancel_grace));
     if (t.attempt) signal_cancel(t.attempt);
 }
 
