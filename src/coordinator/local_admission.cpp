@@ -220,6 +220,18 @@ std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& 
 submit_result local_engine::submit_one(task_request& task, coordinator* owner) {
     submit_result out;
     effects fx;
+    if (!c.write_through) {
+        // Nothing to create outside the lock: one lock round trip.
+        const auto created_at = wall::now();
+        {
+            std::lock_guard lk(c.mu);
+            require_handler(task.type);
+            admit_local(task.type, task.payload, task.options, out, owner, fx, created_at);
+            if (out.admission.is_accepted) dispatch(fx);
+        }
+        c.apply(fx);
+        return out;
+    }
     {
         std::lock_guard lk(c.mu);
         require_handler(task.type);

@@ -75,12 +75,13 @@ void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shar
     w.running.push_back(a);
     ++running_count;
     ln = launch{w.w, a, nullptr, nullptr};
-    if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
+    // A type has a plain handler or a coroutine one, never both.
+    if (auto it = handlers.find(t.rec.type); it != handlers.end()) {
+        ln.sync = it->second;
+    } else {
         a->strand.emplace(asio::make_strand(w.w->executor()));
         if (w.w->on_user_executor()) a->keep_alive = shared_from_this();
-        ln.async = it->second;
-    } else {
-        ln.sync = handlers.at(t.rec.type);
+        ln.async = async_handlers.at(t.rec.type);
     }
 }
 
