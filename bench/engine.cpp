@@ -67,13 +67,16 @@
 //    counters p50_us / p99_us. The same measurement for worker_pool::post
 //    and boost::asio::post gives the floor the coordinator adds to.
 //
-// 4. BM_QueuedBytes<...>: memory per queued tracked task. Every executing
+// 4. BM_QueuedBytes<...>: memory per queued tracked task. The pool is made
+//    (the coordinator with a queue capacity of kQueuedTasks plus its
+//    workers, so that a preallocated queue counts in full), every executing
 //    thread is held by a blocking task, then kQueuedTasks tasks are
-//    submitted, each with its handle (or future) kept in a vector reserved
-//    beforehand, and stay queued. The counter bytes_per_task is the growth
-//    of the heap in use (glibc mallinfo2 over every arena: uordblks +
-//    hblkhd, chunk headers included) across the submissions, over the
-//    number of tasks, plus the size of one handle in the caller's vector.
+//    submitted, each with its handle (or future) kept, and stay queued. The
+//    counter bytes_per_task is the growth of the heap in use (glibc
+//    mallinfo2 over every arena: uordblks + hblkhd, chunk headers
+//    included) from before the pool was made, less the caller's vector of
+//    handles, over the number of tasks, plus the size of one handle (the
+//    pool's fixed costs are spread over the tasks).
 //    Then the threads are released and every task awaited (not measured).
 //      CoordinatorQueued   coordinator::submit_async, local mode
 //      PoolSubmitQueued    worker_pool::submit, a std::future per task
@@ -613,7 +616,7 @@ struct CoordinatorQueued {
     }
     thread_gate gate;
     std::vector<orchcore::task_handle> held, handles;
-    orchcore::coordinator c{coordinator_opts(2 * kQueuedTasks, std::chrono::seconds(10))};
+    orchcore::coordinator c{coordinator_opts(kQueuedTasks + kThreads, std::chrono::seconds(10))};
 };
 
 /// A peer with a future per task: `post(callable)` returns its future.
@@ -697,18 +700,23 @@ void BM_QueuedBytes(benchmark::State& state) {
     state.SkipWithError("needs glibc's mallinfo2");
     return;
 #endif
+    using handle_type = typename Target::handle_type;
     double bytes = 0;
+    bool short_queue = false;
     for (auto _ : state) {
+        const std::size_t before = heap_in_use();
         auto target = std::make_unique<Target>();
         target->gate.wait_held(kThreads);
         target->handles.reserve(kQueuedTasks);
-        const std::size_t before = heap_in_use();
         target->queue(kQueuedTasks);
         const std::size_t after = heap_in_use();
-        bytes = static_cast<double>(after - before) / kQueuedTasks + sizeof(typename Target::handle_type);
+        const std::size_t vector_bytes = target->handles.capacity() * sizeof(handle_type);
+        bytes = static_cast<double>(after - before - vector_bytes) / kQueuedTasks + sizeof(handle_type);
+        for (const auto& h : target->handles) short_queue = short_queue || !h.valid();
         target->release();
     }
     state.counters["bytes_per_task"] = bytes;
+    if (short_queue) state.SkipWithError("some tasks were rejected (queue too small?)");
 }
 
 template <class Target>
