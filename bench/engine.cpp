@@ -67,6 +67,25 @@
 //    counters p50_us / p99_us. The same measurement for worker_pool::post
 //    and boost::asio::post gives the floor the coordinator adds to.
 //
+// 4. BM_QueuedBytes<...>: memory per queued tracked task. The pool is made
+//    (the coordinator with a queue capacity of kQueuedTasks plus its
+//    workers, so that a preallocated queue counts in full), every executing
+//    thread is held by a blocking task, then kQueuedTasks tasks are
+//    submitted, each with its handle (or future) kept, and stay queued. The
+//    counter bytes_per_task is the growth of the heap in use (glibc
+//    mallinfo2 over every arena: uordblks + hblkhd, chunk headers
+//    included) from before the pool was made, less the caller's vector of
+//    handles, over the number of tasks, plus the size of one handle (the
+//    pool's fixed costs are spread over the tasks).
+//    Then the threads are released and every task awaited (not measured).
+//      CoordinatorQueued   coordinator::submit_async, local mode
+//      PoolSubmitQueued    worker_pool::submit, a std::future per task
+//      AsioFutureQueued    boost::asio::thread_pool + packaged_task/future
+//      MutexCvFutureQueued the MutexCvPool above + packaged_task/future
+//      BsFutureQueued      BS::thread_pool::submit_task (if configured)
+//    TBB is left out: its task objects come from tbbmalloc, which
+//    mallinfo2 does not see.
+//
 // Run (see bench/README.md):
 //   orchcore_bench_engine --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true --benchmark_format=json > engine.json
@@ -75,6 +94,9 @@
 #include <orchcore/worker_pool.hpp>
 
 #include <benchmark/benchmark.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <tbb/task_arena.h>
@@ -109,6 +131,7 @@ constexpr int kCoordinatorTasks = 20'000;
 constexpr int kLatencySamples = 2'000;
 constexpr int kThreads = 2;
 constexpr std::size_t kChunk = 256;
+constexpr int kQueuedTasks = 20'000;
 
 using steady = std::chrono::steady_clock;
 
@@ -538,6 +561,164 @@ double percentile_us(std::vector<steady::duration>& v, double q) {
     return std::chrono::duration<double, std::micro>(v[k]).count();
 }
 
+// ---------------------------------------------------------------------------
+// Memory per queued tracked task.
+
+/// Holds executing threads until released.
+struct thread_gate {
+    std::atomic<int> held{0};
+    std::atomic<bool> open{false};
+    void block() {
+        held.fetch_add(1, std::memory_order_acq_rel);
+        held.notify_all();
+        while (!open.load(std::memory_order_acquire)) open.wait(false, std::memory_order_acquire);
+    }
+    void wait_held(int n) {
+        for (int v = held.load(std::memory_order_acquire); v < n; v = held.load(std::memory_order_acquire))
+            held.wait(v, std::memory_order_acquire);
+    }
+    void release() {
+        open.store(true, std::memory_order_release);
+        open.notify_all();
+    }
+};
+
+/// Heap bytes in use (every arena, chunk headers included); 0 without glibc.
+std::size_t heap_in_use() {
+#if defined(__GLIBC__)
+    const auto m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+struct CoordinatorQueued {
+    static constexpr const char* name = "CoordinatorQueued";
+    using handle_type = orchcore::task_handle;
+    CoordinatorQueued() {
+        c.register_handler("block", [this](orchcore::task_context&) {
+            gate.block();
+            return std::string{};
+        });
+        c.register_handler("noop", [](orchcore::task_context&) { return std::string{}; });
+        for (int i = 0; i < kThreads; ++i) held.push_back(c.submit_async("block", std::string{}).handle);
+    }
+    void queue(int n) {
+        for (int i = 0; i < n; ++i) handles.push_back(c.submit_async("noop", std::string{}).handle);
+    }
+    void release() {
+        gate.release();
+        for (const auto& h : held) (void)h.get();
+        for (const auto& h : handles)
+            if (h.valid()) (void)h.get();
+        c.stop(orchcore::stop_mode::graceful);
+    }
+    thread_gate gate;
+    std::vector<orchcore::task_handle> held, handles;
+    orchcore::coordinator c{coordinator_opts(kQueuedTasks + kThreads, std::chrono::seconds(10))};
+};
+
+/// A peer with a future per task: `post(callable)` returns its future.
+template <class Derived>
+struct future_queued {
+    using handle_type = std::future<std::string>;
+    void hold() {
+        for (int i = 0; i < kThreads; ++i)
+            held.push_back(self().post([g = &gate] {
+                g->block();
+                return std::string{};
+            }));
+    }
+    void queue(int n) {
+        for (int i = 0; i < n; ++i) handles.push_back(self().post([] { return std::string{}; }));
+    }
+    void release() {
+        gate.release();
+        for (auto& f : held) (void)f.get();
+        for (auto& f : handles) (void)f.get();
+    }
+    Derived& self() { return static_cast<Derived&>(*this); }
+    thread_gate gate;
+    std::vector<std::future<std::string>> held, handles;
+};
+
+/// A packaged_task and its future, posted through `post(std::function<void()>)`-like pools.
+template <class F, class Post>
+std::future<std::string> post_packaged(F f, Post&& post) {
+    auto t = std::make_shared<std::packaged_task<std::string()>>(std::move(f));
+    auto fut = t->get_future();
+    post([t] { (*t)(); });
+    return fut;
+}
+
+struct PoolSubmitQueued : future_queued<PoolSubmitQueued> {
+    static constexpr const char* name = "PoolSubmitQueued";
+    PoolSubmitQueued() { hold(); }
+    template <class F>
+    std::future<std::string> post(F f) { return pool.submit(std::move(f)); }
+    orchcore::worker_pool pool{orchcore::pool_options{.min_workers = kThreads, .max_workers = kThreads}};
+};
+
+struct AsioFutureQueued : future_queued<AsioFutureQueued> {
+    static constexpr const char* name = "AsioFutureQueued";
+    AsioFutureQueued() { hold(); }
+    ~AsioFutureQueued() { pool.join(); }
+    template <class F>
+    std::future<std::string> post(F f) {
+        std::packaged_task<std::string()> t(std::move(f));
+        auto fut = t.get_future();
+        boost::asio::post(pool, std::move(t));
+        return fut;
+    }
+    boost::asio::thread_pool pool{kThreads};
+};
+
+struct MutexCvFutureQueued : future_queued<MutexCvFutureQueued> {
+    static constexpr const char* name = "MutexCvFutureQueued";
+    MutexCvFutureQueued() { hold(); }
+    template <class F>
+    std::future<std::string> post(F f) {
+        return post_packaged(std::move(f), [this](auto fn) { pool.post(std::move(fn)); });
+    }
+    MutexCvPool pool;
+};
+
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+struct BsFutureQueued : future_queued<BsFutureQueued> {
+    static constexpr const char* name = "BsFutureQueued";
+    BsFutureQueued() { hold(); }
+    template <class F>
+    std::future<std::string> post(F f) { return pool.submit_task(std::move(f)); }
+    BS::thread_pool pool{static_cast<std::size_t>(kThreads)};
+};
+#endif
+
+template <class Target>
+void BM_QueuedBytes(benchmark::State& state) {
+#if !defined(__GLIBC__)
+    state.SkipWithError("needs glibc's mallinfo2");
+    return;
+#endif
+    using handle_type = typename Target::handle_type;
+    double bytes = 0;
+    bool short_queue = false;
+    for (auto _ : state) {
+        const std::size_t before = heap_in_use();
+        auto target = std::make_unique<Target>();
+        target->gate.wait_held(kThreads);
+        target->handles.reserve(kQueuedTasks);
+        target->queue(kQueuedTasks);
+        const std::size_t after = heap_in_use();
+        const std::size_t vector_bytes = target->handles.capacity() * sizeof(handle_type);
+        bytes = static_cast<double>(after - before - vector_bytes) / kQueuedTasks + sizeof(handle_type);
+        for (const auto& h : target->handles) short_queue = short_queue || !h.valid();
+        target->release();
+    }
+    state.counters["bytes_per_task"] = bytes;
+    if (short_queue) state.SkipWithError("some tasks were rejected (queue too small?)");
+}
+
 template <class Target>
 void BM_StartLatency(benchmark::State& state) {
     start_probe probe;
@@ -590,6 +771,17 @@ void register_latency() {
      ...);
 }
 
+template <class... Targets>
+void register_queued_bytes() {
+    (benchmark::RegisterBenchmark(
+         (std::string("BM_QueuedBytes<") + Targets::name + ">/tasks:" + std::to_string(kQueuedTasks)).c_str(),
+         BM_QueuedBytes<Targets>)
+         ->UseRealTime()
+         ->Unit(benchmark::kMillisecond)
+         ->Iterations(1),
+     ...);
+}
+
 [[maybe_unused]] const bool registered = [] {
     register_post<OrchcorePool2x1, OrchcorePool1x2, AsioThreadPool, TbbTaskGroup, MutexCvPool>();
 #if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
@@ -612,6 +804,10 @@ void register_latency() {
     register_tracked<BsFuture>();
 #endif
     register_latency<CoordinatorLatency, OrchcorePoolLatency, AsioLatency>();
+    register_queued_bytes<CoordinatorQueued, PoolSubmitQueued, AsioFutureQueued, MutexCvFutureQueued>();
+#if ORCHCORE_BENCH_HAVE_BS_THREAD_POOL
+    register_queued_bytes<BsFutureQueued>();
+#endif
     return true;
 }();
 

@@ -18,7 +18,10 @@ repetitions, and prints:
   2c. worker_pool::submit with a future over TBB task_group + packaged_task
      (target >= 1.0x); 2d. the coordinator's tracked path over the same
      (target >= 0.5x);
-  3. submit-to-start latency p50 / p99.
+  3. submit-to-start latency p50 / p99;
+  4. heap bytes per queued tracked task (BM_QueuedBytes), the coordinator's
+     over each future-per-task peer's (target <= 2.0x BS::thread_pool's,
+     when it is configured).
 
 Standard library only.
 """
@@ -48,7 +51,7 @@ def medians(doc):
         if not m or b.get("error_occurred"):
             continue
         key = (m.group("bench"), m.group("target"))
-        fields = {k: float(b[k]) for k in ("items_per_second", "p50_us", "p99_us") if k in b}
+        fields = {k: float(b[k]) for k in ("items_per_second", "p50_us", "p99_us", "bytes_per_task") if k in b}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 agg[key] = fields
@@ -107,6 +110,19 @@ def report(path, run):
     for (b, t), v in sorted(run.items()):
         if b == "BM_StartLatency":
             print(f"  (3) start latency {t}: p50 {v.get('p50_us', 0):.1f} us, p99 {v.get('p99_us', 0):.1f} us")
+    report_bytes(run)
+
+
+def report_bytes(run):
+    queued = {t: v["bytes_per_task"] for (b, t), v in run.items() if b == "BM_QueuedBytes" and "bytes_per_task" in v}
+    ours = queued.get("CoordinatorQueued")
+    for t, v in sorted(queued.items(), key=lambda kv: kv[1]):
+        print(f"  (4) BM_QueuedBytes<{t}>: {v:.0f} bytes per queued task")
+    if ours:
+        for t, v in sorted(queued.items(), key=lambda kv: kv[1]):
+            if t != "CoordinatorQueued" and v:
+                target = "   target <= 2.0x" if t == "BsFutureQueued" else ""
+                print(f"  (4) CoordinatorQueued / {t}: {ours / v:.2f}x{target}")
 
 
 def main(argv):

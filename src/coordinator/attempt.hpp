@@ -41,7 +41,7 @@ struct attempt_state {
     bool continue_requested = false;
     std::chrono::milliseconds continue_delay{0};
     // Guarded by the coordinator mutex.
-    counted_cv mailbox_cv;
+    lazy_counted_cv mailbox_cv;
     asio::steady_timer* waiting_timer = nullptr;
     // Async handlers: their strand and cancellation signal.
     std::optional<asio::strand<asio::any_io_executor>> strand;

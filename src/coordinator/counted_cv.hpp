@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 
 namespace orchcore::detail {
 
@@ -43,6 +44,24 @@ public:
 private:
     std::condition_variable_any cv_;
     std::atomic<int> waiters_{0};
+};
+
+// A counted_cv made by its first wait: a condition_variable_any allocates
+// its internal mutex when constructed, and most attempts never wait on
+// their mailbox. Every call is made under the coordinator mutex.
+class lazy_counted_cv {
+public:
+    template <class Lock, class TimePoint>
+    std::cv_status wait_until(Lock& lk, const TimePoint& t) {
+        if (!cv_) cv_ = std::make_unique<counted_cv>();
+        return cv_->wait_until(lk, t);
+    }
+    void notify_all() {
+        if (cv_) cv_->notify_all();
+    }
+
+private:
+    std::unique_ptr<counted_cv> cv_;
 };
 
 }  // namespace orchcore::detail

@@ -5,15 +5,15 @@
 #include "attempt.hpp"
 
 #include <boost/asio/experimental/concurrent_channel.hpp>
-
-#include <vector>
+#include <boost/container/small_vector.hpp>
 
 namespace orchcore::detail {
 
 // Events are not here: they go to coordinator_impl::outbox under the lock,
 // so their order is the order of the changes (see flush_events).
+// A locked section launches one task or two as a rule: those live inline.
 struct effects {
-    std::vector<launch> launches;
+    boost::container::small_vector<launch, 2> launches;
     bool wake_waiters = false;
 };
 

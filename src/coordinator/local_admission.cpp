@@ -52,12 +52,12 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     fill_record(t, type, payload, o, created_at);
     if (!fail_fast) t.where = location::queue;
     if (o.timeout.count() > 0) {
-        t.deadline = deadline_after(o.timeout);
-        deadlines.emplace(*t.deadline, id);
+        t.set_deadline(deadline_after(o.timeout));
+        deadlines.emplace(*t.deadline(), id);
     }
     ++c.counters.submitted;
     c.emit_task(event_kind::task_queued, t);
-    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags), fx);
+    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags()), fx);
     out.admission.is_accepted = true;
     out.admission.id = id;
     out.handle = coordinator_impl::make_handle(owner, std::move(id));
@@ -135,13 +135,13 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
     t.rec.type = std::move(type);
     t.rec.payload = std::move(payload);
     t.rec.priority = o.priority;
-    t.rec.owner = std::move(o.owner);
-    t.rec.metadata = std::move(o.metadata);
-    t.rec.tags = std::move(o.tags);
-    t.rec.timeout = o.timeout;
-    t.rec.turn_timeout = o.turn_timeout;
+    t.rec.set_owner(std::move(o.owner));
+    t.rec.set_metadata(std::move(o.metadata));
+    t.rec.set_tags(std::move(o.tags));
+    t.rec.set_timeout(o.timeout);
+    t.rec.set_turn_timeout(o.turn_timeout);
     t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);
-    t.rec.backoff = o.backoff.value_or(c.opt.default_backoff);
+    t.rec.set_backoff(o.backoff.value_or(c.opt.default_backoff));
     t.rec.created_at = created_at;
     c.set_status(t, task_status::queued);
 }
@@ -220,6 +220,18 @@ std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& 
 submit_result local_engine::submit_one(task_request& task, coordinator* owner) {
     submit_result out;
     effects fx;
+    if (!c.write_through) {
+        // Nothing to create outside the lock: one lock round trip.
+        const auto created_at = wall::now();
+        {
+            std::lock_guard lk(c.mu);
+            require_handler(task.type);
+            admit_local(task.type, task.payload, task.options, out, owner, fx, created_at);
+            if (out.admission.is_accepted) dispatch(fx);
+        }
+        c.apply(fx);
+        return out;
+    }
     {
         std::lock_guard lk(c.mu);
         require_handler(task.type);

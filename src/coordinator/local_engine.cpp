@@ -40,7 +40,10 @@ void local_engine::steer(const std::string& id, std::vector<std::string> message
     if (is_terminal(t.rec.status))
         throw error(errc::task_finished, "orchcore: steer: task \"" + id + "\" already " +
                                              std::string(to_string(t.rec.status)));
-    for (auto& m : messages) t.mailbox.push_back(std::move(m));
+    if (!messages.empty()) {
+        auto& box = t.mailbox();
+        for (auto& m : messages) box.push_back(std::move(m));
+    }
     c.wake_receiver(t);
 }
 
@@ -175,9 +178,7 @@ bool local_engine::settled(const task_entry& t) const {
 std::vector<std::string> local_engine::drain_mailbox(attempt_state& a) {
     auto it = c.tasks.find(a.id);
     if (it == c.tasks.end() || it->second.attempt.get() != &a) throw c.stale_read(a);
-    std::vector<std::string> out;
-    out.swap(it->second.mailbox);
-    return out;
+    return it->second.take_mailbox();
 }
 
 std::vector<std::string> local_engine::receive(attempt_state& a) {

@@ -37,9 +37,8 @@ void local_engine::finish(task_entry& t, task_status to, std::string error, effe
     c.set_status(t, to);
     t.where = location::none;
     t.rec.finished_at = wall::now();
-    if (!error.empty()) t.rec.error = std::move(error);
-    t.mailbox.clear();  // undelivered steering messages go with the task
-    t.mailbox.shrink_to_fit();
+    if (!error.empty()) t.rec.set_error(std::move(error));
+    t.drop_mailbox();  // undelivered steering messages go with the task
     if (t.attempt) {
         t.attempt->cancel.store(true);
         t.attempt->mailbox_cv.notify_all();
@@ -55,7 +54,7 @@ void local_engine::finish(task_entry& t, task_status to, std::string error, effe
         case task_status::timed_out: ++c.counters.timed_out; k = event_kind::task_timed_out; break;
         default: break;
     }
-    c.emit_task(k, t, to == task_status::completed ? std::string{} : t.rec.error);
+    c.emit_task(k, t, to == task_status::completed ? std::string{} : t.rec.error());
     t.terminal_event_seq = c.emitted;
     fx.wake_waiters = true;
 }
@@ -80,7 +79,7 @@ void local_engine::start_attempt(task_entry& t, worker_entry& w, effects& fx) {
     ++t.rec.attempts;
     ++c.counters.started;
     if (!t.rec.started_at) t.rec.started_at = wall::now();
-    t.rec.worker_id = w.w->id();
+    t.rec.worker_id = w.name;
     // In one process the fence is the task's current attempt
     // (task_entry::attempt): the token numbers attempts for the handler
     // and the events, and no lease table is needed.
@@ -102,7 +101,7 @@ void local_engine::dispatch(effects& fx) {
     // task that is gone (cancelled or expired) counts as placed.
     auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
         if (it == c.tasks.end() || it->second.rec.status != task_status::queued) return true;
-        worker_entry* w = c.pick_worker(it->second.rec.tags);
+        worker_entry* w = c.pick_worker(it->second.rec.tags());
         if (!w) return false;
         start_attempt(it->second, *w, fx);
         --free;
@@ -160,7 +159,7 @@ void local_engine::carry_out(task_entry& t, const decision& d, outcome& o, effec
     switch (d.v) {
         case verdict::keep_running: break;
         case verdict::complete:
-            t.rec.result = std::move(o.result);
+            t.rec.set_result(std::move(o.result));
             t.rec.progress = 1.0;
             finish(t, task_status::completed, {}, fx);
             break;
@@ -173,7 +172,7 @@ void local_engine::carry_out(task_entry& t, const decision& d, outcome& o, effec
         case verdict::retry:
             ++t.rec.retries;
             ++c.counters.retried;
-            t.rec.error = error;
+            t.rec.set_error(error);
             requeue(t, d.delay, false);
             c.emit_task(event_kind::task_retried, t, std::move(error));
             break;

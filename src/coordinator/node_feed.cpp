@@ -314,7 +314,7 @@ std::shared_ptr<attempt_state> node_engine::start_attempt(task_record rec, const
     if (!recorded) {
         if (t.rec.status == task_status::running) ++t.rec.worker_losses;  // recovered, record not yet put back
         t.rec.status = task_status::running;
-        t.rec.metadata.erase(cancel_key);
+        t.rec.erase_metadata(cancel_key);
         ++t.rec.attempts;
         if (!t.rec.started_at) t.rec.started_at = wall::now();
         t.rec.worker_id = w.w->id();
@@ -324,8 +324,8 @@ std::shared_ptr<attempt_state> node_engine::start_attempt(task_record rec, const
     t.token = l.token;
     t.held_until = l.deadline;
     t.next_renew = saturating_add(now, renew_every);
-    if (t.rec.timeout.count() > 0)
-        t.deadline = saturating_add(now, saturating_add(t.rec.created_at, t.rec.timeout) - wall::now());
+    if (t.rec.timeout().count() > 0)
+        t.set_deadline(saturating_add(now, saturating_add(t.rec.created_at, t.rec.timeout()) - wall::now()));
     auto a = c.new_attempt(t, w, l.token);
     c.take_slot(t, w, a, ln);
     c.tasks.insert_or_assign(t.rec.id, std::move(t));

@@ -299,7 +299,7 @@ std::optional<dist_op> node_engine::op_for(task_entry& t, const decision& d, out
     switch (d.v) {
         case verdict::keep_running: return std::nullopt;
         case verdict::complete:
-            t.rec.result = std::move(o.result);
+            t.rec.set_result(std::move(o.result));
             t.rec.progress = 1.0;
             return make_op(t, task_status::completed, {}, {}, event_kind::task_completed, {}, finish);
         case verdict::continue_later:
@@ -307,7 +307,7 @@ std::optional<dist_op> node_engine::op_for(task_entry& t, const decision& d, out
             return make_op(t, task_status::queued, {}, d.delay, event_kind::task_continued, {}, finish);
         case verdict::retry:
             ++t.rec.retries;
-            t.rec.error = error;
+            t.rec.set_error(error);
             return make_op(t, task_status::queued, {}, d.delay, event_kind::task_retried, error, retry_why);
         case verdict::requeue:
             ++t.rec.worker_losses;

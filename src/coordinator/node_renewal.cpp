@@ -34,7 +34,7 @@ void node_engine::renew(renewal& r) {
                 t.next_renew = deadline_after(renew_every);
                 if (cancel_marked && !t.cancel_requested) {
                     t.cancel_requested = true;
-                    t.cancel_deadline = deadline_after(c.opt.cancel_grace);
+                    t.set_cancel_deadline(deadline_after(c.opt.cancel_grace));
                     c.signal_cancel(t.attempt);
                 }
             } else {

@@ -45,7 +45,7 @@ void task_context::report_progress(double fraction, std::string message) {
             c.refuse_stale(s_->id, s_->worker_id, s_->attempt, "progress of a fenced attempt");
         } else {
             it->second.rec.progress = std::clamp(fraction, 0.0, 1.0);
-            it->second.rec.progress_message = message;
+            it->second.rec.set_progress_message(message);
             c.eng->progress_changed(it->second);
             c.emit_task(event_kind::task_progress, it->second, message);
         }

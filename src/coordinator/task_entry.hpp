@@ -3,38 +3,66 @@
 
 #include "attempt.hpp"
 #include "clock.hpp"
+#include "entry_record.hpp"
 
 #include <orchcore/admission_result.hpp>
 #include <orchcore/task.hpp>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
 namespace orchcore::detail {
 
-enum class location { none, queue, ready, parked, delayed, running };
+enum class location : std::uint8_t { none, queue, ready, parked, delayed, running };
 
 struct task_entry {
-    task_record rec;
-    std::vector<std::string> mailbox;  // not a deque: an empty deque allocates
+    entry_record rec;
     std::shared_ptr<attempt_state> attempt;
-    location where = location::none;
     job_id queue_id = 0;  // its id in the admission queue while there
     std::multimap<steady::time_point, std::string>::iterator delayed_it{};
-    std::optional<steady::time_point> deadline;       // whole task
-    std::optional<steady::time_point> turn_deadline;  // current attempt
-    bool cancel_requested = false;
-    steady::time_point cancel_deadline{};
-    bool fire_and_forget = false;
+    opt_time<steady::time_point> turn_deadline;  // current attempt
     std::uint64_t terminal_event_seq = 0;  // emit() number of its terminal event
     std::uint64_t store_seq = 0;           // store_io number of its last write (local mode)
+    location where = location::none;
+    bool cancel_requested = false;
     // Distributed mode: the transport lease this node holds for the attempt.
+    bool renewing = false;        // a renewal is in flight outside the lock
+    bool progress_dirty = false;  // progress not yet written to the store
     std::uint64_t token = 0;
     wall::time_point held_until{};  // lease deadline as last granted or extended
     steady::time_point next_renew{};
-    bool renewing = false;       // a renewal is in flight outside the lock
-    bool progress_dirty = false;  // progress not yet written to the store
+
+    // Rarely set: allocated by the first of them.
+    opt_time<steady::time_point> deadline() const noexcept {  // whole task
+        return more_ ? more_->deadline : opt_time<steady::time_point>{};
+    }
+    void set_deadline(steady::time_point at) { more().deadline = at; }
+    steady::time_point cancel_deadline() const noexcept { return more_ ? more_->cancel_deadline : steady::time_point{}; }
+    void set_cancel_deadline(steady::time_point at) { more().cancel_deadline = at; }
+    // Steering messages not yet received.
+    std::vector<std::string>& mailbox() { return more().mailbox; }
+    std::vector<std::string> take_mailbox() {
+        std::vector<std::string> out;
+        if (more_) out.swap(more_->mailbox);
+        return out;
+    }
+    void drop_mailbox() noexcept {
+        if (more_) std::vector<std::string>().swap(more_->mailbox);
+    }
+
+private:
+    struct extras {
+        std::vector<std::string> mailbox;  // not a deque: an empty deque allocates
+        opt_time<steady::time_point> deadline;
+        steady::time_point cancel_deadline{};
+    };
+    extras& more() {
+        if (!more_) more_ = std::make_unique<extras>();
+        return *more_;
+    }
+    std::unique_ptr<extras> more_;
 };
 
 }  // namespace orchcore::detail

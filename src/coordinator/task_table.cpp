@@ -12,7 +12,7 @@ void coordinator_impl::set_status(task_entry& t, task_status to) {
 // `expected`, carried out after the lock (carry_out_io).
 void coordinator_impl::persist(task_entry& t, task_status expected) {
     if (!write_through) return;
-    t.store_seq = store_io.push([this, rec = t.rec, expected] {
+    t.store_seq = store_io.push([this, rec = task_record(t.rec), expected] {
         if (store->update(rec, expected)) return;
         std::lock_guard lk(mu);
         ++counters.store_conflicts;
@@ -37,8 +37,8 @@ void coordinator_impl::signal_cancel(const std::shared_ptr<attempt_state>& a) {
 }
 
 attempt_facts<steady::time_point> coordinator_impl::facts_of(const task_entry& t) {
-    return {t.rec.retries, t.rec.max_retries,   t.rec.backoff,   t.cancel_requested,
-            t.cancel_deadline, t.deadline,       t.turn_deadline};
+    return {t.rec.retries,     t.rec.max_retries,  t.rec.backoff(),        t.cancel_requested,
+            t.cancel_deadline(), t.deadline().get(), t.turn_deadline.get()};
 }
 
 double coordinator_impl::draw() {
@@ -55,7 +55,7 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
     a->id = t.rec.id;
     a->type = t.rec.type;
     a->payload = t.rec.payload;
-    a->metadata = t.rec.metadata;
+    a->metadata = t.rec.metadata();
     a->worker_id = w.w->id();
     a->attempt = t.rec.attempts;
     a->turn = t.rec.turns;
@@ -68,19 +68,20 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
 void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shared_ptr<attempt_state>& a,
                                  launch& ln) {
     t.attempt = a;
-    const auto turn_timeout = t.rec.turn_timeout.count() > 0 ? t.rec.turn_timeout : w.w->options().task_timeout;
+    const auto turn_timeout = t.rec.turn_timeout().count() > 0 ? t.rec.turn_timeout() : w.w->options().task_timeout;
     if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(steady::now(), turn_timeout);
     else t.turn_deadline.reset();
     ++w.busy;
     w.running.push_back(a);
     ++running_count;
     ln = launch{w.w, a, nullptr, nullptr};
-    if (auto it = async_handlers.find(t.rec.type); it != async_handlers.end()) {
+    // A type has a plain handler or a coroutine one, never both.
+    if (auto it = handlers.find(t.rec.type); it != handlers.end()) {
+        ln.sync = it->second;
+    } else {
         a->strand.emplace(asio::make_strand(w.w->executor()));
         if (w.w->on_user_executor()) a->keep_alive = shared_from_this();
-        ln.async = it->second;
-    } else {
-        ln.sync = handlers.at(t.rec.type);
+        ln.async = async_handlers.at(t.rec.type);
     }
 }
 
@@ -89,7 +90,7 @@ void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shar
 void coordinator_impl::request_cancel(task_entry& t) {
     if (t.cancel_requested) return;
     t.cancel_requested = true;
-    t.cancel_deadline = deadline_after(opt.cancel_grace);
+    t.set_cancel_deadline(deadline_after(opt.cancel_grace));
     if (t.attempt) signal_cancel(t.attempt);
 }
 

@@ -27,6 +27,7 @@ struct heartbeat_clock {
 
 struct worker_entry {
     std::shared_ptr<worker> w;
+    std::shared_ptr<const std::string> name;  // w->id(), shared by the records of its tasks
     std::size_t busy = 0;
     // Attempts occupying a slot, fenced ones included until their handler
     // returns (a retry of the same task may sit beside a fenced attempt).

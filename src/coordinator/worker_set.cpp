@@ -45,6 +45,7 @@ std::shared_ptr<worker> coordinator_impl::create_worker(worker_options o, effect
     auto w = std::make_shared<worker>(o, 1);
     worker_entry e;
     e.w = w;
+    e.name = std::make_shared<const std::string>(o.id);
     e.last_heartbeat = steady::now();
     e.last_heartbeat_wall = wall::now();
     workers.emplace(o.id, std::move(e));
