@@ -7,6 +7,8 @@
 #include <rapidcheck/catch.h>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -58,9 +60,12 @@ TEST_CASE("entry_record: a task_record reads back unchanged", "[coordinator][ent
     rc::prop("round trip", [](std::string id, std::string type, std::string payload, std::string owner,
                               std::map<std::string, std::string> metadata, std::vector<std::string> tags,
                               std::int64_t timeout, std::int64_t turn_timeout, std::uint32_t max_retries,
-                              bool jitter, std::uint8_t status, bool started, bool finished, std::int64_t at,
+                              bool jitter, std::uint8_t status, bool started, bool finished, std::int64_t any_at,
                               std::uint32_t counters, std::string worker, std::string message, std::string result,
                               std::string error) {
+        // Any time a system_clock time_point holds: milliseconds that fit in
+        // its nanoseconds.
+        const std::int64_t at = any_at % (std::numeric_limits<std::int64_t>::max() / 1'000'000);
         task_record r;
         r.id = id;
         r.type = type;
