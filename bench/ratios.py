@@ -21,7 +21,10 @@ library's targets:
     (MutexDequeDropOldest, MutexPriorityQueue), reported only. Evicted
     items count as processed, so a drop-lru queue whose producer outruns
     its consumer scores high; the rate of items that reached a consumer
-    (items/s x (1 - evicted_pct/100)) is printed next to it.
+    (items/s x (1 - evicted_pct/100)) is printed next to it;
+    try ops, reject-new with and without wait times: 1x1 >= 0.5 x
+    AtomicQueue, 2x2 >= 1 x BoostLockfreeQueue and MoodycamelBlockingQueue
+    (reported only).
 --check: exit with status 1 if a target of OrchcoreRejectNew is missed.
 
 Standard library only.
@@ -42,6 +45,11 @@ POLICY_TARGETS = [("OrchcoreDropLru", "MutexDequeDropOldest", 1.0),
                   ("OrchcoreDropLruNoWaitTimes", "MutexDequeDropOldest", 1.0),
                   ("OrchcorePriority", "MutexPriorityQueue", 1.0),
                   ("OrchcorePriorityNoWaitTimes", "MutexPriorityQueue", 1.0)]
+# Try ops, reject-new (the lock-free ring), with and without wait times,
+# against the fastest lock-free peers: config -> [(peer, ratio)].
+RING_TRY_TARGETS = {"try ops 1x1": [("AtomicQueue", 0.5)],
+                    "try ops 2x2": [("BoostLockfreeQueue", 1.0), ("MoodycamelBlockingQueue", 1.0)]}
+RING_QUEUES = ["OrchcoreRejectNew", "OrchcoreRejectNewNoWaitTimes"]
 ORCHCORE_PREFIX = "Orchcore"
 PEERS = ["TbbBoundedQueue", "MutexCvDeque", "BoostLockfreeQueue", "MoodycamelBlockingQueue"]
 
@@ -153,6 +161,11 @@ def main(argv):
                     line += (f"  (evicted {ev_ours:.0f}% / {ev_peer:.0f}%; consumed items/s: "
                              f"{consumed(ours_q) / consumed(peer):.2f}x)" if consumed(peer) else "")
                 print(line)
+        for ours_q in RING_QUEUES:
+            for peer, want in RING_TRY_TARGETS.get(config, []):
+                if rate.get(ours_q) and rate.get(peer):
+                    got = rate[ours_q] / rate[peer]
+                    print(f"target {ours_q} >= {want:g} x {peer}: {got:.2f}x  {'MET' if got >= want else 'MISSED'}")
         if ref and not config.startswith("try ops"):
             for peer, want in TARGETS:
                 if peer in rate and rate[peer]:

@@ -190,47 +190,19 @@ public:
         // Without wait-time metrics an admission reads no clock.
         const auto now = options_.wait_time_metrics ? StampClock::now() : clock::time_point{};
         if (req.id || !priority::is_valid(req.priority)) return push_exclusive(std::move(value), req, now);
-        result_type r;
-        {
-            fast_section in(*this);
-            if (closed_.load(std::memory_order_relaxed) || indexed_.load(std::memory_order_relaxed)) {
-                in.leave();
-                return push_exclusive(std::move(value), req, now);
-            }
-            if (cap_ == 0) {
-                in.leave();
-                return reject(req, rejection_reason::queue_full, "queue capacity is 0");
-            }
-            std::uint64_t pos = tail_.load(std::memory_order_relaxed);
-            slot* s = nullptr;
-            for (;;) {
-                s = &slot_at(pos);
-                const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
-                const auto dif = static_cast<std::int64_t>(seq - pos);
-                // A ring of one slot cannot tell "full at p" from "free for
-                // p+1", so capacity 1 runs on two slots with an explicit
-                // depth check (a stale head only overstates the depth).
-                const bool room = cap_ != 1 || pos == head_.load(std::memory_order_acquire);
-                if (dif == 0 && room) {
-                    if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
-                } else if (dif < 0 || !room) {
-                    in.leave();
-                    return reject(req, rejection_reason::queue_full, "queue is full");
-                } else {
-                    pos = tail_.load(std::memory_order_relaxed);
-                }
-            }
-            Id id = id_traits<Id>::generate(id_seq_.fetch_add(1, std::memory_order_relaxed) + 1);
-            r.id = id;
-            s->construct(std::move(id), std::move(value), req.priority, now);
-            // Exact when no dequeue overlaps; otherwise an upper bound.
-            const std::uint64_t h = head_seen_.load(std::memory_order_relaxed);
-            r.position = static_cast<std::size_t>(pos > h ? pos - h : 0);
-            s->seq.store(pos + 1, std::memory_order_release);
+        // Every return below is a prvalue: the result is built in place, in
+        // the caller's object, never moved.
+        std::optional<Id> id;
+        std::size_t position = 0;
+        switch (push_fast(value, req.priority, now, id, position)) {
+            case fast_push::accepted:
+                notify_one();
+                return accepted(std::move(id), position);
+            case fast_push::exclusive: return push_exclusive(std::move(value), req, now);
+            case fast_push::no_capacity: return reject(req, rejection_reason::queue_full, "queue capacity is 0");
+            case fast_push::full: break;
         }
-        r.is_accepted = true;
-        notify_one();
-        return r;
+        return reject(req, rejection_reason::queue_full, "queue is full");
     }
 
     result_type try_push(const T& value, const request_type& req = {}) {
@@ -272,6 +244,8 @@ public:
         slot_at(t - 1).seq.store(t - 1, std::memory_order_relaxed);
         tail_.store(t - 1, std::memory_order_relaxed);
         ++cancelled_;
+        // Position t - 1 is free again: the next generated id stays new.
+        id_base_.store(id_base_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         if (indexed_.load(std::memory_order_relaxed)) {
             index_.erase(out->id);
             leave_indexed_mode_if_empty();
@@ -550,6 +524,52 @@ private:
         return std::clamp(ms, options_.min_retry_after, options_.max_retry_after);
     }
 
+    enum class fast_push : std::uint8_t { accepted, exclusive, no_capacity, full };
+
+    // The lock-free admission (generated id, valid priority): claims the
+    // tail's slot, fills it and publishes it. `value` is moved from only
+    // when accepted. A generated id is the admission's ordinal: its
+    // position plus id_base_ (see there), so it costs no shared counter.
+    fast_push push_fast(T& value, int prio, clock::time_point now, std::optional<Id>& id, std::size_t& position) {
+        fast_section in(*this);
+        if (closed_.load(std::memory_order_relaxed) || indexed_.load(std::memory_order_relaxed))
+            return fast_push::exclusive;
+        if (cap_ == 0) return fast_push::no_capacity;
+        std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+        slot* s = nullptr;
+        for (;;) {
+            s = &slot_at(pos);
+            const std::uint64_t seq = s->seq.load(std::memory_order_acquire);
+            const auto dif = static_cast<std::int64_t>(seq - pos);
+            // A ring of one slot cannot tell "full at p" from "free for
+            // p+1", so capacity 1 runs on two slots with an explicit
+            // depth check (a stale head only overstates the depth).
+            const bool room = cap_ != 1 || pos == head_.load(std::memory_order_acquire);
+            if (dif == 0 && room) {
+                if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+            } else if (dif < 0 || !room) {
+                return fast_push::full;
+            } else {
+                pos = tail_.load(std::memory_order_relaxed);
+            }
+        }
+        id.emplace(id_traits<Id>::generate(pos + id_base_.load(std::memory_order_relaxed)));
+        s->construct(Id(*id), std::move(value), prio, now);
+        // Exact when no dequeue overlaps; otherwise an upper bound.
+        const std::uint64_t h = head_seen_.load(std::memory_order_relaxed);
+        position = static_cast<std::size_t>(pos > h ? pos - h : 0);
+        s->seq.store(pos + 1, std::memory_order_release);
+        return fast_push::accepted;
+    }
+
+    static result_type accepted(std::optional<Id>&& id, std::size_t position) {
+        result_type r;
+        r.is_accepted = true;
+        r.id = std::move(id);
+        r.position = position;
+        return r;
+    }
+
     // Admissions that need the whole queue: a caller-supplied id (duplicate
     // check, indexed mode), an invalid priority, a closed queue, or any
     // admission while in indexed mode. The checks run in the same order as
@@ -571,6 +591,8 @@ private:
             if (t - h >= cap_)
                 return reject(req, rejection_reason::queue_full, cap_ == 0 ? "queue capacity is 0" : "queue is full");
             Id id = req.id ? *req.id : next_generated_id();
+            // A caller-supplied id takes a position but no generated number.
+            if (req.id) id_base_.store(id_base_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
             if (indexed_.load(std::memory_order_relaxed)) index_.insert(id, 0);
             r.id = id;
             r.position = static_cast<std::size_t>(t - h);
@@ -587,9 +609,12 @@ private:
     // exclusive. A generated id can collide only with a caller-supplied one,
     // which exists only in indexed mode.
     Id next_generated_id() {
+        const std::uint64_t t = tail_.load(std::memory_order_relaxed);
         for (;;) {
-            Id id = id_traits<Id>::generate(id_seq_.fetch_add(1, std::memory_order_relaxed) + 1);
+            Id id = id_traits<Id>::generate(t + id_base_.load(std::memory_order_relaxed));
             if (!indexed_.load(std::memory_order_relaxed) || index_.find(id) == id_index<Id>::npos) return id;
+            // Taken by a caller-supplied id: skip it, for good.
+            id_base_.store(id_base_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         }
     }
 
@@ -743,7 +768,6 @@ private:
     // admission (the position), and a counter sharing head_'s line would make
     // the consumer's own increment miss on it every time.
     alignas(64) std::atomic<std::uint64_t> tail_{0};
-    std::atomic<std::uint64_t> id_seq_{0};
     alignas(64) std::atomic<std::uint64_t> head_{0};
     // head_ as last published by a consumer, for admission positions:
     // producers reading head_ itself on every admission took its line away
@@ -767,6 +791,14 @@ private:
     alignas(64) mutable std::atomic<bool> exclusive_{false};
     std::atomic<bool> indexed_{false};
     std::atomic<bool> closed_{false};
+    // Generated ids: the id of a generated admission at position p is
+    // p + id_base_ (modulo 2^64), the same sequence as admission_core's
+    // counter (1, 2, ...; an id skipped because a caller took it is used up)
+    // with no shared counter on the fast path. It stays equal to "numbers
+    // used + 1 - tail_": a cancellation (the tail steps back) and a skipped
+    // id raise it by one, an admission with a caller-supplied id (a
+    // position without a number) lowers it by one. Exclusive writes only.
+    std::atomic<std::uint64_t> id_base_{1};
     // Written only when a consumer goes to sleep or wakes up.
     alignas(64) std::atomic<std::uint32_t> waiters_{0};
     futex_word epoch_{0};
