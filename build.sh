@@ -7,6 +7,7 @@
 #   ./build.sh tsan              install deps, cmake --workflow --preset tsan
 #   ./build.sh asan              install deps, cmake --workflow --preset asan
 #   ./build.sh bench [args...]   install deps, build the release preset, run every benchmark
+#                                (JSON beside each binary), then print the targets' ratios
 #   ./build.sh bench-bullmq [args...]  install deps, then bench/bullmq/run.py: orchcore vs BullMQ 5
 #                                on a private redis-server (needs Node.js and npm; --quick, --help)
 #   ./build.sh fuzz [seconds]    install deps, build the fuzz preset (clang + libFuzzer), run each
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
 usage() {
-  sed -n '2,17s/^# \{0,1\}//p' "$0"
+  sed -n '2,18s/^# \{0,1\}//p' "$0"
 }
 
 deps() {
@@ -101,13 +102,21 @@ case "$cmd" in
     for b in "${benches[@]}"; do
       [[ -f "$b" && -x "$b" ]] || continue
       echo "=== $(basename "$b") ==="
-      "$b" --benchmark_format=console "$@"
+      "$b" --benchmark_format=console --benchmark_out="$b.json" --benchmark_out_format=json "$@"
       ran=$((ran + 1))
     done
     if [[ $ran -eq 0 ]]; then
       echo "build.sh: no benchmark binaries found in build/release/bench" >&2
       exit 1
     fi
+    # The targets' ratios, each within this one run (bench/README.md).
+    for pair in admission_queue:ratios engine:engine_ratios; do
+      out="build/release/bench/orchcore_bench_${pair%%:*}.json"
+      if [[ -s "$out" ]]; then
+        echo "=== bench/${pair#*:}.py $out ==="
+        python3 "bench/${pair#*:}.py" "$out"
+      fi
+    done
     ;;
   bench-bullmq)
     deps
