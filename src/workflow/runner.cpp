@@ -55,14 +55,24 @@ void runner_impl::start() {
         if (!me) throw std::runtime_error("the workflow runner of this node is gone");
         return me->driver_turn(ctx);
     });
-    sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
-        if (auto me = self.lock()) me->on_event(e);
-    });
+    try {
+        watch = c.watch_finished([self](const std::string& id) {
+            if (auto me = self.lock()) me->on_finished(id);
+        });
+    } catch (const std::exception&) {
+        watch.reset();  // the driver's turns look at the records instead
+    }
+    if (!watch) {
+        sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
+            if (auto me = self.lock()) me->on_event(e);
+        });
+    }
     thread = std::thread([this] { run(); });
 }
 
 void runner_impl::stop() {
     sub.reset();
+    watch.reset();
     {
         std::lock_guard lk(m);
         stopping = true;
@@ -80,18 +90,28 @@ void runner_impl::post(runner_job j) {
 }
 
 void runner_impl::on_event(const event& e) {
-    if (e.kind != event_kind::task_completed && e.kind != event_kind::task_failed &&
-        e.kind != event_kind::task_cancelled && e.kind != event_kind::task_timed_out) {
-        return;
+    if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
+        e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
+        on_finished(e.task_id);
     }
-    const auto slash = e.task_id.find('/');
-    if (slash == std::string::npos) return;
-    std::string wf = e.task_id.substr(0, slash);
+}
+
+// A task ended: one of a held workflow's tasks (advance it), a held
+// workflow's driver (look at its status), or "" (some notifications may
+// have been lost: look at every running task of every held workflow).
+void runner_impl::on_finished(const std::string& id) {
     {
         std::lock_guard lk(m);
-        const auto it = held.find(wf);
-        if (it == held.end() || it->second.end) return;
-        jobs.push_back({std::move(wf), e.task_id.substr(slash + 1)});
+        if (id.empty()) {
+            for (const auto& [wf, h] : held)
+                if (!h.end) jobs.push_back({.workflow = wf, .full = true});
+        } else {
+            const auto slash = id.find('/');
+            const auto it = held.find(std::string_view(id).substr(0, slash));
+            if (it == held.end() || it->second.end) return;
+            if (slash == std::string::npos) jobs.push_back({.workflow = id});
+            else jobs.push_back({.workflow = it->first, .task = id.substr(slash + 1)});
+        }
     }
     cv.notify_one();
 }

@@ -5,6 +5,7 @@
 
 #include <orchcore/coordinator.hpp>
 #include <orchcore/event_bus.hpp>
+#include <orchcore/transport.hpp>
 #include <orchcore/workflow/runner.hpp>
 #include <orchcore/workflow/state.hpp>
 
@@ -43,15 +44,22 @@ struct live_workflow {
     explicit live_workflow(std::string id_, workflow_graph g) : id(std::move(id_)), state(std::move(g)) {}
     std::string id;
     workflow_state state;
+    /// The last look at every running task's record (the safety net for
+    /// finish notifications that were lost).
+    std::chrono::steady_clock::time_point full_look = std::chrono::steady_clock::now();
 };
 
 /// One unit of work for the runner thread.
 struct runner_job {
     std::string workflow;
-    std::string task{};     ///< a task that ended here (empty: look at every running task)
+    std::string task{};     ///< a task that ended (empty: see below)
     std::string spec{};     ///< a driver turn: the spec, to rebuild from if not held
     bool cancel = false;    ///< the workflow was cancelled
     std::shared_ptr<std::promise<void>> done{};  ///< set once the job was processed
+    /// No task, no spec, no cancel: the driver ended somewhere (look at its
+    /// status); `full`: notifications may have been lost (look at every
+    /// running task).
+    bool full = false;
 };
 
 /// The state of a graph rebuilt from its tasks' records (records[i] belongs
@@ -77,7 +85,8 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     bool stopping = false;
     std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
 
-    event_bus::subscription sub;
+    event_bus::subscription sub;              ///< without finish notifications: this node's task events
+    std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
     std::thread thread;
 
     void start();
@@ -86,13 +95,16 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     workflow_handle submit(const workflow_spec& spec, workflow_submit_options o);
     std::string driver_turn(task_context& ctx);
     void on_event(const event& e);
+    void on_finished(const std::string& task_id);
 
     // Runner thread.
     void run();
     void process(runner_job& j);
     std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec);
-    void advance(live_workflow& w, const std::vector<std::string>& names);
-    void apply(live_workflow& w, const std::string& name);
+    void turn(live_workflow& w, bool full);
+    void advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver);
+    void apply_ended(live_workflow& w, const std::vector<std::string>& names);
+    void apply(live_workflow& w, const std::string& name, const task_record& r);
     void submit_runnable(live_workflow& w);
     void finish(live_workflow& w);
     void sweep();
