@@ -2,7 +2,9 @@
 
 #include <orchcore/workflow/json.hpp>
 
+#include <functional>
 #include <random>
+#include <string_view>
 
 namespace orchcore::workflow {
 
@@ -128,7 +130,7 @@ std::string runner_impl::driver_turn(task_context& ctx) {
             end = std::move(it->second.end);
             held.erase(it);
         } else {
-            jobs.push_back({ctx.id(), {}, ctx.payload()});
+            jobs.push_back({.workflow = ctx.id(), .spec = ctx.payload(), .first = ctx.turn() == 0 && ctx.attempt() == 1});
         }
     }
     if (!end) {
@@ -145,14 +147,16 @@ std::string runner_impl::driver_turn(task_context& ctx) {
 }
 
 workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
-    (void)expand(spec, options.limits);
+    auto graph = std::make_shared<const workflow_graph>(expand(spec, options.limits));
     if (o.id) validate_id(*o.id);
     const bool chosen = o.id.has_value();
     orchcore::task_options to;
     to.id = chosen ? *o.id : generated_id(c.node_id());
     to.priority = options.driver_priority;
     to.metadata[std::string(meta_name)] = spec.name;
-    auto r = c.submit_async(std::string(driver_type), to_workflow_json(spec), to);
+    auto json = to_workflow_json(spec);
+    graphs.put(*to.id, json, std::move(graph));  // before: the driver's first turn may come first
+    auto r = c.submit_async(std::string(driver_type), json, to);
     if (!r.accepted()) {
         if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), *to.id);
         throw rejected_error(r.admission.reason, r.admission.retry_after,
@@ -173,17 +177,37 @@ bool runner_impl::cancel(const std::string& id) {
     post({id, {}, {}, true, done});
     (void)seen.wait_for(std::chrono::minutes(1));
     if (const auto driver = c.get_task(id)) {
-        const auto graph = graph_of(*driver);
+        const auto graph = graph_of(id, driver->payload);
         for (int pass = 0; pass < 2; ++pass) {
-            for (const auto& n : graph.tasks()) (void)c.cancel(task_id(id, n.name));
+            for (const auto& n : graph->tasks()) (void)c.cancel(task_id(id, n.name));
         }
     }
     publish(c, event_kind::workflow_cancelled, id, "cancelled");
     return true;
 }
 
-workflow_graph runner_impl::graph_of(const task_record& driver) const {
-    return expand(parse_workflow_json(driver.payload, options.limits), options.limits);
+std::shared_ptr<const workflow_graph> graph_cache::find(const std::string& id, std::string_view spec) const {
+    const auto h = std::hash<std::string_view>{}(spec);
+    std::lock_guard lk(m_);
+    const auto it = graphs_.find(id);
+    return it == graphs_.end() || it->second.spec_hash != h ? nullptr : it->second.graph;
+}
+
+void graph_cache::put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g) {
+    entry e{std::hash<std::string_view>{}(spec), std::move(g)};
+    std::lock_guard lk(m_);
+    if (!graphs_.insert_or_assign(id, std::move(e)).second) return;
+    order_.push_back(id);
+    if (order_.size() <= capacity) return;
+    graphs_.erase(order_.front());
+    order_.pop_front();
+}
+
+std::shared_ptr<const workflow_graph> runner_impl::graph_of(const std::string& id, const std::string& spec) const {
+    if (auto g = graphs.find(id, spec)) return g;
+    auto g = std::make_shared<const workflow_graph>(expand(parse_workflow_json(spec, options.limits), options.limits));
+    graphs.put(id, spec, g);
+    return g;
 }
 
 workflow_runner::workflow_runner(coordinator& c, runner_options options)

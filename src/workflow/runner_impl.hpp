@@ -60,6 +60,7 @@ struct runner_job {
     /// status); `full`: notifications may have been lost (look at every
     /// running task).
     bool full = false;
+    bool first = false;  ///< the driver's first turn: no task of the workflow was submitted yet
 };
 
 /// The state of a graph rebuilt from its tasks' records (records[i] belongs
@@ -70,6 +71,26 @@ workflow_state rebuild(const workflow_graph& graph, std::span<const std::optiona
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
+
+/// The expanded graphs of recent workflows by id and spec (the spec's hash:
+/// an id reused after its record expired may name another spec), so that a
+/// 10,000-task spec is not parsed and expanded again at every load or
+/// record. Bounded; thread-safe.
+class graph_cache {
+public:
+    std::shared_ptr<const workflow_graph> find(const std::string& id, std::string_view spec) const;
+    void put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g);
+
+private:
+    struct entry {
+        std::size_t spec_hash = 0;
+        std::shared_ptr<const workflow_graph> graph;
+    };
+    static constexpr std::size_t capacity = 64;
+    mutable std::mutex m_;
+    std::map<std::string, entry, std::less<>> graphs_;
+    std::deque<std::string> order_;  ///< oldest first
+};
 
 struct runner_impl : std::enable_shared_from_this<runner_impl> {
     runner_impl(coordinator& c, runner_options o);
@@ -100,7 +121,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     // Runner thread.
     void run();
     void process(runner_job& j);
-    std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec);
+    std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
     void turn(live_workflow& w, bool full);
     void advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver);
     void apply_ended(live_workflow& w, const std::vector<std::string>& names);
@@ -110,7 +131,8 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void sweep();
 
     // Any thread.
-    workflow_graph graph_of(const task_record& driver) const;
+    mutable graph_cache graphs;
+    std::shared_ptr<const workflow_graph> graph_of(const std::string& id, const std::string& spec) const;
     std::optional<workflow_record> record_of(const std::string& id) const;
     bool cancel(const std::string& id);
 };

@@ -145,7 +145,7 @@ void runner_impl::process(runner_job& j) {
     }
     if (it == live.end()) {
         if (j.spec.empty()) return;  // a task of a workflow this node does not hold
-        auto w = load(j.workflow, j.spec);
+        auto w = load(j.workflow, j.spec, j.first);
         advance(*w, {}, true);
         return;
     }
@@ -173,14 +173,17 @@ void runner_impl::turn(live_workflow& w, bool full) {
     advance(w, running_tasks(w.state), true);
 }
 
-std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec) {
-    auto graph = expand(parse_workflow_json(spec, options.limits), options.limits);
-    std::vector<std::string> ids;
-    ids.reserve(graph.size());
-    for (const auto& n : graph.tasks()) ids.push_back(task_id(id, n.name));
-    const auto records = c.get_tasks(ids);
-    auto w = std::make_shared<live_workflow>(id, workflow_graph{});
-    w->state = rebuild(graph, records, false);
+// The graph state from the tasks' records; on the driver's first turn there
+// are none to read.
+std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
+    const auto graph = graph_of(id, spec);
+    auto w = std::make_shared<live_workflow>(id, *graph);
+    if (!first) {
+        std::vector<std::string> ids;
+        ids.reserve(graph->size());
+        for (const auto& n : graph->tasks()) ids.push_back(task_id(id, n.name));
+        w->state = rebuild(*graph, c.get_tasks(ids), false);
+    }
     live[id] = w;
     std::lock_guard lk(m);
     held[id] = held_workflow{};
