@@ -2,6 +2,7 @@
 
 #include <orchcore/workflow/json.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <random>
 #include <string_view>
@@ -118,23 +119,31 @@ void runner_impl::on_finished(const std::string& id) {
     cv.notify_one();
 }
 
+std::optional<workflow_end> runner_impl::take_end(const std::string& id) {
+    std::lock_guard lk(m);
+    const auto it = held.find(id);
+    if (it == held.end() || !it->second.end) return std::nullopt;
+    auto end = std::move(it->second.end);
+    held.erase(it);
+    return end;
+}
+
 // One turn of a workflow's driver task: hands the workflow to the runner
 // thread (which rebuilds it from the records if this node does not hold
-// it), or ends the driver once the runner thread saw the workflow end.
+// it) and waits a little for its look, so that a workflow found ended (its
+// last task ended, or this node rebuilt it ended) ends in this turn;
+// otherwise the driver comes back after the poll interval.
 std::string runner_impl::driver_turn(task_context& ctx) {
-    std::optional<workflow_end> end;
-    {
-        std::lock_guard lk(m);
-        const auto it = held.find(ctx.id());
-        if (it != held.end() && it->second.end) {
-            end = std::move(it->second.end);
-            held.erase(it);
-        } else {
-            jobs.push_back({.workflow = ctx.id(), .spec = ctx.payload(), .first = ctx.turn() == 0 && ctx.attempt() == 1});
-        }
+    auto end = take_end(ctx.id());
+    if (!end) {
+        auto done = std::make_shared<std::promise<void>>();
+        auto seen = done->get_future();
+        post({.workflow = ctx.id(), .spec = ctx.payload(), .done = done,
+              .first = ctx.turn() == 0 && ctx.attempt() == 1});
+        (void)seen.wait_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::seconds(1)));
+        end = take_end(ctx.id());
     }
     if (!end) {
-        cv.notify_one();
         ctx.continue_later(options.poll_interval);
         return {};
     }
