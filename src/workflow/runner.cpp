@@ -119,29 +119,31 @@ void runner_impl::on_finished(const std::string& id) {
     cv.notify_one();
 }
 
-std::optional<workflow_end> runner_impl::take_end(const std::string& id) {
+std::optional<workflow_end> runner_impl::take_end(const std::string& id, bool& held_here) {
     std::lock_guard lk(m);
     const auto it = held.find(id);
-    if (it == held.end() || !it->second.end) return std::nullopt;
+    held_here = it != held.end();
+    if (!held_here || !it->second.end) return std::nullopt;
     auto end = std::move(it->second.end);
     held.erase(it);
     return end;
 }
 
 // One turn of a workflow's driver task: hands the workflow to the runner
-// thread (which rebuilds it from the records if this node does not hold
-// it) and waits a little for its look, so that a workflow found ended (its
-// last task ended, or this node rebuilt it ended) ends in this turn;
-// otherwise the driver comes back after the poll interval.
+// thread. A node that does not hold it rebuilds it from the records; the
+// turn waits a little for that, so that a workflow rebuilt ended ends in
+// this turn. Otherwise the driver comes back after the poll interval.
 std::string runner_impl::driver_turn(task_context& ctx) {
-    auto end = take_end(ctx.id());
+    bool held_here = false;
+    auto end = take_end(ctx.id(), held_here);
     if (!end) {
-        auto done = std::make_shared<std::promise<void>>();
-        auto seen = done->get_future();
+        auto done = held_here ? nullptr : std::make_shared<std::promise<void>>();
         post({.workflow = ctx.id(), .spec = ctx.payload(), .done = done,
               .first = ctx.turn() == 0 && ctx.attempt() == 1});
-        (void)seen.wait_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::seconds(1)));
-        end = take_end(ctx.id());
+        if (done) {
+            (void)done->get_future().wait_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::seconds(1)));
+            end = take_end(ctx.id(), held_here);
+        }
     }
     if (!end) {
         ctx.continue_later(options.poll_interval);

@@ -115,7 +115,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void post(runner_job j);
     workflow_handle submit(const workflow_spec& spec, workflow_submit_options o);
     std::string driver_turn(task_context& ctx);
-    std::optional<workflow_end> take_end(const std::string& id);
+    std::optional<workflow_end> take_end(const std::string& id, bool& held_here);
     void on_event(const event& e);
     void on_finished(const std::string& task_id);
 
