@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <string_view>
 
 namespace orchcore::workflow {
 
@@ -207,9 +209,10 @@ void runner_impl::advance(live_workflow& w, const std::vector<std::string>& name
 // applies their ends.
 void runner_impl::apply_ended(live_workflow& w, const std::vector<std::string>& names) {
     std::vector<std::string> running, ids;
+    std::set<std::string_view> seen;  // a task may be named twice (a notification and a look)
     for (const auto& name : names) {
         if (!w.state.graph().index_of(name) || w.state.task(name).state != task_state::running) continue;
-        if (std::find(running.begin(), running.end(), name) != running.end()) continue;
+        if (!seen.insert(name).second) continue;
         running.push_back(name);
         ids.push_back(task_id(w.id, name));
     }
