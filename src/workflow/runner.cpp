@@ -65,7 +65,8 @@ void runner_impl::start() {
     } catch (const std::exception&) {
         watch.reset();  // the driver's turns look at the records instead
     }
-    if (!watch) {
+    notified = watch != nullptr;
+    if (!notified) {
         sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
             if (auto me = self.lock()) me->on_event(e);
         });

@@ -108,6 +108,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
 
     event_bus::subscription sub;              ///< without finish notifications: this node's task events
     std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
+    bool notified = false;                    ///< `watch` was set up (set before the thread starts)
     std::thread thread;
 
     void start();

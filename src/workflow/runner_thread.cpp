@@ -170,7 +170,7 @@ void runner_impl::turn(live_workflow& w, bool full) {
         if (auto h = held.find(w.id); h != held.end()) h->second.seen = now;
     }
     const auto every = std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(1), options.poll_interval);
-    if (!full && watch && now - w.full_look < every) return;
+    if (!full && notified && now - w.full_look < every) return;
     w.full_look = now;
     advance(w, running_tasks(w.state), true);
 }
@@ -197,7 +197,7 @@ std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const st
 // submits what became runnable.
 void runner_impl::advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver) {
     apply_ended(w, names);
-    if (check_driver || !watch) {
+    if (check_driver || !notified) {
         const auto driver = c.get_status(w.id);
         if (!driver || *driver == task_status::cancelled) w.state.cancel("workflow cancelled", clock::now());
     }
