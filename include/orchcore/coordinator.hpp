@@ -44,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -56,6 +57,7 @@ namespace orchcore {
 // transport.hpp, worker_registry.hpp, node_backend.hpp define them).
 class task_store;
 class transport;
+class transport_watch;
 class worker_registry;
 class node_backend;
 
@@ -405,6 +407,15 @@ public:
                                                                       std::chrono::milliseconds timeout);
     std::optional<task_record> get_task(const std::string& id) const;
     std::optional<task_status> get_status(const std::string& id) const;
+    /// get_task for many ids (result i belongs to ids[i]); distributed mode
+    /// reads them in one store round trip (task_store::get_many).
+    std::vector<std::optional<task_record>> get_tasks(std::span<const std::string> ids) const;
+    /// Calls `on_finished` with the id of every task that ends, on any node
+    /// ("" when some may have been missed), until the returned watch is
+    /// destroyed (before the coordinator). Local mode: the tasks' terminal
+    /// events. Distributed mode: the transport's finish notifications
+    /// (transport::watch_finished); empty if the transport has none.
+    std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished);
     /// The result of a completed task; empty otherwise.
     std::optional<std::string> get_result(const std::string& id) const;
 

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
+#include <vector>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,12 @@ public:
     virtual bool cancel(const std::string& id) = 0;
     virtual void steer(const std::string& id, std::vector<std::string> messages) = 0;
     virtual std::optional<task_record> get(const std::string& id) const = 0;
+    virtual std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const {
+        std::vector<std::optional<task_record>> out;
+        out.reserve(ids.size());
+        for (const auto& id : ids) out.push_back(get(id));
+        return out;
+    }
     virtual std::optional<task_record> wait_until(const std::string& id, steady::time_point deadline) = 0;
     virtual boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                                steady::time_point deadline) = 0;

@@ -134,6 +134,10 @@ void node_engine::steer(const std::string& id, std::vector<std::string> messages
 
 std::optional<task_record> node_engine::get(const std::string& id) const { return c.store->get(id); }
 
+std::vector<std::optional<task_record>> node_engine::get_many(std::span<const std::string> ids) const {
+    return c.store->get_many(ids);
+}
+
 node_engine::store_look node_engine::look_shared(const std::string& id, bool& seen) const {
     std::optional<task_record> r;
     try {

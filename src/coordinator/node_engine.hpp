@@ -48,6 +48,7 @@ public:
     bool cancel(const std::string& id) override;
     void steer(const std::string& id, std::vector<std::string> messages) override;
     std::optional<task_record> get(const std::string& id) const override;
+    std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const override;
     std::optional<task_record> wait_until(const std::string& id, steady::time_point deadline) override;
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                        steady::time_point deadline) override;

@@ -2,7 +2,10 @@
 
 #include <orchcore/workflow/json.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <random>
+#include <string_view>
 
 namespace orchcore::workflow {
 
@@ -55,14 +58,25 @@ void runner_impl::start() {
         if (!me) throw std::runtime_error("the workflow runner of this node is gone");
         return me->driver_turn(ctx);
     });
-    sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
-        if (auto me = self.lock()) me->on_event(e);
-    });
+    try {
+        watch = c.watch_finished([self](const std::string& id) {
+            if (auto me = self.lock()) me->on_finished(id);
+        });
+    } catch (const std::exception&) {
+        watch.reset();  // the driver's turns look at the records instead
+    }
+    notified = watch != nullptr;
+    if (!notified) {
+        sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
+            if (auto me = self.lock()) me->on_event(e);
+        });
+    }
     thread = std::thread([this] { run(); });
 }
 
 void runner_impl::stop() {
     sub.reset();
+    watch.reset();
     {
         std::lock_guard lk(m);
         stopping = true;
@@ -80,39 +94,59 @@ void runner_impl::post(runner_job j) {
 }
 
 void runner_impl::on_event(const event& e) {
-    if (e.kind != event_kind::task_completed && e.kind != event_kind::task_failed &&
-        e.kind != event_kind::task_cancelled && e.kind != event_kind::task_timed_out) {
-        return;
+    if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
+        e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
+        on_finished(e.task_id);
     }
-    const auto slash = e.task_id.find('/');
-    if (slash == std::string::npos) return;
-    std::string wf = e.task_id.substr(0, slash);
+}
+
+// A task ended: one of a held workflow's tasks (advance it), a held
+// workflow's driver (look at its status), or "" (some notifications may
+// have been lost: look at every running task of every held workflow).
+void runner_impl::on_finished(const std::string& id) {
     {
         std::lock_guard lk(m);
-        const auto it = held.find(wf);
-        if (it == held.end() || it->second.end) return;
-        jobs.push_back({std::move(wf), e.task_id.substr(slash + 1)});
+        if (id.empty()) {
+            for (const auto& [wf, h] : held)
+                if (!h.end) jobs.push_back({.workflow = wf, .full = true});
+        } else {
+            const auto slash = id.find('/');
+            const auto it = held.find(std::string_view(id).substr(0, slash));
+            if (it == held.end() || it->second.end) return;
+            if (slash == std::string::npos) jobs.push_back({.workflow = id});
+            else jobs.push_back({.workflow = it->first, .task = id.substr(slash + 1)});
+        }
     }
     cv.notify_one();
 }
 
+std::optional<workflow_end> runner_impl::take_end(const std::string& id, bool& held_here) {
+    std::lock_guard lk(m);
+    const auto it = held.find(id);
+    held_here = it != held.end();
+    if (!held_here || !it->second.end) return std::nullopt;
+    auto end = std::move(it->second.end);
+    held.erase(it);
+    return end;
+}
+
 // One turn of a workflow's driver task: hands the workflow to the runner
-// thread (which rebuilds it from the records if this node does not hold
-// it), or ends the driver once the runner thread saw the workflow end.
+// thread. A node that does not hold it rebuilds it from the records; the
+// turn waits a little for that, so that a workflow rebuilt ended ends in
+// this turn. Otherwise the driver comes back after the poll interval.
 std::string runner_impl::driver_turn(task_context& ctx) {
-    std::optional<workflow_end> end;
-    {
-        std::lock_guard lk(m);
-        const auto it = held.find(ctx.id());
-        if (it != held.end() && it->second.end) {
-            end = std::move(it->second.end);
-            held.erase(it);
-        } else {
-            jobs.push_back({ctx.id(), {}, ctx.payload()});
+    bool held_here = false;
+    auto end = take_end(ctx.id(), held_here);
+    if (!end) {
+        auto done = held_here ? nullptr : std::make_shared<std::promise<void>>();
+        post({.workflow = ctx.id(), .spec = ctx.payload(), .done = done,
+              .first = ctx.turn() == 0 && ctx.attempt() == 1});
+        if (done) {
+            (void)done->get_future().wait_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::seconds(1)));
+            end = take_end(ctx.id(), held_here);
         }
     }
     if (!end) {
-        cv.notify_one();
         ctx.continue_later(options.poll_interval);
         return {};
     }
@@ -125,14 +159,16 @@ std::string runner_impl::driver_turn(task_context& ctx) {
 }
 
 workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
-    (void)expand(spec, options.limits);
+    auto graph = std::make_shared<const workflow_graph>(expand(spec, options.limits));
     if (o.id) validate_id(*o.id);
     const bool chosen = o.id.has_value();
     orchcore::task_options to;
     to.id = chosen ? *o.id : generated_id(c.node_id());
     to.priority = options.driver_priority;
     to.metadata[std::string(meta_name)] = spec.name;
-    auto r = c.submit_async(std::string(driver_type), to_workflow_json(spec), to);
+    auto json = to_workflow_json(spec);
+    graphs.put(*to.id, json, std::move(graph));  // before: the driver's first turn may come first
+    auto r = c.submit_async(std::string(driver_type), json, to);
     if (!r.accepted()) {
         if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), *to.id);
         throw rejected_error(r.admission.reason, r.admission.retry_after,
@@ -153,17 +189,37 @@ bool runner_impl::cancel(const std::string& id) {
     post({id, {}, {}, true, done});
     (void)seen.wait_for(std::chrono::minutes(1));
     if (const auto driver = c.get_task(id)) {
-        const auto graph = graph_of(*driver);
+        const auto graph = graph_of(id, driver->payload);
         for (int pass = 0; pass < 2; ++pass) {
-            for (const auto& n : graph.tasks()) (void)c.cancel(task_id(id, n.name));
+            for (const auto& n : graph->tasks()) (void)c.cancel(task_id(id, n.name));
         }
     }
     publish(c, event_kind::workflow_cancelled, id, "cancelled");
     return true;
 }
 
-workflow_graph runner_impl::graph_of(const task_record& driver) const {
-    return expand(parse_workflow_json(driver.payload, options.limits), options.limits);
+std::shared_ptr<const workflow_graph> graph_cache::find(const std::string& id, std::string_view spec) const {
+    const auto h = std::hash<std::string_view>{}(spec);
+    std::lock_guard lk(m_);
+    const auto it = graphs_.find(id);
+    return it == graphs_.end() || it->second.spec_hash != h ? nullptr : it->second.graph;
+}
+
+void graph_cache::put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g) {
+    entry e{std::hash<std::string_view>{}(spec), std::move(g)};
+    std::lock_guard lk(m_);
+    if (!graphs_.insert_or_assign(id, std::move(e)).second) return;
+    order_.push_back(id);
+    if (order_.size() <= capacity) return;
+    graphs_.erase(order_.front());
+    order_.pop_front();
+}
+
+std::shared_ptr<const workflow_graph> runner_impl::graph_of(const std::string& id, const std::string& spec) const {
+    if (auto g = graphs.find(id, spec)) return g;
+    auto g = std::make_shared<const workflow_graph>(expand(parse_workflow_json(spec, options.limits), options.limits));
+    graphs.put(id, spec, g);
+    return g;
 }
 
 workflow_runner::workflow_runner(coordinator& c, runner_options options)

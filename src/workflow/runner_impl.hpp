@@ -5,6 +5,7 @@
 
 #include <orchcore/coordinator.hpp>
 #include <orchcore/event_bus.hpp>
+#include <orchcore/transport.hpp>
 #include <orchcore/workflow/runner.hpp>
 #include <orchcore/workflow/state.hpp>
 
@@ -43,15 +44,23 @@ struct live_workflow {
     explicit live_workflow(std::string id_, workflow_graph g) : id(std::move(id_)), state(std::move(g)) {}
     std::string id;
     workflow_state state;
+    /// The last look at every running task's record (the safety net for
+    /// finish notifications that were lost).
+    std::chrono::steady_clock::time_point full_look = std::chrono::steady_clock::now();
 };
 
 /// One unit of work for the runner thread.
 struct runner_job {
     std::string workflow;
-    std::string task{};     ///< a task that ended here (empty: look at every running task)
+    std::string task{};     ///< a task that ended (empty: see below)
     std::string spec{};     ///< a driver turn: the spec, to rebuild from if not held
     bool cancel = false;    ///< the workflow was cancelled
     std::shared_ptr<std::promise<void>> done{};  ///< set once the job was processed
+    /// No task, no spec, no cancel: the driver ended somewhere (look at its
+    /// status); `full`: notifications may have been lost (look at every
+    /// running task).
+    bool full = false;
+    bool first = false;  ///< the driver's first turn: no task of the workflow was submitted yet
 };
 
 /// The state of a graph rebuilt from its tasks' records (records[i] belongs
@@ -62,6 +71,26 @@ workflow_state rebuild(const workflow_graph& graph, std::span<const std::optiona
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
+
+/// The expanded graphs of recent workflows by id and spec (the spec's hash:
+/// an id reused after its record expired may name another spec), so that a
+/// 10,000-task spec is not parsed and expanded again at every load or
+/// record. Bounded; thread-safe.
+class graph_cache {
+public:
+    std::shared_ptr<const workflow_graph> find(const std::string& id, std::string_view spec) const;
+    void put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g);
+
+private:
+    struct entry {
+        std::size_t spec_hash = 0;
+        std::shared_ptr<const workflow_graph> graph;
+    };
+    static constexpr std::size_t capacity = 64;
+    mutable std::mutex m_;
+    std::map<std::string, entry, std::less<>> graphs_;
+    std::deque<std::string> order_;  ///< oldest first
+};
 
 struct runner_impl : std::enable_shared_from_this<runner_impl> {
     runner_impl(coordinator& c, runner_options o);
@@ -77,7 +106,9 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     bool stopping = false;
     std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
 
-    event_bus::subscription sub;
+    event_bus::subscription sub;              ///< without finish notifications: this node's task events
+    std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
+    bool notified = false;                    ///< `watch` was set up (set before the thread starts)
     std::thread thread;
 
     void start();
@@ -85,20 +116,25 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void post(runner_job j);
     workflow_handle submit(const workflow_spec& spec, workflow_submit_options o);
     std::string driver_turn(task_context& ctx);
+    std::optional<workflow_end> take_end(const std::string& id, bool& held_here);
     void on_event(const event& e);
+    void on_finished(const std::string& task_id);
 
     // Runner thread.
     void run();
     void process(runner_job& j);
-    std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec);
-    void advance(live_workflow& w, const std::vector<std::string>& names);
-    void apply(live_workflow& w, const std::string& name);
+    std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
+    void turn(live_workflow& w, bool full);
+    void advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver);
+    void apply_ended(live_workflow& w, const std::vector<std::string>& names);
+    void apply(live_workflow& w, const std::string& name, const task_record& r);
     void submit_runnable(live_workflow& w);
     void finish(live_workflow& w);
     void sweep();
 
     // Any thread.
-    workflow_graph graph_of(const task_record& driver) const;
+    mutable graph_cache graphs;
+    std::shared_ptr<const workflow_graph> graph_of(const std::string& id, const std::string& spec) const;
     std::optional<workflow_record> record_of(const std::string& id) const;
     bool cancel(const std::string& id);
 };

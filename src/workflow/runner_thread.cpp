@@ -7,6 +7,11 @@
 #include <orchcore/workflow/context.hpp>
 #include <orchcore/workflow/json.hpp>
 
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string_view>
+
 namespace orchcore::workflow {
 
 namespace {
@@ -76,6 +81,34 @@ workflow_end end_of(const workflow_state& s) {
     return e;
 }
 
+// Jobs about ended tasks of one workflow are merged (one batch read of
+// their records); the others keep their order.
+std::vector<runner_job> coalesced(std::deque<runner_job>& batch) {
+    std::vector<runner_job> out;
+    out.reserve(batch.size());
+    std::map<std::string, std::size_t, std::less<>> merged;  // workflow -> its job of ended tasks in out
+    for (auto& j : batch) {
+        if (j.task.empty()) {
+            out.push_back(std::move(j));
+            continue;
+        }
+        const auto [it, fresh] = merged.try_emplace(j.workflow, out.size());
+        if (fresh) out.push_back({.workflow = j.workflow});
+        out[it->second].task.append(j.task).push_back('\n');
+    }
+    return out;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at < s.size();) {
+        const auto end = s.find('\n', at);
+        out.push_back(s.substr(at, end - at));
+        at = end + 1;
+    }
+    return out;
+}
+
 }  // namespace
 
 void runner_impl::run() {
@@ -87,7 +120,7 @@ void runner_impl::run() {
         auto batch = std::move(jobs);
         jobs.clear();
         lk.unlock();
-        for (auto& j : batch) {
+        for (auto& j : coalesced(batch)) {
             try {
                 process(j);
             } catch (const std::exception&) {
@@ -114,47 +147,87 @@ void runner_impl::process(runner_job& j) {
     }
     if (it == live.end()) {
         if (j.spec.empty()) return;  // a task of a workflow this node does not hold
-        auto w = load(j.workflow, j.spec);
-        advance(*w, {});
+        auto w = load(j.workflow, j.spec, j.first);
+        advance(*w, {}, true);
         return;
     }
-    {
-        std::lock_guard lk(m);
-        if (auto h = held.find(j.workflow); h != held.end()) h->second.seen = std::chrono::steady_clock::now();
+    if (!j.spec.empty()) {
+        turn(*it->second, false);
+    } else if (j.full) {
+        turn(*it->second, true);
+    } else {
+        advance(*it->second, lines(j.task), j.task.empty());
     }
-    if (j.task.empty()) advance(*it->second, running_tasks(it->second->state));
-    else advance(*it->second, {j.task});
 }
 
-std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec) {
-    auto graph = expand(parse_workflow_json(spec, options.limits), options.limits);
-    std::vector<std::optional<task_record>> records;
-    records.reserve(graph.size());
-    for (const auto& n : graph.tasks()) records.push_back(c.get_task(task_id(id, n.name)));
-    auto w = std::make_shared<live_workflow>(id, workflow_graph{});
-    w->state = rebuild(graph, records, false);
+// A driver turn on the node that holds the workflow. With finish
+// notifications the records of running tasks are looked at only now and
+// then, in case one was lost; without, at every turn.
+void runner_impl::turn(live_workflow& w, bool full) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+        std::lock_guard lk(m);
+        if (auto h = held.find(w.id); h != held.end()) h->second.seen = now;
+    }
+    const auto every = std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(1), options.poll_interval);
+    if (!full && notified && now - w.full_look < every) return;
+    w.full_look = now;
+    advance(w, running_tasks(w.state), true);
+}
+
+// The graph state from the tasks' records; on the driver's first turn there
+// are none to read.
+std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
+    const auto graph = graph_of(id, spec);
+    auto w = std::make_shared<live_workflow>(id, *graph);
+    if (!first) {
+        std::vector<std::string> ids;
+        ids.reserve(graph->size());
+        for (const auto& n : graph->tasks()) ids.push_back(task_id(id, n.name));
+        w->state = rebuild(*graph, c.get_tasks(ids), false);
+    }
     live[id] = w;
     std::lock_guard lk(m);
     held[id] = held_workflow{};
     return w;
 }
 
-void runner_impl::advance(live_workflow& w, const std::vector<std::string>& names) {
-    for (const auto& name : names) apply(w, name);
-    const auto driver = c.get_status(w.id);
-    if (!driver || *driver == task_status::cancelled) w.state.cancel("workflow cancelled", clock::now());
-    else submit_runnable(w);
+// Applies the ends of `names`; looks at the driver's status when told to
+// (or always, without finish notifications to tell when it ended), then
+// submits what became runnable.
+void runner_impl::advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver) {
+    apply_ended(w, names);
+    if (check_driver || !notified) {
+        const auto driver = c.get_status(w.id);
+        if (!driver || *driver == task_status::cancelled) w.state.cancel("workflow cancelled", clock::now());
+    }
+    if (!w.state.finished()) submit_runnable(w);
     if (w.state.finished()) finish(w);
 }
 
-// Reads a running task's record and applies its end; a failed shard has
-// its running siblings cancelled (the aggregator already failed).
-void runner_impl::apply(live_workflow& w, const std::string& name) {
-    if (!w.state.graph().index_of(name) || w.state.task(name).state != task_state::running) return;
-    const auto r = c.get_task(task_id(w.id, name));
-    if (!r || !apply_record(w.state, name, *r, true)) return;
+// Reads the records of the running tasks among `names` in one batch and
+// applies their ends.
+void runner_impl::apply_ended(live_workflow& w, const std::vector<std::string>& names) {
+    std::vector<std::string> running, ids;
+    std::set<std::string_view> seen;  // a task may be named twice (a notification and a look)
+    for (const auto& name : names) {
+        if (!w.state.graph().index_of(name) || w.state.task(name).state != task_state::running) continue;
+        if (!seen.insert(name).second) continue;
+        running.push_back(name);
+        ids.push_back(task_id(w.id, name));
+    }
+    if (ids.empty()) return;
+    const auto records = c.get_tasks(ids);
+    for (std::size_t i = 0; i < running.size(); ++i)
+        if (records[i]) apply(w, running[i], *records[i]);
+}
+
+// Applies a task's end; a failed shard has its running siblings cancelled
+// (the aggregator already failed).
+void runner_impl::apply(live_workflow& w, const std::string& name, const task_record& r) {
+    if (w.state.task(name).state != task_state::running || !apply_record(w.state, name, r, true)) return;
     const auto& n = w.state.graph().at(name);
-    if (r->status == task_status::completed || !n.is_shard()) return;
+    if (r.status == task_status::completed || !n.is_shard()) return;
     for (const auto& s : w.state.graph().at(n.shard_of).shards) {
         if (w.state.task(s).state == task_state::running) (void)c.cancel(task_id(w.id, s));
     }

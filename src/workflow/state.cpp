@@ -35,9 +35,11 @@ workflow_state::workflow_state(workflow_graph graph)
       dependants_(graph_.size()),
       waiting_on_(graph_.size(), 0),
       unfinished_(graph_.size()) {
+    counts_[static_cast<std::size_t>(task_state::pending)] = graph_.size();
     const auto& tasks = graph_.tasks();
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         waiting_on_[i] = tasks[i].depends_on.size();
+        if (waiting_on_[i] == 0) ready_.insert(ready_.end(), i);
         for (const auto& dep : tasks[i].depends_on) dependants_[graph_.index_of(dep).value()].push_back(i);
     }
 }
@@ -52,9 +54,8 @@ const task_progress& workflow_state::task(std::string_view name) const { return 
 
 std::vector<std::string> workflow_state::runnable() const {
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < progress_.size(); ++i) {
-        if (progress_[i].state == task_state::pending && waiting_on_[i] == 0) out.push_back(graph_.tasks()[i].name);
-    }
+    out.reserve(ready_.size());
+    for (const auto i : ready_) out.push_back(graph_.tasks()[i].name);
     return out;
 }
 
@@ -64,13 +65,20 @@ void workflow_state::start(std::string_view name, time_point now) {
         throw invalid_argument("task", name, "not runnable: it is " + std::string(to_string(progress_[i].state)));
     }
     if (waiting_on_[i] != 0) throw invalid_argument("task", name, "not runnable: a dependency has not completed");
-    progress_[i].state = task_state::running;
+    set_state(i, task_state::running);
     progress_[i].started_at = now;
     started_any_ = true;
 }
 
-void workflow_state::end(std::size_t i, task_state s, time_point now) {
+void workflow_state::set_state(std::size_t i, task_state s) noexcept {
+    --counts_[static_cast<std::size_t>(progress_[i].state)];
+    ++counts_[static_cast<std::size_t>(s)];
+    if (progress_[i].state == task_state::pending) ready_.erase(i);
     progress_[i].state = s;
+}
+
+void workflow_state::end(std::size_t i, task_state s, time_point now) {
+    set_state(i, s);
     progress_[i].finished_at = now;
     --unfinished_;
 }
@@ -84,7 +92,9 @@ bool workflow_state::finish(std::size_t i, task_state s, std::string text, time_
     (s == task_state::completed ? p.result : p.reason) = std::move(text);
     end(i, s, now);
     if (s == task_state::completed) {
-        for (const auto d : dependants_[i]) --waiting_on_[d];
+        for (const auto d : dependants_[i]) {
+            if (--waiting_on_[d] == 0 && progress_[d].state == task_state::pending) ready_.insert(d);
+        }
         return true;
     }
     if (graph_.tasks()[i].is_shard()) cancel_siblings(i, now);
@@ -186,8 +196,7 @@ workflow_status workflow_state::status() const noexcept {
 }
 
 std::size_t workflow_state::count(task_state s) const noexcept {
-    return static_cast<std::size_t>(
-        std::count_if(progress_.begin(), progress_.end(), [s](const task_progress& p) { return p.state == s; }));
+    return counts_[static_cast<std::size_t>(s)];
 }
 
 }  // namespace orchcore::workflow

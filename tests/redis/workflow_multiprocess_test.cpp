@@ -1,7 +1,11 @@
-// A workflow across processes: the only worker process is SIGKILLed
-// mid-graph; a second worker process, started after, carries the workflow
-// on (its driver's lease expires and is taken over) and every task of the
-// graph completes exactly once.
+// Workflows across processes:
+// * the only worker process is SIGKILLed mid-graph; a second worker
+//   process, started after, carries the workflow on (its driver's lease
+//   expires and is taken over) and every task of the graph completes
+//   exactly once;
+// * of two worker processes, the one running a shard is SIGKILLed; the
+//   shard is re-run by the other and the aggregator gets exactly one result
+//   per shard.
 #include <orchcore/coordinator.hpp>
 #include <orchcore/redis/redis.hpp>
 #include <orchcore/workflow/runner.hpp>
@@ -14,6 +18,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -76,6 +81,74 @@ TEST_CASE("redis/workflow: a worker process SIGKILLed mid-graph; another process
     const auto driver = producer.get_task("killed-1");
     REQUIRE(driver);
     CHECK(driver->status == oc::task_status::completed);
+    std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+/// A shard of `fan` (of `count`) running on a worker of node `node`, if any.
+std::optional<std::string> shard_running_on(oc::coordinator& c, const std::string& wf_id, std::uint32_t count,
+                                            const std::string& node) {
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const auto r = c.get_task(wf::task_id(wf_id, wf::shard_name("fan", i)));
+        if (r && r->status == oc::task_status::running && r->worker_id.starts_with(node + "/")) return r->id;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("redis/workflow: the worker process of a shard is SIGKILLed; the shard is re-run, one result per shard",
+          "[redis][workflow][multiprocess][failure]") {
+    auto& server = orchcore::test::shared_redis_server();
+    auto client = server.client("wfshard");
+    const std::string queue = "wfshard-" + std::to_string(::getpid());
+    const auto dir = std::filesystem::temp_directory_path() / ("orchcore-wfshard-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string url = server.url() + "?prefix=" + client->options().prefix;
+    // Shards long enough to be killed while running; 8 slots for 6 shards.
+    const std::vector<std::string> common{"--url", url, "--queue", queue, "--workers", "1",
+                                          "--concurrency", "4", "--task-ms", "1500", "--lease-ms", "1000",
+                                          "--max-seconds", "120"};
+
+    oc::coordinator_options o;
+    o.transport = std::make_shared<oc::redis_transport>(client, queue);
+    o.store = std::make_shared<oc::redis_task_store>(client, queue);
+    o.registry = std::make_shared<oc::redis_worker_registry>(client, queue);
+    o.policy = o.transport->options().policy;
+    o.node_id = "producer";
+    o.scaling.min_workers = o.scaling.max_workers = 0;
+    oc::coordinator producer{o};
+    wf::workflow_runner runner(producer);
+
+    constexpr std::uint32_t shards = 6;
+    wf::workflow_spec spec{.name = "shard-killed"};
+    spec.tasks = {{.name = "fan", .type = "step", .shards = wf::shard_spec{.count = shards, .aggregator_type = "step"}}};
+
+    auto victim = proc::spawn(ORCHCORE_EXAMPLE_REDIS_WORKFLOW_NODE, proc::args_with(common, {"--node-id", "victim"}), dir / "victim.out");
+    auto survivor = proc::spawn(ORCHCORE_EXAMPLE_REDIS_WORKFLOW_NODE, proc::args_with(common, {"--node-id", "survivor"}), dir / "survivor.out");
+    auto h = runner.submit_workflow(spec, {.id = "shard-killed-1"});
+    std::optional<std::string> killed_shard;
+    REQUIRE(orchcore::test::eventually([&] {
+        killed_shard = shard_running_on(producer, h.id(), shards, "victim");
+        return killed_shard.has_value();
+    }, 60s, 2ms));
+    proc::kill_and_reap(victim, SIGKILL);
+
+    const auto rec = h.wait_for(90s);
+    proc::kill_and_reap(survivor, SIGTERM);
+    INFO(proc::file_text(dir / "survivor.out.err"));
+    REQUIRE(rec);
+    CHECK(rec->status == wf::workflow_status::completed);
+    // The aggregator joins its shards' results in shard order, then its name.
+    std::string expected;
+    for (std::uint32_t i = 0; i < shards; ++i) expected += wf::shard_name("fan", i) + "+";
+    CHECK(rec->task("fan").result == expected + "fan");
+    const auto re_run = producer.get_task(*killed_shard);
+    REQUIRE(re_run);
+    CHECK(re_run->status == oc::task_status::completed);
+    CHECK(re_run->worker_losses >= 1);
+    CHECK(re_run->worker_id.starts_with("survivor/"));
     std::filesystem::remove_all(dir);
 }
 

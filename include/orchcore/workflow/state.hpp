@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <array>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,7 +44,8 @@ public:
     const workflow_graph& graph() const noexcept { return graph_; }
     const task_progress& task(std::string_view name) const;  ///< throws invalid_argument if unknown
 
-    /// Pending tasks whose dependencies have all completed, in graph order.
+    /// Pending tasks whose dependencies have all completed, in graph order
+    /// (kept as tasks end: the cost is the number of such tasks).
     std::vector<std::string> runnable() const;
     /// Marks a runnable task running. Throws invalid_argument if the task is
     /// unknown or not runnable.
@@ -81,11 +84,14 @@ private:
     void fail_downstream(std::size_t origin, time_point now);
     void cancel_siblings(std::size_t shard, time_point now);
     void end(std::size_t i, task_state s, time_point now);
+    void set_state(std::size_t i, task_state s) noexcept;
 
     workflow_graph graph_;
     std::vector<task_progress> progress_;
     std::vector<std::vector<std::size_t>> dependants_;
     std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
+    std::set<std::size_t> ready_;          ///< pending with waiting_on_ == 0
+    std::array<std::size_t, 6> counts_{};  ///< tasks per task_state
     std::size_t unfinished_ = 0;
     bool started_any_ = false;
 };
