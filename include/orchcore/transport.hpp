@@ -492,8 +492,8 @@ public:
             delayed_.emplace(t->at_ms, id);
         } else {
             make_waiting(id, *t);
-            work_cv_.notify_all();
         }
+        work_cv_.notify_all();  // a waiter cuts its wait at the new first due time
         ++stats_.nacked;
         return true;
     }

@@ -128,7 +128,7 @@ end
 -- store's index arguments (7, the id first) and the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
 local OUT_ARGS = 10 + #STATE_FIELDS
-local acked, nacked, stale, woken = 0, 0, 0, 0
+local acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
 local function finish(i)
   local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local e = entry(id)
@@ -148,7 +148,7 @@ local function finish(i)
   else
     redis.call('HDEL', M .. id, 't', 'w')
     if delay > 0 then
-      redis.call('ZADD', D, fmt(NOW + delay), id)
+      if delay_until(id, NOW + delay) then first_due = true end
     else
       make_waiting(id, e)
       woken = woken + 1
@@ -167,7 +167,9 @@ count('acked', acked)
 count('nacked', nacked)
 count('stale', stale)
 wake(woken)
-return {settled, fetch(MAXN)}
+local leased = fetch(MAXN)
+if first_due then wake(1) end
+return {settled, leased}
 )lua";
 
 // Lua names of the record fields node_body reads and writes.

@@ -184,6 +184,14 @@ local function wake(n)
     redis.call('PEXPIRE', WK, 60000)
   end
 end
+-- Puts `id` in the delayed set until `due`. True if it is now the first to
+-- come due: a consumer blocked in wait_for_work cut its wait at the old
+-- first due time (or not at all), so the caller wakes one (wake(1), after
+-- any lease of its own, which drops tokens) to wait for this one instead.
+local function delay_until(id, due)
+  redis.call('ZADD', D, fmt(due), id)
+  return redis.call('ZRANGE', D, 0, 0)[1] == id
+end
 -- Leases up to `max` tasks to `worker` until `now + dur`: first moves at
 -- most `promote` due delayed tasks to the waiting set, then pops a batch.
 -- Every popped task is checked before anything is written; an unusable
@@ -379,7 +387,7 @@ end
 redis.call('ZREM', LS, id)
 redis.call('HDEL', M .. id, 't', 'w')
 if delay > 0 then
-  redis.call('ZADD', D, fmt(now + delay), id)
+  if delay_until(id, now + delay) then wake(1) end
 else
   make_waiting(id, e)
   wake(1)

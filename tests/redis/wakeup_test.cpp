@@ -27,6 +27,9 @@ TEST_CASE("redis/wakeup: interrupt_waits ends a wait", "[redis][wakeup]") { test
 TEST_CASE("redis/wakeup: a delayed task wakes a waiter when due", "[redis][wakeup]") {
     test::scenario_delayed_task_wakes_waiter(redis_backend);
 }
+TEST_CASE("redis/wakeup: a delay set during a wait wakes the waiter", "[redis][wakeup]") {
+    test::scenario_delay_during_wait_wakes_waiter(redis_backend);
+}
 TEST_CASE("redis/wakeup: finish notifications reach watchers until unwatched", "[redis][wakeup]") {
     test::scenario_finish_notifications(redis_backend);
 }

@@ -84,6 +84,22 @@ inline void scenario_delayed_task_wakes_waiter(const dist_backend_factory& make)
     CHECK(got[0].task_id == "d1");
 }
 
+/// A consumer already blocked when a task is nacked with a delay is woken
+/// for it: its wait was cut at no due time (there was none), so without a
+/// wake it would sit out its whole timeout (on Redis, half the command
+/// timeout: 2.5 s here, after which it returns false; in memory, 30 s).
+inline void scenario_delay_during_wait_wakes_waiter(const dist_backend_factory& make) {
+    auto b = make();
+    REQUIRE(b.tp->admit({"d1", priority::normal}).is_accepted);
+    auto l = b.tp->lease("w", 1, 5000ms, std::chrono::system_clock::now());
+    REQUIRE(l.size() == 1);
+    auto w = std::async(std::launch::async, [&] { return b.tp->wait_for_work(30s); });
+    std::this_thread::sleep_for(50ms);  // likely blocked by now; earlier, it must see the delay all the same
+    REQUIRE(b.tp->nack("d1", l[0].token, 200ms, std::chrono::system_clock::now()));
+    REQUIRE(w.wait_for(20s) == std::future_status::ready);
+    CHECK(w.get());
+}
+
 /// Finish notifications reach a watcher, in order for one publisher; a
 /// destroyed watch gets nothing more.
 inline void scenario_finish_notifications(const dist_backend_factory& make) {

@@ -20,6 +20,9 @@ TEST_CASE("memory/wakeup: interrupt_waits ends a wait", "[wakeup]") { test::scen
 TEST_CASE("memory/wakeup: a delayed task wakes a waiter when due", "[wakeup]") {
     test::scenario_delayed_task_wakes_waiter(mem);
 }
+TEST_CASE("memory/wakeup: a delay set during a wait wakes the waiter", "[wakeup]") {
+    test::scenario_delay_during_wait_wakes_waiter(mem);
+}
 TEST_CASE("memory/wakeup: finish notifications reach watchers until unwatched", "[wakeup]") {
     test::scenario_finish_notifications(mem);
 }
