@@ -17,6 +17,7 @@
 #pragma once
 
 #include <orchcore/detail/adaptive_mutex.hpp>
+#include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/detail/submission.hpp>
 #include <orchcore/detail/task.hpp>
@@ -277,8 +278,12 @@ private:
     // An idle drainer waits a moment before it gives its slot back: in a
     // stream of posts the next one is usually microseconds away, and
     // restarting a drainer costs an Asio dispatch and a thread wake-up.
+    // Bounded (pauses, then two yields): the Asio scheduler, where the
+    // slot goes back, sleeps on a condition variable.
     void linger() const noexcept {
-        for (int i = 0; i < 32 && queued_.load(std::memory_order_relaxed) == 0; ++i) std::this_thread::yield();
+        for (detail::bounded_backoff<64, 2> b; queued_.load(std::memory_order_relaxed) == 0;) {
+            if (!b.pause()) return;
+        }
     }
 
     // A drainer was counted in drainers_: start it.
@@ -441,8 +446,8 @@ private:
     bool closed_ = false;
     worker_sink* sink_ = nullptr;
     std::shared_ptr<worker_sink> sink_owner_;  // set by the shared-sink constructor
-    // Held for a push or for taking a batch: a spin-then-yield lock, whose
-    // unlock is a plain store (std::mutex's is a second atomic RMW).
+    // Held for a push or for taking a batch: a short spin, then a futex
+    // sleep (see detail/adaptive_mutex.hpp).
     detail::adaptive_mutex queue_mutex_;
     detail::task_ring queue_;
     std::size_t drainers_ = 0;

@@ -5,6 +5,7 @@
 #include "task_store_scripts.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@ namespace lua = redis_store_scripts;
 std::string script_text(const std::string& a, const std::string& b = "") { return lua::prelude() + a + b; }
 
 const redis_script create_script("store.create", script_text(lua::write_head(), lua::create_body));
+const redis_script create_many_script("store.create_many", script_text(lua::create_many_body()));
 const redis_script update_script("store.update", script_text(lua::write_head(), lua::update_body));
 const redis_script erase_script("store.erase", script_text(lua::erase_body()));
 const redis_script expire_script("store.expire", script_text(lua::expire_body));
@@ -154,11 +156,45 @@ std::vector<bool> eval_batch(redis_client& client, const redis_script& script, s
 }
 }  // namespace
 
+// One store.create_many call for records [from, to).
+redis_script_call redis_task_store::create_many_call(std::span<const task_record> rs, std::size_t from,
+                                                     std::size_t to) const {
+    redis_script_call call;
+    call.keys.reserve(7 + (to - from));
+    call.keys.push_back(live_key_);
+    for (std::size_t c = 0; c < class_names.size(); ++c) {
+        call.keys.push_back(registry_[c]);
+        call.keys.push_back(counts_[c]);
+    }
+    for (std::size_t k = from; k < to; ++k) {
+        call.keys.push_back(record_key(rs[k].id));
+        auto a = create_args(rs[k]);
+        call.args.push_back(std::to_string(a.size()));
+        std::move(a.begin(), a.end(), std::back_inserter(call.args));
+    }
+    return call;
+}
+
 std::vector<bool> redis_task_store::create_many(std::span<const task_record> rs) {
     for (const auto& r : rs) check_sizes(r, true);
-    return eval_batch(*client_, create_script, "store.create", rs.size(), [&](std::size_t k) {
-        return redis_script_call{write_keys(rs[k]), create_args(rs[k])};
-    });
+    // Calls of up to 100 records (a script blocks the server while it
+    // runs), up to 10 of them per round trip.
+    constexpr std::size_t per_call = 100, per_trip = 10;
+    std::vector<bool> out;
+    out.reserve(rs.size());
+    std::vector<redis_script_call> calls;
+    for (std::size_t i = 0; i < rs.size(); i += per_call * per_trip) {
+        calls.clear();
+        for (std::size_t k = i; k < std::min(rs.size(), i + per_call * per_trip); k += per_call)
+            calls.push_back(create_many_call(rs, k, std::min(rs.size(), k + per_call)));
+        const auto replies = client_->eval_pipeline(create_many_script, calls);
+        for (std::size_t c = 0; c < calls.size(); ++c) {
+            const auto n = calls[c].keys.size() - 7;
+            const auto& created = redis_detail::expect_array(replies.at(c), "store.create_many", n);
+            for (std::size_t k = 0; k < n; ++k) out.push_back(created[k].integer == 1);
+        }
+    }
+    return out;
 }
 
 bool redis_task_store::update(const task_record& r, task_status expected) {

@@ -133,6 +133,35 @@ file(true)
 return 1
 )lua";
 
+// Many creates in one call: the key types are checked once, not per
+// record. KEYS: live set, then registry and count hash of completed,
+// failed, cancelled, then the records. ARGV, per record: its argument count
+// n, then n arguments: the index arguments `x` (7) and the field, value
+// pairs of the whole record. Returns 1 (created) or 0 (the key exists) per
+// record.
+inline std::string create_many_body() {
+    return record_write_fns() + R"lua(
+expect(KEYS[1], 'set')
+for i = 2, 7, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+local CLASS_KEYS = {completed = 2, failed = 4, cancelled = 6}
+local out, pos = {}, 1
+for r = 8, #KEYS do
+  local n, rec = tonumber(ARGV[pos]), KEYS[r]
+  if redis.call('EXISTS', rec) == 1 then
+    out[#out + 1] = 0
+  else
+    local x = {unpack(ARGV, pos + 1, pos + 7)}
+    redis.call('HSET', rec, unpack(ARGV, pos + 8, pos + n))
+    local k = CLASS_KEYS[x[2]] or 2
+    file_record(rec, KEYS[1], KEYS[k], KEYS[k + 1], x, true)
+    out[#out + 1] = 1
+  end
+  pos = pos + n + 1
+end
+return out
+)lua";
+}
+
 // ARGV[8]: the expected status; ARGV[9..]: the state values, in
 // redis_codec::task_state_fields order ('' = absent: HDEL).
 inline constexpr const char* update_body = R"lua(

@@ -498,6 +498,29 @@ TEST_CASE("redis_task_store: create_many creates in one pipeline and refuses dup
     CHECK_FALSE(small.get("ok").has_value());
 }
 
+TEST_CASE("redis_task_store: create_many files finished records in their class and checks the index keys first",
+          "[redis][store]") {
+    auto client = shared_redis_server().client("bulk_classes");
+    redis_task_store s(client, "q");
+    std::vector<task_record> rs{record("q1"), record("c1", task_status::completed),
+                                record("f1", task_status::timed_out), record("x1", task_status::cancelled)};
+    for (auto& r : rs)
+        if (r.status != task_status::queued) r.finished_at = std::chrono::system_clock::now();
+    CHECK(s.create_many(rs) == std::vector<bool>{true, true, true, true});
+    CHECK(s.size() == 4);
+    for (const auto& [id, st] : {std::pair{"q1", task_status::queued}, std::pair{"c1", task_status::completed},
+                                 std::pair{"f1", task_status::timed_out}, std::pair{"x1", task_status::cancelled}}) {
+        const auto listed = s.list({.status = st});
+        REQUIRE(listed.size() == 1);
+        CHECK(listed[0].id == id);
+    }
+    // A key of the wrong type: the call fails before it writes anything.
+    client->command({"SET", s.key_base() + ":tasks", "corrupt"});
+    std::vector<task_record> more{record("y1"), record("y2")};
+    CHECK_THROWS_AS(s.create_many(more), orchcore::redis_error);
+    CHECK(client->command({"EXISTS", s.record_key("y1"), s.record_key("y2")}).integer == 0);
+}
+
 TEST_CASE("redis: while the server is down calls fail within the retry budget, and work again after it returns",
           "[redis][failure]") {
     redis_server server;

@@ -3,7 +3,7 @@
 // cannot serve, see ring_admission_queue.hpp).
 //
 // The decisions are made by admission_core under one lock (adaptive_mutex:
-// it spins briefly, then yields). With wait-time metrics the clock is read
+// it spins briefly, yields a few times, then sleeps). With wait-time metrics the clock is read
 // once per admission and dequeue, before locking; without, only a rejection
 // (for its retry-after) and a sampled dequeue now and then read it (under
 // the lock: see detail/op_time.hpp). A

@@ -82,9 +82,10 @@ public:
     redis_task_store(std::shared_ptr<redis_client> client, std::string queue, redis_task_store_options o = {});
 
     bool create(const task_record& r) override;
-    /// create() for many records in one pipeline (one round trip); result
+    /// create() for many records: script calls of up to 100 records (the
+    /// key types checked once per call), 10 calls per round trip; result
     /// i belongs to rs[i]. Every record is checked (sizes, id) before
-    /// anything is sent. Each create is atomic; the batch is not.
+    /// anything is sent. Each call is atomic; the batch is not.
     std::vector<bool> create_many(std::span<const task_record> rs) override;
     std::optional<task_record> get(const std::string& id) const override;
     std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const override;
@@ -117,6 +118,7 @@ private:
     std::vector<std::string> index_keys_all(const std::string& id) const;
     std::vector<std::string> index_args(const task_record& r) const;
     std::vector<std::string> create_args(const task_record& r) const;
+    redis_script_call create_many_call(std::span<const task_record> rs, std::size_t from, std::size_t to) const;
     std::vector<std::string> update_args(const task_record& r, task_status expected) const;
     std::vector<std::pair<std::string, std::string>> index_page(std::size_t source, std::string& cursor) const;
     bool filed_in(const task_record& r, std::size_t source, const std::string& bucket) const;
