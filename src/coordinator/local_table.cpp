@@ -101,7 +101,8 @@ void local_engine::dispatch(effects& fx) {
     // task that is gone (cancelled or expired) counts as placed.
     auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
         if (it == c.tasks.end() || it->second.rec.status != task_status::queued) return true;
-        worker_entry* w = c.pick_worker(it->second.rec.tags());
+        const auto& rec = it->second.rec;
+        worker_entry* w = c.pick_worker(rec.tags(), rec.resources(), rec.session());
         if (!w) return false;
         start_attempt(it->second, *w, fx);
         --free;

@@ -116,6 +116,7 @@ private:
     // One control tick's work outside the lock.
     struct tick_plan {
         std::vector<std::pair<std::string, wall::time_point>> registry_writes;
+        std::vector<worker_record> registry_upserts;  // beats whose free resources changed
         std::vector<std::string> dead, removed;
         std::vector<dist_op> ops;
         std::vector<std::shared_ptr<worker>> join_now;
@@ -176,6 +177,7 @@ private:
                    effects& fx);
     void settle_overdue(steady::time_point now, std::vector<dist_op>& ops);
     std::vector<std::string> reap_local_workers(steady::time_point now, std::vector<dist_op>& ops);
+    void publish_free(const std::vector<worker_record>& recs);
     void write_registry(const std::vector<std::pair<std::string, wall::time_point>>& beats_due,
                         const std::vector<std::string>& dead, const std::vector<std::string>& removed);
     void recover();

@@ -200,7 +200,7 @@ std::vector<node_engine::started> node_engine::place_leased(std::vector<candidat
     c.counters.backend_errors += errors;
     io_inflight += ops;
     for (auto& cand : cands) {
-        worker_entry* w = c.pick_worker(cand.rec.tags);
+        worker_entry* w = c.pick_worker(cand.rec.tags, cand.rec.resources, cand.rec.session);
         if (lease_round::place(c.stopping, c.has_handler(cand.rec.type), w != nullptr) != lease_round::fate::start) {
             handback.push_back(cand.l);
             continue;
@@ -290,6 +290,7 @@ std::size_t node_engine::launch_recorded(std::vector<started>& starts, const std
             // Not run: give the slot back.
             if (auto wit = c.workers.find(st.a->worker_id); wit != c.workers.end()) {
                 if (std::erase(wit->second.running, st.a) > 0) {
+                    c.release_hold(wit->second, st.a->hold);
                     if (wit->second.busy > 0) --wit->second.busy;
                     if (c.running_count > 0) --c.running_count;
                 }

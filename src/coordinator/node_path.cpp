@@ -142,7 +142,8 @@ bool node_fast_path::launch_one(node_task& t, const std::string& wid, effects& f
     auto wit = c_.workers.find(wid);
     worker_entry* w = wit == c_.workers.end() ? nullptr : &wit->second;
     if (c_.stopping || !w || w->draining || w->busy >= w->w->options().max_concurrent ||
-        !c_.has_handler(t.record->type))
+        !c_.has_handler(t.record->type) ||
+        (!t.record->resources.empty() && !w->res.can_hold(t.record->resources)))
         return false;
     launch ln;
     e_.start_attempt(std::move(*t.record), t.lease, *w, ln, true);
