@@ -69,6 +69,10 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // lives and has room (bound at the session's first placement,
     // forgotten when the worker leaves).
     std::map<std::string, std::string, std::less<>> sessions;
+    // Set when a slot or resources are freed or a worker is added: only
+    // then can a task that found no fitting worker fit one (local mode
+    // retries its parked tasks then, not at every submission).
+    bool capacity_freed = true;
     std::vector<std::shared_ptr<worker>> retired;  // dead or drained workers, joined by the control thread
     // Every worker's heartbeat clock until it leaves for good (a dead
     // worker's until stop: its threads may come back and beat once more).

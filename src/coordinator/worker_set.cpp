@@ -106,6 +106,7 @@ std::shared_ptr<worker> coordinator_impl::create_worker(worker_options o, effect
     e.w = w;
     e.name = std::make_shared<const std::string>(o.id);
     e.res = worker_resources(o.resources);
+    capacity_freed = true;
     e.last_heartbeat = steady::now();
     e.last_heartbeat_wall = wall::now();
     workers.emplace(o.id, std::move(e));
