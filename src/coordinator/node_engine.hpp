@@ -162,7 +162,9 @@ private:
                                        std::size_t& errors);
     dist_op settle_unstarted(const task_record& rec, const transport_lease& l, bool cancel_marked) const;
     std::vector<started> place_leased(std::vector<candidate>& cands, std::size_t got, std::size_t errors,
-                                      std::size_t ops, std::vector<transport_lease>& handback);
+                                      std::vector<dist_op>& ops, std::vector<transport_lease>& handback);
+    bool unplaceable_for_good(const task_record& rec, steady::time_point now);
+    dist_op settle_unplaceable(const task_record& rec, const transport_lease& l) const;
     std::vector<bool> record_starts(std::vector<started>& starts, const std::vector<transport_lease>& handback);
     std::size_t launch_recorded(std::vector<started>& starts, const std::vector<bool>& ok);
     std::shared_ptr<attempt_state> start_attempt(task_record rec, const transport_lease& l, worker_entry& w,
@@ -199,6 +201,11 @@ private:
     std::shared_ptr<transport> tp;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight
+    // The shared registry as the last maintenance read it (placement: can
+    // any live worker of any node ever hold a request?), and since when
+    // each leased task was found unplaceable everywhere.
+    std::optional<std::vector<worker_record>> registry_view;  // empty: not read yet
+    std::map<std::string, steady::time_point> unplaceable_since;
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
     bool feeding = false, feed_again = false;  // feed(): one thread at a time
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out

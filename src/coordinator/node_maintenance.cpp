@@ -241,11 +241,13 @@ void node_engine::recover() {
 // workers, and the entries dead workers left behind.
 void node_engine::maintain() {
     std::vector<std::string> expired;
+    std::optional<std::vector<worker_record>> view;
     bool failed = false;
     try {
         expired = c.store->expire(wall::now(), c.opt.completed_ttl, c.opt.failed_ttl, c.opt.cancelled_ttl);
         (void)c.registry->reap_stale(wall::now(), c.opt.worker_timeout);
         (void)c.registry->purge_silent(wall::now(), c.entry_lifetime());
+        view = c.registry->list({});
     } catch (const std::exception&) {
         failed = true;
     }
@@ -253,6 +255,7 @@ void node_engine::maintain() {
     {
         std::lock_guard lk(c.mu);
         if (failed) ++c.counters.backend_errors;
+        if (view) registry_view = std::move(view);
         c.counters.expired += expired.size();
         for (const auto& id : expired) {
             event e;
