@@ -107,6 +107,7 @@ private:
     std::uint64_t attempt_seq = 0;  // fencing tokens
     // Parked tasks no worker could ever hold, since when (placement_wait).
     std::map<std::string, steady::time_point> unplaceable_since;
+    steady::time_point next_unplaceable_check{};
 };
 
 }  // namespace orchcore::detail

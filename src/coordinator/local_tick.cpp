@@ -34,7 +34,10 @@ void local_engine::tick() {
 // Lock held. A parked task whose request no worker could ever hold (none
 // was added, or the one that could left) fails once it has waited
 // placement_wait for one; it used no attempt and no retry.
+// Checked once per maintenance_interval: O(parked x workers).
 void local_engine::fail_unplaceable(steady::time_point now, effects& fx) {
+    if (now < next_unplaceable_check) return;
+    next_unplaceable_check = saturating_add(now, c.opt.maintenance_interval);
     std::map<std::string, steady::time_point> still;
     std::vector<std::string> due;
     for (const auto& id : parked) {
