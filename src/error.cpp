@@ -25,6 +25,7 @@ public:
             case errc::task_finished: return "task already finished";
             case errc::rejected: return "rejected by admission";
             case errc::task_failed: return "task failed";
+            case errc::unplaceable: return "unplaceable resource request";
         }
         return "unknown orchcore error " + std::to_string(code);
     }

@@ -80,6 +80,14 @@ private:
     std::chrono::milliseconds retry_after_;
 };
 
+/// Submission refused a task whose resource request no registered worker
+/// could ever hold, even with nothing else held on it (errc::unplaceable).
+/// The message names the request.
+class unplaceable_error : public error {
+public:
+    explicit unplaceable_error(const std::string& what) : error(errc::unplaceable, what) {}
+};
+
 /// submit() or task_handle::get(): the task ended failed or timed out.
 class task_failed_error : public error {
 public:
@@ -167,6 +175,15 @@ struct coordinator_options {
 
     std::uint32_t default_max_retries = 3;
     backoff_policy default_backoff{};
+
+    /// Placement: a task whose resource request (task_options::resources)
+    /// no worker could ever hold, even with nothing held on it. 0
+    /// (default): refused at submission (unplaceable_error), unless no
+    /// worker is registered yet and scaling or another node may add one.
+    /// Longer: admitted, and it waits this long for a worker that could
+    /// hold it; then it fails with a reason naming the request. Waiting
+    /// never counts an attempt or uses a retry.
+    std::chrono::milliseconds placement_wait{0};
 
     /// How long finished tasks stay queryable.
     std::chrono::milliseconds completed_ttl{std::chrono::hours(1)};
@@ -294,6 +311,8 @@ struct worker_info {
     std::chrono::milliseconds uptime{0};
     std::size_t available = 0;  ///< free slots
     std::chrono::system_clock::time_point last_heartbeat{};
+    resource_inventory resources{};  ///< what it offers (worker_options::resources)
+    resource_inventory free{};       ///< what of it running attempts do not hold
 };
 
 class coordinator;

@@ -39,6 +39,7 @@ enum class errc : int {
     task_finished,         // the task already reached a terminal state
     rejected,              // admission turned the task away
     task_failed,           // the task ended failed or timed out
+    unplaceable,           // no registered worker could ever hold the task's resource request
 };
 
 /// The `orchcore` error category (name "orchcore").

@@ -3,6 +3,7 @@
 
 #include <orchcore/backoff.hpp>
 #include <orchcore/priority.hpp>
+#include <orchcore/resources.hpp>
 #include <orchcore/task_status.hpp>
 
 #include <chrono>
@@ -25,6 +26,12 @@ struct task_options {
     std::chrono::milliseconds turn_timeout{0};   ///< one attempt or turn; 0 = worker's task_timeout
     std::optional<std::uint32_t> max_retries{};    ///< empty: coordinator default
     std::optional<backoff_policy> backoff{};       ///< empty: coordinator default
+    /// What it needs of a worker: it runs only where these are free, and
+    /// holds them until the attempt ends. Empty: fits every worker.
+    resource_request resources{};
+    /// Tasks with the same non-empty session key run on the same worker
+    /// while it is alive and has room (see coordinator.hpp, placement).
+    std::string session{};
 };
 
 /// A snapshot of a task, as the task store holds it.
@@ -40,6 +47,8 @@ struct task_record {
     std::chrono::milliseconds turn_timeout{0};
     std::uint32_t max_retries = 0;
     backoff_policy backoff{};
+    resource_request resources{};
+    std::string session{};
 
     task_status status = task_status::pending;
     std::chrono::system_clock::time_point created_at{};

@@ -4,6 +4,7 @@
 //
 //   pending -> queued | cancelled
 //   queued  -> running | cancelled | timed_out (whole-task timeout while waiting)
+//            | failed   (no worker could ever hold its resource request)
 //   running -> completed | failed | cancelled | timed_out
 //            | queued   (retry with backoff, continuation, or its worker died)
 //   completed, failed, cancelled, timed_out: terminal
@@ -48,7 +49,7 @@ constexpr bool is_legal_transition(task_status from, task_status to) noexcept {
     using enum task_status;
     switch (from) {
         case pending: return to == queued || to == cancelled;
-        case queued: return to == running || to == cancelled || to == timed_out;
+        case queued: return to == running || to == cancelled || to == timed_out || to == failed;
         case running:
             return to == completed || to == failed || to == cancelled || to == timed_out || to == queued;
         case completed:

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <orchcore/error.hpp>
+#include <orchcore/resources.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -29,6 +30,10 @@ struct worker_options {
     /// The execution context must outlive the worker, and something must
     /// run it, or the worker's callables wait.
     std::optional<boost::asio::any_io_executor> executor{};
+    /// What the worker offers to tasks' resource requests (CPU, memory,
+    /// GPUs, labels). Empty (default): nothing, so only tasks that ask for
+    /// no resources run on it. Held resources never exceed it.
+    resource_inventory resources{};
 
     void validate() const {
         if (max_concurrent == 0) throw invalid_argument("worker.max_concurrent", "0", "must be at least 1");
@@ -39,6 +44,7 @@ struct worker_options {
                                    "must be > 0");
         if (task_timeout.count() < 0)
             throw invalid_argument("worker.task_timeout", std::to_string(task_timeout.count()) + "ms", "must be >= 0");
+        orchcore::validate(resources, "worker.resources");
     }
 
     /// True if every tag in `required` is among this worker's tags.

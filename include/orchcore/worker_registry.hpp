@@ -5,6 +5,7 @@
 // so coordinators on several machines see each other's workers.
 #pragma once
 
+#include <orchcore/resources.hpp>
 #include <orchcore/worker_status.hpp>
 
 #include <algorithm>
@@ -26,6 +27,8 @@ struct worker_record {
     std::string host{};  ///< free text: hostname, pid...
     std::chrono::system_clock::time_point registered_at{};
     std::chrono::system_clock::time_point last_heartbeat{};
+    resource_inventory resources{};  ///< what the worker offers (worker_options::resources)
+    resource_inventory free{};       ///< what of it is not held, as of the last publication
 };
 
 struct worker_filter {

@@ -36,6 +36,7 @@ struct attempt_state {
     std::map<std::string, std::string> metadata;
     std::uint32_t attempt = 0, turn = 0;
     std::uint64_t token = 0;
+    hold_id hold = 0;  // its resources on its worker (worker_entry::res); 0: none (mu)
     std::atomic<bool> cancel{false};
     // Written and read by the handler's own thread (or strand) only.
     bool continue_requested = false;

@@ -45,12 +45,14 @@ std::vector<submit_result> coordinator::submit_many(std::vector<task_request> ta
         if (t.type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
         detail::validate_task_options(t.options);
     }
+    for (const auto& t : tasks) impl_->require_placeable(t.options);
     return impl_->eng->submit_many(tasks, this);
 }
 
 submit_result coordinator::submit_async(std::string type, std::string payload, task_options o) {
     detail::validate_task_options(o);
     if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
+    impl_->require_placeable(o);
     task_request one{std::move(type), std::move(payload), std::move(o)};
     return impl_->eng->submit_one(one, this);
 }
@@ -181,6 +183,8 @@ std::vector<worker_info> coordinator::get_workers() const {
         i.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(now - w.w->started_at());
         i.available = w.draining ? 0 : i.max_concurrent - std::min(w.busy, i.max_concurrent);
         i.last_heartbeat = w.last_heartbeat_wall;
+        i.resources = w.res.inventory();
+        i.free = w.res.free();
         i.status = w.draining ? worker_status::draining
                               : (w.busy > 0 ? worker_status::busy : worker_status::idle);
         out.push_back(std::move(i));

@@ -65,6 +65,14 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // distributed mode the tasks running on this node.
     std::unordered_map<std::string, task_entry> tasks;
     std::map<std::string, worker_entry> workers;
+    // Session affinity: the worker each session key's tasks go to while it
+    // lives and has room (bound at the session's first placement,
+    // forgotten when the worker leaves).
+    std::map<std::string, std::string, std::less<>> sessions;
+    // Set when a slot or resources are freed or a worker is added: only
+    // then can a task that found no fitting worker fit one (local mode
+    // retries its parked tasks then, not at every submission).
+    bool capacity_freed = true;
     std::vector<std::shared_ptr<worker>> retired;  // dead or drained workers, joined by the control thread
     // Every worker's heartbeat clock until it leaves for good (a dead
     // worker's until stop: its threads may come back and beat once more).
@@ -159,8 +167,15 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // worker_set.cpp
     std::size_t live_workers() const;
     std::size_t free_slots(std::size_t reserved = 0) const;
-    worker_entry* pick_worker(const std::vector<std::string>& tags);
+    worker_entry* pick_worker(const std::vector<std::string>& tags, const resource_request& r = {},
+                              std::string_view session = {});
     bool fitting_worker_exists(const std::vector<std::string>& tags) const;
+    bool could_ever_place(const std::vector<std::string>& tags, const resource_request& r) const;
+    void release_hold(worker_entry& w, hold_id h);
+    void forget_sessions_of(const std::string& worker_id);
+
+    // placement_check.cpp
+    void require_placeable(const task_options& o);
     std::shared_ptr<worker> create_worker(worker_options o, effects& fx);
     void retire_worker(std::map<std::string, worker_entry>::iterator it, event_kind why, std::string detail, effects& fx);
     std::size_t scale_to(std::size_t n, std::string reason, effects& fx);

@@ -64,6 +64,7 @@ entry_record& entry_record::operator=(task_record r) {
     set_owner(std::move(r.owner));
     set_metadata(std::move(r.metadata));
     set_tags(std::move(r.tags));
+    set_placement(std::move(r.resources), std::move(r.session));
     set_progress_message(std::move(r.progress_message));
     set_result(std::move(r.result));
     set_error(std::move(r.error));
@@ -83,6 +84,8 @@ entry_record::operator task_record() const {
     r.owner = x.owner;
     r.metadata = x.metadata;
     r.tags = x.tags;
+    r.resources = x.resources;
+    r.session = x.session;
     r.timeout = x.timeout;
     r.turn_timeout = x.turn_timeout;
     r.max_retries = max_retries;
@@ -122,6 +125,12 @@ void entry_record::erase_metadata(const std::string& key) {
 }
 void entry_record::set_tags(std::vector<std::string> v) {
     if (x_ || !v.empty()) more().tags = std::move(v);
+}
+void entry_record::set_placement(resource_request r, std::string session) {
+    if (x_ || !r.empty() || !session.empty()) {
+        more().resources = std::move(r);
+        more().session = std::move(session);
+    }
 }
 void entry_record::set_progress_message(std::string v) {
     if (x_ || !v.empty()) more().progress_message = std::move(v);

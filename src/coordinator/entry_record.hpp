@@ -81,6 +81,8 @@ public:
     const std::string& owner() const noexcept;
     const std::map<std::string, std::string>& metadata() const noexcept;
     const std::vector<std::string>& tags() const noexcept;
+    const resource_request& resources() const noexcept { return view().resources; }
+    const std::string& session() const noexcept { return view().session; }
     const std::string& progress_message() const noexcept;
     const std::string& result() const noexcept;
     const std::string& error() const noexcept;
@@ -93,6 +95,7 @@ public:
     void set_metadata(std::map<std::string, std::string> v);
     void erase_metadata(const std::string& key);
     void set_tags(std::vector<std::string> v);
+    void set_placement(resource_request r, std::string session);
     void set_progress_message(std::string v);
     void set_result(std::string v);
     void set_error(std::string v);
@@ -105,6 +108,8 @@ private:
         std::string owner;
         std::map<std::string, std::string> metadata;
         std::vector<std::string> tags;
+        resource_request resources;
+        std::string session;
         std::string progress_message, result, error;
         backoff_policy backoff{};
         std::chrono::milliseconds timeout{0}, turn_timeout{0};

@@ -38,6 +38,8 @@ void coordinator_impl::release_slot(const attempt_state& a, bool succeeded, effe
     if (auto wit = workers.find(a.worker_id); wit != workers.end()) {
         auto& w = wit->second;
         if (std::erase_if(w.running, [&](const auto& p) { return p.get() == &a; }) > 0) {
+            release_hold(w, a.hold);
+            capacity_freed = true;
             if (w.busy > 0) --w.busy;
             if (running_count > 0) --running_count;
         }

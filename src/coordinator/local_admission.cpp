@@ -57,7 +57,7 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     }
     ++c.counters.submitted;
     c.emit_task(event_kind::task_queued, t);
-    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags()), fx);
+    if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags(), t.rec.resources(), t.rec.session()), fx);
     out.admission.is_accepted = true;
     out.admission.id = id;
     out.handle = coordinator_impl::make_handle(owner, std::move(id));
@@ -69,7 +69,7 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
 bool local_engine::enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id,
                            effects& fx) {
     if (c.opt.policy == queue_policy::fail_fast) {
-        if (c.pick_worker(o.tags) == nullptr) {
+        if (c.pick_worker(o.tags, o.resources, o.session) == nullptr) {
             reject(out, o, rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
                    c.opt.queue.default_retry_after);
             return false;
@@ -138,6 +138,7 @@ void local_engine::fill_record(task_entry& t, std::string& type, std::string& pa
     t.rec.set_owner(std::move(o.owner));
     t.rec.set_metadata(std::move(o.metadata));
     t.rec.set_tags(std::move(o.tags));
+    t.rec.set_placement(std::move(o.resources), std::move(o.session));
     t.rec.set_timeout(o.timeout);
     t.rec.set_turn_timeout(o.turn_timeout);
     t.rec.max_retries = o.max_retries.value_or(c.opt.default_max_retries);

@@ -86,6 +86,7 @@ private:
     void expire_waiting(steady::time_point now, effects& fx);
     void reap_dead_workers(const std::vector<std::string>& stale, effects& fx);
     void expire_finished(steady::time_point now);
+    void fail_unplaceable(steady::time_point now, effects& fx);
 
     // local_engine.cpp
     std::vector<std::string> drain_mailbox(attempt_state& a);
@@ -104,6 +105,9 @@ private:
     std::array<std::deque<std::pair<steady::time_point, std::string>>, 3> expiry;
     std::multimap<steady::time_point, std::string> deadlines;  // tasks with a whole-task timeout
     std::uint64_t attempt_seq = 0;  // fencing tokens
+    // Parked tasks no worker could ever hold, since when (placement_wait).
+    std::map<std::string, steady::time_point> unplaceable_since;
+    steady::time_point next_unplaceable_check{};
 };
 
 }  // namespace orchcore::detail

@@ -1,6 +1,8 @@
 // Local mode: the task table's waiting places, dispatch onto workers, and the end of attempts and tasks.
 #include "local_engine.hpp"
 
+#include <utility>
+
 namespace orchcore::detail {
 
 std::size_t local_engine::ttl_class(task_status s) noexcept {
@@ -101,15 +103,28 @@ void local_engine::dispatch(effects& fx) {
     // task that is gone (cancelled or expired) counts as placed.
     auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
         if (it == c.tasks.end() || it->second.rec.status != task_status::queued) return true;
-        worker_entry* w = c.pick_worker(it->second.rec.tags());
+        const auto& rec = it->second.rec;
+        worker_entry* w = c.pick_worker(rec.tags(), rec.resources(), rec.session());
         if (!w) return false;
         start_attempt(it->second, *w, fx);
         --free;
         return true;
     };
     auto try_place = [&](const std::string& id) { return place(c.tasks.find(id)); };
-    for (auto p = parked.begin(); p != parked.end() && free > 0;) {
-        if (try_place(*p)) p = parked.erase(p); else ++p;
+    // Parked tasks fitted no worker when last tried: only freed capacity
+    // can change that. At most parked_probe of them are tried per call,
+    // those that still fit nowhere rotate to the back, and the rest are
+    // tried at the next call: a decision costs O(workers), not O(parked).
+    if (std::exchange(c.capacity_freed, false)) {
+        constexpr std::size_t parked_probe = 64;
+        std::size_t tried = 0;
+        const std::size_t n = parked.size();
+        for (; tried < n && tried < parked_probe && free > 0; ++tried) {
+            std::string id = std::move(parked.front());
+            parked.pop_front();
+            if (!try_place(id)) parked.push_back(std::move(id));
+        }
+        if (tried < n && free > 0) c.capacity_freed = true;
     }
     const std::size_t parked_limit = 64 + 2 * (free + c.running_count);
     while (free > 0 && !ready.empty()) {

@@ -22,12 +22,41 @@ void local_engine::tick() {
         const std::size_t depth = queue->size() + ready.size() + parked.size();
         c.autoscale(now, c.opt.autoscale && now >= c.next_autoscale, depth, fx);
         expire_finished(now);
+        fail_unplaceable(now, fx);
         dispatch(fx);
         // Drained workers: join outside the lock.
         join_now.swap(c.retired);
     }
     c.apply(fx);
     for (auto& w : join_now) c.end_worker(*w);
+}
+
+// Lock held. A parked task whose request no worker could ever hold (none
+// was added, or the one that could left) fails once it has waited
+// placement_wait for one; it used no attempt and no retry.
+// Checked once per maintenance_interval: O(parked x workers).
+void local_engine::fail_unplaceable(steady::time_point now, effects& fx) {
+    if (now < next_unplaceable_check) return;
+    next_unplaceable_check = saturating_add(now, c.opt.maintenance_interval);
+    std::map<std::string, steady::time_point> still;
+    std::vector<std::string> due;
+    for (const auto& id : parked) {
+        const auto it = c.tasks.find(id);
+        if (it == c.tasks.end() || c.could_ever_place(it->second.rec.tags(), it->second.rec.resources())) continue;
+        const auto seen = unplaceable_since.find(id);
+        const auto since = seen == unplaceable_since.end() ? now : seen->second;
+        if (std::chrono::duration_cast<std::chrono::milliseconds>(now - since) >= c.opt.placement_wait)
+            due.push_back(id);
+        else still.emplace(id, since);
+    }
+    unplaceable_since.swap(still);
+    for (const auto& id : due) {
+        auto& t = c.tasks.at(id);
+        finish(t, task_status::failed,
+               "unplaceable: no worker could hold resources " + to_string(t.rec.resources()) + " (waited " +
+                   std::to_string(c.opt.placement_wait.count()) + "ms for one)",
+               fx);
+    }
 }
 
 // Lock held. Retries and continuations that are due.

@@ -117,6 +117,7 @@ private:
     // One control tick's work outside the lock.
     struct tick_plan {
         std::vector<std::pair<std::string, wall::time_point>> registry_writes;
+        std::vector<worker_record> registry_upserts;  // beats whose free resources changed
         std::vector<std::string> dead, removed;
         std::vector<dist_op> ops;
         std::vector<std::shared_ptr<worker>> join_now;
@@ -162,7 +163,9 @@ private:
                                        std::size_t& errors);
     dist_op settle_unstarted(const task_record& rec, const transport_lease& l, bool cancel_marked) const;
     std::vector<started> place_leased(std::vector<candidate>& cands, std::size_t got, std::size_t errors,
-                                      std::size_t ops, std::vector<transport_lease>& handback);
+                                      std::vector<dist_op>& ops, std::vector<transport_lease>& handback);
+    bool unplaceable_for_good(const task_record& rec, steady::time_point now);
+    dist_op settle_unplaceable(const task_record& rec, const transport_lease& l) const;
     std::vector<bool> record_starts(std::vector<started>& starts, const std::vector<transport_lease>& handback);
     std::size_t launch_recorded(std::vector<started>& starts, const std::vector<bool>& ok);
     std::shared_ptr<attempt_state> start_attempt(task_record rec, const transport_lease& l, worker_entry& w,
@@ -177,6 +180,7 @@ private:
                    effects& fx);
     void settle_overdue(steady::time_point now, std::vector<dist_op>& ops);
     std::vector<std::string> reap_local_workers(steady::time_point now, std::vector<dist_op>& ops);
+    void publish_free(const std::vector<worker_record>& recs);
     void write_registry(const std::vector<std::pair<std::string, wall::time_point>>& beats_due,
                         const std::vector<std::string>& dead, const std::vector<std::string>& removed);
     void recover();
@@ -198,6 +202,11 @@ private:
     std::shared_ptr<transport> tp;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight
+    // The shared registry as the last maintenance read it (placement: can
+    // any live worker of any node ever hold a request?), and since when
+    // each leased task was found unplaceable everywhere.
+    std::optional<std::vector<worker_record>> registry_view;  // empty: not read yet
+    std::map<std::string, steady::time_point> unplaceable_since;
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
     bool feeding = false, feed_again = false;  // feed(): one thread at a time
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out

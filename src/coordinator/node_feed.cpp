@@ -80,7 +80,7 @@ std::size_t node_engine::feed_leased(std::vector<transport_lease>& got) {
     auto cands = read_leased(got, ops, errors);
     // Locked: pick a worker for each, take the slot.
     std::vector<transport_lease> handback;
-    auto starts = place_leased(cands, got.size(), errors, ops.size(), handback);
+    auto starts = place_leased(cands, got.size(), errors, ops, handback);
     run_ops(ops);
     // Unlocked: record the starts; hand back what cannot run here.
     const auto ok = record_starts(starts, handback);
@@ -189,22 +189,67 @@ dist_op node_engine::settle_unstarted(const task_record& rec, const transport_le
     return op;
 }
 
+// Lock held. Whether a leased task's request is one no live worker of any
+// node (the registry as last read, and this node's own workers) could
+// ever hold, and has been for placement_wait: then it fails, rather than
+// going round the queue in silence.
+bool node_engine::unplaceable_for_good(const task_record& rec, steady::time_point now) {
+    if (rec.resources.empty() || !registry_view) return false;
+    const auto could = [&](const worker_record& w) {
+        return w.status != worker_status::error && w.status != worker_status::stopped &&
+               worker_filter{std::nullopt, rec.tags}.matches(w) && fits(w.resources, rec.resources);
+    };
+    if (c.could_ever_place(rec.tags, rec.resources) ||
+        std::any_of(registry_view->begin(), registry_view->end(), could)) {
+        unplaceable_since.erase(rec.id);
+        return false;
+    }
+    const auto since = unplaceable_since.try_emplace(rec.id, now).first->second;
+    if (std::chrono::duration_cast<std::chrono::milliseconds>(now - since) < c.opt.placement_wait) return false;
+    unplaceable_since.erase(rec.id);
+    return true;
+}
+
+// The record change of a leased task no worker could ever hold: failed,
+// naming the request; no attempt was counted.
+dist_op node_engine::settle_unplaceable(const task_record& rec, const transport_lease& l) const {
+    dist_op op;
+    op.rec = rec;
+    op.expected = rec.status;
+    op.rec.status = task_status::failed;
+    op.rec.finished_at = wall::now();
+    op.rec.error = "unplaceable: no live worker could hold resources " + to_string(rec.resources) + " (waited " +
+                   std::to_string(c.opt.placement_wait.count()) + "ms for one)";
+    op.token = l.token;
+    op.held_until = l.deadline;
+    op.ev = event_kind::task_failed;
+    op.detail = op.rec.error;
+    return op;
+}
+
 // Locked: a worker for each candidate, its slot taken; no fitting worker
 // (or no handler here): handed back.
 std::vector<node_engine::started> node_engine::place_leased(std::vector<candidate>& cands, std::size_t got,
-                                                          std::size_t errors, std::size_t ops,
+                                                          std::size_t errors, std::vector<dist_op>& ops,
                                                           std::vector<transport_lease>& handback) {
     std::vector<started> starts;
     std::lock_guard lk(c.mu);
     leasing -= got;
     c.counters.backend_errors += errors;
-    io_inflight += ops;
+    io_inflight += ops.size();
+    const auto now = steady::now();
     for (auto& cand : cands) {
-        worker_entry* w = c.pick_worker(cand.rec.tags);
+        worker_entry* w = c.pick_worker(cand.rec.tags, cand.rec.resources, cand.rec.session);
         if (lease_round::place(c.stopping, c.has_handler(cand.rec.type), w != nullptr) != lease_round::fate::start) {
-            handback.push_back(cand.l);
+            if (!c.stopping && unplaceable_for_good(cand.rec, now)) {
+                ops.push_back(settle_unplaceable(cand.rec, cand.l));
+                ++io_inflight;
+            } else {
+                handback.push_back(cand.l);
+            }
             continue;
         }
+        unplaceable_since.erase(cand.rec.id);
         started st;
         st.l = cand.l;
         st.observed = cand.rec.status;
@@ -290,6 +335,7 @@ std::size_t node_engine::launch_recorded(std::vector<started>& starts, const std
             // Not run: give the slot back.
             if (auto wit = c.workers.find(st.a->worker_id); wit != c.workers.end()) {
                 if (std::erase(wit->second.running, st.a) > 0) {
+                    c.release_hold(wit->second, st.a->hold);
                     if (wit->second.busy > 0) --wit->second.busy;
                     if (c.running_count > 0) --c.running_count;
                 }

@@ -27,6 +27,7 @@ void node_engine::tick() {
     c.apply(fx);
     run_ops(p.ops);
     write_registry(p.registry_writes, p.dead, p.removed);
+    publish_free(p.registry_upserts);
     // The leases are renewed after whatever waited for the backend
     // above, and before recovery looks for expired ones: a backend that
     // answers again after a pause extends this node's leases first.
@@ -70,7 +71,14 @@ void node_engine::plan_tick(steady::time_point now, bool autoscale_due, std::opt
     p.removed.swap(c.registry_removals);
     for (auto& [id, w] : c.workers) {
         if (!w.registry_due) continue;
-        p.registry_writes.emplace_back(id, *w.registry_due);
+        // A worker with resources publishes what is free with the beat
+        // after it changed (a whole record), other beats stay small.
+        if (auto free = w.res.free(); w.res.inventory() != resource_inventory{} && w.published_free != free) {
+            p.registry_upserts.push_back(c.registry_record(*w.w, *w.registry_due, c.node));
+            w.published_free = std::move(free);
+        } else {
+            p.registry_writes.emplace_back(id, *w.registry_due);
+        }
         w.registry_due.reset();
     }
 }
@@ -120,6 +128,21 @@ std::vector<std::string> node_engine::reap_local_workers(steady::time_point now,
         it = next;
     }
     return dead;
+}
+
+// Outside the lock: workers whose free resources changed, whole records.
+void node_engine::publish_free(const std::vector<worker_record>& recs) {
+    std::size_t errors = 0;
+    for (const auto& rec : recs) {
+        try {
+            c.registry->upsert(rec);
+        } catch (const std::exception&) {
+            ++errors;
+        }
+    }
+    if (errors == 0) return;
+    std::lock_guard lk(c.mu);
+    c.counters.backend_errors += errors;
 }
 
 // Outside the lock: the shared registry's view of this node's workers.
@@ -218,11 +241,13 @@ void node_engine::recover() {
 // workers, and the entries dead workers left behind.
 void node_engine::maintain() {
     std::vector<std::string> expired;
+    std::optional<std::vector<worker_record>> view;
     bool failed = false;
     try {
         expired = c.store->expire(wall::now(), c.opt.completed_ttl, c.opt.failed_ttl, c.opt.cancelled_ttl);
         (void)c.registry->reap_stale(wall::now(), c.opt.worker_timeout);
         (void)c.registry->purge_silent(wall::now(), c.entry_lifetime());
+        view = c.registry->list({});
     } catch (const std::exception&) {
         failed = true;
     }
@@ -230,6 +255,7 @@ void node_engine::maintain() {
     {
         std::lock_guard lk(c.mu);
         if (failed) ++c.counters.backend_errors;
+        if (view) registry_view = std::move(view);
         c.counters.expired += expired.size();
         for (const auto& id : expired) {
             event e;

@@ -137,12 +137,20 @@ dist_op node_fast_path::hand_back_op(task_record rec, const transport_lease& l) 
 }
 
 // Lock held. Launches `t`, which the backend started, on worker `wid` if
-// it can still run it there.
+// it can still run it there. A task with a resource request or a session
+// is placed among this node's workers instead (the backend matched only
+// types and tags); its record names the worker it runs on from its next
+// write.
 bool node_fast_path::launch_one(node_task& t, const std::string& wid, effects& fx) {
     auto wit = c_.workers.find(wid);
     worker_entry* w = wit == c_.workers.end() ? nullptr : &wit->second;
+    auto& rec = *t.record;
+    if (!rec.resources.empty() || !rec.session.empty()) {
+        w = c_.pick_worker(rec.tags, rec.resources, rec.session);
+        if (w) rec.worker_id = w->w->id();
+    }
     if (c_.stopping || !w || w->draining || w->busy >= w->w->options().max_concurrent ||
-        !c_.has_handler(t.record->type))
+        !c_.has_handler(rec.type))
         return false;
     launch ln;
     e_.start_attempt(std::move(*t.record), t.lease, *w, ln, true);

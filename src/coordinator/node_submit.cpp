@@ -103,7 +103,7 @@ void node_engine::gate(submit_batch& b) {
             b.reject(i, rejection_reason::closed, "coordinator is stopping", std::chrono::milliseconds{0},
                      t.options.id.value_or(""));
         } else if (c.opt.policy == queue_policy::fail_fast &&
-                   (c.pick_worker(t.options.tags) == nullptr || !c.has_handler(t.type))) {
+                   (c.pick_worker(t.options.tags, t.options.resources, t.options.session) == nullptr || !c.has_handler(t.type))) {
             b.reject(i, rejection_reason::policy_violation, "fail-fast: no free worker can take it now",
                      c.opt.queue.default_retry_after, t.options.id.value_or(""));
         } else {
@@ -126,6 +126,8 @@ void node_engine::fill_records(submit_batch& b) const {
         rec.metadata = std::move(t.options.metadata);
         rec.metadata.erase(cancel_key);
         rec.tags = std::move(t.options.tags);
+        rec.resources = std::move(t.options.resources);
+        rec.session = std::move(t.options.session);
         rec.timeout = t.options.timeout;
         rec.turn_timeout = t.options.turn_timeout;
         rec.max_retries = t.options.max_retries.value_or(c.opt.default_max_retries);

@@ -32,6 +32,8 @@ void coordinator_options::validate() const {
     if (worker_entry_grace.count() < 0)
         throw invalid_argument("worker_entry_grace", std::to_string(worker_entry_grace.count()) + "ms",
                                "must be >= 0");
+    if (placement_wait.count() < 0)
+        throw invalid_argument("placement_wait", std::to_string(placement_wait.count()) + "ms", "must be >= 0");
     if (cancel_grace.count() < 0)
         throw invalid_argument("cancel_grace", std::to_string(cancel_grace.count()) + "ms", "must be >= 0");
     if (worker_timeout <= worker_template.heartbeat_interval)
@@ -71,6 +73,7 @@ void validate_task_options(const task_options& o) {
         throw invalid_argument("max_retries", std::to_string(*o.max_retries), "must be at most 1000");
     if (o.backoff) o.backoff->validate();
     if (o.id && o.id->empty()) throw invalid_argument("id", "\"\"", "a task id must not be empty");
+    validate(o.resources, "resources");
 }
 
 }  // namespace detail

@@ -72,6 +72,11 @@ void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shar
     if (turn_timeout.count() > 0) t.turn_deadline = saturating_add(steady::now(), turn_timeout);
     else t.turn_deadline.reset();
     ++w.busy;
+    if (const auto& r = t.rec.resources(); !r.empty()) a->hold = w.res.hold(r).value_or(0);
+    if (const auto& s = t.rec.session(); !s.empty()) {
+        const auto bound = sessions.find(s);
+        if (bound == sessions.end()) sessions.emplace(s, w.w->id());
+    }
     w.running.push_back(a);
     ++running_count;
     ln = launch{w.w, a, nullptr, nullptr};

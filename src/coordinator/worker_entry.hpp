@@ -4,6 +4,7 @@
 #include "attempt.hpp"
 #include "clock.hpp"
 
+#include <orchcore/resources.hpp>
 #include <orchcore/worker_pool.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -39,6 +40,9 @@ struct worker_entry {
     // (the control thread writes it, so a registry that hangs while Redis
     // is down never holds a worker thread).
     std::optional<std::chrono::system_clock::time_point> registry_due;
+    // What its tasks' resource requests hold of its inventory (mu).
+    worker_resources res{resource_inventory{}};
+    std::optional<resource_inventory> published_free;  // distributed mode: as last written to the registry
     bool draining = false;
     std::uint64_t completed = 0, failed = 0;
 };

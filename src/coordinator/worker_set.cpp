@@ -1,6 +1,9 @@
 // The worker set: creation, picking, slots, scaling, heartbeat clocks, registry.
 #include "coordinator_impl.hpp"
 
+#include <tuple>
+#include <utility>
+
 namespace orchcore::detail {
 
 std::size_t coordinator_impl::live_workers() const {
@@ -17,14 +20,70 @@ std::size_t coordinator_impl::free_slots(std::size_t reserved) const {
     return n - std::min(n, reserved);
 }
 
-worker_entry* coordinator_impl::pick_worker(const std::vector<std::string>& tags) {
+namespace {
+
+// Whether `w` can start a task with these tags and this request now.
+bool has_room(const worker_entry& w, const std::vector<std::string>& tags, const resource_request& r) {
+    if (w.draining || w.busy >= w.w->options().max_concurrent) return false;
+    return w.w->options().satisfies(tags) && (r.empty() || w.res.can_hold(r));
+}
+
+// Best fit: fewest GPUs left free by the placement (GPU workers stay free
+// for GPU tasks), then the least busy, then the least memory and CPU left.
+auto fit_key(const worker_entry& w, const resource_request& r) {
+    const auto& inv = w.res.inventory();
+    return std::tuple{inv.gpus.size() - w.res.held_gpus() - r.gpu.count, w.busy,
+                      inv.memory_mb - w.res.held_memory_mb() - r.memory_mb,
+                      inv.cpu_millis - w.res.held_cpu_millis() - r.cpu_millis};
+}
+
+}  // namespace
+
+// The session's worker while it has room, else the best fit; ties go to
+// the smallest worker id. O(workers), whatever waits in the queue.
+worker_entry* coordinator_impl::pick_worker(const std::vector<std::string>& tags, const resource_request& r,
+                                            std::string_view session) {
+    if (!session.empty()) {
+        if (const auto s = sessions.find(session); s != sessions.end()) {
+            const auto it = workers.find(s->second);
+            if (it != workers.end() && has_room(it->second, tags, r)) return &it->second;
+        }
+    }
     worker_entry* best = nullptr;
+    decltype(fit_key(std::declval<const worker_entry&>(), r)) best_key{};
     for (auto& [id, w] : workers) {
-        if (w.draining || w.busy >= w.w->options().max_concurrent) continue;
-        if (!w.w->options().satisfies(tags)) continue;
-        if (!best || w.busy < best->busy) best = &w;
+        if (!has_room(w, tags, r)) continue;
+        const auto key = fit_key(w, r);
+        if (!best || key < best_key) {
+            best = &w;
+            best_key = key;
+        }
     }
     return best;
+}
+
+// Whether a live worker (or one scaling may still add from the template)
+// could hold the request with nothing else held on it.
+bool coordinator_impl::could_ever_place(const std::vector<std::string>& tags, const resource_request& r) const {
+    if (r.empty()) return true;
+    const bool live = std::any_of(workers.begin(), workers.end(), [&](const auto& kv) {
+        return !kv.second.draining && kv.second.w->options().satisfies(tags) && kv.second.res.could_ever_hold(r);
+    });
+    if (live) return true;
+    const auto& tpl = opt.worker_template;
+    return live_workers() < opt.scaling.max_workers && tpl.satisfies(tags) && fits(tpl.resources, r);
+}
+
+// Lock held. Gives back what the attempt held on `w`.
+// Releasing twice is harmless: a hold is released once.
+void coordinator_impl::release_hold(worker_entry& w, hold_id h) {
+    if (h != 0) (void)w.res.release(h);
+}
+
+// Lock held. A worker that leaves takes its session bindings with it: the
+// sessions' next tasks go to the best fit and bind there.
+void coordinator_impl::forget_sessions_of(const std::string& worker_id) {
+    std::erase_if(sessions, [&](const auto& kv) { return kv.second == worker_id; });
 }
 
 bool coordinator_impl::fitting_worker_exists(const std::vector<std::string>& tags) const {
@@ -46,6 +105,8 @@ std::shared_ptr<worker> coordinator_impl::create_worker(worker_options o, effect
     worker_entry e;
     e.w = w;
     e.name = std::make_shared<const std::string>(o.id);
+    e.res = worker_resources(o.resources);
+    capacity_freed = true;
     e.last_heartbeat = steady::now();
     e.last_heartbeat_wall = wall::now();
     workers.emplace(o.id, std::move(e));
@@ -72,6 +133,7 @@ void coordinator_impl::retire_worker(std::map<std::string, worker_entry>::iterat
     // Retired cleanly: nothing to remember (distributed mode: removed
     // by the control thread, outside the lock).
     eng->worker_retired(it->first);
+    forget_sessions_of(it->first);
     workers.erase(it);
 }
 
@@ -221,8 +283,11 @@ void coordinator_impl::forget(const std::vector<std::string>& ids) {
 worker_record coordinator_impl::registry_record(const worker& w, wall::time_point heartbeat,
                                                 const std::string& host) const {
     const auto& o = w.options();
-    return worker_record{o.id, worker_status::idle, o.tags, o.max_concurrent,
-                         host, heartbeat, heartbeat};
+    worker_record r{o.id, worker_status::idle, o.tags, o.max_concurrent, host, heartbeat, heartbeat};
+    r.resources = o.resources;
+    const auto it = workers.find(o.id);
+    r.free = it == workers.end() ? o.resources : it->second.res.free();
+    return r;
 }
 
 // How long past its last heartbeat a dead worker's registry entry is
@@ -257,6 +322,7 @@ void coordinator_impl::declare_dead(std::map<std::string, worker_entry>::iterato
     ev.worker_id = it->first;
     ev.detail = "no heartbeat for " + std::to_string(opt.worker_timeout.count()) + "ms";
     emit(std::move(ev));
+    forget_sessions_of(it->first);
     workers.erase(it);
 }
 

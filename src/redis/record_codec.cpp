@@ -127,11 +127,91 @@ public:
         return out;
     }
 
+    std::uint64_t unsigned_integer(std::string_view name) const {
+        const auto& v = at(name);
+        if (v.is_uint64()) return v.as_uint64();
+        if (v.is_int64() && v.as_int64() >= 0) return static_cast<std::uint64_t>(v.as_int64());
+        bad(name, v, "not an unsigned integer");
+    }
+    const json::object& object(std::string_view name) const {
+        const auto& v = at(name);
+        if (!v.is_object()) bad(name, v, "not an object");
+        return v.as_object();
+    }
+    const json::array& array(std::string_view name) const {
+        const auto& v = at(name);
+        if (!v.is_array()) bad(name, v, "not an array");
+        return v.as_array();
+    }
+    bool has(std::string_view name) const { return o_.find(name) != o_.end(); }
+    const std::string& prefix() const noexcept { return prefix_; }
+    std::string_view key() const noexcept { return key_; }
+
 private:
     std::string_view key_;
     std::string prefix_;
     const json::object& o_;
 };
+
+json::array strings_json(const std::vector<std::string>& v) {
+    json::array a;
+    for (const auto& s : v) a.emplace_back(s);
+    return a;
+}
+
+json::object request_json(const resource_request& r) {
+    json::object gpu;
+    gpu["count"] = r.gpu.count;
+    gpu["type"] = r.gpu.type;
+    gpu["memory_mb"] = r.gpu.memory_mb;
+    json::object o;
+    o["cpu_millis"] = r.cpu_millis;
+    o["memory_mb"] = r.memory_mb;
+    o["gpu"] = std::move(gpu);
+    o["labels"] = strings_json(r.labels);
+    return o;
+}
+
+resource_request request_from(const json_reader& d) {
+    resource_request r;
+    r.cpu_millis = d.unsigned_integer("cpu_millis");
+    r.memory_mb = d.unsigned_integer("memory_mb");
+    const json_reader g(d.key(), d.prefix() + "gpu.", d.object("gpu"));
+    r.gpu.count = static_cast<std::uint32_t>(g.integer("count", 0, std::numeric_limits<std::uint32_t>::max()));
+    r.gpu.type = g.string("type");
+    r.gpu.memory_mb = g.unsigned_integer("memory_mb");
+    r.labels = d.strings("labels");
+    return r;
+}
+
+json::object inventory_json(const resource_inventory& inv) {
+    json::array gpus;
+    for (const auto& g : inv.gpus) {
+        json::object o;
+        o["type"] = g.type;
+        o["memory_mb"] = g.memory_mb;
+        gpus.emplace_back(std::move(o));
+    }
+    json::object o;
+    o["cpu_millis"] = inv.cpu_millis;
+    o["memory_mb"] = inv.memory_mb;
+    o["gpus"] = std::move(gpus);
+    o["labels"] = strings_json(inv.labels);
+    return o;
+}
+
+resource_inventory inventory_from(const json_reader& d) {
+    resource_inventory inv;
+    inv.cpu_millis = d.unsigned_integer("cpu_millis");
+    inv.memory_mb = d.unsigned_integer("memory_mb");
+    for (const auto& g : d.array("gpus")) {
+        if (!g.is_object()) d.bad("gpus", g, "an element is not an object");
+        const json_reader gr(d.key(), d.prefix() + "gpus.", g.as_object());
+        inv.gpus.push_back(gpu_device{gr.string("type"), gr.unsigned_integer("memory_mb")});
+    }
+    inv.labels = d.strings("labels");
+    return inv;
+}
 
 json::value parse_json(std::string_view key, std::string_view field, std::string_view text) {
     json::parse_options po;
@@ -238,6 +318,16 @@ void decode_metadata(std::string_view key, std::string_view text, task_record& r
     }
 }
 
+std::string request_text(const resource_request& r) {
+    return r == resource_request{} ? std::string{} : json::serialize(request_json(r));
+}
+
+void decode_resources(std::string_view key, std::string_view text, task_record& r) {
+    const auto v = parse_json(key, tf::resources, text);
+    if (!v.is_object()) corrupt(key, tf::resources, text, "not a JSON object");
+    r.resources = request_from(json_reader(key, std::string(tf::resources) + ".", v.as_object()));
+}
+
 void decode_tags(std::string_view key, std::string_view text, task_record& r) {
     const auto v = parse_json(key, tf::tags, text);
     if (!v.is_array()) corrupt(key, tf::tags, text, "not a JSON array");
@@ -256,6 +346,7 @@ std::string* string_field(task_record& r, std::string_view f) {
     if (f == tf::progress_message) return &r.progress_message;
     if (f == tf::result) return &r.result;
     if (f == tf::error) return &r.error;
+    if (f == tf::session) return &r.session;
     return nullptr;
 }
 
@@ -282,6 +373,7 @@ bool decode_field(std::string_view key, std::string_view f, const std::string& v
     else if (f == tf::options) decode_options(key, v, r);
     else if (f == tf::metadata) decode_metadata(key, v, r);
     else if (f == tf::tags) decode_tags(key, v, r);
+    else if (f == tf::resources) decode_resources(key, v, r);
     else return false;
     return true;
 }
@@ -338,7 +430,7 @@ std::array<std::string, task_state_fields.size()> encode_task_state(const task_r
 
 std::vector<std::pair<std::string_view, std::string>> encode_task_fields(const task_record& r) {
     std::vector<std::pair<std::string_view, std::string>> out;
-    out.reserve(task_state_fields.size() + 6);
+    out.reserve(task_state_fields.size() + 8);
     auto put = [&](std::string_view f, std::string v) {
         if (!v.empty()) out.emplace_back(f, std::move(v));
     };
@@ -346,6 +438,8 @@ std::vector<std::pair<std::string_view, std::string>> encode_task_fields(const t
     put(tf::payload, r.payload);
     put(tf::owner, r.owner);
     put(tf::tags, tags_text(r.tags));
+    put(tf::resources, request_text(r.resources));
+    put(tf::session, r.session);
     put(tf::options, options_text(r));
     put(tf::created_at, std::to_string(to_unix_ns(r.created_at)));
     auto state = encode_task_state(r);
@@ -379,6 +473,10 @@ std::string encode_worker_data(const worker_record& w) {
     o["max_concurrent"] = w.max_concurrent;
     o["host"] = w.host;
     o["registered_at"] = redis_detail::to_ticks(w.registered_at);
+    if (w.resources != resource_inventory{} || w.free != resource_inventory{}) {
+        o["resources"] = inventory_json(w.resources);
+        o["free"] = inventory_json(w.free);
+    }
     return json::serialize(o);
 }
 
@@ -401,6 +499,10 @@ worker_record decode_worker_record(std::string_view key, std::string id, std::st
     w.max_concurrent = static_cast<std::size_t>(d.integer("max_concurrent", 0));
     w.host = d.string("host");
     w.registered_at = redis_detail::from_ticks(d.integer("registered_at"));
+    if (d.has("resources") || d.has("free")) {
+        w.resources = inventory_from(json_reader(key, "d.resources.", d.object("resources")));
+        w.free = inventory_from(json_reader(key, "d.free.", d.object("free")));
+    }
     return w;
 }
 

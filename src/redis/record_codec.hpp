@@ -59,6 +59,10 @@ inline constexpr std::string_view payload = "p";
 inline constexpr std::string_view owner = "u";
 inline constexpr std::string_view tags = "k";        ///< JSON array of strings
 inline constexpr std::string_view created_at = "c";  ///< always stored
+/// The resource request: JSON object {cpu_millis, memory_mb, gpu: {count,
+/// type, memory_mb}, labels}; absent = asks for nothing.
+inline constexpr std::string_view resources = "x";
+inline constexpr std::string_view session = "z";
 /// priority,timeout_ms,turn_timeout_ms,max_retries,backoff base_ms,cap_ms,
 /// jitter (0/1): decimal, comma-separated; absent = task_record defaults.
 inline constexpr std::string_view options = "o";

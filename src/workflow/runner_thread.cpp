@@ -47,6 +47,7 @@ task_request request_for(const std::string& wf, const workflow_state& s, const t
     o.id = task_id(wf, n.name);
     o.priority = n.options.priority;
     o.tags = n.options.tags;
+    o.resources = n.resources;
     o.timeout = n.options.timeout;
     o.turn_timeout = n.options.turn_timeout;
     o.max_retries = n.options.retries;

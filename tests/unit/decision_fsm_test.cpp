@@ -25,7 +25,7 @@ TEST_CASE("task status: only the documented transitions are legal", "[task_statu
     const std::set<std::pair<task_status, task_status>> legal{
         {task_status::pending, task_status::queued},     {task_status::pending, task_status::cancelled},
         {task_status::queued, task_status::running},     {task_status::queued, task_status::cancelled},
-        {task_status::queued, task_status::timed_out},
+        {task_status::queued, task_status::timed_out},   {task_status::queued, task_status::failed},
         {task_status::running, task_status::completed},  {task_status::running, task_status::failed},
         {task_status::running, task_status::cancelled},  {task_status::running, task_status::timed_out},
         {task_status::running, task_status::queued},

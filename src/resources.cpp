@@ -1,9 +1,11 @@
-#include <orchcore/workflow/resources.hpp>
+#include <orchcore/resources.hpp>
+
+#include <orchcore/error.hpp>
 
 #include <algorithm>
 #include <numeric>
 
-namespace orchcore::workflow {
+namespace orchcore {
 
 namespace {
 
@@ -17,7 +19,46 @@ bool has_labels(const std::vector<std::string>& have, const std::vector<std::str
     });
 }
 
+void require_labels(const std::vector<std::string>& labels, std::string_view field) {
+    for (std::size_t i = 0; i < labels.size(); ++i)
+        if (labels[i].empty())
+            throw invalid_argument(std::string(field) + ".labels[" + std::to_string(i) + "]", "\"\"",
+                                   "a label must not be empty");
+}
+
+constexpr std::uint64_t max_gpus = 1024;
+
 }  // namespace
+
+std::string to_string(const resource_request& r) {
+    std::string out = "cpu_millis=" + std::to_string(r.cpu_millis) + " memory_mb=" + std::to_string(r.memory_mb) +
+                      " gpu=" + std::to_string(r.gpu.count) + "x\"" + r.gpu.type + "\">=" +
+                      std::to_string(r.gpu.memory_mb) + "MB labels=[";
+    for (std::size_t i = 0; i < r.labels.size(); ++i) out += (i ? ",\"" : "\"") + r.labels[i] + "\"";
+    return out + "]";
+}
+
+void validate(const resource_request& r, std::string_view field) {
+    const std::string f(field);
+    require_labels(r.labels, field);
+    if (r.gpu.count > max_gpus)
+        throw invalid_argument(f + ".gpu.count", std::to_string(r.gpu.count), "must be at most 1024");
+    if (r.gpu.count == 0 && !r.gpu.type.empty())
+        throw invalid_argument(f + ".gpu.type", "\"" + r.gpu.type + "\"", "needs gpu.count >= 1");
+    if (r.gpu.count == 0 && r.gpu.memory_mb != 0)
+        throw invalid_argument(f + ".gpu.memory_mb", std::to_string(r.gpu.memory_mb), "needs gpu.count >= 1");
+}
+
+void validate(const resource_inventory& inv, std::string_view field) {
+    const std::string f(field);
+    require_labels(inv.labels, field);
+    if (inv.gpus.size() > max_gpus)
+        throw invalid_argument(f + ".gpus", std::to_string(inv.gpus.size()) + " GPUs", "must be at most 1024");
+    for (std::size_t i = 0; i < inv.gpus.size(); ++i)
+        if (inv.gpus[i].type.empty())
+            throw invalid_argument(f + ".gpus[" + std::to_string(i) + "].type", "\"\"",
+                                   "a GPU type must not be empty");
+}
 
 bool fits(const resource_inventory& free, const resource_request& request) {
     if (request.cpu_millis > free.cpu_millis || request.memory_mb > free.memory_mb) return false;
@@ -96,4 +137,4 @@ std::size_t worker_resources::held_gpus() const noexcept {
     return static_cast<std::size_t>(std::count(gpu_held_.begin(), gpu_held_.end(), true));
 }
 
-}  // namespace orchcore::workflow
+}  // namespace orchcore

@@ -1,10 +1,10 @@
-#include <orchcore/workflow/placement.hpp>
+#include <orchcore/placement.hpp>
 
 #include <orchcore/error.hpp>
 
 #include <tuple>
 
-namespace orchcore::workflow {
+namespace orchcore {
 
 void placement_table::add_worker(const std::string& worker, resource_inventory inventory) {
     if (worker.empty()) throw invalid_argument("worker", "\"\"", "a worker id must not be empty");
@@ -81,4 +81,4 @@ bool placement_table::could_ever_place(const resource_request& request) const {
     return false;
 }
 
-}  // namespace orchcore::workflow
+}  // namespace orchcore
