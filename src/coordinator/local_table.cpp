@@ -1,7 +1,9 @@
 // Local mode: the task table's waiting places, dispatch onto workers, and the end of attempts and tasks.
 #include "local_engine.hpp"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace orchcore::detail {
 
@@ -99,13 +101,27 @@ void local_engine::dispatch(effects& fx) {
     if (c.stopped || c.workers.empty()) return;
     std::size_t free = c.free_slots();
     if (free == 0) return;
+    // Tags and requests that found no worker with room in this call.
+    // Capacity only shrinks within a call, so a task asking the same is
+    // passed over without a search: waiting tasks that ask alike (GPU
+    // tasks waiting for a GPU) cost one search per call, not one each.
+    std::vector<std::pair<std::vector<std::string>, resource_request>> no_room;
+    auto known_no_room = [&](const entry_record& rec) {
+        return std::any_of(no_room.begin(), no_room.end(), [&](const auto& nr) {
+            return nr.second == rec.resources() && nr.first == rec.tags();
+        });
+    };
     // Starts the task on a fitting worker; false if none has room. A
     // task that is gone (cancelled or expired) counts as placed.
     auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
         if (it == c.tasks.end() || it->second.rec.status != task_status::queued) return true;
         const auto& rec = it->second.rec;
+        if (known_no_room(rec)) return false;
         worker_entry* w = c.pick_worker(rec.tags(), rec.resources(), rec.session());
-        if (!w) return false;
+        if (!w) {
+            if (no_room.size() < 16) no_room.emplace_back(rec.tags(), rec.resources());
+            return false;
+        }
         start_attempt(it->second, *w, fx);
         --free;
         return true;
