@@ -18,9 +18,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #ifdef ORCHCORE_EXAMPLE_REDIS_WORKFLOW_NODE
 
@@ -29,26 +31,48 @@ namespace wf = orchcore::workflow;
 namespace proc = orchcore::test::proc;
 using namespace std::chrono_literals;
 
+namespace {
+
+/// A producer node on a fresh queue of the shared test server (no workers:
+/// it drives nothing) and the arguments that start a worker process of
+/// examples/redis_workflow_node on the same queue, with `task_ms` tasks.
+struct producer_setup {
+    std::shared_ptr<oc::redis_client> client;
+    std::string queue;
+    std::filesystem::path dir;
+    std::vector<std::string> common;
+
+    producer_setup(const std::string& name, const std::string& task_ms, const std::string& max_seconds) {
+        auto& server = orchcore::test::shared_redis_server();
+        client = server.client(name);
+        queue = name + "-" + std::to_string(::getpid());
+        dir = std::filesystem::temp_directory_path() / ("orchcore-" + name + "-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir);
+        const std::string url = server.url() + "?prefix=" + client->options().prefix;
+        common = {"--url", url, "--queue", queue, "--workers", "1", "--concurrency", "4",
+                  "--task-ms", task_ms, "--lease-ms", "1000", "--max-seconds", max_seconds};
+    }
+
+    oc::coordinator_options options() const {
+        oc::coordinator_options o;
+        o.transport = std::make_shared<oc::redis_transport>(client, queue);
+        o.store = std::make_shared<oc::redis_task_store>(client, queue);
+        o.registry = std::make_shared<oc::redis_worker_registry>(client, queue);
+        o.policy = o.transport->options().policy;
+        o.node_id = "producer";
+        o.scaling.min_workers = o.scaling.max_workers = 0;
+        return o;
+    }
+};
+
+}  // namespace
+
 TEST_CASE("redis/workflow: a worker process SIGKILLed mid-graph; another process completes the workflow",
           "[redis][workflow][multiprocess][failure]") {
-    auto& server = orchcore::test::shared_redis_server();
-    auto client = server.client("wfkill");
-    const std::string queue = "wfkill-" + std::to_string(::getpid());
-    const auto dir = std::filesystem::temp_directory_path() / ("orchcore-wfkill-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    const std::string url = server.url() + "?prefix=" + client->options().prefix;
-    const std::vector<std::string> common{"--url", url, "--queue", queue, "--workers", "1",
-                                          "--concurrency", "4", "--task-ms", "60", "--lease-ms", "1000",
-                                          "--max-seconds", "90"};
-
-    oc::coordinator_options o;
-    o.transport = std::make_shared<oc::redis_transport>(client, queue);
-    o.store = std::make_shared<oc::redis_task_store>(client, queue);
-    o.registry = std::make_shared<oc::redis_worker_registry>(client, queue);
-    o.policy = o.transport->options().policy;
-    o.node_id = "producer";
-    o.scaling.min_workers = o.scaling.max_workers = 0;
-    oc::coordinator producer{o};
+    const producer_setup setup("wfkill", "60", "90");
+    const auto& dir = setup.dir;
+    const auto& common = setup.common;
+    oc::coordinator producer{setup.options()};
     wf::workflow_runner runner(producer);  // drives nothing: it has no workers
 
     wf::workflow_spec spec{.name = "killed"};
@@ -100,25 +124,11 @@ std::optional<std::string> shard_running_on(oc::coordinator& c, const std::strin
 
 TEST_CASE("redis/workflow: the worker process of a shard is SIGKILLed; the shard is re-run, one result per shard",
           "[redis][workflow][multiprocess][failure]") {
-    auto& server = orchcore::test::shared_redis_server();
-    auto client = server.client("wfshard");
-    const std::string queue = "wfshard-" + std::to_string(::getpid());
-    const auto dir = std::filesystem::temp_directory_path() / ("orchcore-wfshard-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    const std::string url = server.url() + "?prefix=" + client->options().prefix;
     // Shards long enough to be killed while running; 8 slots for 6 shards.
-    const std::vector<std::string> common{"--url", url, "--queue", queue, "--workers", "1",
-                                          "--concurrency", "4", "--task-ms", "1500", "--lease-ms", "1000",
-                                          "--max-seconds", "120"};
-
-    oc::coordinator_options o;
-    o.transport = std::make_shared<oc::redis_transport>(client, queue);
-    o.store = std::make_shared<oc::redis_task_store>(client, queue);
-    o.registry = std::make_shared<oc::redis_worker_registry>(client, queue);
-    o.policy = o.transport->options().policy;
-    o.node_id = "producer";
-    o.scaling.min_workers = o.scaling.max_workers = 0;
-    oc::coordinator producer{o};
+    const producer_setup setup("wfshard", "1500", "120");
+    const auto& dir = setup.dir;
+    const auto& common = setup.common;
+    oc::coordinator producer{setup.options()};
     wf::workflow_runner runner(producer);
 
     constexpr std::uint32_t shards = 6;
