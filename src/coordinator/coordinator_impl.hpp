@@ -24,6 +24,7 @@
 #include "effects.hpp"
 #include "engine.hpp"
 #include "io_queue.hpp"
+#include "session_bindings.hpp"
 #include "task_entry.hpp"
 #include "worker_entry.hpp"
 
@@ -65,10 +66,9 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // distributed mode the tasks running on this node.
     std::unordered_map<std::string, task_entry> tasks;
     std::map<std::string, worker_entry> workers;
-    // Session affinity: the worker each session key's tasks go to while it
-    // lives and has room (bound at the session's first placement,
-    // forgotten when the worker leaves).
-    std::map<std::string, std::string, std::less<>> sessions;
+    // Session affinity (session_bindings.hpp): the worker each session
+    // key's tasks go to while it lives and has room.
+    session_bindings sessions;
     // Set when a slot or resources are freed or a worker is added: only
     // then can a task that found no fitting worker fit one (local mode
     // retries its parked tasks then, not at every submission).
@@ -173,6 +173,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     bool could_ever_place(const std::vector<std::string>& tags, const resource_request& r) const;
     void release_hold(worker_entry& w, hold_id h);
     void forget_sessions_of(const std::string& worker_id);
+    bool session_running(const std::string& session, const std::string& worker_id) const;
 
     // placement_check.cpp
     void require_placeable(const task_options& o);

@@ -37,6 +37,7 @@ private:
     std::pair<worker_entry*, std::size_t> reserve();
     start_spec spec_for(const worker_entry& w) const;
     dist_op hand_back_op(task_record rec, const transport_lease& l);
+    dist_op not_launched(task_record rec, const transport_lease& l, steady::time_point now);
     bool launch_one(node_task& t, const std::string& wid, effects& fx);
     std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved);
     void fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked);
@@ -118,14 +119,24 @@ bool node_fast_path::feed_once() {
     return lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
 }
 
-// Lock held. A task the backend started for a worker that cannot run it
-// after all (stopping, or its slots taken meanwhile): back to the queue.
+// Lock held. The record change for a task the backend started that cannot
+// run here (stopping, no fitting worker, or its slots taken meanwhile): the
+// attempt the backend counted did not run. Failed if no live worker could
+// ever hold its request and has not for placement_wait (the plain path's
+// rule, node_engine::unplaceable_for_good), else handed back.
+dist_op node_fast_path::not_launched(task_record rec, const transport_lease& l, steady::time_point now) {
+    if (rec.attempts > 0) --rec.attempts;
+    if (c_.stopping || !e_.unplaceable_for_good(rec, now)) return hand_back_op(std::move(rec), l);
+    ++e_.io_inflight;
+    return e_.settle_unplaceable(rec, l);
+}
+
+// Lock held. A started task back to the queue.
 dist_op node_fast_path::hand_back_op(task_record rec, const transport_lease& l) {
     dist_op op;
     op.rec = std::move(rec);
     op.expected = task_status::running;
     op.rec.status = task_status::queued;
-    if (op.rec.attempts > 0) --op.rec.attempts;  // it did not run
     op.token = l.token;
     op.held_until = l.deadline;
     op.delay = std::max(c_.tick_every * 5, std::chrono::milliseconds(20));
@@ -174,10 +185,16 @@ std::size_t node_fast_path::take_started(std::vector<node_task> got, const std::
         e_.leasing -= std::min(e_.leasing, reserved - unstarted);  // feed_leased ends the others'
         if (auto h = held_.find(wid); h != held_.end() && (h->second -= std::min(h->second, reserved)) == 0)
             held_.erase(h);
+        const auto now = steady::now();
         for (auto& t : got) {
-            if (!t.started) plain.push_back(std::move(t.lease));
-            else if (launch_one(t, wid, fx)) ++launched;
-            else back.push_back(hand_back_op(std::move(*t.record), t.lease));
+            if (!t.started) {
+                plain.push_back(std::move(t.lease));
+            } else if (launch_one(t, wid, fx)) {
+                e_.unplaceable_since.erase(t.lease.task_id);
+                ++launched;
+            } else {
+                back.push_back(not_launched(std::move(*t.record), t.lease, now));
+            }
         }
         if (plain.empty() && e_.io_inflight > 0) --e_.io_inflight;  // else feed_leased ends it
         fx.wake_waiters = true;

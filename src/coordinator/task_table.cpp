@@ -73,10 +73,10 @@ void coordinator_impl::take_slot(task_entry& t, worker_entry& w, const std::shar
     else t.turn_deadline.reset();
     ++w.busy;
     if (const auto& r = t.rec.resources(); !r.empty()) a->hold = w.res.hold(r).value_or(0);
-    if (const auto& s = t.rec.session(); !s.empty()) {
-        const auto bound = sessions.find(s);
-        if (bound == sessions.end()) sessions.emplace(s, w.w->id());
-    }
+    if (const auto& s = t.rec.session(); !s.empty())
+        sessions.bind(s, w.w->id(), [this](const std::string& session, const std::string& worker) {
+            return session_running(session, worker);
+        });
     w.running.push_back(a);
     ++running_count;
     ln = launch{w.w, a, nullptr, nullptr};

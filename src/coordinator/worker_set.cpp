@@ -44,8 +44,8 @@ auto fit_key(const worker_entry& w, const resource_request& r) {
 worker_entry* coordinator_impl::pick_worker(const std::vector<std::string>& tags, const resource_request& r,
                                             std::string_view session) {
     if (!session.empty()) {
-        if (const auto s = sessions.find(session); s != sessions.end()) {
-            const auto it = workers.find(s->second);
+        if (const auto* bound = sessions.find(session)) {
+            const auto it = workers.find(*bound);
             if (it != workers.end() && has_room(it->second, tags, r)) return &it->second;
         }
     }
@@ -82,8 +82,16 @@ void coordinator_impl::release_hold(worker_entry& w, hold_id h) {
 
 // Lock held. A worker that leaves takes its session bindings with it: the
 // sessions' next tasks go to the best fit and bind there.
-void coordinator_impl::forget_sessions_of(const std::string& worker_id) {
-    std::erase_if(sessions, [&](const auto& kv) { return kv.second == worker_id; });
+void coordinator_impl::forget_sessions_of(const std::string& worker_id) { sessions.forget_worker(worker_id); }
+
+// Lock held. Whether a task of `session` runs on worker `worker_id`.
+bool coordinator_impl::session_running(const std::string& session, const std::string& worker_id) const {
+    const auto w = workers.find(worker_id);
+    if (w == workers.end()) return false;
+    return std::any_of(w->second.running.begin(), w->second.running.end(), [&](const auto& a) {
+        const auto t = tasks.find(a->id);
+        return t != tasks.end() && t->second.rec.session() == session;
+    });
 }
 
 bool coordinator_impl::fitting_worker_exists(const std::vector<std::string>& tags) const {

@@ -133,13 +133,14 @@ void parse_task_field(task_spec& t, std::string_view key, const json::value& v, 
     else if (key == "turn_timeout_ms") t.options.turn_timeout = as_millis(v, p);
     else if (key == "priority") t.options.priority = as_int(v, p);
     else if (key == "tags") t.options.tags = as_strings(v, p);
+    else if (key == "session") t.options.session = as_string(v, p);
     else if (key == "resources") t.resources = parse_resources(v, p);
     else t.shards = parse_shards(v, p);
 }
 
 task_spec parse_task(const json::value& v, const std::string& path) {
     const auto& o = as_object(v, path, {"name", "type", "payload", "depends_on", "retries", "timeout_ms",
-                                        "turn_timeout_ms", "priority", "tags", "resources", "shards"});
+                                        "turn_timeout_ms", "priority", "tags", "session", "resources", "shards"});
     task_spec t;
     for (const auto& kv : o) parse_task_field(t, kv.key(), kv.value(), member(path, kv.key()));
     return t;

@@ -34,6 +34,7 @@ json::object task_json(const task_spec& t) {
     if (t.options.turn_timeout.count() != 0) o["turn_timeout_ms"] = t.options.turn_timeout.count();
     o["priority"] = t.options.priority;
     if (!t.options.tags.empty()) o["tags"] = strings(t.options.tags);
+    if (!t.options.session.empty()) o["session"] = t.options.session;
     if (!(t.resources == resource_request{})) o["resources"] = resources_json(t.resources);
     if (t.shards) o["shards"] = json::object{{"count", t.shards->count}, {"aggregator", t.shards->aggregator_type}};
     return o;

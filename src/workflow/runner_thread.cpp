@@ -48,6 +48,7 @@ task_request request_for(const std::string& wf, const workflow_state& s, const t
     o.priority = n.options.priority;
     o.tags = n.options.tags;
     o.resources = n.resources;
+    o.session = n.options.session;
     o.timeout = n.options.timeout;
     o.turn_timeout = n.options.turn_timeout;
     o.max_retries = n.options.retries;

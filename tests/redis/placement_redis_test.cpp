@@ -33,6 +33,11 @@ TEST_CASE("redis/placement: every end of an attempt releases its resources", "[r
     test::scenario_release_on_every_end(test::node_placement(redis_backend));
 }
 
+TEST_CASE("redis/placement: with placement_wait an impossible request waits, then fails (node backend path)",
+          "[redis][placement]") {
+    test::scenario_placement_wait(test::node_placement(redis_backend));
+}
+
 TEST_CASE("redis/placement: a session's tasks stay on its worker and move when it dies", "[redis][placement]") {
     test::scenario_session_affinity(test::node_placement(redis_backend));
 }

@@ -48,41 +48,10 @@ TEST_CASE("placement: small tasks flow past a task waiting for a GPU", "[coordin
     CHECK(waiting.handle.get() == "held");
 }
 
-namespace {
-void placement_wait_case(const ot::placement_factory& make) {
-    // A coordinator with a CPU-only worker, asked for an "h100".
-    auto run = [&](std::chrono::milliseconds wait, bool add_gpu_worker) {
-        auto o = make();
-        o.placement_wait = wait;
-        oc::coordinator c{o};
-        c.add_worker(ot::gpu_worker("cpu-only", {}));
-        c.register_handler("gpu", [](oc::task_context&) { return std::string("ran"); });
-        auto h = c.submit_async("gpu", "", ot::asking_gpus(1, "h100"));
-        REQUIRE(h);
-        if (add_gpu_worker) c.add_worker(ot::gpu_worker("h", {{"h100", 80000}}));
-        auto r = h.handle.wait_for(20s);
-        c.stop();
-        return r;
-    };
-    SECTION("no worker comes: failed after the wait, no attempt") {
-        const auto r = run(200ms, false);
-        REQUIRE(st(r) == "failed");
-        CHECK(r->attempts == 0);
-        CHECK(r->error.find("unplaceable") != std::string::npos);
-        CHECK(r->error.find("\"h100\"") != std::string::npos);
-    }
-    SECTION("a worker that fits is added meanwhile: it runs") {
-        const auto r = run(std::chrono::hours(1), true);
-        REQUIRE(st(r) == "completed");
-        CHECK(r->result == "ran");
-    }
-}
-}  // namespace
-
 TEST_CASE("placement: with placement_wait an impossible request waits, then fails naming the request",
           "[coordinator][placement]") {
-    SECTION("local") { placement_wait_case(ot::local_placement); }
-    SECTION("distributed") { placement_wait_case(ot::node_placement(ot::memory_backend)); }
+    SECTION("local") { ot::scenario_placement_wait(ot::local_placement); }
+    SECTION("distributed") { ot::scenario_placement_wait(ot::node_placement(ot::memory_backend)); }
 }
 
 TEST_CASE("placement: bad requests and inventories are refused naming the field", "[coordinator][placement]") {

@@ -197,4 +197,36 @@ inline void scenario_session_affinity(const placement_factory& make) {
     c.stop(stop_mode::abort, 2s);
 }
 
+// With placement_wait, a request no worker could ever hold waits, then
+// fails naming it without using an attempt; one a worker added meanwhile
+// can hold runs.
+inline void scenario_placement_wait(const placement_factory& make) {
+    // A coordinator with a CPU-only worker, asked for an "h100".
+    auto run = [&](std::chrono::milliseconds wait, bool add_gpu_worker) {
+        auto o = make();
+        o.placement_wait = wait;
+        coordinator c{o};
+        c.add_worker(gpu_worker("cpu-only", {}));
+        c.register_handler("gpu", [](task_context&) { return std::string("ran"); });
+        auto h = c.submit_async("gpu", "", asking_gpus(1, "h100"));
+        REQUIRE(h);
+        if (add_gpu_worker) c.add_worker(gpu_worker("h", {{"h100", 80000}}));
+        auto r = h.handle.wait_for(20s);
+        c.stop();
+        return r;
+    };
+    SECTION("no worker comes: failed after the wait, no attempt") {
+        const auto r = run(200ms, false);
+        REQUIRE(status_of(r) == "failed");
+        CHECK(r->attempts == 0);
+        CHECK(r->error.find("unplaceable") != std::string::npos);
+        CHECK(r->error.find("\"h100\"") != std::string::npos);
+    }
+    SECTION("a worker that fits is added meanwhile: it runs") {
+        const auto r = run(std::chrono::hours(1), true);
+        REQUIRE(status_of(r) == "completed");
+        CHECK(r->result == "ran");
+    }
+}
+
 }  // namespace orchcore::test

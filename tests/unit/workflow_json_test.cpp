@@ -34,7 +34,7 @@ TEST_CASE("a workflow parses from JSON with every field of the schema", "[workfl
       "tasks": [ {"name": "prep", "type": "shell", "payload": "make data"} ],
       "stages": [ {"name": "fit", "type": "train", "payload": {"lr": 0.5, "in": "${prep.result}"},
                    "depends_on": ["prep"], "retries": 2, "timeout_ms": 60000,
-                   "turn_timeout_ms": 10000, "priority": 10, "tags": ["gpu", "big"],
+                   "turn_timeout_ms": 10000, "priority": 10, "tags": ["gpu", "big"], "session": "chat-7",
                    "resources": {"cpu": 2.5, "memory_mb": 16384,
                                  "gpu": {"count": 2, "type": "a100", "memory_mb": 40000},
                                  "labels": ["zone=eu"]},
@@ -52,12 +52,23 @@ TEST_CASE("a workflow parses from JSON with every field of the schema", "[workfl
     CHECK(fit.options.turn_timeout == 10s);
     CHECK(fit.options.priority == 10);
     CHECK(fit.options.tags == std::vector<std::string>{"gpu", "big"});
+    CHECK(fit.options.session == "chat-7");
     CHECK(fit.resources.cpu_millis == 2500);
     CHECK(fit.resources.memory_mb == 16384);
     CHECK(fit.resources.gpu == wf::gpu_request{2, "a100", 40000});
     CHECK(fit.resources.labels == std::vector<std::string>{"zone=eu"});
     REQUIRE(fit.shards);
     CHECK(*fit.shards == wf::shard_spec{4, "merge"});
+}
+
+TEST_CASE("a spec written as JSON parses back to the same spec, session included", "[workflow][json]") {
+    const auto spec = wf::parse_workflow_json(one_task(R"("session": "chat \"7\"", "tags": ["gpu"],
+                                                          "resources": {"gpu": {"count": 1, "type": "t4"}})"));
+    REQUIRE(spec.tasks.size() == 1);
+    CHECK(spec.tasks[0].options.session == "chat \"7\"");
+    CHECK(wf::parse_workflow_json(wf::to_workflow_json(spec)) == spec);
+    CHECK(wf::parse_workflow_json(wf::to_workflow_json(wf::parse_workflow_json(one_task("")))).tasks[0]
+              .options.session.empty());
 }
 
 TEST_CASE("a malformed JSON spec is refused with the path of the offending field", "[workflow][json]") {
@@ -73,6 +84,7 @@ TEST_CASE("a malformed JSON spec is refused with the path of the offending field
     CHECK(refusal(one_task(R"("resources": {"disk": 1})")) == "tasks[0].resources.disk: unknown field (got 1)");
     CHECK(refusal(one_task(R"("depends_on": "b")")) == R"(tasks[0].depends_on: expected an array (got "b"))");
     CHECK(refusal(one_task(R"("tags": ["x", 3])")) == "tasks[0].tags[1]: expected a string (got 3)");
+    CHECK(refusal(one_task(R"("session": 3)")) == "tasks[0].session: expected a string (got 3)");
     CHECK(refusal(one_task(R"("retries": 4294967296)")) ==
           "tasks[0].retries: expected an integer at most 4294967295 (got 4294967296)");
     CHECK(refusal(one_task(R"("timeout_ms": 1.5)")) == "tasks[0].timeout_ms: expected an integer (got 1.5E0)");

@@ -78,6 +78,32 @@ TEST_CASE("workflow runner: a diamond runs in dependency order and passes result
     REQUIRE(c.get_task(wf::task_id(h.id(), "join")));
 }
 
+TEST_CASE("workflow runner: a task's session reaches its task record and keeps it on one worker",
+          "[workflow][runner]") {
+    oc::coordinator c{runner_options()};
+    c.register_handler("where", [](oc::task_context& ctx) { return ctx.worker_id(); });
+    wf::workflow_runner runner(c, fast);
+    wf::task_spec first{.name = "first", .type = "where"};
+    first.options.session = "chat-7";
+    auto second = first;
+    second.name = "second";
+    second.depends_on = {"first"};
+    wf::task_spec loose{.name = "loose", .type = "where"};
+    auto h = runner.submit_workflow({.name = "sess", .tasks = {first, second, loose}});
+    const auto rec = h.get();
+    REQUIRE(rec.status == wf::workflow_status::completed);
+    CHECK(rec.task("second").result == rec.task("first").result);
+    const auto r1 = c.get_task(wf::task_id(h.id(), "first"));
+    const auto r2 = c.get_task(wf::task_id(h.id(), "second"));
+    const auto r3 = c.get_task(wf::task_id(h.id(), "loose"));
+    REQUIRE(r1);
+    REQUIRE(r2);
+    REQUIRE(r3);
+    CHECK(r1->session == "chat-7");
+    CHECK(r2->session == "chat-7");
+    CHECK(r3->session.empty());
+}
+
 TEST_CASE("workflow runner: a failure fails everything downstream, naming the dependency", "[workflow][runner]") {
     oc::coordinator c{runner_options()};
     oc::test::workflow_probe probe;

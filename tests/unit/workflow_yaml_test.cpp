@@ -42,6 +42,7 @@ stages:
     timeout_ms: 60000
     priority: 10
     tags: [gpu]
+    session: chat-7
     resources:
       cpu: 2.5
       memory_mb: 16384
@@ -53,7 +54,7 @@ stages:
       "tasks": [{"name": "prep", "type": "shell", "payload": "make data"}],
       "stages": [{"name": "fit", "type": "train", "payload": {"lr": 0.5, "note": "007", "in": "${prep.result}"},
                   "depends_on": ["prep"], "retries": 2, "timeout_ms": 60000, "priority": 10, "tags": ["gpu"],
-                  "resources": {"cpu": 2.5, "memory_mb": 16384,
+                  "session": "chat-7", "resources": {"cpu": 2.5, "memory_mb": 16384,
                                 "gpu": {"count": 2, "type": "a100", "memory_mb": 40000}, "labels": ["zone=eu"]},
                   "shards": {"count": 4, "aggregator": "merge"}}]})");
     CHECK(yaml == json);

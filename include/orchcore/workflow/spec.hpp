@@ -37,6 +37,7 @@ struct task_options {
     std::chrono::milliseconds turn_timeout{0};  ///< one attempt; 0 = the worker's
     int priority = 5;                           ///< [0, 20], as orchcore::priority
     std::vector<std::string> tags{};
+    std::string session{};  ///< as orchcore::task_options::session; empty: none
 
     friend bool operator==(const task_options&, const task_options&) = default;
 };
