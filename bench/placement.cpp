@@ -7,8 +7,8 @@
 // started holds its GPU for good; the CPU workers run on one thread. Each
 // iteration submits one CPU task and waits for its result.
 //
-//   cmake --build build/perf --target orchcore_bench_placement &&
-//   build/perf/bench/orchcore_bench_placement
+//   cmake --preset release && cmake --build build/release --target orchcore_bench_placement &&
+//   build/release/bench/orchcore_bench_placement
 #include <orchcore/orchcore.hpp>
 
 #include <benchmark/benchmark.h>
