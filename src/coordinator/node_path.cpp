@@ -229,10 +229,12 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
         settled.push_back(std::move(ops[i]));
         fs.push_back(f[i]);
     }
-    e_.announce_written(settled, fs);
     e_.record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
+    // The freed slots' next tasks start before the finish notifications
+    // go out (a round trip that other nodes' waiters need, not this node).
     e_.run_ops(rest);
     if (m > 0) fetched(std::move(next), spec.worker, m);
+    e_.announce_written(settled, fs);
 }
 
 // What a flush leased for the `asked` slots it freed: launched as a
