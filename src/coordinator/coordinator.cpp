@@ -45,14 +45,16 @@ std::vector<submit_result> coordinator::submit_many(std::vector<task_request> ta
         if (t.type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
         detail::validate_task_options(t.options);
     }
-    for (const auto& t : tasks) impl_->require_placeable(t.options);
+    std::optional<std::vector<worker_record>> listed;
+    for (const auto& t : tasks) impl_->require_placeable(t.options, listed);
     return impl_->eng->submit_many(tasks, this);
 }
 
 submit_result coordinator::submit_async(std::string type, std::string payload, task_options o) {
     detail::validate_task_options(o);
     if (type.empty()) throw invalid_argument("type", "\"\"", "a task type must not be empty");
-    impl_->require_placeable(o);
+    std::optional<std::vector<worker_record>> listed;
+    impl_->require_placeable(o, listed);
     task_request one{std::move(type), std::move(payload), std::move(o)};
     return impl_->eng->submit_one(one, this);
 }

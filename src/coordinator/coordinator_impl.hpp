@@ -58,6 +58,10 @@ void validate_task_options(const task_options& o);
 
 // The shared components' state and operations; what depends on the mode is
 // the engine's (eng), picked once at construction.
+// A live worker of the shared registry that could hold `r` (with `tags`)
+// when nothing is held on it (placement_check.cpp).
+bool registered_could_hold(const worker_record& w, const std::vector<std::string>& tags, const resource_request& r);
+
 struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     coordinator_options opt;
     mutable detail::adaptive_mutex mu;
@@ -176,7 +180,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     bool session_running(const std::string& session, const std::string& worker_id) const;
 
     // placement_check.cpp
-    void require_placeable(const task_options& o);
+    void require_placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed);
     std::shared_ptr<worker> create_worker(worker_options o, effects& fx);
     void retire_worker(std::map<std::string, worker_entry>::iterator it, event_kind why, std::string detail, effects& fx);
     std::size_t scale_to(std::size_t n, std::string reason, effects& fx);

@@ -195,10 +195,7 @@ dist_op node_engine::settle_unstarted(const task_record& rec, const transport_le
 // going round the queue in silence.
 bool node_engine::unplaceable_for_good(const task_record& rec, steady::time_point now) {
     if (rec.resources.empty() || !registry_view) return false;
-    const auto could = [&](const worker_record& w) {
-        return w.status != worker_status::error && w.status != worker_status::stopped &&
-               worker_filter{std::nullopt, rec.tags}.matches(w) && fits(w.resources, rec.resources);
-    };
+    const auto could = [&](const worker_record& w) { return registered_could_hold(w, rec.tags, rec.resources); };
     if (c.could_ever_place(rec.tags, rec.resources) ||
         std::any_of(registry_view->begin(), registry_view->end(), could)) {
         unplaceable_since.erase(rec.id);

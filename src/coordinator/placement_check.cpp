@@ -6,31 +6,32 @@
 
 namespace orchcore::detail {
 
-namespace {
-
-bool registered_fit(const worker_record& w, const task_options& o) {
-    return worker_filter{std::nullopt, o.tags}.matches(w) && fits(w.resources, o.resources);
+// A live worker of the shared registry that could hold `r` (with `tags`)
+// when nothing is held on it.
+bool registered_could_hold(const worker_record& w, const std::vector<std::string>& tags, const resource_request& r) {
+    return w.status != worker_status::error && w.status != worker_status::stopped &&
+           worker_filter{std::nullopt, tags}.matches(w) && fits(w.resources, r);
 }
-
-bool alive(worker_status s) { return s != worker_status::error && s != worker_status::stopped; }
-
-}  // namespace
 
 // Local mode decides on its own workers (and the template scaling may add),
 // under the lock; distributed mode on the live workers in the shared
 // registry, read without the lock. No live worker registered anywhere: the
-// task is admitted (a node may come).
-void coordinator_impl::require_placeable(const task_options& o) {
+// task is admitted (a node may come). `listed`: the registry as read for an
+// earlier task of the same submission (read once per submission).
+void coordinator_impl::require_placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) {
     if (o.resources.empty() || opt.placement_wait.count() > 0) return;
     bool placeable = true;
     if (!opt.transport) {
         std::lock_guard lk(mu);
         placeable = could_ever_place(o.tags, o.resources);
     } else {
-        const auto all = registry->list({});
-        const bool any_live = std::any_of(all.begin(), all.end(), [](const auto& w) { return alive(w.status); });
+        if (!listed) listed = registry->list({});
+        const auto& all = *listed;
+        const bool any_live = std::any_of(all.begin(), all.end(), [](const auto& w) {
+            return w.status != worker_status::error && w.status != worker_status::stopped;
+        });
         placeable = !any_live || std::any_of(all.begin(), all.end(), [&](const auto& w) {
-            return alive(w.status) && registered_fit(w, o);
+            return registered_could_hold(w, o.tags, o.resources);
         });
     }
     if (!placeable)
