@@ -161,14 +161,14 @@ coordinator_options node_opts(const test::redis_server& server, const std::strin
     coordinator_options o;
     auto to = topts();
     to.combined_node_calls = fast;
-    o.transport = std::make_shared<redis_transport>(client, queue, to);
     o.store = std::make_shared<redis_task_store>(client, queue);
     o.registry = std::make_shared<redis_worker_registry>(client, queue);
-    o.node_id = name;
     o.scaling.min_workers = slots > 0 ? 1 : 0;
     o.scaling.max_workers = slots > 0 ? 1 : 0;
     o.worker_template.max_concurrent = slots > 0 ? slots : 1;
-    o.lease_duration = std::chrono::seconds(60);
+    o.node = orchcore::node_options{.transport = std::make_shared<redis_transport>(client, queue, to),
+                                    .id = name,
+                                    .lease_duration = std::chrono::seconds(60)};
     return o;
 }
 

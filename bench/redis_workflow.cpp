@@ -64,15 +64,15 @@ coordinator_options node_opts(const test::redis_server& server, const std::strin
                               const std::string& name) {
     auto client = make_client(server, slots + 4);
     coordinator_options o;
-    o.transport = std::make_shared<redis_transport>(client, queue,
-                                                    transport_options{.policy = queue_policy::reject_new,
-                                                                      .capacity = 1'000'000});
     o.store = std::make_shared<redis_task_store>(client, queue);
     o.registry = std::make_shared<redis_worker_registry>(client, queue);
-    o.node_id = name;
     o.scaling.min_workers = o.scaling.max_workers = slots > 0 ? 1 : 0;
     o.worker_template.max_concurrent = slots > 0 ? slots : 1;
-    o.lease_duration = std::chrono::seconds(60);
+    o.node = orchcore::node_options{
+        .transport = std::make_shared<redis_transport>(
+            client, queue, transport_options{.policy = queue_policy::reject_new, .capacity = 1'000'000}),
+        .id = name,
+        .lease_duration = std::chrono::seconds(60)};
     return o;
 }
 

@@ -115,11 +115,11 @@ int main(int argc, char** argv) {
         to.max_lease_expiries = static_cast<std::uint32_t>(a.max_lease_expiries);
 
         orchcore::coordinator_options o;
-        o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to);
         o.store = std::make_shared<orchcore::redis_task_store>(client, a.queue);
         o.registry = std::make_shared<orchcore::redis_worker_registry>(client, a.queue);
         o.policy = to.policy;
-        o.node_id = a.node_id;
+        o.node = orchcore::node_options{.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to),
+                                        .id = a.node_id};
         o.scaling.min_workers = 0;  // producer only
         o.scaling.max_workers = 0;
         orchcore::coordinator node{o};

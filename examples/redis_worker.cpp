@@ -132,12 +132,12 @@ int main(int argc, char** argv) {
         to.max_lease_expiries = static_cast<std::uint32_t>(a.max_lease_expiries);
 
         orchcore::coordinator_options o;
-        o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to);
         o.store = std::make_shared<orchcore::redis_task_store>(client, a.queue);
         o.registry = std::make_shared<orchcore::redis_worker_registry>(client, a.queue);
         o.policy = to.policy;
-        o.node_id = a.node_id;
-        o.lease_duration = std::chrono::milliseconds(a.lease_ms);
+        o.node = orchcore::node_options{.transport = std::make_shared<orchcore::redis_transport>(client, a.queue, to),
+                                        .id = a.node_id,
+                                        .lease_duration = std::chrono::milliseconds(a.lease_ms)};
         o.worker_template.max_concurrent = a.concurrency;
         o.scaling.min_workers = a.workers;
         o.scaling.max_workers = a.workers;

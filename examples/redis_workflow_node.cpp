@@ -97,12 +97,12 @@ orchcore::coordinator_options node_options(const args& a) {
     auto client = std::make_shared<orchcore::redis_client>(orchcore::redis_options::from_url(a.url));
     client->ping();  // fail early with a clear message
     orchcore::coordinator_options o;
-    o.transport = std::make_shared<orchcore::redis_transport>(client, a.queue);
+    const auto tp = std::make_shared<orchcore::redis_transport>(client, a.queue);
     o.store = std::make_shared<orchcore::redis_task_store>(client, a.queue);
     o.registry = std::make_shared<orchcore::redis_worker_registry>(client, a.queue);
-    o.policy = o.transport->options().policy;
-    o.node_id = a.node_id;
-    o.lease_duration = std::chrono::milliseconds(a.lease_ms);
+    o.policy = tp->options().policy;
+    o.node = orchcore::node_options{
+        .transport = tp, .id = a.node_id, .lease_duration = std::chrono::milliseconds(a.lease_ms)};
     o.worker_template.max_concurrent = a.concurrency;
     o.scaling.min_workers = o.scaling.max_workers = a.workers;
     return o;

@@ -85,9 +85,10 @@ coordinator_options node_options(const args& a, std::size_t slots) {
     ro.command_timeout = std::chrono::seconds(30);
     auto client = std::make_shared<redis_client>(ro);
     coordinator_options o;
-    o.transport = std::make_shared<redis_transport>(client, a.queue, transport_options{.capacity = 10'000'000});
     o.store = std::make_shared<redis_task_store>(client, a.queue);
     o.registry = std::make_shared<redis_worker_registry>(client, a.queue);
+    o.node = orchcore::node_options{
+        .transport = std::make_shared<redis_transport>(client, a.queue, transport_options{.capacity = 10'000'000})};
     o.scaling.min_workers = slots > 0 ? 1 : 0;
     o.scaling.max_workers = slots > 0 ? 1 : 0;
     o.worker_template.max_concurrent = std::max<std::size_t>(slots, 1);

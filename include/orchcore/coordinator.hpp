@@ -29,6 +29,7 @@
 #include <orchcore/codec.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/event_bus.hpp>
+#include <orchcore/node_options.hpp>
 #include <orchcore/stop_mode.hpp>
 #include <orchcore/task.hpp>
 #include <orchcore/worker_options.hpp>
@@ -54,12 +55,11 @@
 namespace orchcore {
 
 // Backends the options hold by std::shared_ptr only (task_store.hpp,
-// transport.hpp, worker_registry.hpp, node_backend.hpp define them).
+// transport.hpp, worker_registry.hpp define them).
 class task_store;
 class transport;
 class transport_watch;
 class worker_registry;
-class node_backend;
 
 /// Thrown by a handler to fail its task without retries.
 class non_retryable_error : public std::runtime_error {
@@ -222,38 +222,14 @@ struct coordinator_options {
     std::shared_ptr<task_store> store{};
     std::shared_ptr<worker_registry> registry{};
 
-    /// Distributed mode ("node"). Empty: the in-process queue (everything
-    /// above behaves as documented). Set: this coordinator is one node of a
-    /// deployment that shares `transport`, `store` and `registry` (typically
-    /// redis_transport / redis_task_store / redis_worker_registry of one
-    /// queue) with other coordinators, in this process or on other machines.
-    /// See "Distributed mode" below the class for what changes.
-    std::shared_ptr<orchcore::transport> transport{};
-    /// Distributed mode: this node's name (worker ids and generated task ids
-    /// start with it; leases are taken in its name). Empty: generated from
-    /// the host name, the process id and a random suffix.
-    std::string node_id{};
-    /// Distributed mode: how long one lease lasts without renewal. A node
-    /// that dies (SIGKILL, power loss) holds its tasks this long at most;
-    /// then any node puts them back in the queue. Keep it well above the
-    /// clock skew between hosts and the latency of one store write.
-    std::chrono::milliseconds lease_duration{30'000};
-    /// Distributed mode: how often running attempts' leases are extended
-    /// (and remote cancellation requests looked for). 0: lease_duration / 3.
-    /// Must be shorter than lease_duration. A lease with less than half of
-    /// lease_duration left is extended at the next tick whatever this says
-    /// (after the backend paused, say).
-    std::chrono::milliseconds lease_renew_interval{0};
-    /// Distributed mode: most leases taken in one round trip.
-    std::size_t lease_batch = 64;
-    /// Distributed mode, optional: the node's hot path over `transport` and
-    /// `store` in combined calls (<orchcore/node_backend.hpp>; e.g.
-    /// redis_node_backend): a lease and its start writes in one call, and
-    /// finished tasks' records, acks and the next leases in one call. Must
-    /// be built on this `transport` and `store`. Empty: the one the
-    /// transport offers (transport::make_node_backend; redis_transport with
-    /// a redis_task_store of its queue), else separate calls.
-    std::shared_ptr<orchcore::node_backend> node_backend{};
+    /// Distributed mode ("node"; <orchcore/node_options.hpp>). Empty: the
+    /// in-process queue (everything above behaves as documented). Set: this
+    /// coordinator is one node of a deployment that shares `node->transport`,
+    /// `store` and `registry` (typically redis_transport / redis_task_store /
+    /// redis_worker_registry of one queue) with other coordinators, in this
+    /// process or on other machines. See "Distributed mode" below the class
+    /// for what changes.
+    std::optional<node_options> node{};
 
     void validate() const;
 };
@@ -485,11 +461,11 @@ private:
     std::shared_ptr<detail::coordinator_impl> impl_;
 };
 
-// Distributed mode (coordinator_options::transport set)
+// Distributed mode (coordinator_options::node set)
 // ----------------------------------------------------------------------
 // Several coordinators ("nodes", in one process or many, on one machine or
-// many) share one queue (transport), one task store and one worker
-// registry. The API is the same; what differs:
+// many) share one queue (node_options::transport), one task store and one
+// worker registry. The API is the same; what differs:
 //
 // * Submission: submit*/post create the record in the shared store (a
 //   duplicate id is refused across all nodes), then admit the id into the
@@ -499,15 +475,15 @@ private:
 //   task still goes through the shared queue, in its order). No handler for
 //   the type is needed on the submitting node: a producer-only node has
 //   scaling.min_workers = max_workers = 0 (allowed only in this mode).
-//   Generated ids are "<node_id>-<n>".
+//   Generated ids are "<node.id>-<n>".
 // * Running: each node leases up to its free local slots (right after a
 //   submission or a finished attempt, and, while idle, as soon as
 //   transport::wait_for_work wakes it: a task admitted on any node starts
-//   at once) for lease_duration, and runs the task with the lease's
+//   at once) for node.lease_duration, and runs the task with the lease's
 //   fencing token as the attempt's token. A leased task that no local
 //   worker fits (tags) or that has no handler here is handed back (nack)
 //   with a short delay, for another node. Leases of running attempts are
-//   extended every lease_renew_interval while their worker heartbeats.
+//   extended every node.lease_renew_interval while their worker heartbeats.
 // * Results: the record is written (compare-and-set) while the lease is
 //   known to be held (extended first unless more than half of it is left),
 //   then the lease is acked (or nacked with the backoff for a retry or a
@@ -534,7 +510,7 @@ private:
 //   for expired leases, so a backend that answers again extends this
 //   node's leases first. Lease deadlines are in the callers' clocks: each
 //   transport call carries the `now` it was made at, and the node keeps the
-//   deadline it asked for (keep lease_duration well above clock skew).
+//   deadline it asked for (keep node.lease_duration well above clock skew).
 // * Results larger than the store takes (task_store::max_value_bytes(),
 //   redis_options::max_payload_bytes) fail their task at once, without
 //   retries ("result of N bytes exceeds max_payload_bytes = M"); the other

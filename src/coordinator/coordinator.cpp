@@ -107,28 +107,8 @@ std::vector<std::optional<task_record>> coordinator::get_tasks(std::span<const s
     return impl_->eng->get_many(ids);
 }
 
-namespace {
-
-// Local mode's finish watch: the terminal task events of the bus.
-class event_finish_watch final : public transport_watch {
-public:
-    event_finish_watch(event_bus& bus, std::function<void(const std::string&)> f)
-        : sub_(bus.subscribe(event_channel::tasks, [f = std::move(f)](const event& e) {
-              if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
-                  e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
-                  f(e.task_id);
-              }
-          })) {}
-
-private:
-    event_bus::subscription sub_;
-};
-
-}  // namespace
-
 std::unique_ptr<transport_watch> coordinator::watch_finished(std::function<void(const std::string&)> on_finished) {
-    if (!impl_->opt.transport) return std::make_unique<event_finish_watch>(impl_->bus, std::move(on_finished));
-    return impl_->opt.transport->watch_finished(std::move(on_finished));
+    return impl_->eng->watch_finished(std::move(on_finished));
 }
 
 std::optional<std::string> coordinator::get_result(const std::string& id) const {

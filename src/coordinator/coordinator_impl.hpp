@@ -150,7 +150,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     explicit coordinator_impl(coordinator_options o);
     ~coordinator_impl();
     static autoscale_options scaler_options(const coordinator_options& o);
-    static std::string make_node_id(const coordinator_options& o);
+    static std::string make_node_id(const node_options& o);
     static event make_event(event_kind k, const task_entry& t, std::string detail = {});
     static event make_event_rec(event_kind k, const task_record& r, std::string detail = {});
     static task_handle make_handle(coordinator* owner, std::string id);

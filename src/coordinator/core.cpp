@@ -15,12 +15,18 @@ coordinator_impl::coordinator_impl(coordinator_options o)
       store(opt.store ? opt.store : std::make_shared<memory_task_store>()),
       registry(opt.registry ? opt.registry : std::make_shared<memory_worker_registry>()),
       rng(std::random_device{}()),
-      node(make_node_id(opt)),
-      write_through(opt.store != nullptr || opt.transport != nullptr),
+      node("local"),
+      write_through(opt.store != nullptr),
       tick_timer(ctl) {
-    // The one place the mode is decided.
-    if (opt.transport) eng = std::make_unique<node_engine>(*this);
-    else eng = std::make_unique<local_engine>(*this);
+    // The one place the mode is decided: a node writes every change through
+    // to the shared store, under its own name.
+    if (opt.node) {
+        node = make_node_id(*opt.node);
+        write_through = true;
+        eng = std::make_unique<node_engine>(*this, *opt.node);
+    } else {
+        eng = std::make_unique<local_engine>(*this);
+    }
 }
 
 autoscale_options coordinator_impl::scaler_options(const coordinator_options& o) {
@@ -29,9 +35,8 @@ autoscale_options coordinator_impl::scaler_options(const coordinator_options& o)
     return s;
 }
 
-std::string coordinator_impl::make_node_id(const coordinator_options& o) {
-    if (!o.node_id.empty()) return o.node_id;
-    if (!o.transport) return "local";
+std::string coordinator_impl::make_node_id(const node_options& o) {
+    if (!o.id.empty()) return o.id;
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "host");
     char suffix[16];

@@ -13,10 +13,12 @@
 #include "worker_entry.hpp"
 
 #include <orchcore/coordinator.hpp>
+#include <orchcore/worker_registry.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -48,6 +50,12 @@ public:
     virtual boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                                steady::time_point deadline) = 0;
     virtual coordinator_stats stats() const = 0;
+    /// coordinator::watch_finished: notifications of tasks that ended.
+    virtual std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) = 0;
+    /// Placement at submission (no lock held): whether a worker could ever
+    /// hold the task's resource request with its tags. `listed`: the
+    /// registry as read for an earlier task of the same submission.
+    virtual bool placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) = 0;
     /// stop(), first part: closes admission, lets work finish per `mode`,
     /// settles or hands back the rest; true if nothing had to be. Ends with
     /// the coordinator marked stopped; empty if it was already.

@@ -231,4 +231,28 @@ void local_engine::worker_beat(worker_entry&, const std::string& id, wall::time_
     c.registry_io.push([&r = *c.registry, id, at] { (void)r.heartbeat(id, at); });
 }
 
+namespace {
+
+// The terminal task events of the bus.
+class event_finish_watch final : public transport_watch {
+public:
+    event_finish_watch(event_bus& bus, std::function<void(const std::string&)> f)
+        : sub_(bus.subscribe(event_channel::tasks, [f = std::move(f)](const event& e) {
+              if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
+                  e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
+                  f(e.task_id);
+              }
+          })) {}
+
+private:
+    event_bus::subscription sub_;
+};
+
+}  // namespace
+
+// Finish notifications come from this coordinator's own bus.
+std::unique_ptr<transport_watch> local_engine::watch_finished(std::function<void(const std::string&)> on_finished) {
+    return std::make_unique<event_finish_watch>(c.bus, std::move(on_finished));
+}
+
 }  // namespace orchcore::detail

@@ -23,18 +23,18 @@ std::chrono::milliseconds next_poll_of(std::chrono::milliseconds& backoff) {
 }
 }  // namespace
 
-node_engine::node_engine(coordinator_impl& co)
-    : c(co), tp(co.opt.transport), finishes([this](const std::string&) {
+node_engine::node_engine(coordinator_impl& co, const node_options& n)
+    : c(co), nopt(n), tp(n.transport), finishes([this](const std::string&) {
           std::lock_guard lk(c.mu);
           ++finished_gen;
           c.done_cv.notify_all();
           c.wake_async_waiters();
       }) {
-    path = make_node_path(*this, c.opt.node_backend ? c.opt.node_backend : tp->make_node_backend(c.store));
-    renew_every = c.opt.lease_renew_interval.count() > 0 ? c.opt.lease_renew_interval : c.opt.lease_duration / 3;
+    path = make_node_path(*this, n.backend ? n.backend : tp->make_node_backend(c.store));
+    renew_every = n.lease_renew_interval.count() > 0 ? n.lease_renew_interval : n.lease_duration / 3;
     if (renew_every.count() <= 0) renew_every = std::chrono::milliseconds(1);
     recover_every =
-        std::clamp(c.opt.lease_duration / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1'000));
+        std::clamp(n.lease_duration / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1'000));
     next_recover = steady::now();
 }
 

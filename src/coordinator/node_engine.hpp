@@ -25,7 +25,7 @@ namespace orchcore::detail {
 
 // A node's feed step (one lease round) and flush step (finished attempts'
 // record changes): with the plain transport and store calls, or through a
-// node_backend (coordinator_options::node_backend, else the transport's
+// node_backend (node_options::backend, else the transport's
 // make_node_backend), one call each. Picked once, when the engine is built
 // (node_path.cpp).
 class node_path {
@@ -41,7 +41,7 @@ public:
 
 class node_engine final : public engine {
 public:
-    explicit node_engine(coordinator_impl& c);
+    node_engine(coordinator_impl& c, const node_options& n);
 
     std::vector<submit_result> submit_many(std::vector<task_request>& tasks, coordinator* owner) override;
     submit_result submit_one(task_request& task, coordinator* owner) override;
@@ -53,6 +53,10 @@ public:
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                        steady::time_point deadline) override;
     coordinator_stats stats() const override;
+    std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) override {
+        return tp->watch_finished(std::move(on_finished));
+    }
+    bool placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) override;
     std::optional<bool> drain(stop_mode mode, std::chrono::milliseconds deadline) override;
     void join_io() override {
         stop_wakeups();
@@ -199,6 +203,7 @@ private:
     std::uint64_t finish_generation() const;
 
     coordinator_impl& c;
+    const node_options& nopt;  // the coordinator's options.node
     std::shared_ptr<transport> tp;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight

@@ -94,7 +94,7 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
     {
         std::lock_guard lk(c.mu);
         if (c.stopping || c.workers.empty()) return std::nullopt;
-        n = lease_round::to_ask(c.free_slots(), leasing, c.opt.lease_batch);
+        n = lease_round::to_ask(c.free_slots(), leasing, nopt.lease_batch);
         if (n == 0) return std::nullopt;
         leasing += n;
         ++io_inflight;
@@ -102,7 +102,7 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
     std::vector<transport_lease> got;
     bool failed = false;
     try {
-        got = tp->lease(c.node, n, c.opt.lease_duration, wall::now());
+        got = tp->lease(c.node, n, nopt.lease_duration, wall::now());
     } catch (const std::exception&) {
         failed = true;
     }

@@ -90,10 +90,10 @@ void node_engine::announce_written(const std::vector<dist_op>& ops, const std::v
 void node_engine::hold_leases(std::vector<dist_op>& ops, std::vector<fate>& f) {
     const auto now = wall::now();
     for (std::size_t i = 0; i < ops.size(); ++i) {
-        if (ops[i].held_until - now >= c.opt.lease_duration / 2) continue;
+        if (ops[i].held_until - now >= nopt.lease_duration / 2) continue;
         try {
-            if (tp->extend(ops[i].rec.id, ops[i].token, c.opt.lease_duration, now))
-                ops[i].held_until = saturating_add(now, c.opt.lease_duration);
+            if (tp->extend(ops[i].rec.id, ops[i].token, nopt.lease_duration, now))
+                ops[i].held_until = saturating_add(now, nopt.lease_duration);
             else
                 f[i] = fate::not_held;
         } catch (const std::exception&) {

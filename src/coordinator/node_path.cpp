@@ -1,5 +1,5 @@
 // Distributed mode: the node's feed and flush steps (node_path), plain or
-// through a node_backend (coordinator_options::node_backend, else the one
+// through a node_backend (node_options::backend, else the one
 // the transport offers: transport::make_node_backend). With one, a feed is
 // one lease_and_start call, and a flush of finished attempts one
 // finish_and_fetch call that also leases for the slots they freed. What the
@@ -73,7 +73,7 @@ std::pair<worker_entry*, std::size_t> node_fast_path::reserve() {
         best = &w;
         room = max - std::min(taken, max);
     }
-    const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, c_.opt.lease_batch));
+    const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, e_.nopt.lease_batch));
     if (!best || n == 0) return {nullptr, 0};
     held_[best->w->id()] += n;
     e_.leasing += n;
@@ -89,7 +89,7 @@ start_spec node_fast_path::spec_for(const worker_entry& w) const {
     for (const auto& kv : c_.async_handlers) s.types.push_back(kv.first);
     s.tags = w.w->options().tags;
     s.hold_keys = {node_engine::cancel_key};
-    s.lease_duration = c_.opt.lease_duration;
+    s.lease_duration = e_.nopt.lease_duration;
     return s;
 }
 
@@ -215,7 +215,7 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
     {
         std::lock_guard lk(c_.mu);
         const auto [w, k] = reserve();
-        spec = w ? spec_for(*w) : start_spec{c_.node, {}, {}, {}, c_.opt.lease_duration};
+        spec = w ? spec_for(*w) : start_spec{c_.node, {}, {}, {}, e_.nopt.lease_duration};
         m = k;
     }
     auto next = record(ops, f, spec, m);

@@ -8,7 +8,7 @@ void node_engine::renew(renewal& r) {
     bool extended = false, failed = false, cancel_marked = false;
     const auto now = wall::now();
     try {
-        extended = tp->extend(r.id, r.token, c.opt.lease_duration, now);
+        extended = tp->extend(r.id, r.token, nopt.lease_duration, now);
         if (extended) {
             if (auto rec = c.store->get(r.id)) cancel_marked = rec->metadata.count(cancel_key) > 0;
             if (r.persist && !cancel_marked) owner_write(*r.persist, task_status::running);
@@ -30,7 +30,7 @@ void node_engine::renew(renewal& r) {
                 t.next_renew = deadline_after(c.tick_every);  // try again soon
                 if (r.persist) t.progress_dirty = true;
             } else if (extended) {
-                t.held_until = saturating_add(now, c.opt.lease_duration);
+                t.held_until = saturating_add(now, nopt.lease_duration);
                 t.next_renew = deadline_after(renew_every);
                 if (cancel_marked && !t.cancel_requested) {
                     t.cancel_requested = true;
@@ -59,7 +59,7 @@ std::vector<renewal> node_engine::due_renewals() {
     const auto wall_now = wall::now();
     for (auto& [id, t] : c.tasks) {
         if (!t.attempt || t.renewing) continue;
-        if (now < t.next_renew && t.held_until - wall_now >= c.opt.lease_duration / 2) continue;
+        if (now < t.next_renew && t.held_until - wall_now >= nopt.lease_duration / 2) continue;
         auto wit = c.workers.find(t.attempt->worker_id);
         if (wit == c.workers.end()) continue;
         const auto silent_limit =

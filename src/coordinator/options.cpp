@@ -5,10 +5,34 @@
 
 namespace orchcore {
 
+namespace {
+
+// The node's own fields, and how they go with the rest of the options.
+void validate_node(const node_options& n, queue_policy policy, const std::shared_ptr<task_store>& store) {
+    if (!n.transport)
+        throw invalid_argument("node.transport", "null", "a node needs the shared queue (e.g. redis_transport)");
+    if (n.lease_duration.count() <= 0)
+        throw invalid_argument("node.lease_duration", std::to_string(n.lease_duration.count()) + "ms", "must be > 0");
+    if (n.lease_renew_interval.count() < 0 || n.lease_renew_interval >= n.lease_duration)
+        throw invalid_argument("node.lease_renew_interval", std::to_string(n.lease_renew_interval.count()) + "ms",
+                               "must be >= 0 and shorter than node.lease_duration (" +
+                                   std::to_string(n.lease_duration.count()) + "ms)");
+    if (n.lease_batch == 0) throw invalid_argument("node.lease_batch", "0", "must be at least 1");
+    if (n.backend && (n.backend->transport() != n.transport || n.backend->store() != store))
+        throw invalid_argument("node.backend", "set", "must be built on node.transport and store");
+    if (policy != queue_policy::fail_fast && policy != n.transport->options().policy)
+        throw invalid_argument("policy", std::string(to_string(policy)),
+                               "must equal the transport's policy (" +
+                                   std::string(to_string(n.transport->options().policy)) +
+                                   ") in distributed mode (or be fail-fast)");
+}
+
+}  // namespace
+
 void coordinator_options::validate() const {
     detail::validate_queue_options(queue);
     worker_template.validate();
-    if (transport && scaling.max_workers == 0) {
+    if (node && scaling.max_workers == 0) {
         // Distributed mode allows a producer-only node (no workers at all).
         if (scaling.min_workers > 0)
             throw invalid_argument("autoscale.min_workers", std::to_string(scaling.min_workers),
@@ -42,23 +66,7 @@ void coordinator_options::validate() const {
                                    std::to_string(worker_template.heartbeat_interval.count()) + "ms)");
     if (default_max_retries > 1000)
         throw invalid_argument("default_max_retries", std::to_string(default_max_retries), "must be at most 1000");
-    if (node_backend && !transport)
-        throw invalid_argument("node_backend", "set", "needs distributed mode (transport set)");
-    if (transport) {
-        positive("lease_duration", lease_duration);
-        if (lease_renew_interval.count() < 0 || lease_renew_interval >= lease_duration)
-            throw invalid_argument("lease_renew_interval", std::to_string(lease_renew_interval.count()) + "ms",
-                                   "must be >= 0 and shorter than lease_duration (" +
-                                       std::to_string(lease_duration.count()) + "ms)");
-        if (lease_batch == 0) throw invalid_argument("lease_batch", "0", "must be at least 1");
-        if (node_backend && (node_backend->transport() != transport || node_backend->store() != store))
-            throw invalid_argument("node_backend", "set", "must be built on this transport and store");
-        if (policy != queue_policy::fail_fast && policy != transport->options().policy)
-            throw invalid_argument("policy", std::string(to_string(policy)),
-                                   "must equal the transport's policy (" +
-                                       std::string(to_string(transport->options().policy)) +
-                                       ") in distributed mode (or be fail-fast)");
-    }
+    if (node) validate_node(*node, policy, store);
 }
 
 namespace detail {

@@ -55,11 +55,11 @@ struct producer_setup {
 
     oc::coordinator_options options() const {
         oc::coordinator_options o;
-        o.transport = std::make_shared<oc::redis_transport>(client, queue);
+        const auto tp = std::make_shared<oc::redis_transport>(client, queue);
         o.store = std::make_shared<oc::redis_task_store>(client, queue);
         o.registry = std::make_shared<oc::redis_worker_registry>(client, queue);
-        o.policy = o.transport->options().policy;
-        o.node_id = "producer";
+        o.policy = tp->options().policy;
+        o.node = oc::node_options{.transport = tp, .id = "producer"};
         o.scaling.min_workers = o.scaling.max_workers = 0;
         return o;
     }

@@ -140,24 +140,30 @@ TEST_CASE("coordinator/distributed: options validation", "[coordinator][distribu
     auto o = oc::test::node_options(b, 0, "p");
     CHECK(field_of(o) == "<valid>");  // producer-only node: 0 workers
     auto local = fast_options(0, 0);
-    CHECK(field_of(local) == "autoscale.max_workers");  // only with a transport
+    CHECK(field_of(local) == "autoscale.max_workers");  // only for a node
     o = oc::test::node_options(b, 1, "p");
     o.scaling.max_workers = 0;
     CHECK(field_of(o) == "autoscale.min_workers");
     o = oc::test::node_options(b, 1, "p");
-    o.lease_duration = 0ms;
-    CHECK(field_of(o) == "lease_duration");
+    o.node->lease_duration = 0ms;
+    CHECK(field_of(o) == "node.lease_duration");
     o = oc::test::node_options(b, 1, "p");
-    o.lease_renew_interval = o.lease_duration;
-    CHECK(field_of(o) == "lease_renew_interval");
+    o.node->lease_renew_interval = o.node->lease_duration;
+    CHECK(field_of(o) == "node.lease_renew_interval");
     o = oc::test::node_options(b, 1, "p");
-    o.lease_batch = 0;
-    CHECK(field_of(o) == "lease_batch");
+    o.node->lease_batch = 0;
+    CHECK(field_of(o) == "node.lease_batch");
     o = oc::test::node_options(b, 1, "p");
     o.policy = oc::queue_policy::priority;  // the transport's is reject_new
     CHECK(field_of(o) == "policy");
     o.policy = oc::queue_policy::fail_fast;
     CHECK(field_of(o) == "<valid>");
+    o = oc::test::node_options(b, 1, "p");
+    o.node->transport = nullptr;  // a node without the shared queue
+    CHECK(field_of(o) == "node.transport");
+    local = fast_options(1, 1);
+    local.node = oc::node_options{};
+    CHECK(field_of(local) == "node.transport");
 
     // Generated node ids are distinct; local mode is "local".
     oc::coordinator l{fast_options(1, 1)};

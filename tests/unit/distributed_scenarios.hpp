@@ -1,4 +1,4 @@
-// Distributed-mode scenarios (coordinator_options::transport), written once
+// Distributed-mode scenarios (coordinator_options::node), written once
 // and run over two backends: memory_transport + memory_task_store +
 // memory_worker_registry (tests/unit/coordinator_test.cpp) and
 // redis_transport + redis_task_store + redis_worker_registry against a
@@ -52,11 +52,13 @@ inline dist_backend memory_backend() {
 /// A node with `workers` workers (0: producer only).
 inline coordinator_options node_options(const dist_backend& b, std::size_t workers, std::string name) {
     coordinator_options o;
-    o.transport = b.tp;
     o.store = b.store;
     o.registry = b.registry;
-    o.node_backend = b.nb;
-    o.node_id = std::move(name);
+    o.node = orchcore::node_options{.transport = b.tp,
+                                    .id = std::move(name),
+                                    .lease_duration = 2000ms,
+                                    .lease_renew_interval = 50ms,
+                                    .backend = b.nb};
     o.policy = b.tp->options().policy;
     o.worker_template.heartbeat_interval = 20ms;
     o.worker_timeout = 3000ms;
@@ -65,8 +67,6 @@ inline coordinator_options node_options(const dist_backend& b, std::size_t worke
     o.cancel_grace = 300ms;
     o.scaling.min_workers = workers;
     o.scaling.max_workers = workers;
-    o.lease_duration = 2000ms;
-    o.lease_renew_interval = 50ms;
     return o;
 }
 
@@ -192,9 +192,9 @@ inline void scenario_duplicate_id_across_nodes(const dist_backend_factory& make)
 inline void scenario_lease_takeover(const dist_backend_factory& make) {
     auto b = make();
     auto oa = node_options(b, 1, "slow");
-    oa.lease_duration = 400ms;
+    oa.node->lease_duration = 400ms;
     auto ob = node_options(b, 1, "rescuer");
-    ob.lease_duration = 400ms;
+    ob.node->lease_duration = 400ms;
     dist_gate g;
     std::promise<std::string> first_worker;
     std::atomic<int> first_returned{0}, stale_reads{0}, rescuer_runs{0};

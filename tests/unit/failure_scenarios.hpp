@@ -211,8 +211,8 @@ inline void scenario_backend_outage_window(const dist_backend_factory& make) {
     auto ob = node_options(b, 2, "fb");
     for (auto* o : {&oa, &ob}) {
         o->worker_template.max_concurrent = 2;
-        o->lease_duration = 1500ms;
-        o->lease_renew_interval = 100ms;
+        o->node->lease_duration = 1500ms;
+        o->node->lease_renew_interval = 100ms;
     }
     coordinator a{oa};
     coordinator c{ob};
@@ -429,8 +429,8 @@ inline void scenario_racing_recoverers(const dist_backend_factory& make) {
     // recoverers meet them over many recovery rounds, not in one batch.
     auto od = node_options(b, n, "doomed");
     od.worker_template.max_concurrent = 1;
-    od.lease_duration = 1500ms;  // its own recovery runs every 375 ms
-    od.lease_renew_interval = 100ms;
+    od.node->lease_duration = 1500ms;  // its own recovery runs every 375 ms
+    od.node->lease_renew_interval = 100ms;
     od.worker_timeout = 120s;  // it never declares its own workers dead
     dist_gate g;  // before the nodes (used by handlers)
     std::atomic<std::size_t> started{0}, returned{0}, reruns{0};
@@ -458,8 +458,8 @@ inline void scenario_racing_recoverers(const dist_backend_factory& make) {
     auto o1 = node_options(b, 2, "r1");
     auto o2 = node_options(b, 2, "r2");
     for (auto* o : {&o1, &o2}) {
-        o->lease_duration = 200ms;
-        o->lease_renew_interval = 40ms;
+        o->node->lease_duration = 200ms;
+        o->node->lease_renew_interval = 40ms;
         o->worker_template.max_concurrent = 4;
     }
     auto rerun = [&](task_context& ctx) {

@@ -1,4 +1,4 @@
-// The node engine over a node_backend (coordinator_options::node_backend):
+// The node engine over a node_backend (node_options::backend):
 // the distributed scenarios (distributed_scenarios.hpp) plus the task life
 // cycle on the combined hot path, run over composed_node_backend on the
 // memory backend (tests/unit/node_fastpath_test.cpp) and redis_node_backend

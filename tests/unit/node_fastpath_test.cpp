@@ -50,8 +50,11 @@ TEST_CASE("node fast path: node_backend must be built on the node's transport an
     auto o = test::node_options(b, 1, "n");
     o.store = std::make_shared<memory_task_store>();
     CHECK_THROWS_AS(coordinator{o}, invalid_argument);
+    o = test::node_options(b, 1, "n");
+    o.node->backend = std::make_shared<composed_node_backend>(std::make_shared<memory_transport>(), b.store);
+    CHECK_THROWS_AS(coordinator{o}, invalid_argument);
     coordinator_options local;
-    local.node_backend = b.nb;
+    local.node = orchcore::node_options{.backend = b.nb};  // no transport
     CHECK_THROWS_AS(coordinator{local}, invalid_argument);
 }
 

@@ -215,8 +215,8 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
     auto tune = [](coordinator_options o) {
         o.worker_template.heartbeat_interval = 200ms;
         o.worker_timeout = 1500ms;  // shorter than the pause: local liveness must not wait for the backend
-        o.lease_duration = 10s;     // longer than the pause
-        o.lease_renew_interval = 0ms;  // lease_duration / 3
+        o.node->lease_duration = 10s;     // longer than the pause
+        o.node->lease_renew_interval = 0ms;  // lease_duration / 3
         o.maintenance_interval = 200ms;
         return o;
     };
@@ -283,8 +283,8 @@ inline void scenario_outage_while_finishing(const dist_backend& real) {
     std::atomic<std::size_t> started{0}, returned{0};
     dist_gate g;
     auto o = node_options(b, n, "fin");
-    o.lease_duration = 8s;
-    o.lease_renew_interval = 0ms;
+    o.node->lease_duration = 8s;
+    o.node->lease_renew_interval = 0ms;
     coordinator c{o};
     dist_gate_guard guard{g};
     struct outage_end {  // also if a REQUIRE below fails
