@@ -102,6 +102,13 @@ bool apply_record(workflow_state& state, const std::string& name, const task_rec
     }
 }
 
+std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, const workflow_graph& graph) {
+    const auto& tasks = graph.tasks();
+    if (std::none_of(tasks.begin(), tasks.end(), [](const task_node& n) { return n.shard_rounds > 1; }))
+        return std::vector<std::uint32_t>(graph.size(), 1);
+    return read_records(c, id, graph).rounds;
+}
+
 // Every task with a record has had its dependencies completed (it is
 // submitted only then), so all are started first and completions applied
 // in graph order; unsuccessful ends are applied after, in the order they

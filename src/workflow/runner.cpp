@@ -193,8 +193,7 @@ bool runner_impl::cancel(const std::string& id) {
     if (const auto driver = c.get_task(id)) {
         const auto graph = graph_of(id, driver->payload);
         for (int pass = 0; pass < 2; ++pass) {
-            // A fan-out's tasks of the round its records are in.
-            const auto rounds = read_records(c, id, *graph).rounds;
+            const auto rounds = latest_rounds(c, id, *graph);  // a fan-out's tasks of its latest round
             for (std::size_t i = 0; i < graph->size(); ++i) {
                 const auto& n = graph->tasks()[i];
                 (void)c.cancel(task_id(id, n.name, n.is_shard() ? rounds[i] : 1));

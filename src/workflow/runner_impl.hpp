@@ -72,6 +72,8 @@ struct workflow_records {
 };
 /// Reads them: one batch, and one more per later round of a fan-out found.
 workflow_records read_records(coordinator& c, const std::string& id, const workflow_graph& graph);
+/// read_records(..).rounds; all 1 without reading when no fan-out has several rounds.
+std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, const workflow_graph& graph);
 /// The task id of a task of the graph as the state has it (a shard: of its round).
 std::string node_task_id(const std::string& workflow, const workflow_state& s, const task_node& n);
 
