@@ -110,12 +110,15 @@ resource_request parse_resources(const json::value& v, const std::string& path) 
 }
 
 shard_spec parse_shards(const json::value& v, const std::string& path) {
-    const auto& o = as_object(v, path, {"count", "aggregator"});
+    const auto& o = as_object(v, path, {"count", "aggregator", "rounds"});
     if (!o.contains("count")) throw spec_error(member(path, "count"), "", "missing");
     if (!o.contains("aggregator")) throw spec_error(member(path, "aggregator"), "", "missing");
     shard_spec s;
     s.count = static_cast<std::uint32_t>(as_uint(o.at("count"), member(path, "count"), UINT32_MAX));
     s.aggregator_type = as_string(o.at("aggregator"), member(path, "aggregator"));
+    if (const auto* rounds = o.if_contains("rounds")) {
+        s.rounds = static_cast<std::uint32_t>(as_uint(*rounds, member(path, "rounds"), UINT32_MAX));
+    }
     return s;
 }
 

@@ -36,7 +36,11 @@ json::object task_json(const task_spec& t) {
     if (!t.options.tags.empty()) o["tags"] = strings(t.options.tags);
     if (!t.options.session.empty()) o["session"] = t.options.session;
     if (!(t.resources == resource_request{})) o["resources"] = resources_json(t.resources);
-    if (t.shards) o["shards"] = json::object{{"count", t.shards->count}, {"aggregator", t.shards->aggregator_type}};
+    if (t.shards) {
+        json::object shards{{"count", t.shards->count}, {"aggregator", t.shards->aggregator_type}};
+        if (t.shards->rounds != 1) shards["rounds"] = t.shards->rounds;
+        o["shards"] = std::move(shards);
+    }
     return o;
 }
 

@@ -11,6 +11,50 @@ bool deps_completed(const workflow_state& s, const task_node& n) {
                        [&](const std::string& d) { return s.task(d).state == task_state::completed; });
 }
 
+bool failed_or_timed_out(const std::optional<task_record>& r) {
+    return r && (r->status == task_status::failed || r->status == task_status::timed_out);
+}
+
+// Of the aggregators `open`, those whose round read last had a shard fail
+// or time out and that have rounds left: a later round may have run.
+std::vector<std::size_t> retried(const workflow_graph& g, const workflow_records& w, std::vector<std::size_t> open) {
+    std::erase_if(open, [&](std::size_t a) {
+        const auto& n = g.tasks()[a];
+        if (w.rounds[a] >= n.shard_rounds) return true;
+        return std::none_of(n.shards.begin(), n.shards.end(),
+                            [&](const std::string& s) { return failed_or_timed_out(w.records[*g.index_of(s)]); });
+    });
+    return open;
+}
+
+// Reads the next round of each fan-out in `open` (one batch) and takes it
+// for those of which any shard has a record; returns those.
+std::vector<std::size_t> read_next_round(coordinator& c, const std::string& id, const workflow_graph& g,
+                                         workflow_records& w, const std::vector<std::size_t>& open) {
+    std::vector<std::string> ids;
+    for (const auto a : open) {
+        for (const auto& s : g.tasks()[a].shards) ids.push_back(task_id(id, s, w.rounds[a] + 1));
+    }
+    auto records = c.get_tasks(ids);
+    std::vector<std::size_t> taken;
+    std::size_t at = 0;
+    for (const auto a : open) {
+        const auto& shards = g.tasks()[a].shards;
+        const auto first = records.begin() + static_cast<std::ptrdiff_t>(at);
+        at += shards.size();
+        if (std::none_of(first, first + static_cast<std::ptrdiff_t>(shards.size()), [](const auto& r) { return r.has_value(); }))
+            continue;
+        ++w.rounds[a];
+        for (std::size_t k = 0; k < shards.size(); ++k) {
+            const auto i = *g.index_of(shards[k]);
+            w.records[i] = std::move(first[static_cast<std::ptrdiff_t>(k)]);
+            w.rounds[i] = w.rounds[a];
+        }
+        taken.push_back(a);
+    }
+    return taken;
+}
+
 }  // namespace
 
 std::string task_id(std::string_view workflow_id, std::string_view task) {
@@ -18,6 +62,31 @@ std::string task_id(std::string_view workflow_id, std::string_view task) {
     id.reserve(workflow_id.size() + 1 + task.size());
     id.append(workflow_id).append("/").append(task);
     return id;
+}
+
+std::string task_id(std::string_view workflow_id, std::string_view task, std::uint32_t round) {
+    auto id = task_id(workflow_id, task);
+    if (round > 1) id.append("@r").append(std::to_string(round));
+    return id;
+}
+
+std::string node_task_id(const std::string& workflow, const workflow_state& s, const task_node& n) {
+    return task_id(workflow, n.name, n.is_shard() ? s.round(n.name) : 1);
+}
+
+workflow_records read_records(coordinator& c, const std::string& id, const workflow_graph& graph) {
+    workflow_records w{{}, std::vector<std::uint32_t>(graph.size(), 1)};
+    std::vector<std::string> ids;
+    ids.reserve(graph.size());
+    std::vector<std::size_t> open;  // fan-outs that may have run more than one round
+    for (std::size_t i = 0; i < graph.size(); ++i) {
+        const auto& n = graph.tasks()[i];
+        ids.push_back(task_id(id, n.name));
+        if (n.is_aggregator() && n.shard_rounds > 1) open.push_back(i);
+    }
+    w.records = c.get_tasks(ids);  // one round trip
+    while (!(open = retried(graph, w, std::move(open))).empty()) open = read_next_round(c, id, graph, w, open);
+    return w;
 }
 
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel) {
@@ -33,13 +102,23 @@ bool apply_record(workflow_state& state, const std::string& name, const task_rec
     }
 }
 
+std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, const workflow_graph& graph) {
+    const auto& tasks = graph.tasks();
+    if (std::none_of(tasks.begin(), tasks.end(), [](const task_node& n) { return n.shard_rounds > 1; }))
+        return std::vector<std::uint32_t>(graph.size(), 1);
+    return read_records(c, id, graph).rounds;
+}
+
 // Every task with a record has had its dependencies completed (it is
 // submitted only then), so all are started first and completions applied
 // in graph order; unsuccessful ends are applied after, in the order they
 // happened, so that a failed shard does not cancel siblings that did run.
-workflow_state rebuild(const workflow_graph& graph, std::span<const std::optional<task_record>> records,
-                       bool driver_cancelled) {
+workflow_state rebuild(const workflow_graph& graph, const workflow_records& r, bool driver_cancelled) {
     workflow_state s(graph);
+    const auto& records = r.records;
+    for (std::size_t i = 0; i < graph.size(); ++i) {
+        if (graph.tasks()[i].is_aggregator() && r.rounds[i] > 1) s.restore_round(graph.tasks()[i].name, r.rounds[i]);
+    }
     std::vector<std::size_t> unsuccessful;
     for (std::size_t i = 0; i < graph.size(); ++i) {
         const auto& n = graph.tasks()[i];
@@ -52,7 +131,12 @@ workflow_state rebuild(const workflow_graph& graph, std::span<const std::optiona
     std::stable_sort(unsuccessful.begin(), unsuccessful.end(), [&](std::size_t a, std::size_t b) {
         return records[a]->finished_at.value_or(time_point::max()) < records[b]->finished_at.value_or(time_point::max());
     });
-    for (const auto i : unsuccessful) apply_record(s, graph.tasks()[i].name, *records[i], !driver_cancelled);
+    // A shard's failure that started a new round leaves the round's other
+    // shards pending: their ends belong to the old round.
+    for (const auto i : unsuccessful) {
+        const auto& name = graph.tasks()[i].name;
+        if (s.task(name).state == task_state::running) apply_record(s, name, *records[i], !driver_cancelled);
+    }
     if (driver_cancelled) s.cancel("workflow cancelled", std::chrono::system_clock::now());
     return s;
 }
@@ -67,7 +151,7 @@ workflow_record make_record(const std::string& id, const workflow_state& state, 
     r.tasks.reserve(state.graph().size());
     for (const auto& n : state.graph().tasks()) {
         const auto& p = state.task(n.name);
-        r.tasks.push_back({n.name, task_id(id, n.name), p.state, p.result, p.reason, p.cause});
+        r.tasks.push_back({n.name, node_task_id(id, state, n), p.state, p.result, p.reason, p.cause});
     }
     return r;
 }

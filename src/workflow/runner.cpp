@@ -113,8 +113,10 @@ void runner_impl::on_finished(const std::string& id) {
             const auto slash = id.find('/');
             const auto it = held.find(std::string_view(id).substr(0, slash));
             if (it == held.end() || it->second.end) return;
+            // A shard's id after its first round ends in "@r<round>": the
+            // runner looks at the record of the shard's current round.
             if (slash == std::string::npos) jobs.push_back({.workflow = id});
-            else jobs.push_back({.workflow = it->first, .task = id.substr(slash + 1)});
+            else jobs.push_back({.workflow = it->first, .task = id.substr(slash + 1, id.find('@', slash) - slash - 1)});
         }
     }
     cv.notify_one();
@@ -191,7 +193,11 @@ bool runner_impl::cancel(const std::string& id) {
     if (const auto driver = c.get_task(id)) {
         const auto graph = graph_of(id, driver->payload);
         for (int pass = 0; pass < 2; ++pass) {
-            for (const auto& n : graph->tasks()) (void)c.cancel(task_id(id, n.name));
+            const auto rounds = latest_rounds(c, id, *graph);  // a fan-out's tasks of its latest round
+            for (std::size_t i = 0; i < graph->size(); ++i) {
+                const auto& n = graph->tasks()[i];
+                (void)c.cancel(task_id(id, n.name, n.is_shard() ? rounds[i] : 1));
+            }
         }
     }
     publish(c, event_kind::workflow_cancelled, id, "cancelled");

@@ -10,6 +10,7 @@
 #include <orchcore/workflow/state.hpp>
 
 #include <condition_variable>
+#include <cstdint>
 #include <cstddef>
 #include <deque>
 #include <future>
@@ -17,7 +18,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,10 +63,23 @@ struct runner_job {
     bool first = false;  ///< the driver's first turn: no task of the workflow was submitted yet
 };
 
-/// The state of a graph rebuilt from its tasks' records (records[i] belongs
-/// to graph.tasks()[i]); `driver_cancelled` cancels what has not ended.
-workflow_state rebuild(const workflow_graph& graph, std::span<const std::optional<task_record>> records,
-                       bool driver_cancelled);
+/// The records of a workflow's tasks: records[i] and rounds[i] belong to
+/// graph.tasks()[i]; a shard's record is of the latest round of its fan-out
+/// that has records (rounds[i], as for its aggregator; 1 for other tasks).
+struct workflow_records {
+    std::vector<std::optional<task_record>> records;
+    std::vector<std::uint32_t> rounds;
+};
+/// Reads them: one batch, and one more per later round of a fan-out found.
+workflow_records read_records(coordinator& c, const std::string& id, const workflow_graph& graph);
+/// read_records(..).rounds; all 1 without reading when no fan-out has several rounds.
+std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, const workflow_graph& graph);
+/// The task id of a task of the graph as the state has it (a shard: of its round).
+std::string node_task_id(const std::string& workflow, const workflow_state& s, const task_node& n);
+
+/// The state of a graph rebuilt from its tasks' records, each fan-out in
+/// the round of its records; `driver_cancelled` cancels what has not ended.
+workflow_state rebuild(const workflow_graph& graph, const workflow_records& r, bool driver_cancelled);
 /// The record of a workflow from its state.
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.

@@ -44,7 +44,7 @@ task_request request_for(const std::string& wf, const workflow_state& s, const t
         return p.state == task_state::completed ? &p.result : nullptr;
     });
     auto& o = r.options;
-    o.id = task_id(wf, n.name);
+    o.id = node_task_id(wf, s, n);
     o.priority = n.options.priority;
     o.tags = n.options.tags;
     o.resources = n.resources;
@@ -142,7 +142,8 @@ void runner_impl::process(runner_job& j) {
     auto it = live.find(j.workflow);
     if (j.cancel) {
         if (it == live.end()) return;
-        for (const auto& name : running_tasks(it->second->state)) (void)c.cancel(task_id(j.workflow, name));
+        const auto& st = it->second->state;
+        for (const auto& name : running_tasks(st)) (void)c.cancel(node_task_id(j.workflow, st, st.graph().at(name)));
         it->second->state.cancel("workflow cancelled", clock::now());
         finish(*it->second);
         return;
@@ -182,12 +183,7 @@ void runner_impl::turn(live_workflow& w, bool full) {
 std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
     const auto graph = graph_of(id, spec);
     auto w = std::make_shared<live_workflow>(id, *graph);
-    if (!first) {
-        std::vector<std::string> ids;
-        ids.reserve(graph->size());
-        for (const auto& n : graph->tasks()) ids.push_back(task_id(id, n.name));
-        w->state = rebuild(*graph, c.get_tasks(ids), false);
-    }
+    if (!first) w->state = rebuild(*graph, read_records(c, id, *graph), false);
     live[id] = w;
     std::lock_guard lk(m);
     held[id] = held_workflow{};
@@ -216,7 +212,7 @@ void runner_impl::apply_ended(live_workflow& w, const std::vector<std::string>& 
         if (!w.state.graph().index_of(name) || w.state.task(name).state != task_state::running) continue;
         if (!seen.insert(name).second) continue;
         running.push_back(name);
-        ids.push_back(task_id(w.id, name));
+        ids.push_back(node_task_id(w.id, w.state, w.state.graph().at(name)));
     }
     if (ids.empty()) return;
     const auto records = c.get_tasks(ids);
@@ -224,15 +220,21 @@ void runner_impl::apply_ended(live_workflow& w, const std::vector<std::string>& 
         if (records[i]) apply(w, running[i], *records[i]);
 }
 
-// Applies a task's end; a failed shard has its running siblings cancelled
-// (the aggregator already failed).
+// Applies a task's end. A shard that did not complete ends its round: the
+// round's shards still running are cancelled, whether the state starts a
+// new round (submitted after this) or failed the aggregator.
 void runner_impl::apply(live_workflow& w, const std::string& name, const task_record& r) {
-    if (w.state.task(name).state != task_state::running || !apply_record(w.state, name, r, true)) return;
+    if (w.state.task(name).state != task_state::running) return;
     const auto& n = w.state.graph().at(name);
-    if (r.status == task_status::completed || !n.is_shard()) return;
-    for (const auto& s : w.state.graph().at(n.shard_of).shards) {
-        if (w.state.task(s).state == task_state::running) (void)c.cancel(task_id(w.id, s));
+    std::vector<std::string> round;  // the ids of the round's running shards
+    if (n.is_shard() && r.status != task_status::completed && is_terminal(r.status)) {
+        for (const auto& s : w.state.graph().at(n.shard_of).shards) {
+            if (s != name && w.state.task(s).state == task_state::running)
+                round.push_back(node_task_id(w.id, w.state, w.state.graph().at(s)));
+        }
     }
+    if (!apply_record(w.state, name, r, true)) return;
+    for (const auto& id : round) (void)c.cancel(id);
 }
 
 void runner_impl::submit_runnable(live_workflow& w) {

@@ -53,6 +53,10 @@ void check_entry(const entry& e, const spec_limits& limits) {
             throw spec_error(e.path + ".shards.count", std::to_string(t.shards->count),
                              "expected a shard count in [1, " + std::to_string(limits.max_shards) + "]");
         }
+        if (t.shards->rounds == 0 || t.shards->rounds > limits.max_shard_rounds) {
+            throw spec_error(e.path + ".shards.rounds", std::to_string(t.shards->rounds),
+                             "expected a positive integer at most " + std::to_string(limits.max_shard_rounds));
+        }
         if (t.shards->aggregator_type.empty()) {
             throw spec_error(e.path + ".shards.aggregator", "\"\"", "a sharded task needs an aggregator type");
         }
@@ -207,6 +211,7 @@ void append_nodes(const entry& e, const std::vector<entry>& entries, std::vector
     aggregator.type = e.spec->shards->aggregator_type;
     aggregator.resources = {};
     aggregator.depends_on.clear();
+    aggregator.shard_rounds = e.spec->shards->rounds;
     const auto count = e.spec->shards->count;
     for (std::uint32_t s = 0; s < count; ++s) {
         task_node shard = base;
@@ -214,6 +219,7 @@ void append_nodes(const entry& e, const std::vector<entry>& entries, std::vector
         shard.shard_of = base.name;
         shard.shard_index = s;
         shard.shard_count = count;
+        shard.shard_rounds = aggregator.shard_rounds;
         aggregator.depends_on.push_back(shard.name);
         aggregator.shards.push_back(shard.name);
         out.push_back(std::move(shard));

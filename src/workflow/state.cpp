@@ -34,6 +34,7 @@ workflow_state::workflow_state(workflow_graph graph)
       progress_(graph_.size()),
       dependants_(graph_.size()),
       waiting_on_(graph_.size(), 0),
+      rounds_(graph_.size(), 1),
       unfinished_(graph_.size()) {
     counts_[static_cast<std::size_t>(task_state::pending)] = graph_.size();
     const auto& tasks = graph_.tasks();
@@ -97,9 +98,73 @@ bool workflow_state::finish(std::size_t i, task_state s, std::string text, time_
         }
         return true;
     }
-    if (graph_.tasks()[i].is_shard()) cancel_siblings(i, now);
-    fail_downstream(i, now);
+    if (!graph_.tasks()[i].is_shard()) {
+        fail_downstream(i, now);
+    } else if (!next_round(i, s)) {
+        fail_round(i, now);
+    }
     return true;
+}
+
+std::size_t workflow_state::aggregator_of(std::size_t shard) const {
+    return *graph_.index_of(graph_.tasks()[shard].shard_of);
+}
+
+// A shard failed or timed out (a cancellation is not retried): while the
+// fan-out has rounds left and its aggregator has not failed already (a
+// sibling cancelled), every shard starts over, pending and runnable (they
+// ran, so their dependencies completed), and the aggregator waits for all
+// of them again.
+bool workflow_state::next_round(std::size_t shard, task_state s) {
+    const auto a = aggregator_of(shard);
+    const auto& aggregator = graph_.tasks()[a];
+    if (s == task_state::cancelled || rounds_[a] >= aggregator.shard_rounds) return false;
+    if (is_terminal(progress_[a].state)) return false;
+    ++rounds_[a];
+    for (const auto& name : aggregator.shards) {
+        const auto i = *graph_.index_of(name);
+        if (is_terminal(progress_[i].state)) ++unfinished_;
+        set_state(i, task_state::pending);
+        progress_[i] = task_progress{};
+        if (waiting_on_[i] == 0) ready_.insert(i);
+    }
+    waiting_on_[a] = aggregator.shards.size();
+    return true;
+}
+
+// The last round failed: the sharded task fails, naming the shard (and the
+// round when it has several).
+void workflow_state::fail_round(std::size_t shard, time_point now) {
+    cancel_siblings(shard, now);
+    fail_downstream(shard, now);
+    const auto a = aggregator_of(shard);
+    const auto rounds = graph_.tasks()[a].shard_rounds;
+    if (rounds > 1 && progress_[a].cause == graph_.tasks()[shard].name) {
+        progress_[a].reason += " in round " + std::to_string(rounds_[a]) + " of " + std::to_string(rounds);
+    }
+}
+
+std::uint32_t workflow_state::round(std::string_view name) const {
+    const auto i = require(name);
+    const auto& n = graph_.tasks()[i];
+    if (n.is_aggregator()) return rounds_[i];
+    return n.is_shard() ? rounds_[aggregator_of(i)] : 1;
+}
+
+void workflow_state::restore_round(std::string_view aggregator, std::uint32_t round) {
+    const auto a = require(aggregator);
+    const auto& n = graph_.tasks()[a];
+    if (!n.is_aggregator()) throw invalid_argument("task", aggregator, "not the aggregator of a sharded task");
+    if (round == 0 || round > n.shard_rounds) {
+        throw invalid_argument("round", std::to_string(round),
+                               "expected a round in [1, " + std::to_string(n.shard_rounds) + "]");
+    }
+    for (const auto& shard : n.shards) {
+        if (progress_[*graph_.index_of(shard)].state != task_state::pending) {
+            throw invalid_argument("task", aggregator, "shard '" + shard + "' has started");
+        }
+    }
+    rounds_[a] = round;
 }
 
 void workflow_state::cancel_siblings(std::size_t shard, time_point now) {

@@ -71,6 +71,17 @@ TEST_CASE("a spec written as JSON parses back to the same spec, session included
               .options.session.empty());
 }
 
+TEST_CASE("shard rounds parse from JSON and are written back only when there are several", "[workflow][json]") {
+    const auto spec = wf::parse_workflow_json(one_task(R"("shards": {"count": 4, "aggregator": "m", "rounds": 3})"));
+    REQUIRE(spec.tasks[0].shards);
+    CHECK(*spec.tasks[0].shards == wf::shard_spec{.count = 4, .aggregator_type = "m", .rounds = 3});
+    CHECK(wf::to_workflow_json(spec).find(R"("rounds":3)") != std::string::npos);
+    CHECK(wf::parse_workflow_json(wf::to_workflow_json(spec)) == spec);
+    const auto once = wf::parse_workflow_json(one_task(R"("shards": {"count": 4, "aggregator": "m"})"));
+    CHECK(once.tasks[0].shards->rounds == 1);
+    CHECK(wf::to_workflow_json(once).find("rounds") == std::string::npos);
+}
+
 TEST_CASE("a malformed JSON spec is refused with the path of the offending field", "[workflow][json]") {
     CHECK(refusal(R"({"tasks": [{"name":"a","type":"t"},{"name":"b","type":"t"},{"name":"c","type":"t"},
                      {"name":"d","type":"t","resources":{"gpu":{"count":"two"}}}]})") ==
@@ -91,6 +102,15 @@ TEST_CASE("a malformed JSON spec is refused with the path of the offending field
     CHECK(refusal(one_task(R"("shards": {"count": 2})")) == "tasks[0].shards.aggregator: missing");
     CHECK(refusal(one_task(R"("shards": {"count": 0, "aggregator": "m"})")) ==
           "tasks[0].shards.count: expected a shard count in [1, 1024] (got 0)");
+    CHECK(refusal(R"({"tasks": [{"name":"a","type":"t"},{"name":"b","type":"t"},
+                     {"name":"c","type":"t","shards":{"count":2,"aggregator":"m","rounds":0}}]})") ==
+          "tasks[2].shards.rounds: expected a positive integer at most 100 (got 0)");
+    CHECK(refusal(one_task(R"("shards": {"count": 2, "aggregator": "m", "rounds": 101})")) ==
+          "tasks[0].shards.rounds: expected a positive integer at most 100 (got 101)");
+    CHECK(refusal(one_task(R"("shards": {"count": 2, "aggregator": "m", "rounds": -1})")) ==
+          "tasks[0].shards.rounds: expected a non-negative integer (got -1)");
+    CHECK(refusal(one_task(R"("shards": {"count": 2, "aggregator": "m", "rounds": "3"})")) ==
+          R"(tasks[0].shards.rounds: expected an integer (got "3"))");
     CHECK(refusal(R"({"stages": [{"name": "x"}]})") == R"(stages[0].type: a task needs a type (got ""))");
     CHECK(refusal(R"({"tasks": {}})") == "tasks: expected an array (got {})");
     CHECK(refusal(R"([1])") == "(document): expected an object (got [1])");

@@ -76,7 +76,7 @@ TEST_CASE("a result reference must name a task the referring one depends on", "[
 TEST_CASE("a sharded task expands into ordered shards and an aggregator under its name", "[workflow][spec]") {
     wf::workflow_spec spec;
     spec.tasks = {task("load"), task("infer", {"load"}, "model"), task("publish", {"infer"})};
-    spec.tasks[1].shards = wf::shard_spec{3, "merge"};
+    spec.tasks[1].shards = wf::shard_spec{.count = 3, .aggregator_type = "merge", .rounds = 2};
     spec.tasks[1].resources.gpu.count = 1;
     const auto g = wf::expand(spec);
     CHECK(names(g) == std::vector<std::string>{"load", "infer#0", "infer#1", "infer#2", "infer", "publish"});
@@ -87,7 +87,10 @@ TEST_CASE("a sharded task expands into ordered shards and an aggregator under it
     CHECK(shard.shard_count == 3);
     CHECK(shard.depends_on == std::vector<std::string>{"load"});
     CHECK(shard.resources.gpu.count == 1);
+    CHECK(shard.shard_rounds == 2);
     const auto& aggregator = g.at("infer");
+    CHECK(aggregator.shard_rounds == 2);
+    CHECK(g.at("load").shard_rounds == 1);
     CHECK(aggregator.type == "merge");
     CHECK(aggregator.is_aggregator());
     CHECK(aggregator.shards == std::vector<std::string>{"infer#0", "infer#1", "infer#2"});
@@ -137,6 +140,12 @@ TEST_CASE("bad names, dependencies and shard counts are refused by path", "[work
     CHECK(refusal(spec, {.max_shards = 4}) == "tasks[0].shards.count: expected a shard count in [1, 4] (got 5)");
     spec.tasks[0].shards = wf::shard_spec{2, ""};
     CHECK(refusal(spec) == "tasks[0].shards.aggregator: a sharded task needs an aggregator type (got \"\")");
+    spec.tasks[0].shards = wf::shard_spec{.count = 2, .aggregator_type = "merge", .rounds = 0};
+    CHECK(refusal(spec) == "tasks[0].shards.rounds: expected a positive integer at most 100 (got 0)");
+    spec.tasks[0].shards->rounds = 101;
+    CHECK(refusal(spec) == "tasks[0].shards.rounds: expected a positive integer at most 100 (got 101)");
+    spec.tasks[0].shards->rounds = 4;
+    CHECK(refusal(spec, {.max_shard_rounds = 3}) == "tasks[0].shards.rounds: expected a positive integer at most 3 (got 4)");
 }
 
 TEST_CASE("a spec error is an invalid_argument naming the path and the value", "[workflow][spec]") {

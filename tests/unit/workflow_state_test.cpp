@@ -170,3 +170,116 @@ TEST_CASE("overdue lists running tasks past their timeout; the maximum timeout n
     CHECK(s.overdue(wf::time_point::max()) == names{"short"});
     CHECK(s.overdue(t0 - 1s).empty());  // a clock that went back
 }
+
+namespace {
+
+// "split" (3 shards, aggregator "merge", `rounds` rounds) and "join" after it.
+wf::workflow_state in_rounds(std::uint32_t rounds) {
+    wf::workflow_spec spec;
+    spec.tasks = {task("split"), task("join", {"split"})};
+    spec.tasks[0].shards = wf::shard_spec{.count = 3, .aggregator_type = "merge", .rounds = rounds};
+    return wf::workflow_state(wf::expand(spec));
+}
+
+void start_all(wf::workflow_state& s) {
+    for (const auto& n : s.runnable()) s.start(n, t0);
+}
+
+}  // namespace
+
+TEST_CASE("shard rounds: a failed shard starts every shard again; the aggregator gets one complete round",
+          "[workflow][state]") {
+    auto s = in_rounds(3);
+    CHECK(s.round("split#0") == 1);
+    start_all(s);
+    CHECK(s.complete("split#0", "a0", t0 + 1s));
+    CHECK(s.fail("split#1", "oom", t0 + 2s));  // split#2 was running: the caller cancels it
+    CHECK(s.round("split#2") == 2);
+    CHECK(s.round("split") == 2);
+    CHECK(s.round("join") == 1);
+    CHECK(s.runnable() == names{"split#0", "split#1", "split#2"});
+    CHECK(s.task("split#0").state == task_state::pending);
+    CHECK(s.task("split#0").result.empty());
+    CHECK(s.task("split#1").reason.empty());
+    CHECK(s.task("split").state == task_state::pending);
+    CHECK(s.count(task_state::pending) == 5);
+    CHECK(s.status() == workflow_status::running);
+    CHECK_THROWS_AS(s.complete("split#2", "late", t0), orchcore::invalid_argument);  // not started in round 2
+    start_all(s);
+    CHECK(s.complete("split#2", "b2", t0 + 3s));
+    CHECK(s.complete("split#0", "b0", t0 + 3s));
+    CHECK(s.runnable().empty());
+    CHECK(s.complete("split#1", "b1", t0 + 4s));
+    CHECK(s.runnable() == names{"split"});
+    CHECK(s.shard_results("split") == names{"b0", "b1", "b2"});
+    s.start("split", t0 + 5s);
+    CHECK(s.complete("split", "merged", t0 + 6s));
+    CHECK(s.runnable() == names{"join"});
+}
+
+TEST_CASE("shard rounds: once they are used up the parent fails naming the shard and the round",
+          "[workflow][state]") {
+    auto s = in_rounds(2);
+    start_all(s);
+    CHECK(s.time_out("split#2", t0 + 1s));  // a time-out ends a round as a failure does
+    CHECK(s.round("split") == 2);
+    s.start("split#0", t0 + 2s);
+    CHECK(s.fail("split#0", "oom", t0 + 3s));
+    CHECK(s.round("split") == 2);
+    CHECK(s.task("split").state == task_state::failed);
+    CHECK(s.task("split").reason == "dependency 'split#0' failed in round 2 of 2");
+    CHECK(s.task("split").cause == "split#0");
+    CHECK(s.task("join").state == task_state::failed);
+    CHECK(s.task("split#1").state == task_state::cancelled);  // had not started in round 2
+    CHECK(s.runnable().empty());
+    CHECK(s.status() == workflow_status::failed);
+}
+
+TEST_CASE("shard rounds: a cancelled shard fails the parent without another round", "[workflow][state]") {
+    auto s = in_rounds(3);
+    start_all(s);
+    CHECK(s.cancel_task("split#1", "by hand", t0 + 1s));
+    CHECK(s.round("split") == 1);
+    CHECK(s.task("split").state == task_state::failed);
+    CHECK(s.task("split").reason == "dependency 'split#1' cancelled in round 1 of 3");
+    CHECK(s.task("join").state == task_state::failed);
+}
+
+TEST_CASE("shard rounds: a shard failing after a sibling was cancelled starts no round", "[workflow][state]") {
+    auto s = in_rounds(3);
+    start_all(s);
+    CHECK(s.cancel_task("split#0", "by hand", t0 + 1s));
+    CHECK(s.fail("split#1", "oom", t0 + 2s));
+    CHECK(s.round("split") == 1);
+    CHECK(s.task("split#0").state == task_state::cancelled);
+    CHECK(s.task("split#1").state == task_state::failed);
+    CHECK(s.task("split").cause == "split#0");
+    CHECK(s.runnable().empty());
+}
+
+TEST_CASE("shard rounds: cancelling the workflow in a later round cancels that round", "[workflow][state]") {
+    auto s = in_rounds(3);
+    start_all(s);
+    CHECK(s.fail("split#0", "oom", t0 + 1s));
+    start_all(s);
+    CHECK(s.complete("split#1", "b1", t0 + 2s));
+    CHECK(s.cancel("stop", t0 + 3s) == 4);  // split#0, split#2, split, join
+    CHECK(s.task("split#0").state == task_state::cancelled);
+    CHECK(s.task("split#1").state == task_state::completed);
+    CHECK(s.status() == workflow_status::cancelled);
+    CHECK(s.finished());
+}
+
+TEST_CASE("shard rounds: restore_round puts a fan-out that has not started in a later round",
+          "[workflow][state]") {
+    auto s = in_rounds(3);
+    s.restore_round("split", 3);
+    CHECK(s.round("split#1") == 3);
+    CHECK_THROWS_WITH(s.restore_round("split", 4), "orchcore: invalid round = 4: expected a round in [1, 3]");
+    CHECK_THROWS_AS(s.restore_round("split", 0), orchcore::invalid_argument);
+    CHECK_THROWS_AS(s.restore_round("join", 1), orchcore::invalid_argument);
+    start_all(s);
+    CHECK_THROWS_AS(s.restore_round("split", 2), orchcore::invalid_argument);
+    CHECK(s.fail("split#0", "oom", t0));  // the last round: no more
+    CHECK(s.task("split").reason == "dependency 'split#0' failed in round 3 of 3");
+}

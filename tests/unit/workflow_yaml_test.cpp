@@ -77,6 +77,11 @@ tasks:
     CHECK(refusal("tasks: [{name: a, type: t, depends_on: [a]}]") ==
           R"(tasks[0].depends_on[0]: a task cannot depend on itself (got "a"))");
     CHECK(refusal("tasks: [{name: a, type: t, colour: red}]") == R"(tasks[0].colour: unknown field (got "red"))");
+    CHECK(refusal("tasks:\n  - {name: a, type: t}\n  - {name: b, type: t}\n"
+                  "  - {name: c, type: t, shards: {count: 2, aggregator: m, rounds: 0}}\n") ==
+          "tasks[2].shards.rounds: expected a positive integer at most 100 (got 0)");
+    CHECK(refusal("tasks: [{name: a, type: t, shards: {count: 2, aggregator: m, rounds: many}}]") ==
+          R"(tasks[0].shards.rounds: expected an integer (got "many"))");
     CHECK(refusal("- just\n- a list\n") == R"((document): expected an object (got ["just","a list"]))");
     CHECK_THAT(refusal("tasks: [unclosed"), Catch::StartsWith("(document): not valid YAML: line 1"));
     std::string deep = "tasks: [{name: a, type: t, payload: ";

@@ -25,6 +25,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,7 +44,7 @@ struct runner_impl;
 /// submitted, as the graph's state derives).
 struct workflow_task_view {
     std::string name{};
-    std::string id{};  ///< "<workflow id>/<name>"
+    std::string id{};  ///< "<workflow id>/<name>" (a shard after round 1: task_id(workflow, name, round))
     task_state state = task_state::pending;
     std::string result{};  ///< completed
     std::string reason{};  ///< failed, cancelled, timed out: why
@@ -153,5 +154,8 @@ private:
 
 /// The task id of `task` in workflow `workflow_id`.
 std::string task_id(std::string_view workflow_id, std::string_view task);
+/// The task id of a shard in round `round` of its fan-out (shard_spec::rounds):
+/// task_id(workflow_id, task) in round 1, "<workflow id>/<task>@r<round>" after.
+std::string task_id(std::string_view workflow_id, std::string_view task, std::uint32_t round);
 
 }  // namespace orchcore::workflow

@@ -43,10 +43,15 @@ struct task_options {
 };
 
 /// Fan-out: the task runs as `count` shards, then `aggregator_type` runs once
-/// over their results (in shard order) under the task's own name.
+/// over their results (in shard order) under the task's own name. A shard
+/// that fails or times out after its own retries ends the round: the
+/// round's other shards are cancelled and, while fewer than `rounds` rounds
+/// have run, all `count` shards run again as a new round; otherwise the task
+/// fails. The aggregator only ever sees one complete round.
 struct shard_spec {
     std::uint32_t count = 0;
     std::string aggregator_type{};
+    std::uint32_t rounds = 1;  ///< in [1, spec_limits::max_shard_rounds]; 1: a failed shard fails the task
 
     friend bool operator==(const shard_spec&, const shard_spec&) = default;
 };
@@ -79,6 +84,7 @@ struct workflow_spec {
 struct spec_limits {
     std::size_t max_tasks = 100'000;  ///< after expanding shards
     std::uint32_t max_shards = 1024;  ///< per sharded task
+    std::uint32_t max_shard_rounds = 100;  ///< shard_spec::rounds
     std::size_t max_name_length = 128;
 };
 
@@ -93,6 +99,7 @@ struct task_node {
     std::string shard_of{};               ///< a shard: the sharded task's name
     std::uint32_t shard_index = 0;        ///< a shard: its index in [0, shard_count)
     std::uint32_t shard_count = 0;        ///< a shard: how many shards there are
+    std::uint32_t shard_rounds = 1;       ///< a shard or aggregator: the fan-out's shard_spec::rounds
     std::vector<std::string> shards{};    ///< an aggregator: its shards, in order
     std::vector<std::string> result_refs{};  ///< tasks whose results the payload names
 
@@ -126,7 +133,7 @@ private:
 /// Validates and expands a spec. Throws spec_error naming the culprit: an
 /// empty or invalid name (letters, digits, '_', '-', '.'), a duplicate name,
 /// a dependency on an unknown task or on itself, a dependency cycle (its
-/// tasks in order), a shard count of 0 or above the limit, a result
+/// tasks in order), a shard count or shard rounds of 0 or above the limit, a result
 /// reference to a task that is not a dependency, an empty type or a
 /// priority out of range.
 workflow_graph expand(const workflow_spec& spec, const spec_limits& limits = {});

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -55,7 +56,11 @@ public:
     /// already ended (a late report after a cancellation); invalid_argument
     /// if it is unknown or was never started. An unsuccessful outcome fails
     /// every task downstream at once, with a reason naming the dependency;
-    /// a failed shard also cancels its pending sibling shards.
+    /// a failed shard also cancels its pending sibling shards. A shard that
+    /// fails or times out while its fan-out has rounds left (shard_spec::rounds)
+    /// starts a new round instead: every shard of the task is pending again
+    /// (the caller cancels those of the old round that were running) and
+    /// round() counts one more.
     bool complete(std::string_view name, std::string result, time_point now);
     bool fail(std::string_view name, std::string reason, time_point now);
     bool time_out(std::string_view name, time_point now);
@@ -64,6 +69,14 @@ public:
     bool cancel_task(std::string_view name, std::string reason, time_point now);
     /// Cancels the workflow: every unfinished task. Returns how many.
     std::size_t cancel(std::string reason, time_point now);
+
+    /// The round a shard's fan-out is in (an aggregator: the round whose
+    /// results it aggregates), from 1; 1 for any other task.
+    std::uint32_t round(std::string_view name) const;
+    /// Rebuilding from records: puts sharded task `aggregator`, none of
+    /// whose shards has started, in round `round`. Throws invalid_argument
+    /// otherwise or if the round is outside [1, its shard rounds].
+    void restore_round(std::string_view aggregator, std::uint32_t round);
 
     /// Running tasks whose options.timeout has elapsed at `now`.
     std::vector<std::string> overdue(time_point now) const;
@@ -83,6 +96,9 @@ private:
     bool finish(std::size_t i, task_state s, std::string text, time_point now);
     void fail_downstream(std::size_t origin, time_point now);
     void cancel_siblings(std::size_t shard, time_point now);
+    std::size_t aggregator_of(std::size_t shard) const;
+    bool next_round(std::size_t shard, task_state s);
+    void fail_round(std::size_t shard, time_point now);
     void end(std::size_t i, task_state s, time_point now);
     void set_state(std::size_t i, task_state s) noexcept;
 
@@ -90,6 +106,7 @@ private:
     std::vector<task_progress> progress_;
     std::vector<std::vector<std::size_t>> dependants_;
     std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
+    std::vector<std::uint32_t> rounds_;    ///< per aggregator: its fan-out's round
     std::set<std::size_t> ready_;          ///< pending with waiting_on_ == 0
     std::array<std::size_t, 6> counts_{};  ///< tasks per task_state
     std::size_t unfinished_ = 0;
