@@ -66,7 +66,10 @@ struct stamp_clock {
 #if ORCHCORE_STAMP_CLOCK_TSC
 private:
     // The line, published under a sequence lock (odd: a refit is writing).
-    // Readers that meet a refit read steady_clock instead of waiting.
+    // Readers that meet a refit read steady_clock instead of waiting. No
+    // fences: the fields are stored with release and loaded with acquire
+    // (plain moves on x86-64), so a reader that sees any field of a refit
+    // also sees the sequence it started with.
     class tsc_line {
     public:
         static tsc_line& instance() noexcept {
@@ -79,11 +82,10 @@ private:
         time_point now() noexcept {
             if (!usable_) return base::now();
             const std::uint64_t s = seq_.load(std::memory_order_acquire);
-            const auto base_tsc = base_tsc_.load(std::memory_order_relaxed);
-            const auto base_ns = base_ns_.load(std::memory_order_relaxed);
-            const double per_tick = ns_per_tick_.load(std::memory_order_relaxed);
-            const auto refit_at = refit_at_.load(std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_acquire);
+            const auto base_tsc = base_tsc_.load(std::memory_order_acquire);
+            const auto base_ns = base_ns_.load(std::memory_order_acquire);
+            const double per_tick = ns_per_tick_.load(std::memory_order_acquire);
+            const auto refit_at = refit_at_.load(std::memory_order_acquire);
             const auto tsc = static_cast<std::int64_t>(__rdtsc());
             if ((s & 1) != 0 || s != seq_.load(std::memory_order_relaxed)) return base::now();
             if (tsc >= refit_at) return refit(s);
@@ -163,19 +165,17 @@ private:
         }
 
         void publish(std::int64_t tsc, std::int64_t ns, double per_tick) noexcept {
-            const std::uint64_t s = seq_.load(std::memory_order_relaxed);
-            seq_.store(s + 1, std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_release);
+            const std::uint64_t s = seq_.fetch_add(1, std::memory_order_acq_rel);
             publish_locked(tsc, ns, per_tick);
             seq_.store(s + 2, std::memory_order_release);
         }
 
         void publish_locked(std::int64_t tsc, std::int64_t ns, double per_tick) noexcept {
-            base_tsc_.store(tsc, std::memory_order_relaxed);
-            base_ns_.store(ns, std::memory_order_relaxed);
-            ns_per_tick_.store(per_tick, std::memory_order_relaxed);
+            base_tsc_.store(tsc, std::memory_order_release);
+            base_ns_.store(ns, std::memory_order_release);
+            ns_per_tick_.store(per_tick, std::memory_order_release);
             refit_at_.store(tsc + static_cast<std::int64_t>(static_cast<double>(refit_ns) / per_tick),
-                            std::memory_order_relaxed);
+                            std::memory_order_release);
         }
 
         alignas(64) std::atomic<std::uint64_t> seq_{0};
