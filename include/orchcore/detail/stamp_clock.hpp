@@ -30,7 +30,6 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
-#include <x86intrin.h>
 #define ORCHCORE_STAMP_CLOCK_TSC 1
 #else
 #define ORCHCORE_STAMP_CLOCK_TSC 0
@@ -86,7 +85,7 @@ private:
             const auto base_ns = base_ns_.load(std::memory_order_acquire);
             const double per_tick = ns_per_tick_.load(std::memory_order_acquire);
             const auto refit_at = refit_at_.load(std::memory_order_acquire);
-            const auto tsc = static_cast<std::int64_t>(__rdtsc());
+            const auto tsc = static_cast<std::int64_t>(__builtin_ia32_rdtsc());
             if ((s & 1) != 0 || s != seq_.load(std::memory_order_relaxed)) return base::now();
             if (tsc >= refit_at) return refit(s);
             const auto ns = base_ns + static_cast<std::int64_t>(static_cast<double>(tsc - base_tsc) * per_tick);
@@ -122,10 +121,10 @@ private:
         // apart (preempted in between) is taken again.
         static pair sample() noexcept {
             for (int attempt = 0;; ++attempt) {
-                const auto a = static_cast<std::int64_t>(__rdtsc());
+                const auto a = static_cast<std::int64_t>(__builtin_ia32_rdtsc());
                 const std::int64_t ns =
                     std::chrono::duration_cast<std::chrono::nanoseconds>(base::now().time_since_epoch()).count();
-                const auto b = static_cast<std::int64_t>(__rdtsc());
+                const auto b = static_cast<std::int64_t>(__builtin_ia32_rdtsc());
                 if (b - a < 2'000 || attempt == 64) return {a + (b - a) / 2, ns};
             }
         }
