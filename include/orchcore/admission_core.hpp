@@ -203,7 +203,7 @@ public:
             all.reserve(size_);
             for (const auto& lane : lanes_) lane.for_each([&](const slot& s) { all.push_back(&s); });
             if (lane_count > 1)
-                std::sort(all.begin(), all.end(), [](const slot* a, const slot* b) { return a->seq < b->seq; });
+                std::sort(all.begin(), all.end(), [](const slot* a, const slot* b) { return a->seq() < b->seq(); });
             for (const slot* s : all) ids.push_back(s->id);
         }
         return ids;
@@ -349,7 +349,7 @@ private:
     void ensure_indexed() const {
         if (indexed_) return;
         for (std::size_t l = 0; l < lane_count; ++l)
-            lanes_[l].for_each([&](const slot& s) { index_.insert(s.id, key_of(s.seq, l)); });
+            lanes_[l].for_each([&](const slot& s) { index_.insert(s.id, key_of(s.seq(), l)); });
         indexed_ = true;
     }
 
@@ -383,7 +383,7 @@ private:
         auto best = static_cast<std::size_t>(std::countr_zero(bits));
         for (bits &= bits - 1; bits != 0; bits &= bits - 1) {
             const auto q = static_cast<std::size_t>(std::countr_zero(bits));
-            if (lanes_[q].front().seq < lanes_[best].front().seq) best = q;
+            if (lanes_[q].front().seq() < lanes_[best].front().seq()) best = q;
         }
         return best;
     }

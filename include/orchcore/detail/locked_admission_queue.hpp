@@ -19,6 +19,7 @@
 #include <orchcore/detail/futex.hpp>
 #include <orchcore/detail/op_time.hpp>
 #include <orchcore/detail/spin.hpp>
+#include <orchcore/detail/stamp_clock.hpp>
 #include <orchcore/detail/timed_pops.hpp>
 
 #include <atomic>
@@ -36,9 +37,11 @@
 namespace orchcore::detail {
 
 /// `StampClock` stamps admissions and dequeues (wait times, the dequeue
-/// rate); deadlines of blocking pops use std::chrono::steady_clock. Tests
+/// rate), by default stamp_clock (steady_clock time points from the
+/// time-stamp counter); deadlines of blocking pops use
+/// std::chrono::steady_clock. Tests
 /// substitute a clock that counts its reads.
-template <class T, admission_policy Policy, class Id, class StampClock = std::chrono::steady_clock>
+template <class T, admission_policy Policy, class Id, class StampClock = stamp_clock>
 class locked_admission_queue
     : public timed_pops<locked_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>> {
     friend class timed_pops<locked_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>>;

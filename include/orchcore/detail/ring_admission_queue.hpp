@@ -58,6 +58,7 @@
 #include <orchcore/detail/id_index.hpp>
 #include <orchcore/detail/saturating.hpp>
 #include <orchcore/detail/spin.hpp>
+#include <orchcore/detail/stamp_clock.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
 #include <orchcore/detail/timed_pops.hpp>
 #include <orchcore/error.hpp>
@@ -147,10 +148,11 @@ private:
 };
 
 /// `StampClock` stamps admissions and dequeues (wait times, the dequeue
-/// rate behind retry-after); tests give it a clock they move by hand. Its
-/// time points are steady_clock's. Deadlines of the blocking pops are
+/// rate behind retry-after): by default stamp_clock (steady_clock time
+/// points from the time-stamp counter); tests give it a clock they move by
+/// hand. Its time points are steady_clock's. Deadlines of the blocking pops are
 /// always on steady_clock.
-template <class T, admission_policy Policy, class Id, class StampClock = std::chrono::steady_clock>
+template <class T, admission_policy Policy, class Id, class StampClock = stamp_clock>
 class ring_admission_queue
     : public timed_pops<ring_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>> {
     friend class timed_pops<ring_admission_queue<T, Policy, Id, StampClock>, queue_entry<T, Id>>;
