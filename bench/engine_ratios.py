@@ -128,6 +128,9 @@ def report_bytes(run):
             if t != "CoordinatorQueued" and v:
                 target = "   target <= 2.0x" if t == "BsFutureQueued" else ""
                 print(f"  (4) CoordinatorQueued / {t}: {ours / v:.2f}x{target}")
+        if "BsFutureQueued" not in queued:
+            print("  (4) BsFutureQueued not in this run (BS::thread_pool not configured): "
+                  "the target, <= 2.0x its bytes per task, is not checked")
 
 
 def main(argv):

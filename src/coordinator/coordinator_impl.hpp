@@ -26,6 +26,7 @@
 #include "io_queue.hpp"
 #include "session_bindings.hpp"
 #include "task_entry.hpp"
+#include "task_table.hpp"
 #include "worker_entry.hpp"
 
 #include <orchcore/autoscaler.hpp>
@@ -68,7 +69,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     counted_cv done_cv;
     // The task table: in local mode every task until its TTL; in
     // distributed mode the tasks running on this node.
-    std::unordered_map<std::string, task_entry> tasks;
+    task_table tasks;
     std::map<std::string, worker_entry> workers;
     // Session affinity (session_bindings.hpp): the worker each session
     // key's tasks go to while it lives and has room.

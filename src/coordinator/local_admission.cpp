@@ -48,7 +48,6 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     if (it == c.tasks.end()) return;
     task_entry& t = it->second;
     t.queue_id = queue_id;
-    t.rec.id = id;
     fill_record(t, type, payload, o, created_at);
     if (!fail_fast) t.where = location::queue;
     if (o.timeout.count() > 0) {
@@ -103,10 +102,8 @@ bool local_engine::enqueue(const std::string& id, const task_options& o, submit_
 /// Lock held. One lookup: the insertion itself. A generated id can collide
 /// only with a caller's "task-<n>"; then the task takes the next number.
 /// end(): rejected (`out` says why).
-std::unordered_map<std::string, task_entry>::iterator local_engine::insert_entry(std::string& id,
-                                                                                const task_options& o,
-                                                                                submit_result& out,
-                                                                                job_id& queue_id) {
+task_table::iterator local_engine::insert_entry(std::string& id, const task_options& o, submit_result& out,
+                                                job_id& queue_id) {
     const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
     auto [it, inserted] = c.tasks.try_emplace(id);
     while (!inserted) {

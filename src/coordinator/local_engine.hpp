@@ -65,8 +65,7 @@ private:
     void reject(submit_result& out, const task_options& o, rejection_reason r, std::string_view why,
                 std::chrono::milliseconds retry_after);
     bool enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id, effects& fx);
-    std::unordered_map<std::string, task_entry>::iterator insert_entry(std::string& id, const task_options& o,
-                                                                        submit_result& out, job_id& queue_id);
+    task_table::iterator insert_entry(std::string& id, const task_options& o, submit_result& out, job_id& queue_id);
     void fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o,
                      wall::time_point created_at) const;
 

@@ -29,7 +29,7 @@ void local_engine::unlink_waiting(task_entry& t) {
         case location::queue: queue->cancel(t.queue_id); break;
         case location::ready: std::erase(ready, t.rec.id); break;
         case location::parked: std::erase(parked, t.rec.id); break;
-        case location::delayed: delayed.erase(t.delayed_it); break;
+        case location::delayed: delayed.erase(t.delayed_it()); break;
         default: break;
     }
     t.where = location::none;
@@ -69,7 +69,7 @@ void local_engine::requeue(task_entry& t, std::chrono::milliseconds delay, bool 
     c.persist(t, task_status::running);
     t.turn_deadline.reset();
     if (delay.count() > 0) {
-        t.delayed_it = delayed.emplace(deadline_after(delay), t.rec.id);
+        t.set_delayed_it(delayed.emplace(deadline_after(delay), t.rec.id));
         t.where = location::delayed;
     } else {
         if (front) ready.push_front(t.rec.id); else ready.push_back(t.rec.id);
@@ -113,7 +113,7 @@ void local_engine::dispatch(effects& fx) {
     };
     // Starts the task on a fitting worker; false if none has room. A
     // task that is gone (cancelled or expired) counts as placed.
-    auto place = [&](std::unordered_map<std::string, task_entry>::iterator it) -> bool {
+    auto place = [&](task_table::iterator it) -> bool {
         if (it == c.tasks.end() || it->second.rec.status != task_status::queued) return true;
         const auto& rec = it->second.rec;
         if (known_no_room(rec)) return false;

@@ -77,7 +77,7 @@ public:
     std::vector<std::string> receive_for(attempt_state& a, steady::time_point deadline) override;
     boost::asio::awaitable<std::vector<std::string>> async_receive_for(std::shared_ptr<attempt_state> a,
                                                                       steady::time_point deadline) override;
-    void progress_changed(task_entry& t) override { t.progress_dirty = true; }
+    void progress_changed(task_entry& t) override { t.lease().progress_dirty = true; }
 
     std::string worker_name(std::uint64_t seq) const override;
     void worker_added(const worker&) override {}

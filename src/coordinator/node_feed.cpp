@@ -364,14 +364,12 @@ std::shared_ptr<attempt_state> node_engine::start_attempt(task_record rec, const
     }
     t.where = location::running;
     ++c.counters.started;
-    t.token = l.token;
-    t.held_until = l.deadline;
-    t.next_renew = saturating_add(now, renew_every);
+    t.lease() = {l.token, l.deadline, saturating_add(now, renew_every)};
     if (t.rec.timeout().count() > 0)
         t.set_deadline(saturating_add(now, saturating_add(t.rec.created_at, t.rec.timeout()) - wall::now()));
     auto a = c.new_attempt(t, w, l.token);
     c.take_slot(t, w, a, ln);
-    c.tasks.insert_or_assign(t.rec.id, std::move(t));
+    c.tasks.insert_or_assign(std::move(t));
     return a;
 }
 

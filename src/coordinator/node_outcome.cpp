@@ -42,8 +42,8 @@ dist_op node_engine::make_op(task_entry& t, task_status to, std::string error, s
     op.rec.metadata.erase(cancel_key);
     if (is_terminal(to)) op.rec.finished_at = wall::now();
     if (!error.empty()) op.rec.error = std::move(error);
-    op.token = t.token;
-    op.held_until = t.held_until;
+    op.token = t.lease().token;
+    op.held_until = t.lease().held_until;
     op.delay = delay;
     op.ev = ev;
     op.detail = std::move(detail);

@@ -25,13 +25,13 @@ void node_engine::renew(renewal& r) {
         if (failed) ++c.counters.backend_errors;
         if (it != c.tasks.end() && it->second.attempt == r.a) {
             task_entry& t = it->second;
-            t.renewing = false;
+            t.lease().renewing = false;
             if (failed) {
-                t.next_renew = deadline_after(c.tick_every);  // try again soon
-                if (r.persist) t.progress_dirty = true;
+                t.lease().next_renew = deadline_after(c.tick_every);  // try again soon
+                if (r.persist) t.lease().progress_dirty = true;
             } else if (extended) {
-                t.held_until = saturating_add(now, nopt.lease_duration);
-                t.next_renew = deadline_after(renew_every);
+                t.lease().held_until = saturating_add(now, nopt.lease_duration);
+                t.lease().next_renew = deadline_after(renew_every);
                 if (cancel_marked && !t.cancel_requested) {
                     t.cancel_requested = true;
                     t.set_cancel_deadline(deadline_after(c.opt.cancel_grace));
@@ -58,18 +58,18 @@ std::vector<renewal> node_engine::due_renewals() {
     const auto now = steady::now();
     const auto wall_now = wall::now();
     for (auto& [id, t] : c.tasks) {
-        if (!t.attempt || t.renewing) continue;
-        if (now < t.next_renew && t.held_until - wall_now >= nopt.lease_duration / 2) continue;
+        if (!t.attempt || t.lease().renewing) continue;
+        if (now < t.lease().next_renew && t.lease().held_until - wall_now >= nopt.lease_duration / 2) continue;
         auto wit = c.workers.find(t.attempt->worker_id);
         if (wit == c.workers.end()) continue;
         const auto silent_limit =
             saturating_add(saturating_mul(wit->second.w->options().heartbeat_interval, 2), c.tick_every);
         if (now - wit->second.last_heartbeat > saturating_ceil<steady::duration>(silent_limit)) continue;
-        t.renewing = true;
-        renewal r{t.rec.id, t.token, t.attempt, std::nullopt};
-        if (t.progress_dirty) {
+        t.lease().renewing = true;
+        renewal r{t.rec.id, t.lease().token, t.attempt, std::nullopt};
+        if (t.lease().progress_dirty) {
             r.persist = t.rec;
-            t.progress_dirty = false;
+            t.lease().progress_dirty = false;
         }
         ++io_inflight;
         out.push_back(std::move(r));
