@@ -284,11 +284,12 @@ void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome
         }
     }
     c.apply(fx);
-    // A flush started for this outcome may lease for the freed slot in the
-    // same call (path->flush_fetches()); a flush under way does not, so a
-    // feed does meanwhile.
-    const bool fetched = op && submit_op(std::move(*op)) && path->flush_fetches();
-    if (!fetched) kick_feed();
+    // With a path whose flushes lease for the slots they free
+    // (path->flush_fetches()), the flush that takes this outcome (started
+    // for it, or the one under way, in its next round) leases for the
+    // freed slot in the same call; otherwise a feed does.
+    if (op) submit_op(std::move(*op));
+    if (!op || !path->flush_fetches()) kick_feed();
 }
 
 // Lock held. The record change that carries out the attempt outcome's
