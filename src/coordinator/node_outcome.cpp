@@ -241,16 +241,14 @@ void node_engine::count_written(const dist_op& op) {
 // thread that finished the task never waits for Redis (a worker whose
 // threads all wait for a reconnecting Redis could not heartbeat, and
 // its running tasks' leases would lapse).
-// True if it started a flush (false: the one under way takes it).
-bool node_engine::submit_op(dist_op op) {
+void node_engine::submit_op(dist_op op) {
     {
         std::lock_guard lk(c.mu);
         pending_ops.push_back(std::move(op));
-        if (flushing_ops) return false;
+        if (flushing_ops) return;  // the flush under way takes it
         flushing_ops = true;
     }
     asio::post(io, [this] { flush_ops(); });
-    return true;
 }
 
 void node_engine::flush_ops() {
