@@ -41,6 +41,9 @@
 //   stored status differs (a canceller or recoverer got there first), the
 //   lease is left as it is (fate::conflict) for the caller's slow path. One
 //   item's refusal never affects the others.
+// * A backend may publish the finish notifications of the terminal
+//   outcomes it records in the same call (node_batch::announced); the
+//   composed one leaves them to the caller.
 // * A finish write keeps the record's payload (written once at creation).
 // * Bad arguments throw orchcore::invalid_argument naming the field.
 #pragma once
@@ -90,6 +93,10 @@ struct node_batch {
     enum class fate : unsigned char { recorded, stale, conflict };
     std::vector<fate> settled;    ///< one per outcome, in order
     std::vector<node_task> next;  ///< newly leased tasks
+    /// The backend itself published the finish notification
+    /// (transport::publish_finished) of every terminal outcome it recorded,
+    /// so the caller does not.
+    bool announced = false;
 };
 
 class node_backend {

@@ -152,7 +152,7 @@ private:
     void record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error);
     void count_written(const dist_op& op);
     void announce_written(const std::vector<dist_op>& ops, const std::vector<fate>& f);
-    bool submit_op(dist_op op);
+    void submit_op(dist_op op);
     void flush_ops();
     std::optional<dist_op> op_for(task_entry& t, const decision& d, outcome& o, dist_op::why retry_why);
 

@@ -241,16 +241,14 @@ void node_engine::count_written(const dist_op& op) {
 // thread that finished the task never waits for Redis (a worker whose
 // threads all wait for a reconnecting Redis could not heartbeat, and
 // its running tasks' leases would lapse).
-// True if it started a flush (false: the one under way takes it).
-bool node_engine::submit_op(dist_op op) {
+void node_engine::submit_op(dist_op op) {
     {
         std::lock_guard lk(c.mu);
         pending_ops.push_back(std::move(op));
-        if (flushing_ops) return false;
+        if (flushing_ops) return;  // the flush under way takes it
         flushing_ops = true;
     }
     asio::post(io, [this] { flush_ops(); });
-    return true;
 }
 
 void node_engine::flush_ops() {
@@ -284,11 +282,12 @@ void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome
         }
     }
     c.apply(fx);
-    // A flush started for this outcome may lease for the freed slot in the
-    // same call (path->flush_fetches()); a flush under way does not, so a
-    // feed does meanwhile.
-    const bool fetched = op && submit_op(std::move(*op)) && path->flush_fetches();
-    if (!fetched) kick_feed();
+    // With a path whose flushes lease for the slots they free
+    // (path->flush_fetches()), the flush that takes this outcome (started
+    // for it, or the one under way, in its next round) leases for the
+    // freed slot in the same call; otherwise a feed does.
+    if (op) submit_op(std::move(*op));
+    if (!op || !path->flush_fetches()) kick_feed();
 }
 
 // Lock held. The record change that carries out the attempt outcome's

@@ -42,7 +42,7 @@ private:
     std::size_t take_started(std::vector<node_task> got, const std::string& wid, std::size_t reserved);
     void fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked);
     std::vector<node_task> record(std::vector<dist_op>& ops, std::vector<fate>& f, const start_spec& spec,
-                                  std::size_t m);
+                                  std::size_t m, bool& announced);
 
     node_engine& e_;
     coordinator_impl& c_;
@@ -218,7 +218,8 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
         spec = w ? spec_for(*w) : start_spec{c_.node, {}, {}, {}, e_.nopt.lease_duration};
         m = k;
     }
-    auto next = record(ops, f, spec, m);
+    bool announced = false;
+    auto next = record(ops, f, spec, m, announced);
     std::vector<dist_op> settled, rest;
     std::vector<fate> fs;
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -231,10 +232,11 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
     }
     e_.record_outcomes(settled, fs, std::vector<bool>(settled.size(), false));
     // The freed slots' next tasks start before the finish notifications
-    // go out (a round trip that other nodes' waiters need, not this node).
+    // go out, if the backend did not publish them (a round trip that other
+    // nodes' waiters need, not this node).
     e_.run_ops(rest);
     if (m > 0) fetched(std::move(next), spec.worker, m);
-    e_.announce_written(settled, fs);
+    if (!announced) e_.announce_written(settled, fs);
 }
 
 // What a flush leased for the `asked` slots it freed: launched as a
@@ -250,9 +252,10 @@ void node_fast_path::fetched(std::vector<node_task> got, const std::string& wid,
 }
 
 // The finish_and_fetch call: the fate of each outcome it was given (those
-// it did not record stay pending, for run_ops) and the tasks it leased.
+// it did not record stay pending, for run_ops), the tasks it leased and
+// whether it published the finish notifications of what it recorded.
 std::vector<node_task> node_fast_path::record(std::vector<dist_op>& ops, std::vector<fate>& f,
-                                              const start_spec& spec, std::size_t m) {
+                                              const start_spec& spec, std::size_t m, bool& announced) {
     std::vector<node_outcome> outs;
     std::vector<std::size_t> idx;
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -268,6 +271,7 @@ std::vector<node_task> node_fast_path::record(std::vector<dist_op>& ops, std::ve
             f[idx[k]] = b.settled[k] == node_batch::fate::recorded ? fate::written
                         : b.settled[k] == node_batch::fate::stale  ? fate::not_held
                                                                    : fate::pending;
+        announced = b.announced;
         return std::move(b.next);
     } catch (const std::exception& e) {
         if (node_engine::backend_failure(e))

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <exception>
+#include <string_view>
 #include <string>
 #include <utility>
 
@@ -19,20 +21,29 @@ namespace {
 // KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
 // its registry and count hash of completed, failed, cancelled.
 // ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
-// worker, then three counted lists (types, tags, hold keys), then the count
-// of outcomes and OUT_ARGS per outcome (see finish()).
+// worker, the finish channel, '1' if the types of the store's keys are
+// trusted (else checked), then three counted lists (types, tags, hold
+// keys), then the count of outcomes and OUT_ARGS per outcome (see
+// finish()).
 //
 // Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
 // {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
-// but not started (fields: the record's HGETALL), 2 leased, the record not
-// a hash here (fields empty).
+// but not started, 2 leased, the record not a hash here (fields empty);
+// fields: the record's HGETALL as read, before the start's writes (the
+// caller applies node_backend::started, which writes the same values).
+// Each terminal outcome recorded is PUBLISHed on the finish channel (its
+// id), as redis_transport::publish_finished does. (Whether anyone listens
+// is not known here: in a cluster, PUBLISH counts only this shard's
+// subscribers.)
 constexpr const char* node_body = R"lua(
 local TP, NOW, NOW_NS, MAXN, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local WRAW = ARGV[7]
-expect(KEYS[8], 'set')
-for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+local WRAW, CHAN = ARGV[7], ARGV[8]
+if ARGV[9] ~= '1' then
+  expect(KEYS[8], 'set')
+  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+end
 local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
-local pos = 8
+local pos = 10
 local function list()
   local n, s, l = tonumber(ARGV[pos]), {}, {}
   for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
@@ -109,10 +120,8 @@ local function start(out, id, tok, att)
   local w = startable(m) and start_fields(m)
   if w then
     local set = {}
-    for f, v in pairs(w) do set[#set + 1] = f; set[#set + 1] = v; m[f] = v end
+    for f, v in pairs(w) do set[#set + 1] = f; set[#set + 1] = v end
     redis.call('HSET', rk, unpack(set))
-    flat = {}
-    for f, v in pairs(m) do flat[#flat + 1] = f; flat[#flat + 1] = v end
   end
   out[#out + 1] = w and 1 or 0; out[#out + 1] = flat
 end
@@ -145,6 +154,7 @@ local function finish(i)
   if terminal then
     redis.call('DEL', M .. id, MB .. id)
     acked = acked + 1
+    redis.call('PUBLISH', CHAN, id)
   else
     redis.call('HDEL', M .. id, 't', 'w')
     if delay > 0 then
@@ -235,7 +245,9 @@ std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std:
                                std::to_string(redis_codec::to_unix_ns(now)),
                                std::to_string(max),
                                std::to_string(dur.count()),
-                               s.worker};
+                               s.worker,
+                               rtp_->key_base() + ":finished",
+                               "0"};  // trust_arg
     a.push_back(std::to_string(s.types.size()));
     a.insert(a.end(), s.types.begin(), s.types.end());
     a.push_back(std::to_string(s.tags.size()));
@@ -269,6 +281,7 @@ std::vector<node_task> redis_node_backend::decode_next(redis_reply& r, const sta
             try {
                 t.record = redis_codec::decode_task_record(rstore_->record_key(t.lease.task_id), t.lease.task_id, flat);
                 t.started = code == 1;
+                if (t.started) t.record = started(std::move(*t.record), s, now);
             } catch (const invalid_argument&) {
                 t.record = store_->get(t.lease.task_id);  // dead-letters it
             }
@@ -276,6 +289,41 @@ std::vector<node_task> redis_node_backend::decode_next(redis_reply& r, const sta
         out.push_back(std::move(t));
     }
     return out;
+}
+
+// One script call. The types of the store's keys (the live set, the
+// registries and counts) are checked on the backend's first call, after
+// any call that failed and at least every key_check_every; the calls in
+// between trust them (the transport's keys are checked on every call). A
+// store key damaged since makes a trusting call fail part-way, after a
+// record write and before its lease is settled (Redis keeps what the
+// script changed): that lease expires and recovery settles the task, as
+// for a node that died there. The failure is reported as a checking call
+// reports it, naming the key, by a checking call that leases and records
+// nothing.
+redis_reply redis_node_backend::eval(std::vector<std::string>& args, const start_spec& s, time_point now) {
+    const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+    const auto seen = checked_at_.load(std::memory_order_relaxed);
+    const bool trusted =
+        seen != 0 && t - seen < std::chrono::duration_cast<std::chrono::steady_clock::duration>(key_check_every).count();
+    args[trust_arg] = trusted ? "1" : "0";
+    std::exception_ptr failed;
+    try {
+        auto r = rtp_->client()->eval(node_script(), keys_, args);
+        if (!trusted) checked_at_.store(t, std::memory_order_relaxed);
+        return r;
+    } catch (const redis_error& e) {
+        checked_at_.store(0, std::memory_order_relaxed);
+        if (!trusted || std::string_view(e.what()).find("WRONGTYPE") == std::string_view::npos) throw;
+        failed = std::current_exception();
+    } catch (...) {
+        checked_at_.store(0, std::memory_order_relaxed);
+        throw;
+    }
+    auto check = spec_args(s, 0, now);
+    check.push_back("0");  // no outcomes
+    (void)rtp_->client()->eval(node_script(), keys_, check);  // throws naming the key
+    std::rethrow_exception(failed);                           // repaired meanwhile
 }
 
 std::vector<node_task> redis_node_backend::lease_and_start(const start_spec& s, std::size_t max, time_point now) {
@@ -289,6 +337,7 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
         rstore_->check_sizes(o.rec, false);
     }
     node_batch b;
+    b.announced = true;
     std::size_t from = 0;
     do {
         const auto part = outcomes.subspan(from, std::min(batch_chunk, outcomes.size() - from));
@@ -302,7 +351,7 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
             for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
             for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
         }
-        auto reply = rtp_->client()->eval(node_script(), keys_, args);
+        auto reply = eval(args, s, now);
         (void)redis_detail::expect_array(reply, "node.finish_and_fetch", 2);
         auto& top = reply.elements;
         const auto& codes = redis_detail::expect_array(top[0], "node.finish_and_fetch", part.size());

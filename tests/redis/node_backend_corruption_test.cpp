@@ -121,3 +121,27 @@ TEST_CASE("redis_node_backend: a record it cannot read is leased unstarted and l
     REQUIRE(dead.size() == 2);
     CHECK(f.store->get("b") == std::nullopt);
 }
+
+TEST_CASE("redis_node_backend: a store key damaged after the backend checked it fails the finish by name, "
+          "and its task is left to recovery, not lost",
+          "[redis][corruption][node_backend]") {
+    node_fixture f("ntrust");
+    f.submit({"a", "b"});
+    const auto got = f.nb->lease_and_start(f.spec(), 1, f.now);  // checks every key
+    REQUIRE(got.size() == 1);
+    REQUIRE(got[0].started);
+    f.client->command({"SET", f.key(":tasks"), "not a set"});
+    auto done = *got[0].record;
+    done.status = task_status::completed;
+    done.finished_at = f.now;
+    const std::vector<node_outcome> outs{{done, task_status::running, got[0].lease.token, {}}};
+    CHECK_THAT(error_of([&] { f.nb->finish_and_fetch(outs, f.spec(), 1, f.now); }),
+               Catch::Contains(f.key(":tasks")));
+    CHECK(f.tp->size_approx() == 1);  // nothing more was leased
+    f.client->command({"DEL", f.key(":tasks")});
+    std::set<std::string> recovered;
+    for (const auto& l : f.tp->recover_expired(f.now + std::chrono::hours(1), 100)) recovered.insert(l.task_id);
+    CHECK(recovered == std::set<std::string>{got[0].lease.task_id});
+    // Repaired: the next call works.
+    CHECK(f.nb->lease_and_start(f.spec(), 2, f.now).size() == 2);
+}

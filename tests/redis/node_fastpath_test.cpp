@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -171,4 +173,69 @@ TEST_CASE("redis_transport: offers redis_node_backend for a store of its queue o
     CHECK_FALSE(off->make_node_backend(store));
     redis_transport unowned(client, "q");
     CHECK_FALSE(unowned.make_node_backend(store));
+}
+
+TEST_CASE("redis_node_backend: a finish publishes the notification of each terminal record itself",
+          "[redis][node_backend][wakeup]") {
+    auto client = shared_redis_server().client("nbpub");
+    auto tp = std::make_shared<redis_transport>(client, "q");
+    auto store = std::make_shared<redis_task_store>(client, "q");
+    redis_node_backend nb(tp, store);
+    // A watcher as another node has it: its own transport object and connection.
+    auto other = std::make_shared<redis_transport>(std::make_shared<redis_client>(client->options()), "q");
+    std::mutex m;
+    std::vector<std::string> seen;
+    auto watch = other->watch_finished([&](const std::string& id) {
+        std::lock_guard lk(m);
+        if (!id.empty()) seen.push_back(id);
+    });
+    REQUIRE(watch);
+    auto heard = [&] {
+        std::lock_guard lk(m);
+        return seen;
+    };
+    // The subscription may take a moment: publish a probe until it arrives.
+    REQUIRE(test::dist_eventually([&] {
+        const std::string probe = "probe";
+        tp->publish_finished(std::span<const std::string>(&probe, 1));
+        return !heard().empty();
+    }));
+    const auto now = std::chrono::system_clock::now();
+    for (const char* id : {"again", "done"}) {
+        task_record r;
+        r.id = id;
+        r.type = "t";
+        r.status = task_status::queued;
+        r.created_at = now;
+        REQUIRE(store->create(r));
+        REQUIRE(tp->admit({id}).is_accepted);
+    }
+    start_spec s;
+    s.worker = "w";
+    auto got = nb.lease_and_start(s, 2, now);
+    REQUIRE(got.size() == 2);
+    std::vector<node_outcome> outs;
+    for (auto& t : got) {
+        REQUIRE(t.started);
+        auto rec = *t.record;
+        rec.status = t.lease.task_id == "done" ? task_status::completed : task_status::queued;
+        if (rec.status == task_status::completed) rec.finished_at = now;
+        outs.push_back({rec, task_status::running, t.lease.token, std::chrono::hours(1)});
+    }
+    // The nack first: had it been published, it would be heard before "done".
+    std::sort(outs.begin(), outs.end(), [](const auto& a, const auto& b) { return a.rec.id < b.rec.id; });
+    {
+        std::lock_guard lk(m);
+        seen.clear();
+    }
+    const auto b = nb.finish_and_fetch(outs, s, 0, now);
+    CHECK(b.settled == std::vector<node_batch::fate>(2, node_batch::fate::recorded));
+    CHECK(b.announced);
+    auto finished = [&] {  // without probes still under way
+        auto ids = heard();
+        ids.erase(std::remove(ids.begin(), ids.end(), "probe"), ids.end());
+        return ids;
+    };
+    REQUIRE(test::dist_eventually([&] { return !finished().empty(); }, std::chrono::seconds(30)));
+    CHECK(finished() == std::vector<std::string>{"done"});
 }

@@ -15,7 +15,12 @@
 // start with the transport's checks (key types, :state fields, per-task
 // entries; an unusable entry is parked as an expired lease for recovery to
 // dead-letter), so damaged keys are refused or repaired exactly as by
-// redis_transport.
+// redis_transport; the types of the store's keys, though, only on a
+// backend's first call, after a failed call and every key_check_every (one
+// damaged in between fails a call part-way, before the lease is settled:
+// reported naming the key). finish_and_fetch
+// PUBLISHes the finish notification of each terminal record it writes
+// (node_batch::announced).
 //
 // A record the script cannot start (its tags, metadata or options not
 // readable there) is leased but not started (started = false); one that
@@ -27,6 +32,8 @@
 #include <orchcore/redis/redis_task_store.hpp>
 #include <orchcore/redis/redis_transport.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,17 +62,25 @@ public:
 
     /// Outcomes per script call (bounds how long one script blocks the server).
     static constexpr std::size_t batch_chunk = redis_transport::batch_chunk;
+    /// How long the scripts trust the store's key types checked by a call
+    /// that succeeded.
+    static constexpr std::chrono::milliseconds key_check_every{1'000};
 
 private:
     static bool fits(const redis_transport& t, const redis_task_store& s) noexcept;
     std::vector<std::string> spec_args(const start_spec& s, std::size_t max, time_point now) const;
     std::vector<node_task> decode_next(redis_reply& r, const start_spec& s, time_point now) const;
+    redis_reply eval(std::vector<std::string>& args, const start_spec& s, time_point now);
+    static constexpr std::size_t trust_arg = 8;  // ARGV[9] of the script
 
     std::shared_ptr<orchcore::transport> tp_;
     std::shared_ptr<task_store> store_;
     std::shared_ptr<redis_transport> rtp_;
     std::shared_ptr<redis_task_store> rstore_;
     std::vector<std::string> keys_;  // transport's six, then store index and finished x3
+    // steady_clock ticks of the last call that checked the key types and
+    // succeeded; 0: the next call checks.
+    std::atomic<std::chrono::steady_clock::rep> checked_at_{0};
 };
 
 }  // namespace orchcore
