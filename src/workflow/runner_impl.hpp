@@ -41,7 +41,7 @@ struct held_workflow {
 
 /// One workflow this process holds. `state` is touched by the runner thread only.
 struct live_workflow {
-    explicit live_workflow(std::string id_, workflow_graph g) : id(std::move(id_)), state(std::move(g)) {}
+    live_workflow(std::string id_, std::shared_ptr<const workflow_graph> g) : id(std::move(id_)), state(std::move(g)) {}
     std::string id;
     workflow_state state;
     /// The last look at every running task's record (the safety net for
@@ -65,12 +65,13 @@ struct runner_job {
 
 /// The state of a graph rebuilt from its tasks' records (records[i] belongs
 /// to graph.tasks()[i]); `driver_cancelled` cancels what has not ended.
-workflow_state rebuild(const workflow_graph& graph, std::span<const std::optional<task_record>> records,
+workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, std::span<const std::optional<task_record>> records,
                        bool driver_cancelled);
 /// The record of a workflow from its state.
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
+bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel);
 
 /// The expanded graphs of recent workflows by id and spec (the spec's hash:
 /// an id reused after its record expired may name another spec), so that a
@@ -105,6 +106,9 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::map<std::string, held_workflow, std::less<>> held;
     bool stopping = false;
     std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
+    /// Drivers of workflows that ended, to promote (runner thread only),
+    /// with when to stop trying: by then the driver's poll brought it back.
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> unpromoted;
 
     event_bus::subscription sub;              ///< without finish notifications: this node's task events
     std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
@@ -125,11 +129,12 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void process(runner_job& j);
     std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
     void turn(live_workflow& w, bool full);
-    void advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver);
-    void apply_ended(live_workflow& w, const std::vector<std::string>& names);
-    void apply(live_workflow& w, const std::string& name, const task_record& r);
+    void advance(live_workflow& w, std::vector<std::size_t> ended, bool check_driver);
+    void apply_ended(live_workflow& w, std::vector<std::size_t> ended);
+    void apply(live_workflow& w, std::size_t i, const task_record& r);
     void submit_runnable(live_workflow& w);
     void finish(live_workflow& w);
+    void promote_drivers();
     void sweep();
 
     // Any thread.

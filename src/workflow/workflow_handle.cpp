@@ -26,7 +26,7 @@ std::optional<workflow_record> runner_impl::record_of(const std::string& id) con
     ids.reserve(graph->size());
     for (const auto& n : graph->tasks()) ids.push_back(task_id(id, n.name));
     const auto records = c.get_tasks(ids);  // one round trip
-    const auto state = rebuild(*graph, records, driver->status == task_status::cancelled);
+    const auto state = rebuild(graph, records, driver->status == task_status::cancelled);
     auto r = make_record(id, state, *driver);
     // Until its driver ends, a workflow whose tasks all ended is still being wound up.
     if (!is_terminal(driver->status) && r.finished()) r.status = workflow_status::running;
