@@ -258,6 +258,11 @@ std::vector<std::string> result_references(std::string_view payload) {
 workflow_graph::workflow_graph(std::string name, std::vector<task_node> tasks)
     : name_(std::move(name)), tasks_(std::move(tasks)) {
     for (std::size_t i = 0; i < tasks_.size(); ++i) index_.emplace(tasks_[i].name, i);
+    deps_.resize(tasks_.size());
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+        deps_[i].reserve(tasks_[i].depends_on.size());
+        for (const auto& d : tasks_[i].depends_on) deps_[i].push_back(index_.find(d)->second);
+    }
 }
 
 std::optional<std::size_t> workflow_graph::index_of(std::string_view task) const {

@@ -45,7 +45,6 @@ workflow_state::workflow_state(std::shared_ptr<const workflow_graph> graph)
     : graph_{non_null(std::move(graph))},
       progress_(graph_.size()),
       dependants_(graph_.size()),
-      dependencies_(graph_.size()),
       waiting_on_(graph_.size(), 0),
       unfinished_(graph_.size()) {
     counts_[static_cast<std::size_t>(task_state::pending)] = graph_.size();
@@ -53,12 +52,7 @@ workflow_state::workflow_state(std::shared_ptr<const workflow_graph> graph)
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         waiting_on_[i] = tasks[i].depends_on.size();
         if (waiting_on_[i] == 0) ready_.insert(ready_.end(), i);
-        dependencies_[i].reserve(tasks[i].depends_on.size());
-        for (const auto& dep : tasks[i].depends_on) {
-            const auto d = graph_.index_of(dep).value();
-            dependants_[d].push_back(i);
-            dependencies_[i].push_back(d);
-        }
+        for (const auto d : graph_.p->dependency_indices(i)) dependants_[d].push_back(i);
     }
 }
 
@@ -78,7 +72,7 @@ const task_progress& workflow_state::task(std::string_view name) const { return 
 const task_progress& workflow_state::task_at(std::size_t i) const { return progress_[require(i)]; }
 
 const std::vector<std::size_t>& workflow_state::dependencies_of(std::size_t i) const {
-    return dependencies_[require(i)];
+    return graph_.p->dependency_indices(require(i));
 }
 
 std::vector<std::size_t> workflow_state::runnable_indices() const { return {ready_.begin(), ready_.end()}; }

@@ -114,7 +114,6 @@ private:
     shared_graph graph_;
     std::vector<task_progress> progress_;
     std::vector<std::vector<std::size_t>> dependants_;
-    std::vector<std::vector<std::size_t>> dependencies_;
     std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
     std::set<std::size_t> ready_;          ///< pending with waiting_on_ == 0
     std::array<std::size_t, 6> counts_{};  ///< tasks per task_state
