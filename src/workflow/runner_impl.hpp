@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace orchcore::workflow {
@@ -73,24 +74,24 @@ workflow_record make_record(const std::string& id, const workflow_state& state, 
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
 bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel);
 
-/// The expanded graphs of recent workflows by id and spec (the spec's hash:
-/// an id reused after its record expired may name another spec), so that a
+/// The expanded graphs of recent specs by the spec's JSON text (the
+/// driver's payload; a graph depends on nothing else), so that a
 /// 10,000-task spec is not parsed and expanded again at every load or
-/// record. Bounded; thread-safe.
+/// record, nor at every submission of the same spec. Bounded; thread-safe.
 class graph_cache {
 public:
-    std::shared_ptr<const workflow_graph> find(const std::string& id, std::string_view spec) const;
-    void put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g);
+    std::shared_ptr<const workflow_graph> find(std::string_view spec) const;
+    void put(std::string spec, std::shared_ptr<const workflow_graph> g);
 
 private:
-    struct entry {
-        std::size_t spec_hash = 0;
-        std::shared_ptr<const workflow_graph> graph;
+    struct text_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
     static constexpr std::size_t capacity = 64;
     mutable std::mutex m_;
-    std::map<std::string, entry, std::less<>> graphs_;
-    std::deque<std::string> order_;  ///< oldest first
+    std::unordered_map<std::string, std::shared_ptr<const workflow_graph>, text_hash, std::equal_to<>> graphs_;
+    std::deque<const std::string*> order_;  ///< the keys in graphs_, oldest first
 };
 
 struct runner_impl : std::enable_shared_from_this<runner_impl> {
@@ -139,7 +140,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
 
     // Any thread.
     mutable graph_cache graphs;
-    std::shared_ptr<const workflow_graph> graph_of(const std::string& id, const std::string& spec) const;
+    std::shared_ptr<const workflow_graph> graph_of(const std::string& spec) const;
     std::optional<workflow_record> record_of(const std::string& id) const;
     bool cancel(const std::string& id);
 };

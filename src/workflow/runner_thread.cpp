@@ -194,7 +194,7 @@ void runner_impl::turn(live_workflow& w, bool full) {
 // The graph state from the tasks' records; on the driver's first turn there
 // are none to read.
 std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
-    const auto graph = graph_of(id, spec);
+    const auto graph = graph_of(spec);
     auto w = std::make_shared<live_workflow>(id, graph);
     if (!first) {
         std::vector<std::string> ids;

@@ -21,7 +21,7 @@ std::string failure_of(const workflow_record& r) {
 std::optional<workflow_record> runner_impl::record_of(const std::string& id) const {
     const auto driver = c.get_task(id);
     if (!driver) return std::nullopt;
-    const auto graph = graph_of(id, driver->payload);
+    const auto graph = graph_of(driver->payload);
     std::vector<std::string> ids;
     ids.reserve(graph->size());
     for (const auto& n : graph->tasks()) ids.push_back(task_id(id, n.name));
