@@ -277,6 +277,11 @@ const task_node& workflow_graph::at(std::string_view task) const {
     return tasks_[*i];
 }
 
+const std::vector<std::size_t>& workflow_graph::dependency_indices(std::size_t i) const {
+    if (i >= deps_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
+    return deps_[i];
+}
+
 workflow_graph expand(const workflow_spec& spec, const spec_limits& limits) {
     auto entries = collect(spec);
     if (entries.empty()) throw spec_error("tasks", "", "a workflow needs at least one task or stage");

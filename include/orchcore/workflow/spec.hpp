@@ -114,8 +114,8 @@ public:
     std::optional<std::size_t> index_of(std::string_view task) const;
     const task_node& at(std::string_view task) const;  ///< throws invalid_argument if unknown
     /// The indices in tasks() of task i's depends_on, in the same order
-    /// (no name lookup). i must be < size().
-    const std::vector<std::size_t>& dependency_indices(std::size_t i) const noexcept { return deps_[i]; }
+    /// (no name lookup). Throws invalid_argument if i >= size().
+    const std::vector<std::size_t>& dependency_indices(std::size_t i) const;
 
 private:
     friend workflow_graph expand(const workflow_spec& spec, const spec_limits& limits);
