@@ -418,6 +418,12 @@ public:
     /// becomes cancelled when its handler returns (or after cancel_grace).
     /// Returns false for an unknown or already finished task.
     bool cancel(const std::string& id);
+    /// Makes a delayed task (waiting out a retry backoff or a
+    /// continue_later delay) due at once: it runs as soon as a worker is
+    /// free, like any waiting task. False, changing nothing, for a task
+    /// that is not delayed (unknown, queued, running, finished).
+    /// Distributed mode: transport::promote.
+    bool promote(const std::string& id);
 
     /// Sends messages to a queued or running task. Throws
     /// error(errc::not_found) for an unknown id and

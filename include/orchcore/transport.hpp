@@ -20,6 +20,7 @@
 //      ^                           ├──lease expired + recover_expired──> waiting
 //      │                           └──lease expired for the Nth time──> dead letter
 //   cancel(): waiting or delayed ──> (gone)             (max_lease_expiries = N)
+//   promote(): delayed ──> waiting (at once, not waiting for its due time)
 //
 // Semantics (identical for every implementation):
 //
@@ -62,6 +63,10 @@
 //   the transport, so it may be admitted again. 0 (the default): unlimited.
 // * nack(delay > 0) parks the task in the delayed set; it becomes waiting
 //   (visible to lease) once `now >= due` at a later lease() call.
+// * promote(id) makes a delayed task waiting at once (its due time is
+//   dropped; it keeps its admission sequence number) and wakes a consumer
+//   blocked in wait_for_work; false, changing nothing, for a task that is
+//   not delayed (waiting, leased, unknown).
 // * ack / nack / extend / cancel are idempotent in effect: repeating one
 //   changes nothing and returns false.
 // * Steering mailbox: post_messages() appends messages, in order, to the
@@ -272,6 +277,12 @@ public:
     /// Removes a waiting or delayed task. False if it is not there (leased
     /// tasks are not cancelled here: the coordinator fences their lease).
     virtual bool cancel(const std::string& id) = 0;
+    /// Makes a delayed task waiting now. False if it is not delayed. The
+    /// default (a transport that cannot) throws
+    /// orchcore::error(errc::invalid_argument).
+    virtual bool promote(const std::string& id) {
+        throw error(errc::invalid_argument, "orchcore: this transport cannot promote delayed tasks (task " + id + ")");
+    }
     /// Appends steering messages to the mailbox of a task that is in the
     /// transport. False (nothing stored) if the task is not there (unknown,
     /// finished, cancelled). The default (a transport without mailboxes)
@@ -539,6 +550,18 @@ public:
         else delayed_.erase({it->second.at_ms, id});
         tasks_.erase(it);
         ++stats_.cancelled;
+        return true;
+    }
+
+    bool promote(const std::string& id) override {
+        {
+            std::lock_guard lk(mutex_);
+            auto it = tasks_.find(id);
+            if (it == tasks_.end() || it->second.where != place::delayed) return false;
+            delayed_.erase({it->second.at_ms, id});
+            make_waiting(id, it->second);
+        }
+        work_cv_.notify_all();
         return true;
     }
 

@@ -118,6 +118,7 @@ std::optional<std::string> coordinator::get_result(const std::string& id) const 
 }
 
 bool coordinator::cancel(const std::string& id) { return impl_->eng->cancel(id); }
+bool coordinator::promote(const std::string& id) { return impl_->eng->promote(id); }
 
 void coordinator::steer(const std::string& id, std::vector<std::string> messages) {
     impl_->eng->steer(id, std::move(messages));

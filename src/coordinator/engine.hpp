@@ -38,6 +38,8 @@ public:
     virtual std::vector<submit_result> submit_many(std::vector<task_request>& tasks, coordinator* owner) = 0;
     virtual submit_result submit_one(task_request& task, coordinator* owner) = 0;
     virtual bool cancel(const std::string& id) = 0;
+    /// A delayed task becomes due now; false if it is not delayed.
+    virtual bool promote(const std::string& id) = 0;
     virtual void steer(const std::string& id, std::vector<std::string> messages) = 0;
     virtual std::optional<task_record> get(const std::string& id) const = 0;
     virtual std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const {

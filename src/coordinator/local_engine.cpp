@@ -32,6 +32,22 @@ bool local_engine::cancel(const std::string& id) {
     return true;
 }
 
+bool local_engine::promote(const std::string& id) {
+    effects fx;
+    {
+        std::lock_guard lk(c.mu);
+        auto it = c.tasks.find(id);
+        if (it == c.tasks.end() || it->second.where != location::delayed) return false;
+        auto& t = it->second;
+        delayed.erase(t.delayed_it());
+        t.where = location::ready;
+        ready.push_back(id);
+        dispatch(fx);
+    }
+    c.apply(fx);
+    return true;
+}
+
 void local_engine::steer(const std::string& id, std::vector<std::string> messages) {
     std::lock_guard lk(c.mu);
     auto it = c.tasks.find(id);

@@ -73,6 +73,14 @@ bool node_engine::cancel(const std::string& id) {
     return mark_cancel(id);
 }
 
+// The queue holds delayed tasks: it makes the task waiting and wakes an
+// idle node; this node looks for work too.
+bool node_engine::promote(const std::string& id) {
+    if (!tp->promote(id)) return false;
+    kick_feed();
+    return true;
+}
+
 // The task was waiting: out of the queue now, so this node settles it.
 bool node_engine::settle_waiting_cancel(const std::string& id) {
     effects fx;

@@ -46,6 +46,7 @@ public:
     std::vector<submit_result> submit_many(std::vector<task_request>& tasks, coordinator* owner) override;
     submit_result submit_one(task_request& task, coordinator* owner) override;
     bool cancel(const std::string& id) override;
+    bool promote(const std::string& id) override;
     void steer(const std::string& id, std::vector<std::string> messages) override;
     std::optional<task_record> get(const std::string& id) const override;
     std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const override;

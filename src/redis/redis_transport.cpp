@@ -421,6 +421,17 @@ count('cancelled', 1)
 return 1
 )lua"));
 
+// ARGV: M, id. A delayed task becomes waiting now (an unusable entry is
+// parked for recovery) and one blocked consumer is woken.
+const redis_script promote_script("transport.promote", with_prelude(R"lua(
+local id = ARGV[2]
+if redis.call('ZREM', D, id) == 0 then return 0 end
+local e = entry(id)
+if e then make_waiting(id, e) else park(id) end
+wake(1)
+return 1
+)lua"));
+
 // ARGV: M, now ms, max, max lease expiries (0: unlimited).
 // Returns {id, worker, attempt, token, deadline, expiries, dead (0|1), ...}.
 // An orphan whose entry is unusable is buried and returned as dead
@@ -671,6 +682,11 @@ bool redis_transport::extend(const std::string& id, std::uint64_t token, std::ch
 bool redis_transport::cancel(const std::string& id) {
     const std::vector<std::string> args{meta_prefix_, id};
     return client_->eval(cancel_script, keys_, args).integer == 1;
+}
+
+bool redis_transport::promote(const std::string& id) {
+    const std::vector<std::string> args{meta_prefix_, id};
+    return client_->eval(promote_script, keys_, args).integer == 1;
 }
 
 bool redis_transport::post_messages(const std::string& id, std::span<const std::string> messages) {

@@ -6,9 +6,10 @@ namespace orchcore::workflow {
 
 namespace {
 
-bool deps_completed(const workflow_state& s, const task_node& n) {
-    return std::all_of(n.depends_on.begin(), n.depends_on.end(),
-                       [&](const std::string& d) { return s.task(d).state == task_state::completed; });
+bool deps_completed(const workflow_state& s, std::size_t i) {
+    const auto& deps = s.dependencies_of(i);
+    return std::all_of(deps.begin(), deps.end(),
+                       [&](std::size_t d) { return s.task_at(d).state == task_state::completed; });
 }
 
 bool failed_or_timed_out(const std::optional<task_record>& r) {
@@ -90,13 +91,19 @@ workflow_records read_records(coordinator& c, const std::string& id, const workf
 }
 
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel) {
+    const auto i = state.graph().index_of(name);
+    if (!i) throw invalid_argument("task", name, "no task of the workflow has this name");
+    return apply_record(state, *i, r, apply_cancel);
+}
+
+bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel) {
     const auto at = r.finished_at.value_or(std::chrono::system_clock::now());
     switch (r.status) {
-        case task_status::completed: state.complete(name, r.result, at); return true;
-        case task_status::failed: state.fail(name, r.error, at); return true;
-        case task_status::timed_out: state.time_out(name, at); return true;
+        case task_status::completed: state.end_at(i, task_state::completed, r.result, at); return true;
+        case task_status::failed: state.end_at(i, task_state::failed, r.error, at); return true;
+        case task_status::timed_out: state.end_at(i, task_state::timed_out, "timed out", at); return true;
         case task_status::cancelled:
-            if (apply_cancel) state.cancel_task(name, r.error.empty() ? "cancelled" : r.error, at);
+            if (apply_cancel) state.end_at(i, task_state::cancelled, r.error.empty() ? "cancelled" : r.error, at);
             return true;
         default: return false;
     }
@@ -113,18 +120,18 @@ std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, 
 // submitted only then), so all are started first and completions applied
 // in graph order; unsuccessful ends are applied after, in the order they
 // happened, so that a failed shard does not cancel siblings that did run.
-workflow_state rebuild(const workflow_graph& graph, const workflow_records& r, bool driver_cancelled) {
-    workflow_state s(graph);
+workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workflow_records& r, bool driver_cancelled) {
+    workflow_state s(std::move(graph));
     const auto& records = r.records;
-    for (std::size_t i = 0; i < graph.size(); ++i) {
-        if (graph.tasks()[i].is_aggregator() && r.rounds[i] > 1) s.restore_round(graph.tasks()[i].name, r.rounds[i]);
+    for (std::size_t i = 0; i < s.graph().size(); ++i) {
+        const auto& n = s.graph().tasks()[i];
+        if (n.is_aggregator() && r.rounds[i] > 1) s.restore_round(n.name, r.rounds[i]);
     }
     std::vector<std::size_t> unsuccessful;
-    for (std::size_t i = 0; i < graph.size(); ++i) {
-        const auto& n = graph.tasks()[i];
-        if (!records[i] || s.task(n.name).state != task_state::pending || !deps_completed(s, n)) continue;
-        s.start(n.name, records[i]->started_at.value_or(records[i]->created_at));
-        if (records[i]->status == task_status::completed) apply_record(s, n.name, *records[i], true);
+    for (std::size_t i = 0; i < s.graph().size(); ++i) {
+        if (!records[i] || s.task_at(i).state != task_state::pending || !deps_completed(s, i)) continue;
+        s.start_at(i, records[i]->started_at.value_or(records[i]->created_at));
+        if (records[i]->status == task_status::completed) apply_record(s, i, *records[i], true);
         else unsuccessful.push_back(i);
     }
     // In the order they ended: the first to end is the cause of what failed downstream.
@@ -134,8 +141,7 @@ workflow_state rebuild(const workflow_graph& graph, const workflow_records& r, b
     // A shard's failure that started a new round leaves the round's other
     // shards pending: their ends belong to the old round.
     for (const auto i : unsuccessful) {
-        const auto& name = graph.tasks()[i].name;
-        if (s.task(name).state == task_state::running) apply_record(s, name, *records[i], !driver_cancelled);
+        if (s.task_at(i).state == task_state::running) apply_record(s, i, *records[i], !driver_cancelled);
     }
     if (driver_cancelled) s.cancel("workflow cancelled", std::chrono::system_clock::now());
     return s;
@@ -149,8 +155,9 @@ workflow_record make_record(const std::string& id, const workflow_state& state, 
     r.created_at = driver.created_at;
     r.finished_at = driver.finished_at;
     r.tasks.reserve(state.graph().size());
-    for (const auto& n : state.graph().tasks()) {
-        const auto& p = state.task(n.name);
+    for (std::size_t i = 0; i < state.graph().size(); ++i) {
+        const auto& n = state.graph().tasks()[i];
+        const auto& p = state.task_at(i);
         r.tasks.push_back({n.name, node_task_id(id, state, n), p.state, p.result, p.reason, p.cause});
     }
     return r;

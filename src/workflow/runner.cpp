@@ -161,15 +161,18 @@ std::string runner_impl::driver_turn(task_context& ctx) {
 }
 
 workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
-    auto graph = std::make_shared<const workflow_graph>(expand(spec, options.limits));
+    auto json = to_workflow_json(spec);
+    auto graph = graphs.find(json);
+    if (!graph) {
+        graph = std::make_shared<const workflow_graph>(expand(spec, options.limits));
+        graphs.put(json, graph);  // before submitting: the driver's first turn may come first
+    }
     if (o.id) validate_id(*o.id);
     const bool chosen = o.id.has_value();
     orchcore::task_options to;
     to.id = chosen ? *o.id : generated_id(c.node_id());
     to.priority = options.driver_priority;
     to.metadata[std::string(meta_name)] = spec.name;
-    auto json = to_workflow_json(spec);
-    graphs.put(*to.id, json, std::move(graph));  // before: the driver's first turn may come first
     auto r = c.submit_async(std::string(driver_type), json, to);
     if (!r.accepted()) {
         if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), *to.id);
@@ -191,7 +194,7 @@ bool runner_impl::cancel(const std::string& id) {
     post({id, {}, {}, true, done});
     (void)seen.wait_for(std::chrono::minutes(1));
     if (const auto driver = c.get_task(id)) {
-        const auto graph = graph_of(id, driver->payload);
+        const auto graph = graph_of(driver->payload);
         for (int pass = 0; pass < 2; ++pass) {
             const auto rounds = latest_rounds(c, id, *graph);  // a fan-out's tasks of its latest round
             for (std::size_t i = 0; i < graph->size(); ++i) {
@@ -204,27 +207,26 @@ bool runner_impl::cancel(const std::string& id) {
     return true;
 }
 
-std::shared_ptr<const workflow_graph> graph_cache::find(const std::string& id, std::string_view spec) const {
-    const auto h = std::hash<std::string_view>{}(spec);
+std::shared_ptr<const workflow_graph> graph_cache::find(std::string_view spec) const {
     std::lock_guard lk(m_);
-    const auto it = graphs_.find(id);
-    return it == graphs_.end() || it->second.spec_hash != h ? nullptr : it->second.graph;
+    const auto it = graphs_.find(spec);
+    return it == graphs_.end() ? nullptr : it->second;
 }
 
-void graph_cache::put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g) {
-    entry e{std::hash<std::string_view>{}(spec), std::move(g)};
+void graph_cache::put(std::string spec, std::shared_ptr<const workflow_graph> g) {
     std::lock_guard lk(m_);
-    if (!graphs_.insert_or_assign(id, std::move(e)).second) return;
-    order_.push_back(id);
+    const auto [it, fresh] = graphs_.try_emplace(std::move(spec), std::move(g));
+    if (!fresh) return;  // the same spec: either graph will do
+    order_.push_back(&it->first);
     if (order_.size() <= capacity) return;
-    graphs_.erase(order_.front());
+    graphs_.erase(graphs_.find(*order_.front()));
     order_.pop_front();
 }
 
-std::shared_ptr<const workflow_graph> runner_impl::graph_of(const std::string& id, const std::string& spec) const {
-    if (auto g = graphs.find(id, spec)) return g;
+std::shared_ptr<const workflow_graph> runner_impl::graph_of(const std::string& spec) const {
+    if (auto g = graphs.find(spec)) return g;
     auto g = std::make_shared<const workflow_graph>(expand(parse_workflow_json(spec, options.limits), options.limits));
-    graphs.put(id, spec, g);
+    graphs.put(spec, g);
     return g;
 }
 

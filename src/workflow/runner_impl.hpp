@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace orchcore::workflow {
@@ -41,7 +42,7 @@ struct held_workflow {
 
 /// One workflow this process holds. `state` is touched by the runner thread only.
 struct live_workflow {
-    explicit live_workflow(std::string id_, workflow_graph g) : id(std::move(id_)), state(std::move(g)) {}
+    live_workflow(std::string id_, std::shared_ptr<const workflow_graph> g) : id(std::move(id_)), state(std::move(g)) {}
     std::string id;
     workflow_state state;
     /// The last look at every running task's record (the safety net for
@@ -79,30 +80,31 @@ std::string node_task_id(const std::string& workflow, const workflow_state& s, c
 
 /// The state of a graph rebuilt from its tasks' records, each fan-out in
 /// the round of its records; `driver_cancelled` cancels what has not ended.
-workflow_state rebuild(const workflow_graph& graph, const workflow_records& r, bool driver_cancelled);
+workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workflow_records& r, bool driver_cancelled);
 /// The record of a workflow from its state.
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
+bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel);
 
-/// The expanded graphs of recent workflows by id and spec (the spec's hash:
-/// an id reused after its record expired may name another spec), so that a
+/// The expanded graphs of recent specs by the spec's JSON text (the
+/// driver's payload; a graph depends on nothing else), so that a
 /// 10,000-task spec is not parsed and expanded again at every load or
-/// record. Bounded; thread-safe.
+/// record, nor at every submission of the same spec. Bounded; thread-safe.
 class graph_cache {
 public:
-    std::shared_ptr<const workflow_graph> find(const std::string& id, std::string_view spec) const;
-    void put(const std::string& id, std::string_view spec, std::shared_ptr<const workflow_graph> g);
+    std::shared_ptr<const workflow_graph> find(std::string_view spec) const;
+    void put(std::string spec, std::shared_ptr<const workflow_graph> g);
 
 private:
-    struct entry {
-        std::size_t spec_hash = 0;
-        std::shared_ptr<const workflow_graph> graph;
+    struct text_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
     static constexpr std::size_t capacity = 64;
     mutable std::mutex m_;
-    std::map<std::string, entry, std::less<>> graphs_;
-    std::deque<std::string> order_;  ///< oldest first
+    std::unordered_map<std::string, std::shared_ptr<const workflow_graph>, text_hash, std::equal_to<>> graphs_;
+    std::deque<const std::string*> order_;  ///< the keys in graphs_, oldest first
 };
 
 struct runner_impl : std::enable_shared_from_this<runner_impl> {
@@ -118,6 +120,9 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::map<std::string, held_workflow, std::less<>> held;
     bool stopping = false;
     std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
+    /// Drivers of workflows that ended, to promote (runner thread only),
+    /// with when to stop trying: by then the driver's poll brought it back.
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> unpromoted;
 
     event_bus::subscription sub;              ///< without finish notifications: this node's task events
     std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
@@ -138,16 +143,17 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void process(runner_job& j);
     std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
     void turn(live_workflow& w, bool full);
-    void advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver);
-    void apply_ended(live_workflow& w, const std::vector<std::string>& names);
-    void apply(live_workflow& w, const std::string& name, const task_record& r);
+    void advance(live_workflow& w, std::vector<std::size_t> ended, bool check_driver);
+    void apply_ended(live_workflow& w, std::vector<std::size_t> ended);
+    void apply(live_workflow& w, std::size_t i, const task_record& r);
     void submit_runnable(live_workflow& w);
     void finish(live_workflow& w);
+    void promote_drivers();
     void sweep();
 
     // Any thread.
     mutable graph_cache graphs;
-    std::shared_ptr<const workflow_graph> graph_of(const std::string& id, const std::string& spec) const;
+    std::shared_ptr<const workflow_graph> graph_of(const std::string& spec) const;
     std::optional<workflow_record> record_of(const std::string& id) const;
     bool cancel(const std::string& id);
 };

@@ -9,7 +9,7 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
+#include <optional>
 #include <string_view>
 
 namespace orchcore::workflow {
@@ -27,22 +27,28 @@ std::string joined(const std::vector<std::string>& v) {
     return out;
 }
 
-std::vector<std::string> running_tasks(const workflow_state& s) {
-    std::vector<std::string> out;
-    for (const auto& n : s.graph().tasks())
-        if (s.task(n.name).state == task_state::running) out.push_back(n.name);
+std::vector<std::size_t> running_tasks(const workflow_state& s) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < s.graph().size(); ++i)
+        if (s.task_at(i).state == task_state::running) out.push_back(i);
     return out;
 }
 
-task_request request_for(const std::string& wf, const workflow_state& s, const task_node& n) {
-    task_request r;
-    r.type = n.type;
-    r.payload = detail::substitute_results(n.payload, [&](std::string_view name) -> const std::string* {
+std::string payload_for(const workflow_state& s, const task_node& n) {
+    if (n.result_refs.empty()) return n.payload;
+    return detail::substitute_results(n.payload, [&](std::string_view name) -> const std::string* {
         const auto i = s.graph().index_of(name);
         if (!i) return nullptr;
-        const auto& p = s.task(name);
+        const auto& p = s.task_at(*i);
         return p.state == task_state::completed ? &p.result : nullptr;
     });
+}
+
+task_request request_for(const std::string& wf, const workflow_state& s, std::size_t i) {
+    const auto& n = s.graph().tasks()[i];
+    task_request r;
+    r.type = n.type;
+    r.payload = payload_for(s, n);
     auto& o = r.options;
     o.id = node_task_id(wf, s, n);
     o.priority = n.options.priority;
@@ -55,7 +61,9 @@ task_request request_for(const std::string& wf, const workflow_state& s, const t
     o.metadata.emplace(meta::workflow, wf);
     o.metadata.emplace(meta::task, n.name);
     o.metadata.emplace(meta::deps, joined(n.depends_on));
-    for (const auto& d : n.depends_on) o.metadata.emplace(std::string(meta::result_prefix) + d, s.task(d).result);
+    const auto& deps = s.dependencies_of(i);
+    for (std::size_t k = 0; k < deps.size(); ++k)
+        o.metadata.emplace(std::string(meta::result_prefix) + n.depends_on[k], s.task_at(deps[k]).result);
     if (n.is_shard()) {
         o.metadata.emplace(meta::shard_index, std::to_string(n.shard_index));
         o.metadata.emplace(meta::shard_count, std::to_string(n.shard_count));
@@ -66,19 +74,19 @@ task_request request_for(const std::string& wf, const workflow_state& s, const t
 
 workflow_end end_of(const workflow_state& s) {
     workflow_end e{s.status(), {}};
-    const task_node* culprit = nullptr;
-    for (const auto& n : s.graph().tasks()) {
-        const auto& p = s.task(n.name);
+    std::optional<std::size_t> culprit;
+    for (std::size_t i = 0; i < s.graph().size(); ++i) {
+        const auto& p = s.task_at(i);
         if (p.state == task_state::completed || !p.cause.empty()) continue;
-        if (!culprit || (p.state != task_state::cancelled && s.task(culprit->name).state == task_state::cancelled))
-            culprit = &n;
+        if (!culprit || (p.state != task_state::cancelled && s.task_at(*culprit).state == task_state::cancelled))
+            culprit = i;
     }
     if (!culprit) {
         e.reason = "completed " + std::to_string(s.graph().size()) + " tasks";
         return e;
     }
-    const auto& p = s.task(culprit->name);
-    e.reason = "task '" + culprit->name + "' " + std::string(to_string(p.state));
+    const auto& p = s.task_at(*culprit);
+    e.reason = "task '" + s.graph().tasks()[*culprit].name + "' " + std::string(to_string(p.state));
     if (!p.reason.empty()) e.reason += ": " + p.reason;
     return e;
 }
@@ -101,12 +109,13 @@ std::vector<runner_job> coalesced(std::deque<runner_job>& batch) {
     return out;
 }
 
-std::vector<std::string> lines(const std::string& s) {
-    std::vector<std::string> out;
+// The indices of the tasks named in `s` (one a line); unknown names are skipped.
+std::vector<std::size_t> indices_of(const workflow_graph& g, std::string_view s) {
+    std::vector<std::size_t> out;
     for (std::size_t at = 0; at < s.size();) {
         const auto end = s.find('\n', at);
-        out.push_back(s.substr(at, end - at));
-        at = end + 1;
+        if (const auto i = g.index_of(s.substr(at, end - at))) out.push_back(*i);
+        at = end == std::string_view::npos ? s.size() : end + 1;
     }
     return out;
 }
@@ -117,7 +126,10 @@ void runner_impl::run() {
     auto next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     std::unique_lock lk(m);
     for (;;) {
-        cv.wait_until(lk, next_sweep, [&] { return stopping || !jobs.empty(); });
+        // A driver still to promote is tried again shortly.
+        auto wake = next_sweep;
+        if (!unpromoted.empty()) wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::milliseconds(2));
+        cv.wait_until(lk, wake, [&] { return stopping || !jobs.empty(); });
         if (stopping) return;
         auto batch = std::move(jobs);
         jobs.clear();
@@ -130,6 +142,7 @@ void runner_impl::run() {
             }
             if (j.done) j.done->set_value();
         }
+        promote_drivers();
         if (std::chrono::steady_clock::now() >= next_sweep) {
             sweep();
             next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -143,7 +156,7 @@ void runner_impl::process(runner_job& j) {
     if (j.cancel) {
         if (it == live.end()) return;
         const auto& st = it->second->state;
-        for (const auto& name : running_tasks(st)) (void)c.cancel(node_task_id(j.workflow, st, st.graph().at(name)));
+        for (const auto i : running_tasks(st)) (void)c.cancel(node_task_id(j.workflow, st, st.graph().tasks()[i]));
         it->second->state.cancel("workflow cancelled", clock::now());
         finish(*it->second);
         return;
@@ -159,7 +172,7 @@ void runner_impl::process(runner_job& j) {
     } else if (j.full) {
         turn(*it->second, true);
     } else {
-        advance(*it->second, lines(j.task), j.task.empty());
+        advance(*it->second, indices_of(it->second->state.graph(), j.task), j.task.empty());
     }
 }
 
@@ -181,20 +194,20 @@ void runner_impl::turn(live_workflow& w, bool full) {
 // The graph state from the tasks' records; on the driver's first turn there
 // are none to read.
 std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
-    const auto graph = graph_of(id, spec);
-    auto w = std::make_shared<live_workflow>(id, *graph);
-    if (!first) w->state = rebuild(*graph, read_records(c, id, *graph), false);
+    const auto graph = graph_of(spec);
+    auto w = std::make_shared<live_workflow>(id, graph);
+    if (!first) w->state = rebuild(graph, read_records(c, id, *graph), false);
     live[id] = w;
     std::lock_guard lk(m);
     held[id] = held_workflow{};
     return w;
 }
 
-// Applies the ends of `names`; looks at the driver's status when told to
+// Applies the ends of tasks `ended`; looks at the driver's status when told to
 // (or always, without finish notifications to tell when it ended), then
 // submits what became runnable.
-void runner_impl::advance(live_workflow& w, const std::vector<std::string>& names, bool check_driver) {
-    apply_ended(w, names);
+void runner_impl::advance(live_workflow& w, std::vector<std::size_t> ended, bool check_driver) {
+    apply_ended(w, std::move(ended));
     if (check_driver || !notified) {
         const auto driver = c.get_status(w.id);
         if (!driver || *driver == task_status::cancelled) w.state.cancel("workflow cancelled", clock::now());
@@ -203,61 +216,62 @@ void runner_impl::advance(live_workflow& w, const std::vector<std::string>& name
     if (w.state.finished()) finish(w);
 }
 
-// Reads the records of the running tasks among `names` in one batch and
+// Reads the records of the running tasks among `ended` in one batch and
 // applies their ends.
-void runner_impl::apply_ended(live_workflow& w, const std::vector<std::string>& names) {
-    std::vector<std::string> running, ids;
-    std::set<std::string_view> seen;  // a task may be named twice (a notification and a look)
-    for (const auto& name : names) {
-        if (!w.state.graph().index_of(name) || w.state.task(name).state != task_state::running) continue;
-        if (!seen.insert(name).second) continue;
-        running.push_back(name);
-        ids.push_back(node_task_id(w.id, w.state, w.state.graph().at(name)));
-    }
-    if (ids.empty()) return;
+void runner_impl::apply_ended(live_workflow& w, std::vector<std::size_t> ended) {
+    // A task may be named twice (a notification and a look).
+    std::sort(ended.begin(), ended.end());
+    ended.erase(std::unique(ended.begin(), ended.end()), ended.end());
+    std::erase_if(ended, [&](std::size_t i) { return w.state.task_at(i).state != task_state::running; });
+    if (ended.empty()) return;
+    std::vector<std::string> ids;
+    ids.reserve(ended.size());
+    for (const auto i : ended) ids.push_back(node_task_id(w.id, w.state, w.state.graph().tasks()[i]));
     const auto records = c.get_tasks(ids);
-    for (std::size_t i = 0; i < running.size(); ++i)
-        if (records[i]) apply(w, running[i], *records[i]);
+    for (std::size_t k = 0; k < ended.size(); ++k)
+        if (records[k]) apply(w, ended[k], *records[k]);
 }
 
 // Applies a task's end. A shard that did not complete ends its round: the
 // round's shards still running are cancelled, whether the state starts a
 // new round (submitted after this) or failed the aggregator.
-void runner_impl::apply(live_workflow& w, const std::string& name, const task_record& r) {
-    if (w.state.task(name).state != task_state::running) return;
-    const auto& n = w.state.graph().at(name);
+void runner_impl::apply(live_workflow& w, std::size_t i, const task_record& r) {
+    if (w.state.task_at(i).state != task_state::running) return;
+    const auto& n = w.state.graph().tasks()[i];
     std::vector<std::string> round;  // the ids of the round's running shards
     if (n.is_shard() && r.status != task_status::completed && is_terminal(r.status)) {
         for (const auto& s : w.state.graph().at(n.shard_of).shards) {
-            if (s != name && w.state.task(s).state == task_state::running)
+            if (s != n.name && w.state.task(s).state == task_state::running)
                 round.push_back(node_task_id(w.id, w.state, w.state.graph().at(s)));
         }
     }
-    if (!apply_record(w.state, name, r, true)) return;
+    if (!apply_record(w.state, i, r, true)) return;
     for (const auto& id : round) (void)c.cancel(id);
 }
 
 void runner_impl::submit_runnable(live_workflow& w) {
-    for (auto names = w.state.runnable(); !names.empty(); names = w.state.runnable()) {
+    for (auto ready = w.state.runnable_indices(); !ready.empty(); ready = w.state.runnable_indices()) {
         std::vector<task_request> reqs;
-        reqs.reserve(names.size());
+        reqs.reserve(ready.size());
         const auto now = clock::now();
-        for (const auto& name : names) {
-            reqs.push_back(request_for(w.id, w.state, w.state.graph().at(name)));
-            w.state.start(name, now);
+        for (const auto i : ready) {
+            reqs.push_back(request_for(w.id, w.state, i));
+            w.state.start_at(i, now);
         }
         std::vector<submit_result> results;
         try {
             results = c.submit_many(std::move(reqs));
         } catch (const std::exception& e) {
-            for (const auto& name : names) w.state.fail(name, std::string("not admitted: ") + e.what(), now);
+            for (const auto i : ready)
+                w.state.end_at(i, task_state::failed, std::string("not admitted: ") + e.what(), now);
             continue;
         }
         bool any_failed = false;
-        for (std::size_t i = 0; i < names.size(); ++i) {
-            const auto& a = results[i].admission;
+        for (std::size_t k = 0; k < ready.size(); ++k) {
+            const auto& a = results[k].admission;
             if (a.accepted() || a.detail.starts_with("duplicate id")) continue;
-            w.state.fail(names[i], "not admitted: " + std::string(to_string(a.reason)) + ": " + std::string(a.detail), now);
+            w.state.end_at(ready[k], task_state::failed,
+                           "not admitted: " + std::string(to_string(a.reason)) + ": " + std::string(a.detail), now);
             any_failed = true;
         }
         if (!any_failed) return;
@@ -269,8 +283,31 @@ void runner_impl::finish(live_workflow& w) {
     auto end = end_of(w.state);
     const auto id = w.id;
     live.erase(id);  // w is gone from here on
-    std::lock_guard lk(m);
-    held[id].end = std::move(end);
+    {
+        std::lock_guard lk(m);
+        held[id].end = std::move(end);
+    }
+    unpromoted.emplace_back(id, std::chrono::steady_clock::now() + options.poll_interval);
+}
+
+// The driver of a workflow that ended is made due at once (its next turn
+// takes the end) instead of at its next poll. A driver whose turn was
+// running at that moment is not delayed yet: it is tried again.
+void runner_impl::promote_drivers() {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(unpromoted, [&](const auto& p) {
+        if (now >= p.second) return true;
+        {
+            std::lock_guard lk(m);
+            const auto h = held.find(p.first);
+            if (h == held.end() || !h->second.end) return true;  // a turn took the end already
+        }
+        try {
+            return c.promote(p.first);
+        } catch (const std::exception&) {
+            return true;  // a transport that cannot promote: the driver polls
+        }
+    });
 }
 
 // Forgets workflows whose driver ended or moved on to another node (their

@@ -264,6 +264,11 @@ std::vector<std::string> result_references(std::string_view payload) {
 workflow_graph::workflow_graph(std::string name, std::vector<task_node> tasks)
     : name_(std::move(name)), tasks_(std::move(tasks)) {
     for (std::size_t i = 0; i < tasks_.size(); ++i) index_.emplace(tasks_[i].name, i);
+    deps_.resize(tasks_.size());
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+        deps_[i].reserve(tasks_[i].depends_on.size());
+        for (const auto& d : tasks_[i].depends_on) deps_[i].push_back(index_.find(d)->second);
+    }
 }
 
 std::optional<std::size_t> workflow_graph::index_of(std::string_view task) const {
@@ -276,6 +281,11 @@ const task_node& workflow_graph::at(std::string_view task) const {
     const auto i = index_of(task);
     if (!i) throw invalid_argument("task", task, "no task of the workflow has this name");
     return tasks_[*i];
+}
+
+const std::vector<std::size_t>& workflow_graph::dependency_indices(std::size_t i) const {
+    if (i >= deps_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
+    return deps_[i];
 }
 
 workflow_graph expand(const workflow_spec& spec, const spec_limits& limits) {

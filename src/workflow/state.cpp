@@ -29,8 +29,20 @@ std::string_view to_string(workflow_status s) noexcept {
     return "unknown";
 }
 
+namespace {
+
+std::shared_ptr<const workflow_graph> non_null(std::shared_ptr<const workflow_graph> g) {
+    if (!g) throw invalid_argument("graph", "null", "a workflow state needs a graph");
+    return g;
+}
+
+}  // namespace
+
 workflow_state::workflow_state(workflow_graph graph)
-    : graph_(std::move(graph)),
+    : workflow_state(std::make_shared<const workflow_graph>(std::move(graph))) {}
+
+workflow_state::workflow_state(std::shared_ptr<const workflow_graph> graph)
+    : graph_{non_null(std::move(graph))},
       progress_(graph_.size()),
       dependants_(graph_.size()),
       waiting_on_(graph_.size(), 0),
@@ -41,7 +53,7 @@ workflow_state::workflow_state(workflow_graph graph)
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         waiting_on_[i] = tasks[i].depends_on.size();
         if (waiting_on_[i] == 0) ready_.insert(ready_.end(), i);
-        for (const auto& dep : tasks[i].depends_on) dependants_[graph_.index_of(dep).value()].push_back(i);
+        for (const auto d : graph_.p->dependency_indices(i)) dependants_[d].push_back(i);
     }
 }
 
@@ -51,7 +63,20 @@ std::size_t workflow_state::require(std::string_view name) const {
     return *i;
 }
 
+std::size_t workflow_state::require(std::size_t i) const {
+    if (i >= progress_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
+    return i;
+}
+
 const task_progress& workflow_state::task(std::string_view name) const { return progress_[require(name)]; }
+
+const task_progress& workflow_state::task_at(std::size_t i) const { return progress_[require(i)]; }
+
+const std::vector<std::size_t>& workflow_state::dependencies_of(std::size_t i) const {
+    return graph_.p->dependency_indices(require(i));
+}
+
+std::vector<std::size_t> workflow_state::runnable_indices() const { return {ready_.begin(), ready_.end()}; }
 
 std::vector<std::string> workflow_state::runnable() const {
     std::vector<std::string> out;
@@ -60,8 +85,10 @@ std::vector<std::string> workflow_state::runnable() const {
     return out;
 }
 
-void workflow_state::start(std::string_view name, time_point now) {
-    const auto i = require(name);
+void workflow_state::start(std::string_view name, time_point now) { start_at(require(name), now); }
+
+void workflow_state::start_at(std::size_t i, time_point now) {
+    const auto& name = graph_.tasks()[require(i)].name;
     if (progress_[i].state != task_state::pending) {
         throw invalid_argument("task", name, "not runnable: it is " + std::string(to_string(progress_[i].state)));
     }
@@ -209,6 +236,11 @@ bool workflow_state::time_out(std::string_view name, time_point now) {
 
 bool workflow_state::cancel_task(std::string_view name, std::string reason, time_point now) {
     return finish(require(name), task_state::cancelled, std::move(reason), now);
+}
+
+bool workflow_state::end_at(std::size_t i, task_state s, std::string text, time_point now) {
+    if (!is_terminal(s)) throw invalid_argument("state", std::string(to_string(s)), "not an end of a task");
+    return finish(require(i), s, std::move(text), now);
 }
 
 std::size_t workflow_state::cancel(std::string reason, time_point now) {

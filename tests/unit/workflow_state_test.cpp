@@ -58,6 +58,42 @@ TEST_CASE("a task becomes runnable once every dependency completed", "[workflow]
     CHECK(s.task("c").finished_at == t0 + 3s);
 }
 
+TEST_CASE("tasks addressed by index behave as when addressed by name", "[workflow][state]") {
+    auto s = state_of({task("a"), task("b"), task("c", {"b", "a"})});
+    const auto& g = s.graph();
+    const auto a = *g.index_of("a"), b = *g.index_of("b"), c = *g.index_of("c");
+    CHECK(s.dependencies_of(c) == std::vector<std::size_t>{b, a});
+    CHECK(s.runnable_indices() == std::vector<std::size_t>{a, b});
+    s.start_at(a, t0);
+    s.start_at(b, t0);
+    CHECK(s.task("a").state == task_state::running);
+    CHECK(s.end_at(a, task_state::completed, "ra", t0 + 1s));
+    CHECK_FALSE(s.end_at(a, task_state::failed, "late", t0 + 2s));  // already ended
+    CHECK(s.runnable().empty());
+    CHECK(s.end_at(b, task_state::completed, "rb", t0 + 1s));
+    CHECK(s.runnable_indices() == std::vector<std::size_t>{c});
+    s.start_at(c, t0 + 1s);
+    CHECK(s.end_at(c, task_state::timed_out, "timed out", t0 + 2s));
+    CHECK(s.task_at(c).state == task_state::timed_out);
+    CHECK(s.task_at(a).result == "ra");
+    CHECK(s.status() == workflow_status::failed);
+}
+
+TEST_CASE("an index out of range or an end that is not one is refused", "[workflow][state]") {
+    auto s = state_of({task("a")});
+    using orchcore::test::invalid_field;
+    CHECK(invalid_field([&] { (void)s.task_at(1); }) ==
+          "task | orchcore: invalid task = 1: no task of the workflow has this index");
+    CHECK(invalid_field([&] { s.start_at(7, t0); }) ==
+          "task | orchcore: invalid task = 7: no task of the workflow has this index");
+    CHECK(invalid_field([&] { (void)s.graph().dependency_indices(1); }) ==
+          "task | orchcore: invalid task = 1: no task of the workflow has this index");
+    s.start_at(0, t0);
+    CHECK(invalid_field([&] { s.end_at(0, task_state::running, "", t0); }) ==
+          "state | orchcore: invalid state = running: not an end of a task");
+    CHECK(s.task("a").state == task_state::running);
+}
+
 TEST_CASE("starting a task that is not runnable, or reporting one never started, is refused",
           "[workflow][state]") {
     auto s = state_of({task("a"), task("b", {"a"})});

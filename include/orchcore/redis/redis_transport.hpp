@@ -41,7 +41,7 @@
 //
 // Every state change is one Lua script (EVALSHA), so admission (capacity +
 // policy + enqueue), leasing (move to :leases + new token), ack / nack /
-// extend (token check + change), cancel and recovery are atomic; racing
+// extend (token check + change), cancel, promote and recovery are atomic; racing
 // recoverers each get disjoint orphans. Ids and every other value travel as
 // ARGV, never inside script text; per-task keys are built inside the script
 // from the hash-tagged base, so an id (even one containing '}', quotes,
@@ -91,6 +91,7 @@ public:
     bool extend(const std::string& id, std::uint64_t token, std::chrono::milliseconds duration,
                 time_point now) override;
     bool cancel(const std::string& id) override;
+    bool promote(const std::string& id) override;
     bool post_messages(const std::string& id, std::span<const std::string> messages) override;
     std::optional<std::vector<std::string>> take_messages(const std::string& id, std::uint64_t token) override;
     std::vector<transport_lease> recover_expired(time_point now, std::size_t max) override;

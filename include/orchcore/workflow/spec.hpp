@@ -120,6 +120,9 @@ public:
     /// The index of a task in tasks(), empty if there is none by that name.
     std::optional<std::size_t> index_of(std::string_view task) const;
     const task_node& at(std::string_view task) const;  ///< throws invalid_argument if unknown
+    /// The indices in tasks() of task i's depends_on, in the same order
+    /// (no name lookup). Throws invalid_argument if i >= size().
+    const std::vector<std::size_t>& dependency_indices(std::size_t i) const;
 
 private:
     friend workflow_graph expand(const workflow_spec& spec, const spec_limits& limits);
@@ -128,6 +131,7 @@ private:
     std::string name_;
     std::vector<task_node> tasks_;
     std::map<std::string, std::size_t, std::less<>> index_;
+    std::vector<std::vector<std::size_t>> deps_;
 };
 
 /// Validates and expands a spec. Throws spec_error naming the culprit: an

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,16 +42,26 @@ struct task_progress {
 class workflow_state {
 public:
     explicit workflow_state(workflow_graph graph);
+    /// A state of a graph shared with others (no copy of the graph).
+    explicit workflow_state(std::shared_ptr<const workflow_graph> graph);
 
-    const workflow_graph& graph() const noexcept { return graph_; }
+    const workflow_graph& graph() const noexcept { return *graph_.p; }
     const task_progress& task(std::string_view name) const;  ///< throws invalid_argument if unknown
+
+    /// By index in graph().tasks() (no name lookup); throws
+    /// invalid_argument if out of range.
+    const task_progress& task_at(std::size_t i) const;
+    /// The indices of the dependencies of task i, in declaration order.
+    const std::vector<std::size_t>& dependencies_of(std::size_t i) const;
 
     /// Pending tasks whose dependencies have all completed, in graph order
     /// (kept as tasks end: the cost is the number of such tasks).
     std::vector<std::string> runnable() const;
+    std::vector<std::size_t> runnable_indices() const;
     /// Marks a runnable task running. Throws invalid_argument if the task is
     /// unknown or not runnable.
     void start(std::string_view name, time_point now);
+    void start_at(std::size_t i, time_point now);
 
     /// Outcomes of a running task. False (and no change) if the task had
     /// already ended (a late report after a cancellation); invalid_argument
@@ -67,6 +78,10 @@ public:
     /// Cancels one pending or running task (and fails its downstream).
     /// False if it had already ended.
     bool cancel_task(std::string_view name, std::string reason, time_point now);
+    /// complete / fail / time_out / cancel_task by index: `s` is the end
+    /// (completed, failed, timed_out or cancelled), `text` the result or
+    /// the reason.
+    bool end_at(std::size_t i, task_state s, std::string text, time_point now);
     /// Cancels the workflow: every unfinished task. Returns how many.
     std::size_t cancel(std::string reason, time_point now);
 
@@ -93,6 +108,7 @@ public:
 
 private:
     std::size_t require(std::string_view name) const;
+    std::size_t require(std::size_t i) const;
     bool finish(std::size_t i, task_state s, std::string text, time_point now);
     void fail_downstream(std::size_t origin, time_point now);
     void cancel_siblings(std::size_t shard, time_point now);
@@ -102,7 +118,16 @@ private:
     void end(std::size_t i, task_state s, time_point now);
     void set_state(std::size_t i, task_state s) noexcept;
 
-    workflow_graph graph_;
+    // The graph, shared (the states of one workflow do not copy it); read
+    // like a workflow_graph.
+    struct shared_graph {
+        std::shared_ptr<const workflow_graph> p;
+        const std::vector<task_node>& tasks() const noexcept { return p->tasks(); }
+        std::size_t size() const noexcept { return p->size(); }
+        std::optional<std::size_t> index_of(std::string_view t) const { return p->index_of(t); }
+        const task_node& at(std::string_view t) const { return p->at(t); }
+    };
+    shared_graph graph_;
     std::vector<task_progress> progress_;
     std::vector<std::vector<std::size_t>> dependants_;
     std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
