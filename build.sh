@@ -15,13 +15,23 @@
 #
 # Extra arguments after `demo`/`bench` are passed to the binaries
 # (e.g. ./build.sh bench --benchmark_filter=push).
-# Set ORCHCORE_SKIP_DEPS=1 to skip the Debian dependency check.
+# Set ORCHCORE_SKIP_DEPS=1 to skip the Debian dependency check. When ccache is on
+# the PATH it is used as the compiler launcher of new build trees (set
+# ORCHCORE_NO_CCACHE=1 to build without it); cache entries are keyed by paths
+# relative to the checkout, so another clone reuses them.
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
+if [[ -z "${ORCHCORE_NO_CCACHE:-}" ]] && command -v ccache >/dev/null 2>&1; then
+  export CMAKE_CXX_COMPILER_LAUNCHER="${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}"
+  export CMAKE_C_COMPILER_LAUNCHER="${CMAKE_C_COMPILER_LAUNCHER:-ccache}"
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+  export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+fi
+
 usage() {
-  sed -n '2,18s/^# \{0,1\}//p' "$0"
+  sed -n '2,21s/^# \{0,1\}//p' "$0"
 }
 
 deps() {
