@@ -7,9 +7,12 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <iostream>
 #include <random>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -115,6 +118,7 @@ redis_client_stats redis_client::stats() const {
     s.connect_failures = connect_failures_.load();
     s.command_failures = command_failures_.load();
     s.script_loads = script_loads_.load();
+    s.function_loads = function_loads_.load();
     return s;
 }
 
@@ -377,6 +381,43 @@ std::vector<redis_reply> redis_client::pipeline(const std::vector<std::vector<st
         retry, "pipeline");
 }
 
+namespace {
+
+// FNV-1a, 64 bits: a name for a script's source that is the same in every
+// process and build.
+std::string source_hash(std::string_view text) {
+    std::uint64_t h = 14695981039346656037ull;
+    for (const unsigned char c : text) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+bool function_missing(const redis_reply& r) { return r.is_error() && starts_with(r.str, "ERR Function not found"); }
+
+// A server that cannot run functions: no FUNCTION/FCALL command (before
+// Redis 7.0) or a user not allowed to use them.
+bool functions_refused(const redis_reply& r) {
+    return r.is_error() && (r.str.find("unknown command") != std::string::npos ||
+                            r.str.find("unknown subcommand") != std::string::npos || starts_with(r.str, "NOPERM"));
+}
+
+}  // namespace
+
+redis_script::redis_script(std::string name, std::string library, std::string body)
+    : name_(std::move(name)), source_(library + body) {
+    std::string id;
+    for (const char c : name_) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    function_name_ = "orchcore_" + id + "_" + source_hash(source_);
+    // KEYS and ARGV are the library's locals, set by each call.
+    function_code_ = "#!lua name=" + function_name_ + "\nlocal KEYS, ARGV\n" + library + "\nlocal function main()\n" +
+                     body + "\nend\nredis.register_function('" + function_name_ +
+                     "', function(keys, args) KEYS, ARGV = keys, args; return main() end)\n";
+}
+
 std::string redis_client::load_script(const redis_script& s) {
     auto r = command({"SCRIPT", "LOAD", s.source()}, redis_retry::idempotent);
     if (r.type != redis_reply::kind::string)
@@ -388,26 +429,77 @@ std::string redis_client::load_script(const redis_script& s) {
     return r.str;
 }
 
-redis_reply redis_client::eval(const redis_script& s, std::span<const std::string> keys,
-                               std::span<const std::string> args, redis_retry retry) {
-    std::string sha;
+bool redis_client::uses_functions(const redis_script& s) const noexcept {
+    return !s.function_code().empty() && !no_functions_.load(std::memory_order_relaxed);
+}
+
+// FUNCTION LOAD REPLACE of the script's library. False if the server
+// cannot run functions (the client then runs every script with EVALSHA).
+bool redis_client::load_function(const redis_script& s) {
+    auto r = command({"FUNCTION", "LOAD", "REPLACE", s.function_code()}, redis_retry::idempotent);
+    if (functions_refused(r)) {
+        no_functions_.store(true, std::memory_order_relaxed);
+        return false;
+    }
+    if (r.is_error())
+        throw redis_error(redis_failure::server,
+                          "orchcore: redis at " + where() + " could not load function " + s.name() + ": " + r.str);
+    ++function_loads_;
+    std::lock_guard lk(s.mutex_);
+    s.function_loaded_ = true;
+    return true;
+}
+
+// FCALL name or EVALSHA sha, then the keys and arguments. Loads what the
+// server needs first (the function or the script) if this process has not.
+std::vector<std::string> redis_client::script_call(const redis_script& s, bool as_function,
+                                                   std::span<const std::string> keys,
+                                                   std::span<const std::string> args) {
+    std::string target;
+    bool loaded = false;
     {
         std::lock_guard lk(s.mutex_);
-        sha = s.sha_;
+        target = as_function ? s.function_name_ : s.sha_;
+        loaded = as_function ? s.function_loaded_ : !s.sha_.empty();
     }
-    if (sha.empty()) sha = load_script(s);
+    if (!loaded && as_function && !load_function(s)) return script_call(s, false, keys, args);
+    if (!loaded && !as_function) target = load_script(s);
     std::vector<std::string> cmd;
     cmd.reserve(3 + keys.size() + args.size());
-    cmd.emplace_back("EVALSHA");
-    cmd.push_back(sha);
+    cmd.emplace_back(as_function ? "FCALL" : "EVALSHA");
+    cmd.push_back(std::move(target));
     cmd.push_back(std::to_string(keys.size()));
     cmd.insert(cmd.end(), keys.begin(), keys.end());
     cmd.insert(cmd.end(), args.begin(), args.end());
+    return cmd;
+}
+
+// One call; the function or script is loaded again once if the server lost
+// it (restarted, flushed). `as_function` is cleared if the server turned
+// out not to run functions.
+redis_reply redis_client::eval_once(const redis_script& s, bool& as_function, std::span<const std::string> keys,
+                                    std::span<const std::string> args, redis_retry retry) {
+    auto cmd = script_call(s, as_function, keys, args);
+    as_function = cmd[0] == "FCALL";
     auto r = command(std::span<const std::string>(cmd), retry);
-    if (r.is_error() && starts_with(r.str, "NOSCRIPT")) {
+    if (as_function && (function_missing(r) || functions_refused(r))) {
+        if (functions_refused(r) || !load_function(s)) {
+            no_functions_.store(true, std::memory_order_relaxed);
+            as_function = false;
+            return eval_once(s, as_function, keys, args, retry);
+        }
+        r = command(std::span<const std::string>(cmd), retry);
+    } else if (!as_function && r.is_error() && starts_with(r.str, "NOSCRIPT")) {
         cmd[1] = load_script(s);
         r = command(std::span<const std::string>(cmd), retry);
     }
+    return r;
+}
+
+redis_reply redis_client::eval(const redis_script& s, std::span<const std::string> keys,
+                               std::span<const std::string> args, redis_retry retry) {
+    bool as_function = uses_functions(s);
+    auto r = eval_once(s, as_function, keys, args, retry);
     if (r.is_error())
         throw redis_error(redis_failure::server,
                           "orchcore: redis script " + s.name() + " failed at " + where() + ": " + r.str);
@@ -417,35 +509,19 @@ redis_reply redis_client::eval(const redis_script& s, std::span<const std::strin
 std::vector<redis_reply> redis_client::eval_pipeline(const redis_script& s,
                                                      const std::vector<redis_script_call>& calls, redis_retry retry) {
     if (calls.empty()) return {};
-    std::string sha;
-    {
-        std::lock_guard lk(s.mutex_);
-        sha = s.sha_;
-    }
-    if (sha.empty()) sha = load_script(s);
-    auto build = [&](const redis_script_call& c) {
-        std::vector<std::string> cmd;
-        cmd.reserve(3 + c.keys.size() + c.args.size());
-        cmd.emplace_back("EVALSHA");
-        cmd.push_back(sha);
-        cmd.push_back(std::to_string(c.keys.size()));
-        cmd.insert(cmd.end(), c.keys.begin(), c.keys.end());
-        cmd.insert(cmd.end(), c.args.begin(), c.args.end());
-        return cmd;
-    };
+    const bool as_function = uses_functions(s);
     std::vector<std::vector<std::string>> cmds;
     cmds.reserve(calls.size());
-    for (const auto& c : calls) cmds.push_back(build(c));
+    for (const auto& c : calls) cmds.push_back(script_call(s, as_function, c.keys, c.args));
     auto out = pipeline(cmds, retry);
-    std::vector<std::size_t> again;
+    std::vector<std::size_t> again;  // not run: safe to send again
     for (std::size_t i = 0; i < out.size(); ++i)
-        if (out[i].is_error() && starts_with(out[i].str, "NOSCRIPT")) again.push_back(i);
-    if (!again.empty()) {  // not run: safe to send again
-        sha = load_script(s);
-        cmds.clear();
-        for (auto i : again) cmds.push_back(build(calls[i]));
-        auto second = pipeline(cmds, retry);
-        for (std::size_t j = 0; j < again.size(); ++j) out[again[j]] = std::move(second[j]);
+        if (out[i].is_error() && (starts_with(out[i].str, "NOSCRIPT") || function_missing(out[i]) ||
+                                  (cmds[i][0] == "FCALL" && functions_refused(out[i]))))
+            again.push_back(i);
+    for (const auto i : again) {  // loaded again by the call
+        bool as_fn = uses_functions(s);
+        out[i] = eval_once(s, as_fn, calls[i].keys, calls[i].args, retry);
     }
     return out;
 }

@@ -17,7 +17,8 @@ namespace orchcore {
 namespace {
 
 // After the transport prelude, the store's prelude and its record writes
-// (redis_store_scripts::record_write_fns, the store's own update).
+// (redis_store_scripts::record_write_fns, the store's own update), which
+// are the script's library; it starts with the transport's begin().
 // KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
 // its registry and count hash of completed, failed, cancelled.
 // ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
@@ -179,6 +180,7 @@ count('stale', stale)
 wake(woken)
 local leased = fetch(MAXN)
 if first_due then wake(1) end
+flush()
 return {settled, leased}
 )lua";
 
@@ -198,7 +200,8 @@ std::string field_names() {
 const redis_script& node_script() {
     static const redis_script s("node.finish_and_fetch",
                                 std::string(redis_detail::transport_prelude()) + redis_store_scripts::prelude() +
-                                    redis_store_scripts::record_write_fns() + field_names() + node_body);
+                                    redis_store_scripts::record_write_fns() + field_names(),
+                                std::string("begin()\n") + node_body);
     return s;
 }
 

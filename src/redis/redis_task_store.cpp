@@ -16,14 +16,18 @@ namespace {
 
 namespace lua = redis_store_scripts;
 
-std::string script_text(const std::string& a, const std::string& b = "") { return lua::prelude() + a + b; }
+// A store script: the prelude (and the record writes, if `writes`) as its
+// library, `body` per call.
+redis_script store_script(const char* name, bool writes, std::string body) {
+    return redis_script(name, lua::prelude() + (writes ? lua::record_write_fns() : std::string()), std::move(body));
+}
 
-const redis_script create_script("store.create", script_text(lua::write_head(), lua::create_body));
-const redis_script create_many_script("store.create_many", script_text(lua::create_many_body()));
-const redis_script update_script("store.update", script_text(lua::write_head(), lua::update_body));
-const redis_script erase_script("store.erase", script_text(lua::erase_body()));
-const redis_script expire_script("store.expire", script_text(lua::expire_body));
-const redis_script bury_script("store.dead_letter", script_text(lua::bury_body()));
+const redis_script create_script = store_script("store.create", true, lua::write_head() + lua::create_body);
+const redis_script create_many_script = store_script("store.create_many", true, lua::create_many_body());
+const redis_script update_script = store_script("store.update", true, lua::write_head() + lua::update_body);
+const redis_script erase_script = store_script("store.erase", false, lua::erase_body());
+const redis_script expire_script = store_script("store.expire", false, lua::expire_body);
+const redis_script bury_script = store_script("store.dead_letter", false, lua::bury_body());
 
 // How long past its expiry time a bucket list stays, for expire() to
 // report its ids, before Redis drops it.

@@ -38,10 +38,13 @@ namespace {
 //   is leased, recovery meets it when its lease expires);
 // * every call after that point only touches keys of a checked type.
 constexpr const char* prelude = R"lua(
-local W, L, D, LS, ST, DL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local M = ARGV[1]
--- "{p:q}:m:" -> "{p:q}:mb:": the steering mailbox of a task.
-local MB = string.sub(M, 1, -3) .. 'mb:'
+-- Set by begin() on each call: the keys, M = ARGV[1], MB: "{p:q}:m:" ->
+-- "{p:q}:mb:" (the steering mailboxes), S: the checked :state, POL: the
+-- queue's policy.
+local W, L, D, LS, ST, DL, WK, M, MB, S, POL
+-- The :state fields this call changes (field -> value), written by one HSET
+-- at its end (flush()).
+local PENDING
 local SHIFT = 70368744177664
 local EXACT = 9007199254740992  -- 2^53: larger integers are not exact in Lua
 local MAX_MS = 9223372036854    -- unix ms that a system_clock time_point holds
@@ -85,10 +88,10 @@ local POLICIES = {['reject-new'] = 1, ['drop-lru'] = 1, priority = 1}
 local function state()
   expect(W, 'zset'); expect(L, 'zset'); expect(D, 'zset'); expect(LS, 'zset')
   expect(ST, 'hash'); expect(DL, 'hash')
-  local h, s = redis.call('HGETALL', ST), {seq = 0, token = 0}
+  local h, s = redis.call('HGETALL', ST), {seq = 0, token = 0, c = {}}
   for i = 1, #h, 2 do
     local f, v, ok = h[i], h[i + 1], true
-    if COUNTERS[f] then ok = uint(v, EXACT) ~= nil
+    if COUNTERS[f] then s.c[f] = uint(v, EXACT); ok = s.c[f] ~= nil
     elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
     elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
     elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
@@ -99,8 +102,6 @@ local function state()
   end
   return s
 end
-local S = state()
-local POL = S.policy or 'reject-new'
 local function wait_score(p, s)
   if POL == 'priority' then return (20 - p) * SHIFT + s end
   return s
@@ -147,7 +148,16 @@ local function remove_waiting(id)
   if POL == 'drop-lru' then redis.call('ZREM', L, id) end
 end
 local function count(field, n)
-  if n > 0 then redis.call('HINCRBY', ST, field, n) end
+  if n > 0 then
+    S.c[field] = (S.c[field] or 0) + n
+    PENDING[field] = fmt(S.c[field])
+  end
+end
+local function flush()
+  local set = {}
+  for f, v in pairs(PENDING) do set[#set + 1] = f; set[#set + 1] = v end
+  if #set > 0 then redis.call('HSET', ST, unpack(set)) end
+  PENDING = {}
 end
 -- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
 -- by Lua's C stack).
@@ -174,7 +184,7 @@ end
 -- empties the waiting set drops them all (their tasks are leased: a token
 -- left would only wake an idle consumer for nothing). A damaged wake key
 -- is left alone (its waiters time out instead).
-local WK, WAKE_MAX = KEYS[7], 256
+local WAKE_MAX = 256
 local function wake(n)
   if not WK or n <= 0 then return end
   local t = {}
@@ -226,7 +236,9 @@ local function lease_batch(now, max, dur, worker, promote, granted)
   local n = #ids
   if n == 0 then return end
   if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
-  local first = redis.call('HINCRBY', ST, 'token', n) - n
+  local first = S.token
+  S.token = S.token + n
+  PENDING.token = fmt(S.token)
   local deadline = fmt(now + dur)
   local z = {}
   for i, id in ipairs(ids) do
@@ -241,19 +253,35 @@ local function lease_batch(now, max, dur, worker, promote, granted)
   if S.last then
     local iv = math.max(0, (now - S.last) / n)
     local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
-    redis.call('HSET', ST, 'ewma', string.format('%.17g', e))
+    PENDING.ewma = string.format('%.17g', e)
   end
-  redis.call('HSET', ST, 'deq_last', fmt(now))
+  PENDING.deq_last = fmt(now)
+  flush()  -- the tokens handed out are written with the leases
+end
+-- The start of every call.
+local function begin()
+  W, L, D, LS, ST, DL, WK = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+  M = ARGV[1]
+  MB = string.sub(M, 1, -3) .. 'mb:'
+  S = state()
+  POL = S.policy or 'reject-new'
+  PENDING = {}
 end
 )lua";
 
-std::string with_prelude(const char* body) { return std::string(prelude) + body; }
+// A transport script: the prelude as its library; per call begin(), `body`
+// and flush() (also after an early return of `body`).
+redis_script with_prelude(const char* name, const char* body) {
+    return redis_script(name, prelude,
+                        std::string("begin()\nlocal function run()\n") + body +
+                            "\nend\nlocal out = run()\nflush()\nreturn out\n");
+}
 
 // ARGV: M, policy, capacity, then (id, priority) pairs.
 // Returns {ewma, {code, position, evicted id, evicted priority, ...}}.
 // Codes: 0 accepted, 1 duplicate, 2 full, 3 capacity 0, 4 not outranked,
 // 5 empty id, 6 bad priority.
-const redis_script admit_script("transport.admit", with_prelude(R"lua(
+const redis_script admit_script = with_prelude("transport.admit", R"lua(
 local pol, cap = ARGV[2], tonumber(ARGV[3])
 if not S.policy then
   redis.call('HSET', ST, 'policy', pol)
@@ -326,18 +354,18 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = victim
   out[#out + 1] = vprio
 end
-if seq ~= S.seq then redis.call('HSET', ST, 'seq', fmt(seq)) end
+if seq ~= S.seq then PENDING.seq = fmt(seq) end
 count('accepted', accepted)
 wake(accepted)
 count('rej_full', full)
 count('rej_invalid', invalid)
 count('evicted', evicted)
 return {S.ewma and string.format('%.17g', S.ewma) or '', out}
-)lua"));
+)lua");
 
 // ARGV: M, now ms, max, lease ms, worker, promote limit.
 // Returns {id, token, attempt, ...}.
-const redis_script lease_script("transport.lease", with_prelude(R"lua(
+const redis_script lease_script = with_prelude("transport.lease", R"lua(
 local now, max, dur, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local out = {}
 lease_batch(now, max, dur, worker, tonumber(ARGV[6]), function(id, tok, att)
@@ -346,10 +374,10 @@ lease_batch(now, max, dur, worker, tonumber(ARGV[6]), function(id, tok, att)
   out[#out + 1] = att
 end)
 return out
-)lua"));
+)lua");
 
 // ARGV: M, then (id, token) pairs. Returns {1|0, ...}.
-const redis_script ack_script("transport.ack", with_prelude(R"lua(
+const redis_script ack_script = with_prelude("transport.ack", R"lua(
 -- The token field exists only while the task is leased (lease sets it;
 -- nack, recovery and dead-lettering remove it), so it alone decides.
 local out, acked, stale = {}, 0, 0
@@ -374,10 +402,10 @@ bulk('DEL', nil, keys, 4000)
 count('acked', acked)
 count('stale', stale)
 return out
-)lua"));
+)lua");
 
 // ARGV: M, id, token, now ms, delay ms.
-const redis_script nack_script("transport.nack", with_prelude(R"lua(
+const redis_script nack_script = with_prelude("transport.nack", R"lua(
 local id, tok, now, delay = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local e = current(id, tok)
 if not e then
@@ -394,10 +422,10 @@ else
 end
 count('nacked', 1)
 return 1
-)lua"));
+)lua");
 
 // ARGV: M, id, token, now ms, duration ms.
-const redis_script extend_script("transport.extend", with_prelude(R"lua(
+const redis_script extend_script = with_prelude("transport.extend", R"lua(
 local id, tok, now, dur = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local dl = current(id, tok) and redis.call('ZSCORE', LS, id)
 if not dl or tonumber(dl) < now then
@@ -406,10 +434,10 @@ if not dl or tonumber(dl) < now then
 end
 redis.call('ZADD', LS, 'XX', fmt(now + dur), id)
 return 1
-)lua"));
+)lua");
 
 // ARGV: M, id.
-const redis_script cancel_script("transport.cancel", with_prelude(R"lua(
+const redis_script cancel_script = with_prelude("transport.cancel", R"lua(
 local id = ARGV[2]
 if redis.call('ZREM', W, id) == 1 then
   if POL == 'drop-lru' then redis.call('ZREM', L, id) end
@@ -419,24 +447,24 @@ end
 redis.call('DEL', M .. id, MB .. id)
 count('cancelled', 1)
 return 1
-)lua"));
+)lua");
 
 // ARGV: M, id. A delayed task becomes waiting now (an unusable entry is
 // parked for recovery) and one blocked consumer is woken.
-const redis_script promote_script("transport.promote", with_prelude(R"lua(
+const redis_script promote_script = with_prelude("transport.promote", R"lua(
 local id = ARGV[2]
 if redis.call('ZREM', D, id) == 0 then return 0 end
 local e = entry(id)
 if e then make_waiting(id, e) else park(id) end
 wake(1)
 return 1
-)lua"));
+)lua");
 
 // ARGV: M, now ms, max, max lease expiries (0: unlimited).
 // Returns {id, worker, attempt, token, deadline, expiries, dead (0|1), ...}.
 // An orphan whose entry is unusable is buried and returned as dead
 // (worker '', attempt 0, token 0, expiries 0).
-const redis_script recover_script("transport.recover", with_prelude(R"lua(
+const redis_script recover_script = with_prelude("transport.recover", R"lua(
 local now, max, maxexp = tonumber(ARGV[2]), math.min(tonumber(ARGV[3]), 1000000000), tonumber(ARGV[4])
 local found = redis.call('ZRANGEBYSCORE', LS, '-inf', '(' .. fmt(now), 'WITHSCORES', 'LIMIT', 0, max)
 local out = {}
@@ -482,10 +510,10 @@ count('recovered', recovered)
 wake(recovered)
 count('dead', dead)
 return out
-)lua"));
+)lua");
 
 // ARGV: M, id, messages... Returns 1, or 0 if the task is not in the queue.
-const redis_script post_messages_script("transport.post_messages", with_prelude(R"lua(
+const redis_script post_messages_script = with_prelude("transport.post_messages", R"lua(
 local id = ARGV[2]
 if redis.call('EXISTS', M .. id) == 0 then return 0 end
 local t = redis.call('TYPE', MB .. id)['ok']
@@ -494,10 +522,10 @@ for i = 3, #ARGV, 4000 do
   redis.call('RPUSH', MB .. id, unpack(ARGV, i, math.min(i + 3999, #ARGV)))
 end
 return 1
-)lua"));
+)lua");
 
 // ARGV: M, id, token. Returns {1, messages...} or {0} (stale token).
-const redis_script take_messages_script("transport.take_messages", with_prelude(R"lua(
+const redis_script take_messages_script = with_prelude("transport.take_messages", R"lua(
 local id, tok = ARGV[2], ARGV[3]
 local t = current(id, tok) and redis.call('TYPE', MB .. id)['ok']
 if t and t ~= 'list' and t ~= 'none' then fail('key ' .. MB .. id .. ' is a ' .. t .. ', not a list') end
@@ -509,7 +537,7 @@ local msgs = redis.call('LRANGE', MB .. id, 0, -1)
 redis.call('DEL', MB .. id)
 table.insert(msgs, 1, 1)
 return msgs
-)lua"));
+)lua");
 
 std::string policy_name(queue_policy p) { return std::string(to_string(p)); }
 

@@ -97,27 +97,30 @@ local function file_record(rec, live, reg, counts, x, entering)
   end
 end
 local function write_state(rec, live, reg, counts, x, expected, vals)
-  -- (Not a hash: HGET fails, and nothing is written.)
-  local st = redis.pcall('HGET', rec, F_STATUS)
-  if type(st) == 'table' or st ~= expected then return 0 end
   local set, del = {}, {}
   for i, f in ipairs(STATE_FIELDS) do
     local v = vals[i]
     if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
   end
+  -- The status and which fields to delete are there. (Not a hash: HMGET
+  -- fails, and nothing is written.)
+  local cur = redis.pcall('HMGET', rec, F_STATUS, unpack(del))
+  if cur.err or cur[1] ~= expected then return 0 end
+  local gone = {}
+  for i = 2, #cur do if cur[i] then gone[#gone + 1] = del[i - 1] end end
   redis.call('HSET', rec, unpack(set))
-  if #del > 0 then redis.call('HDEL', rec, unpack(del)) end
+  if #gone > 0 then redis.call('HDEL', rec, unpack(gone)) end
   file_record(rec, live, reg, counts, x, class_of(expected) == nil)
   return 1
 end
 )lua";
 }
 
-// Write scripts. KEYS: record, live set, registry, count hash (of the
-// record's class; any class when not terminal). ARGV[1..7]: the index
-// arguments `x` of record_write_fns().
+// Write scripts (after prelude() and record_write_fns()). KEYS: record,
+// live set, registry, count hash (of the record's class; any class when not
+// terminal). ARGV[1..7]: the index arguments `x` of record_write_fns().
 inline std::string write_head() {
-    return record_write_fns() + R"lua(
+    return R"lua(
 expect(KEYS[2], 'set')
 expect(KEYS[3], 'zset')
 expect(KEYS[4], 'hash')
@@ -138,9 +141,9 @@ return 1
 // failed, cancelled, then the records. ARGV, per record: its argument count
 // n, then n arguments: the index arguments `x` (7) and the field, value
 // pairs of the whole record. Returns 1 (created) or 0 (the key exists) per
-// record.
+// record. After prelude() and record_write_fns().
 inline std::string create_many_body() {
-    return record_write_fns() + R"lua(
+    return R"lua(
 expect(KEYS[1], 'set')
 for i = 2, 7, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
 local CLASS_KEYS = {completed = 2, failed = 4, cancelled = 6}

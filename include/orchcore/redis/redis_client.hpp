@@ -18,6 +18,12 @@
 //   not fail the next call.
 // * Lua scripts run with EVALSHA; on NOSCRIPT (first use, or a restarted
 //   server) the script is loaded with SCRIPT LOAD and the call retried.
+//   A script in two parts (a library and a body, see redis_script) runs as
+//   a Redis function instead (FCALL; the library is loaded with FUNCTION
+//   LOAD REPLACE on first use and after "Function not found"), so its
+//   library code runs once per load, not on every call; on a server
+//   without functions (before Redis 7.0, or a user not allowed FUNCTION)
+//   it runs with EVALSHA like any script.
 //
 // Every failure throws redis_error (an orchcore::error with
 // errc::backend_unavailable) whose message names the server and the cause.
@@ -82,15 +88,30 @@ struct redis_reply {
 class redis_script {
 public:
     redis_script(std::string name, std::string source) : name_(std::move(name)), source_(std::move(source)) {}
+    /// A script in two parts: `library` only defines (local constants and
+    /// functions; it calls no Redis command), `body` runs per call and may
+    /// use the library's locals and KEYS and ARGV. As a Redis function the
+    /// library runs once per load; as a script (source(): library + body)
+    /// on every call. The body must not have more than 60 upvalues (the
+    /// library's locals it uses), Lua's limit for one function.
+    redis_script(std::string name, std::string library, std::string body);
     const std::string& name() const noexcept { return name_; }
     const std::string& source() const noexcept { return source_; }
+    /// The FUNCTION LOAD code ("" for a one-part script) and the function's
+    /// name, which carries a hash of the source: processes running
+    /// different versions of a script use different functions.
+    const std::string& function_code() const noexcept { return function_code_; }
+    const std::string& function_name() const noexcept { return function_name_; }
 
 private:
     friend class redis_client;
     std::string name_;
     std::string source_;
+    std::string function_code_;
+    std::string function_name_;
     mutable std::mutex mutex_;
     mutable std::string sha_;
+    mutable bool function_loaded_ = false;
 };
 
 /// One call of a script in redis_client::eval_pipeline.
@@ -110,7 +131,8 @@ struct redis_client_stats {
     std::uint64_t connects = 0;          ///< successful connects (first ones included)
     std::uint64_t connect_failures = 0;
     std::uint64_t command_failures = 0;  ///< I/O failures and timeouts
-    std::uint64_t script_loads = 0;
+    std::uint64_t script_loads = 0;    ///< SCRIPT LOAD calls
+    std::uint64_t function_loads = 0;  ///< FUNCTION LOAD calls
 };
 
 class redis_client {
@@ -161,6 +183,12 @@ private:
     template <class Fn>
     auto run(Fn&& fn, redis_retry retry, std::string_view what) -> decltype(fn(std::declval<connection&>()));
     std::string load_script(const redis_script& s);
+    bool uses_functions(const redis_script& s) const noexcept;
+    bool load_function(const redis_script& s);
+    std::vector<std::string> script_call(const redis_script& s, bool as_function, std::span<const std::string> keys,
+                                         std::span<const std::string> args);
+    redis_reply eval_once(const redis_script& s, bool& as_function, std::span<const std::string> keys,
+                          std::span<const std::string> args, redis_retry retry);
     std::string where() const;
 
     redis_options options_;
@@ -172,6 +200,8 @@ private:
     bool settings_checked_ = false;
     std::vector<std::string> warnings_;
     std::atomic<std::uint64_t> connects_{0}, connect_failures_{0}, command_failures_{0}, script_loads_{0};
+    std::atomic<std::uint64_t> function_loads_{0};
+    std::atomic<bool> no_functions_{false};  // the server refused FUNCTION: EVALSHA only
 };
 
 }  // namespace orchcore
