@@ -81,7 +81,8 @@ public:
         std::optional<entry_type> handoff;
     };
 
-    explicit admission_core(queue_options options = {}) : options_(options) {
+    explicit admission_core(queue_options options = {})
+        : capacity_(options.capacity), stamps_(options.wait_time_metrics), options_(options) {
         detail::validate_queue_options(options_);
     }
 
@@ -132,7 +133,7 @@ public:
             note_dequeue(*handoff, now);
             return handoff;
         } else {
-            if (size_ >= options_.capacity && !make_room(r, req.priority, now)) return std::nullopt;
+            if (size_ >= capacity_ && !make_room(r, req.priority, now)) return std::nullopt;
             const bool generated = !req.id;
             Id id = generated ? next_generated_id() : *req.id;
             r.position = position_for_new(req.priority);
@@ -216,8 +217,10 @@ public:
 
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
-    std::size_t capacity() const noexcept { return options_.capacity; }
+    std::size_t capacity() const noexcept { return capacity_; }
     const queue_options& options() const noexcept { return options_; }
+    /// Whether every admission and dequeue is stamped (wait-time metrics).
+    bool stamps() const noexcept { return stamps_; }
 
     queue_metrics metrics(time_point now) const {
         queue_metrics m;
@@ -307,10 +310,6 @@ private:
             return true;
         }
     }
-
-    // Whether every admission and dequeue is stamped (wait times and an
-    // exact dequeue rate); otherwise only sampled dequeues read the time.
-    bool stamps() const noexcept { return options_.wait_time_metrics; }
 
     time_point stamp(detail::op_time& now) const noexcept { return stamps() ? now.get() : time_point{}; }
 
@@ -442,22 +441,27 @@ private:
         }
     }
 
-    // Layout: what every admission and dequeue touches comes first, so the
-    // hot state of the queue spans as few cache lines as possible (under
-    // contention each line the lock holder touches may have to travel from
-    // the other core).
+    // Layout: what every admission, dequeue and eviction touches fills the
+    // first cache line (the capacity and the wait-time switch are copied
+    // there from the options), so the hot state of the queue spans as few
+    // lines as possible (under contention each line the lock holder touches
+    // may have to travel from the other core).
     std::size_t size_ = 0;
     std::uint64_t id_seq_ = 0;
-    std::uint64_t accepted_ = 0, dequeued_ = 0;
+    std::uint64_t accepted_ = 0, dequeued_ = 0, evicted_ = 0;
+    std::size_t capacity_;
+    std::uint32_t nonempty_levels_ = 0;
     bool closed_ = false;
     mutable bool indexed_ = !lazy_index;
-    std::uint32_t nonempty_levels_ = 0;
+    // Whether every admission and dequeue is stamped (wait times and an
+    // exact dequeue rate); otherwise only sampled dequeues read the time.
+    bool stamps_;
     queue_options options_;
     std::array<lane_type, lane_count> lanes_{};
     std::size_t allocated_ = 0;  // slots of all lanes
 
     mutable index_type index_;
-    std::uint64_t handed_off_ = 0, evicted_ = 0, cancelled_ = 0;
+    std::uint64_t handed_off_ = 0, cancelled_ = 0;
     std::array<std::uint64_t, rejection_reason_count> rejected_{};
     latency_histogram wait_time_;
     rate_estimator dequeue_rate_;

@@ -849,6 +849,19 @@ TEST_CASE("invalid queue_options throw invalid_argument naming the field and val
     }
 }
 
+TEST_CASE("the core reports the capacity and the wait-time switch it was built with", "[core][options]") {
+    oc::queue_options o;
+    o.capacity = 7;
+    o.wait_time_metrics = false;
+    core_t<oc::policy::drop_lru> off{o};
+    REQUIRE(off.capacity() == 7u);
+    REQUIRE_FALSE(off.stamps());
+    o.wait_time_metrics = true;
+    core_t<oc::policy::priority> on{o};
+    REQUIRE(on.stamps());
+    REQUIRE(on.options().capacity == 7u);
+}
+
 TEST_CASE("boundary queue_options are accepted", "[core][options]") {
     oc::queue_options o;
     o.capacity = oc::max_queue_capacity;

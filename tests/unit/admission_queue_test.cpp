@@ -510,6 +510,19 @@ TEST_CASE("the eviction handler receives the evicted entry, which is also in the
     }
 }
 
+TEST_CASE("without an eviction handler the evicted entry is still returned and counted", "[queue][evict]") {
+    oc::drop_lru_queue<std::string> q{opts(2)};
+    REQUIRE(q.try_push(std::string("a"), with_id(1, 3)).accepted());
+    REQUIRE(q.try_push(std::string("b"), with_id(2, 3)).accepted());
+    const auto r = q.try_push(std::string("c"), with_id(3, 3));
+    REQUIRE(r.accepted());
+    REQUIRE(r.evicted.has_value());
+    REQUIRE(r.evicted->id == 1u);
+    REQUIRE(r.evicted->value == "a");
+    REQUIRE(q.metrics().evicted == 1u);
+    REQUIRE(q.ids_in_dequeue_order() == std::vector<oc::job_id>{2, 3});
+}
+
 TEST_CASE("an exception from the eviction handler propagates out of try_push, but the admission stands",
           "[queue][evict]") {
     int calls = 0;

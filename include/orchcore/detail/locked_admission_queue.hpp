@@ -63,7 +63,7 @@ public:
     using eviction_handler = std::function<void(const entry_type&)>;
 
     explicit locked_admission_queue(queue_options options = {}, eviction_handler on_evict = {})
-        : core_(options), on_evict_(std::move(on_evict)) {}
+        : notify_evictions_(static_cast<bool>(on_evict)), core_(options), on_evict_(std::move(on_evict)) {}
 
     locked_admission_queue(const locked_admission_queue&) = delete;
     locked_admission_queue& operator=(const locked_admission_queue&) = delete;
@@ -89,7 +89,7 @@ public:
             }
         }
         wake(to_wake);
-        if (result.evicted && on_evict_) on_evict_(*result.evicted);
+        if (notify_evictions_ && result.evicted) on_evict_(*result.evicted);
         return result;
     }
 
@@ -216,7 +216,7 @@ private:
     // The time of an admission or dequeue: read now, before locking, when
     // every operation is stamped; otherwise on demand.
     op_time stamp_time() const noexcept {
-        if (core_.options().wait_time_metrics) return op_time{StampClock::now()};
+        if (core_.stamps()) return op_time{StampClock::now()};
         return op_time::on_demand<StampClock>();
     }
 
@@ -366,7 +366,8 @@ private:
         return out;
     }
 
-    // The lock word, the waiter list and the size hint share a cache line;
+    // The lock word, the waiter list, the size hint and whether an eviction
+    // handler is set share a cache line;
     // admission_core keeps its hot fields in its first line, and each of its
     // lanes in one line of its own: under contention every line the lock
     // holder touches may have to travel from the other core, so the fewer
@@ -377,6 +378,7 @@ private:
     waiter* wait_head_ = nullptr;
     waiter* wait_tail_ = nullptr;
     std::size_t waiting_ = 0;
+    const bool notify_evictions_;
     core_type core_;
     eviction_handler on_evict_;
 };
