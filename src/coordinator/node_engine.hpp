@@ -163,7 +163,8 @@ private:
     bool feed_once();
     std::size_t feed_leased(std::vector<transport_lease>& got);
     std::optional<std::vector<transport_lease>> take_leases(std::size_t& n);
-    void leased_round(std::size_t asked, std::size_t granted);
+    [[nodiscard]] bool leased_round(std::size_t asked, std::size_t granted);
+    void note_no_room();
     std::vector<candidate> read_leased(std::vector<transport_lease>& got, std::vector<dist_op>& ops,
                                        std::size_t& errors);
     dist_op settle_unstarted(const task_record& rec, const transport_lease& l, bool cancel_marked) const;
@@ -208,6 +209,11 @@ private:
     std::shared_ptr<transport> tp;
     std::chrono::milliseconds renew_every{0}, recover_every{0};
     std::size_t leasing = 0;      // slots reserved by lease calls in flight
+    // A lease was wanted while every free slot was reserved by lease calls
+    // in flight: one of those calls may have been sent before a task was
+    // admitted (and its wake token taken), so the round that ends short
+    // leases again instead of waiting for the next token.
+    bool lease_deferred = false;
     // The shared registry as the last maintenance read it (placement: can
     // any live worker of any node ever hold a request?), and since when
     // each leased task was found unplaceable everywhere.

@@ -2,6 +2,7 @@
 #include "node_engine.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace orchcore::detail {
 
@@ -95,7 +96,10 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
         std::lock_guard lk(c.mu);
         if (c.stopping || c.workers.empty()) return std::nullopt;
         n = lease_round::to_ask(c.free_slots(), leasing, nopt.lease_batch);
-        if (n == 0) return std::nullopt;
+        if (n == 0) {
+            note_no_room();
+            return std::nullopt;
+        }
         leasing += n;
         ++io_inflight;
     }
@@ -106,31 +110,47 @@ std::optional<std::vector<transport_lease>> node_engine::take_leases(std::size_t
     } catch (const std::exception&) {
         failed = true;
     }
-    std::lock_guard lk(c.mu);
+    std::unique_lock lk(c.mu);
     leasing -= n - got.size();
     c.counters.leased += got.size();
     if (failed) ++c.counters.backend_errors;
-    leased_round(n, got.size());
+    const bool again = leased_round(n, got.size());
     if (got.empty()) {
         if (io_inflight > 0) --io_inflight;
         c.done_cv.notify_all();
+        lk.unlock();
+        if (again) kick_feed();
         return std::nullopt;
     }
+    lk.unlock();
+    if (again) kick_feed();
     return got;
+}
+
+// Lock held. A lease was wanted and every free slot is reserved by lease
+// calls in flight (none free: the next finish leases anyway).
+void node_engine::note_no_room() {
+    if (leasing > 0) lease_deferred = true;
 }
 
 // Lock held. A lease call asked for `asked` and got `granted`. Fewer than
 // asked: the queue ran dry with slots still free, so the node waits for
 // work (the waker leases as soon as some is admitted); the poll on the
 // tick is only the safety net. All granted: the next tick may lease more.
-void node_engine::leased_round(std::size_t asked, std::size_t granted) {
+// True: a lease was wanted while this call was in flight (the call may
+// have missed what woke it), so the caller leases again (kick_feed, with
+// no lock held) instead of waiting.
+bool node_engine::leased_round(std::size_t asked, std::size_t granted) {
     poll_backoff = lease_round::next_backoff(granted, poll_backoff, c.tick_every);
     if (granted >= asked) {
         next_poll = steady::now();
-        return;
+        return false;
     }
     next_poll = deadline_after(std::chrono::milliseconds(1'000));
-    if (!c.stopping) went_idle();
+    if (c.stopping) return false;
+    if (std::exchange(lease_deferred, false)) return true;
+    went_idle();
+    return false;
 }
 
 // The leased tasks' records, in one round trip. Those finished already

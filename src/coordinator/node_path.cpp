@@ -74,7 +74,10 @@ std::pair<worker_entry*, std::size_t> node_fast_path::reserve() {
         room = max - std::min(taken, max);
     }
     const std::size_t n = std::min(room, lease_round::to_ask(c_.free_slots(), e_.leasing, e_.nopt.lease_batch));
-    if (!best || n == 0) return {nullptr, 0};
+    if (!best || n == 0) {
+        e_.note_no_room();
+        return {nullptr, 0};
+    }
     held_[best->w->id()] += n;
     e_.leasing += n;
     ++e_.io_inflight;
@@ -110,13 +113,16 @@ bool node_fast_path::feed_once() {
     } catch (const std::exception&) {
         failed = true;
     }
+    bool again = false;
     {
         std::lock_guard lk(c_.mu);
         if (failed) ++c_.counters.backend_errors;
-        e_.leased_round(n, got.size());
+        again = e_.leased_round(n, got.size());
     }
     const std::size_t leased = got.size();
-    return lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
+    const bool more = lease_round::another_round(n, leased, take_started(std::move(got), spec.worker, n));
+    if (again) e_.kick_feed();
+    return more;
 }
 
 // Lock held. The record change for a task the backend started that cannot
@@ -244,11 +250,13 @@ void node_fast_path::flush(std::vector<dist_op>& ops) {
 // again (it filled every slot it asked for).
 void node_fast_path::fetched(std::vector<node_task> got, const std::string& wid, std::size_t asked) {
     const std::size_t leased = got.size();
+    bool again = false;
     {
         std::lock_guard lk(c_.mu);
-        e_.leased_round(asked, leased);
+        again = e_.leased_round(asked, leased);
     }
-    if (lease_round::another_round(asked, leased, take_started(std::move(got), wid, asked))) e_.kick_feed();
+    if (lease_round::another_round(asked, leased, take_started(std::move(got), wid, asked)) || again)
+        e_.kick_feed();
 }
 
 // The finish_and_fetch call: the fate of each outcome it was given (those
