@@ -405,10 +405,14 @@ public:
     /// get_task for many ids (result i belongs to ids[i]); distributed mode
     /// reads them in one store round trip (task_store::get_many).
     std::vector<std::optional<task_record>> get_tasks(std::span<const std::string> ids) const;
+    /// get_tasks, keeping only how each task ended (status, times, result,
+    /// error): local mode copies nothing else out of the table.
+    std::vector<std::optional<task_outcome>> get_outcomes(std::span<const std::string> ids) const;
     /// Calls `on_finished` with the id of every task that ends, on any node
     /// ("" when some may have been missed), until the returned watch is
-    /// destroyed (before the coordinator). Local mode: the tasks' terminal
-    /// events. Distributed mode: the transport's finish notifications
+    /// destroyed (before the coordinator). Local mode: the tasks that end
+    /// in this coordinator, told after their events went out (a watch builds
+    /// no event). Distributed mode: the transport's finish notifications
     /// (transport::watch_finished); empty if the transport has none.
     std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished);
     /// The result of a completed task; empty otherwise.

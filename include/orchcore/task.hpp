@@ -65,4 +65,20 @@ struct task_record {
     std::string error{};           ///< failed / timed_out / cancelled: why
 };
 
+/// The part of a task's record that tells whether and how it ended
+/// (coordinator::get_outcomes): a read that copies none of the rest.
+struct task_outcome {
+    task_status status = task_status::pending;
+    std::chrono::system_clock::time_point created_at{};
+    std::optional<std::chrono::system_clock::time_point> started_at{};
+    std::optional<std::chrono::system_clock::time_point> finished_at{};
+    std::string result{};  ///< completed: encoded result
+    std::string error{};   ///< failed / timed_out / cancelled: why
+
+    /// The outcome part of a whole record.
+    static task_outcome of(task_record r) {
+        return {r.status, r.created_at, r.started_at, r.finished_at, std::move(r.result), std::move(r.error)};
+    }
+};
+
 }  // namespace orchcore

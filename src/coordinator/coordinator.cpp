@@ -97,14 +97,14 @@ asio::awaitable<std::optional<task_record>> coordinator::async_wait_until(
 
 std::optional<task_record> coordinator::get_task(const std::string& id) const { return impl_->eng->get(id); }
 
-std::optional<task_status> coordinator::get_status(const std::string& id) const {
-    auto r = impl_->eng->get(id);
-    if (!r) return std::nullopt;
-    return r->status;
-}
+std::optional<task_status> coordinator::get_status(const std::string& id) const { return impl_->eng->status(id); }
 
 std::vector<std::optional<task_record>> coordinator::get_tasks(std::span<const std::string> ids) const {
     return impl_->eng->get_many(ids);
+}
+
+std::vector<std::optional<task_outcome>> coordinator::get_outcomes(std::span<const std::string> ids) const {
+    return impl_->eng->get_outcomes(ids);
 }
 
 std::unique_ptr<transport_watch> coordinator::watch_finished(std::function<void(const std::string&)> on_finished) {

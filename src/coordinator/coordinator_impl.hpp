@@ -22,6 +22,7 @@
 #include "control_loop.hpp"
 #include "counted_cv.hpp"
 #include "effects.hpp"
+#include "finish_watchers.hpp"
 #include "engine.hpp"
 #include "io_queue.hpp"
 #include "session_bindings.hpp"
@@ -89,11 +90,15 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::shared_ptr<task_store> store;
     std::shared_ptr<worker_registry> registry;
     event_bus bus;
+    finish_watchers finish_watch;  // local mode: coordinator::watch_finished
     coordinator_stats counters;
     std::mt19937_64 rng;
     std::atomic<std::uint64_t> task_seq{0};  // generated task ids
     std::uint64_t worker_seq = 0;
     std::deque<event> outbox;  // events in the order of the changes, not yet published
+    // Local mode, while anyone watches: tasks that ended, told to the
+    // watchers after the events before them in the outbox (flush_events).
+    std::vector<std::string> finished_ids;
     bool publishing = false;   // a thread is draining the outbox
     std::thread::id publisher{};               // which one
     std::uint64_t emitted = 0, delivered = 0;  // events put in the outbox / published
@@ -201,6 +206,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // outbox.cpp
     void emit(event e);
     void emit_task(event_kind k, const task_entry& t, std::string detail = {});
+    void emit_finished(const std::string& id);
     bool delivered_up_to(std::uint64_t seq) const;
     void flush_events();
     void apply(effects& fx);

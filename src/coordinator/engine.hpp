@@ -42,10 +42,24 @@ public:
     virtual bool promote(const std::string& id) = 0;
     virtual void steer(const std::string& id, std::vector<std::string> messages) = 0;
     virtual std::optional<task_record> get(const std::string& id) const = 0;
+    /// coordinator::get_status: the status alone (an engine that holds the
+    /// record copies none of it).
+    virtual std::optional<task_status> status(const std::string& id) const {
+        auto r = get(id);
+        if (!r) return std::nullopt;
+        return r->status;
+    }
     virtual std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const {
         std::vector<std::optional<task_record>> out;
         out.reserve(ids.size());
         for (const auto& id : ids) out.push_back(get(id));
+        return out;
+    }
+    virtual std::vector<std::optional<task_outcome>> get_outcomes(std::span<const std::string> ids) const {
+        auto records = get_many(ids);
+        std::vector<std::optional<task_outcome>> out(records.size());
+        for (std::size_t i = 0; i < records.size(); ++i)
+            if (records[i]) out[i] = task_outcome::of(std::move(*records[i]));
         return out;
     }
     virtual std::optional<task_record> wait_until(const std::string& id, steady::time_point deadline) = 0;

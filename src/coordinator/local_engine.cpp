@@ -7,6 +7,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <type_traits>
+
 namespace orchcore::detail {
 
 local_engine::local_engine(coordinator_impl& co)
@@ -72,6 +75,50 @@ std::optional<task_record> local_engine::get(const std::string& id) const {
     }
     if (c.write_through) return c.store->get(id);
     return std::nullopt;
+}
+
+std::optional<task_status> local_engine::status(const std::string& id) const {
+    {
+        std::lock_guard lk(c.mu);
+        if (auto it = c.tasks.find(id); it != c.tasks.end()) return it->second.rec.status;
+    }
+    if (!c.write_through) return std::nullopt;
+    auto r = c.store->get(id);
+    if (!r) return std::nullopt;
+    return r->status;
+}
+
+// One lock round trip per chunk of ids the table holds (chunks keep each
+// hold short); the others are looked up in the user's store, outside the lock.
+template <class T, class Take>
+std::vector<std::optional<T>> local_engine::read_many(std::span<const std::string> ids, Take take) const {
+    constexpr std::size_t chunk = 64;
+    std::vector<std::optional<T>> out(ids.size());
+    std::vector<std::size_t> elsewhere;
+    for (std::size_t first = 0; first < ids.size(); first += chunk) {
+        std::lock_guard lk(c.mu);
+        for (std::size_t i = first; i < std::min(ids.size(), first + chunk); ++i) {
+            if (auto it = c.tasks.find(ids[i]); it != c.tasks.end()) out[i] = take(it->second.rec);
+            else if (c.write_through) elsewhere.push_back(i);
+        }
+    }
+    for (const auto i : elsewhere) {
+        if (auto r = c.store->get(ids[i])) {
+            if constexpr (std::is_same_v<T, task_record>) out[i] = std::move(*r);
+            else out[i] = T::of(std::move(*r));
+        }
+    }
+    return out;
+}
+
+std::vector<std::optional<task_record>> local_engine::get_many(std::span<const std::string> ids) const {
+    return read_many<task_record>(ids, [](const entry_record& r) { return task_record(r); });
+}
+
+std::vector<std::optional<task_outcome>> local_engine::get_outcomes(std::span<const std::string> ids) const {
+    return read_many<task_outcome>(ids, [](const entry_record& r) {
+        return task_outcome{r.status, r.created_at, r.started_at.get(), r.finished_at.get(), r.result(), r.error()};
+    });
 }
 
 std::optional<task_record> local_engine::wait_until(const std::string& id, steady::time_point deadline) {
@@ -247,28 +294,10 @@ void local_engine::worker_beat(worker_entry&, const std::string& id, wall::time_
     c.registry_io.push([&r = *c.registry, id, at] { (void)r.heartbeat(id, at); });
 }
 
-namespace {
-
-// The terminal task events of the bus.
-class event_finish_watch final : public transport_watch {
-public:
-    event_finish_watch(event_bus& bus, std::function<void(const std::string&)> f)
-        : sub_(bus.subscribe(event_channel::tasks, [f = std::move(f)](const event& e) {
-              if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
-                  e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
-                  f(e.task_id);
-              }
-          })) {}
-
-private:
-    event_bus::subscription sub_;
-};
-
-}  // namespace
-
-// Finish notifications come from this coordinator's own bus.
+// The tasks that end in this coordinator, told after their events went
+// out (coordinator_impl::apply).
 std::unique_ptr<transport_watch> local_engine::watch_finished(std::function<void(const std::string&)> on_finished) {
-    return std::make_unique<event_finish_watch>(c.bus, std::move(on_finished));
+    return c.finish_watch.add(std::move(on_finished));
 }
 
 }  // namespace orchcore::detail

@@ -24,6 +24,9 @@ public:
     bool promote(const std::string& id) override;
     void steer(const std::string& id, std::vector<std::string> messages) override;
     std::optional<task_record> get(const std::string& id) const override;
+    std::optional<task_status> status(const std::string& id) const override;
+    std::vector<std::optional<task_record>> get_many(std::span<const std::string> ids) const override;
+    std::vector<std::optional<task_outcome>> get_outcomes(std::span<const std::string> ids) const override;
     std::optional<task_record> wait_until(const std::string& id, steady::time_point deadline) override;
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                        steady::time_point deadline) override;
@@ -52,6 +55,8 @@ public:
     void worker_beat(worker_entry& w, const std::string& id, wall::time_point at) override;
 
 private:
+    template <class T, class Take>
+    std::vector<std::optional<T>> read_many(std::span<const std::string> ids, Take take) const;
     // local_admission.cpp
     void require_handler(const std::string& type) const;
     // A record created in the user's store before admission (create_first).

@@ -22,6 +22,14 @@ void coordinator_impl::emit_task(event_kind k, const task_entry& t, std::string 
     emit(make_event(k, t, std::move(detail)));
 }
 
+// Lock held. A task ended: its watchers are told once the events emitted
+// so far went out.
+void coordinator_impl::emit_finished(const std::string& id) {
+    if (!finish_watch.any()) return;
+    finished_ids.push_back(id);
+    outbox_nonempty.store(true, std::memory_order_relaxed);
+}
+
 // Lock held. Whether events up to `seq` reached the subscribers, or cannot
 // be waited for from this thread (a subscriber calling back).
 bool coordinator_impl::delivered_up_to(std::uint64_t seq) const {
@@ -41,12 +49,15 @@ void coordinator_impl::flush_events() {
     if (publishing) return;
     publishing = true;
     publisher = std::this_thread::get_id();
-    while (!outbox.empty()) {
+    while (!outbox.empty() || !finished_ids.empty()) {
         std::deque<event> batch;
         batch.swap(outbox);
+        std::vector<std::string> ended;
+        ended.swap(finished_ids);
         outbox_nonempty.store(false, std::memory_order_relaxed);
         lk.unlock();
         for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
+        finish_watch.notify(ended);                   // nor does this
         lk.lock();
         delivered += batch.size();
         if (!async_waiters.empty()) wake_async_waiters();

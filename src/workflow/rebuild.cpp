@@ -12,7 +12,7 @@ bool deps_completed(const workflow_state& s, std::size_t i) {
                        [&](std::size_t d) { return s.task_at(d).state == task_state::completed; });
 }
 
-bool failed_or_timed_out(const std::optional<task_record>& r) {
+bool failed_or_timed_out(const std::optional<task_outcome>& r) {
     return r && (r->status == task_status::failed || r->status == task_status::timed_out);
 }
 
@@ -36,7 +36,7 @@ std::vector<std::size_t> read_next_round(coordinator& c, const std::string& id, 
     for (const auto a : open) {
         for (const auto& s : g.tasks()[a].shards) ids.push_back(task_id(id, s, w.rounds[a] + 1));
     }
-    auto records = c.get_tasks(ids);
+    auto records = c.get_outcomes(ids);
     std::vector<std::size_t> taken;
     std::size_t at = 0;
     for (const auto a : open) {
@@ -85,18 +85,18 @@ workflow_records read_records(coordinator& c, const std::string& id, const workf
         ids.push_back(task_id(id, n.name));
         if (n.is_aggregator() && n.shard_rounds > 1) open.push_back(i);
     }
-    w.records = c.get_tasks(ids);  // one round trip
+    w.records = c.get_outcomes(ids);  // one round trip
     while (!(open = retried(graph, w, std::move(open))).empty()) open = read_next_round(c, id, graph, w, open);
     return w;
 }
 
-bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel) {
+bool apply_record(workflow_state& state, const std::string& name, const task_outcome& r, bool apply_cancel) {
     const auto i = state.graph().index_of(name);
     if (!i) throw invalid_argument("task", name, "no task of the workflow has this name");
     return apply_record(state, *i, r, apply_cancel);
 }
 
-bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel) {
+bool apply_record(workflow_state& state, std::size_t i, const task_outcome& r, bool apply_cancel) {
     const auto at = r.finished_at.value_or(std::chrono::system_clock::now());
     switch (r.status) {
         case task_status::completed: state.end_at(i, task_state::completed, r.result, at); return true;

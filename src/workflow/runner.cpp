@@ -140,9 +140,10 @@ std::string runner_impl::driver_turn(task_context& ctx) {
     bool held_here = false;
     auto end = take_end(ctx.id(), held_here);
     if (!end) {
+        // A workflow held here needs no spec: its graph is in hand.
         auto done = held_here ? nullptr : std::make_shared<std::promise<void>>();
-        post({.workflow = ctx.id(), .spec = ctx.payload(), .done = done,
-              .first = ctx.turn() == 0 && ctx.attempt() == 1});
+        post({.workflow = ctx.id(), .spec = held_here ? std::string{} : ctx.payload(), .done = done,
+              .first = ctx.turn() == 0 && ctx.attempt() == 1, .turn = true});
         if (done) {
             (void)done->get_future().wait_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::seconds(1)));
             end = take_end(ctx.id(), held_here);
@@ -160,13 +161,24 @@ std::string runner_impl::driver_turn(task_context& ctx) {
     return end->reason;
 }
 
-workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
+// The spec's JSON text and graph: validated and expanded once per spec,
+// encoded once per spec submitted again soon.
+std::shared_ptr<const encoded_spec> runner_impl::encode(const workflow_spec& spec) {
+    if (auto e = specs.find(spec)) return e;
     auto json = to_workflow_json(spec);
     auto graph = graphs.find(json);
     if (!graph) {
         graph = std::make_shared<const workflow_graph>(expand(spec, options.limits));
         graphs.put(json, graph);  // before submitting: the driver's first turn may come first
     }
+    auto e = std::make_shared<const encoded_spec>(encoded_spec{spec, std::move(json), std::move(graph)});
+    specs.put(e);
+    return e;
+}
+
+workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
+    const auto encoded = encode(spec);
+    const auto& json = encoded->json;
     if (o.id) validate_id(*o.id);
     const bool chosen = o.id.has_value();
     orchcore::task_options to;
@@ -205,6 +217,19 @@ bool runner_impl::cancel(const std::string& id) {
     }
     publish(c, event_kind::workflow_cancelled, id, "cancelled");
     return true;
+}
+
+std::shared_ptr<const encoded_spec> spec_cache::find(const workflow_spec& spec) const {
+    std::lock_guard lk(m_);
+    for (const auto& e : recent_)
+        if (e->spec == spec) return e;
+    return nullptr;
+}
+
+void spec_cache::put(std::shared_ptr<const encoded_spec> e) {
+    std::lock_guard lk(m_);
+    recent_.push_front(std::move(e));
+    if (recent_.size() > capacity) recent_.pop_back();
 }
 
 std::shared_ptr<const workflow_graph> graph_cache::find(std::string_view spec) const {

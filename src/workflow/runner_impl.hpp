@@ -54,24 +54,25 @@ struct live_workflow {
 struct runner_job {
     std::string workflow;
     std::string task{};     ///< a task that ended (empty: see below)
-    std::string spec{};     ///< a driver turn: the spec, to rebuild from if not held
+    std::string spec{};     ///< a driver turn of a workflow not held here: the spec, to rebuild from
     bool cancel = false;    ///< the workflow was cancelled
     std::shared_ptr<std::promise<void>> done{};  ///< set once the job was processed
-    /// No task, no spec, no cancel: the driver ended somewhere (look at its
+    /// No task, no turn, no cancel: the driver ended somewhere (look at its
     /// status); `full`: notifications may have been lost (look at every
     /// running task).
     bool full = false;
     bool first = false;  ///< the driver's first turn: no task of the workflow was submitted yet
+    bool turn = false;   ///< a driver turn
 };
 
 /// The records of a workflow's tasks: records[i] and rounds[i] belong to
 /// graph.tasks()[i]; a shard's record is of the latest round of its fan-out
 /// that has records (rounds[i], as for its aggregator; 1 for other tasks).
 struct workflow_records {
-    std::vector<std::optional<task_record>> records;
+    std::vector<std::optional<task_outcome>> records;
     std::vector<std::uint32_t> rounds;
 };
-/// Reads them: one batch, and one more per later round of a fan-out found.
+/// Reads them (how each task ended): one batch, and one more per later round of a fan-out found.
 workflow_records read_records(coordinator& c, const std::string& id, const workflow_graph& graph);
 /// read_records(..).rounds; all 1 without reading when no fan-out has several rounds.
 std::vector<std::uint32_t> latest_rounds(coordinator& c, const std::string& id, const workflow_graph& graph);
@@ -84,8 +85,8 @@ workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workfl
 /// The record of a workflow from its state.
 workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
 /// Applies a task's terminal record to a running task; false if not terminal.
-bool apply_record(workflow_state& state, const std::string& name, const task_record& r, bool apply_cancel);
-bool apply_record(workflow_state& state, std::size_t i, const task_record& r, bool apply_cancel);
+bool apply_record(workflow_state& state, const std::string& name, const task_outcome& r, bool apply_cancel);
+bool apply_record(workflow_state& state, std::size_t i, const task_outcome& r, bool apply_cancel);
 
 /// The expanded graphs of recent specs by the spec's JSON text (the
 /// driver's payload; a graph depends on nothing else), so that a
@@ -105,6 +106,28 @@ private:
     mutable std::mutex m_;
     std::unordered_map<std::string, std::shared_ptr<const workflow_graph>, text_hash, std::equal_to<>> graphs_;
     std::deque<const std::string*> order_;  ///< the keys in graphs_, oldest first
+};
+
+/// A spec submitted before, with its JSON text (the driver's payload) and
+/// its expanded graph.
+struct encoded_spec {
+    workflow_spec spec;
+    std::string json;
+    std::shared_ptr<const workflow_graph> graph;
+};
+
+/// The last few specs submitted, so that submitting the same spec again
+/// (a workflow run over and over) encodes and expands nothing: a spec is
+/// compared field by field, far cheaper than encoding it. Bounded; thread-safe.
+class spec_cache {
+public:
+    std::shared_ptr<const encoded_spec> find(const workflow_spec& spec) const;
+    void put(std::shared_ptr<const encoded_spec> e);
+
+private:
+    static constexpr std::size_t capacity = 8;
+    mutable std::mutex m_;
+    std::deque<std::shared_ptr<const encoded_spec>> recent_;  ///< newest first
 };
 
 struct runner_impl : std::enable_shared_from_this<runner_impl> {
@@ -145,7 +168,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void turn(live_workflow& w, bool full);
     void advance(live_workflow& w, std::vector<std::size_t> ended, bool check_driver);
     void apply_ended(live_workflow& w, std::vector<std::size_t> ended);
-    void apply(live_workflow& w, std::size_t i, const task_record& r);
+    void apply(live_workflow& w, std::size_t i, const task_outcome& r);
     void submit_runnable(live_workflow& w);
     void finish(live_workflow& w);
     void promote_drivers();
@@ -153,6 +176,8 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
 
     // Any thread.
     mutable graph_cache graphs;
+    spec_cache specs;
+    std::shared_ptr<const encoded_spec> encode(const workflow_spec& spec);
     std::shared_ptr<const workflow_graph> graph_of(const std::string& spec) const;
     std::optional<workflow_record> record_of(const std::string& id) const;
     bool cancel(const std::string& id);

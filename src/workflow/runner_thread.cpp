@@ -58,17 +58,24 @@ task_request request_for(const std::string& wf, const workflow_state& s, std::si
     o.timeout = n.options.timeout;
     o.turn_timeout = n.options.turn_timeout;
     o.max_retries = n.options.retries;
-    o.metadata.emplace(meta::workflow, wf);
-    o.metadata.emplace(meta::task, n.name);
-    o.metadata.emplace(meta::deps, joined(n.depends_on));
+    // In the keys' order ("...deps" < "...id" < "...result.*" < "...shard*"
+    // < "...task"), each placed at the end without a search.
+    auto& m = o.metadata;
+    m.emplace_hint(m.end(), meta::deps, joined(n.depends_on));
+    m.emplace_hint(m.end(), meta::workflow, wf);
     const auto& deps = s.dependencies_of(i);
-    for (std::size_t k = 0; k < deps.size(); ++k)
-        o.metadata.emplace(std::string(meta::result_prefix) + n.depends_on[k], s.task_at(deps[k]).result);
-    if (n.is_shard()) {
-        o.metadata.emplace(meta::shard_index, std::to_string(n.shard_index));
-        o.metadata.emplace(meta::shard_count, std::to_string(n.shard_count));
+    for (std::size_t k = 0; k < deps.size(); ++k) {
+        std::string key;
+        key.reserve(meta::result_prefix.size() + n.depends_on[k].size());
+        key.append(meta::result_prefix).append(n.depends_on[k]);
+        m.emplace(std::move(key), s.task_at(deps[k]).result);
     }
-    if (n.is_aggregator()) o.metadata.emplace(meta::shards, joined(n.shards));
+    if (n.is_shard()) {
+        m.emplace_hint(m.end(), meta::shard_count, std::to_string(n.shard_count));
+        m.emplace_hint(m.end(), meta::shard_index, std::to_string(n.shard_index));
+    }
+    if (n.is_aggregator()) m.emplace_hint(m.end(), meta::shards, joined(n.shards));
+    m.emplace_hint(m.end(), meta::task, n.name);
     return r;
 }
 
@@ -162,12 +169,14 @@ void runner_impl::process(runner_job& j) {
         return;
     }
     if (it == live.end()) {
-        if (j.spec.empty()) return;  // a task of a workflow this node does not hold
+        // A task of a workflow this node does not hold, or a turn of one
+        // that ended here (the next turn takes its end).
+        if (j.spec.empty()) return;
         auto w = load(j.workflow, j.spec, j.first);
         advance(*w, {}, true);
         return;
     }
-    if (!j.spec.empty()) {
+    if (j.turn) {
         turn(*it->second, false);
     } else if (j.full) {
         turn(*it->second, true);
@@ -227,7 +236,7 @@ void runner_impl::apply_ended(live_workflow& w, std::vector<std::size_t> ended) 
     std::vector<std::string> ids;
     ids.reserve(ended.size());
     for (const auto i : ended) ids.push_back(node_task_id(w.id, w.state, w.state.graph().tasks()[i]));
-    const auto records = c.get_tasks(ids);
+    const auto records = c.get_outcomes(ids);
     for (std::size_t k = 0; k < ended.size(); ++k)
         if (records[k]) apply(w, ended[k], *records[k]);
 }
@@ -235,7 +244,7 @@ void runner_impl::apply_ended(live_workflow& w, std::vector<std::size_t> ended) 
 // Applies a task's end. A shard that did not complete ends its round: the
 // round's shards still running are cancelled, whether the state starts a
 // new round (submitted after this) or failed the aggregator.
-void runner_impl::apply(live_workflow& w, std::size_t i, const task_record& r) {
+void runner_impl::apply(live_workflow& w, std::size_t i, const task_outcome& r) {
     if (w.state.task_at(i).state != task_state::running) return;
     const auto& n = w.state.graph().tasks()[i];
     std::vector<std::string> round;  // the ids of the round's running shards
