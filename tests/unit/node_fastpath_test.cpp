@@ -161,7 +161,7 @@ class token_transport final : public transport {
 public:
     transport_admission admit(const transport_request& r) override {
         auto a = m_.admit(r);
-        if (a.accepted) {
+        if (a.accepted()) {
             std::lock_guard lk(mu_);
             ++tokens_;
             cv_.notify_all();
