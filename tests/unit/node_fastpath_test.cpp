@@ -85,16 +85,12 @@ private:
     composed_node_backend inner_;
 };
 
-// memory_transport whose make_node_backend offers a counting_node_backend
+// A memory transport whose make_node_backend offers a counting_node_backend
 // for one store (as redis_transport offers redis_node_backend).
-class offering_transport final : public transport, public std::enable_shared_from_this<offering_transport> {
+// A transport that forwards every call to a memory_transport; the test
+// transports below change one or two of them.
+class forwarding_transport : public transport {
 public:
-    explicit offering_transport(std::shared_ptr<task_store> s) : store_(std::move(s)) {}
-    std::shared_ptr<node_backend> make_node_backend(const std::shared_ptr<task_store>& s) override {
-        if (s != store_) return nullptr;
-        offered = std::make_shared<counting_node_backend>(shared_from_this(), s);
-        return offered;
-    }
     transport_admission admit(const transport_request& r) override { return m_.admit(r); }
     std::vector<transport_lease> lease(std::string_view w, std::size_t max, std::chrono::milliseconds d,
                                        time_point now) override {
@@ -118,10 +114,23 @@ public:
     transport_stats stats() override { return m_.stats(); }
     const transport_options& options() const noexcept override { return m_.options(); }
 
+protected:
+    memory_transport m_;
+};
+
+class offering_transport final : public forwarding_transport,
+                                 public std::enable_shared_from_this<offering_transport> {
+public:
+    explicit offering_transport(std::shared_ptr<task_store> s) : store_(std::move(s)) {}
+    std::shared_ptr<node_backend> make_node_backend(const std::shared_ptr<task_store>& s) override {
+        if (s != store_) return nullptr;
+        offered = std::make_shared<counting_node_backend>(shared_from_this(), s);
+        return offered;
+    }
+
     std::shared_ptr<counting_node_backend> offered;
 
 private:
-    memory_transport m_;
     std::shared_ptr<task_store> store_;
 };
 
@@ -157,7 +166,7 @@ namespace {
 // memory_transport whose wait_for_work is edge-triggered, as Redis's wake
 // tokens are: each admission leaves one token, a wait takes one or times
 // out (counted), and a lease does not give tokens back.
-class token_transport final : public transport {
+class token_transport final : public forwarding_transport {
 public:
     transport_admission admit(const transport_request& r) override {
         auto a = m_.admit(r);
@@ -167,21 +176,6 @@ public:
             cv_.notify_all();
         }
         return a;
-    }
-    std::vector<transport_lease> lease(std::string_view w, std::size_t max, std::chrono::milliseconds d,
-                                       time_point now) override {
-        return m_.lease(w, max, d, now);
-    }
-    bool ack(const std::string& id, std::uint64_t t) override { return m_.ack(id, t); }
-    bool nack(const std::string& id, std::uint64_t t, std::chrono::milliseconds d, time_point now) override {
-        return m_.nack(id, t, d, now);
-    }
-    bool extend(const std::string& id, std::uint64_t t, std::chrono::milliseconds d, time_point now) override {
-        return m_.extend(id, t, d, now);
-    }
-    bool cancel(const std::string& id) override { return m_.cancel(id); }
-    std::vector<transport_lease> recover_expired(time_point now, std::size_t max) override {
-        return m_.recover_expired(now, max);
     }
     bool wait_for_work(std::chrono::milliseconds timeout) override {
         std::unique_lock lk(mu_);
@@ -203,11 +197,6 @@ public:
         interrupted_ = true;
         cv_.notify_all();
     }
-    std::size_t size_approx() override { return m_.size_approx(); }
-    std::size_t leased_count() override { return m_.leased_count(); }
-    transport_stats stats() override { return m_.stats(); }
-    const transport_options& options() const noexcept override { return m_.options(); }
-
     // Waits until a consumer is blocked with no token left; the number of
     // tokens taken so far.
     std::size_t until_blocked_dry() {
@@ -224,7 +213,6 @@ public:
     std::atomic<int> timeouts{0};
 
 private:
-    memory_transport m_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::size_t tokens_ = 0, taken_ = 0, blocked_ = 0;
