@@ -20,6 +20,19 @@
 
 namespace orchcore::test {
 
+/// The coordinator the in-process workflow tests run on: four workers,
+/// quick maintenance, short grace for cancellation.
+inline coordinator_options workflow_options() {
+    using namespace std::chrono_literals;
+    coordinator_options o;
+    o.scaling.min_workers = 4;
+    o.scaling.max_workers = 4;
+    o.worker_timeout = 2000ms;
+    o.cancel_grace = 500ms;
+    o.maintenance_interval = 20ms;
+    return o;
+}
+
 class workflow_probe {
 public:
     void attach(coordinator& c, const std::string& type = "op") {

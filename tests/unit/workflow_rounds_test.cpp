@@ -22,16 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-oc::coordinator_options rounds_options() {
-    oc::coordinator_options o;
-    o.scaling.min_workers = 4;
-    o.scaling.max_workers = 4;
-    o.worker_timeout = 2000ms;
-    o.cancel_grace = 500ms;
-    o.maintenance_interval = 20ms;
-    return o;
-}
-
 const wf::runner_options fast{.poll_interval = 5ms};
 
 // The round of a shard from its task id ("<workflow>/<task>@r<round>" after round 1).
@@ -81,7 +71,7 @@ wf::workflow_spec fan_spec(std::uint32_t count, std::uint32_t rounds) {
 TEST_CASE("workflow runner: a shard that fails after its retries re-runs the whole fan-out; the aggregator "
           "sees round 2 only",
           "[workflow][runner][rounds]") {
-    oc::coordinator c{rounds_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     fan_handlers fan;
     fan.attach(c, [](std::uint32_t index, std::uint32_t round) { return round == 1 && index == 3; });
     oc::test::workflow_probe probe;
@@ -113,7 +103,7 @@ TEST_CASE("workflow runner: a shard that fails after its retries re-runs the who
 TEST_CASE("workflow runner: once shard rounds are used up the parent fails naming the shard and the round, "
           "and nothing downstream runs",
           "[workflow][runner][rounds]") {
-    oc::coordinator c{rounds_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     fan_handlers fan;
     fan.attach(c, [](std::uint32_t index, std::uint32_t) { return index == 1; });
     oc::test::workflow_probe probe;
@@ -139,7 +129,7 @@ TEST_CASE("workflow runner: once shard rounds are used up the parent fails namin
 
 TEST_CASE("workflow runner: cancelling a workflow in a later shard round cancels that round",
           "[workflow][runner][rounds]") {
-    oc::coordinator c{rounds_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     std::atomic<int> round2_started{0};
     c.register_handler("shard", [&](oc::task_context& ctx) -> std::string {
         if (round_of(ctx) == 1) {

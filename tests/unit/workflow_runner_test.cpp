@@ -24,16 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-oc::coordinator_options runner_options() {
-    oc::coordinator_options o;
-    o.scaling.min_workers = 4;
-    o.scaling.max_workers = 4;
-    o.worker_timeout = 2000ms;
-    o.cancel_grace = 500ms;
-    o.maintenance_interval = 20ms;
-    return o;
-}
-
 wf::task_spec op(std::string name, std::string payload = "ok", std::vector<std::string> deps = {}) {
     return {.name = std::move(name), .type = "op", .payload = std::move(payload), .depends_on = std::move(deps)};
 }
@@ -43,7 +33,7 @@ const wf::runner_options fast{.poll_interval = 5ms};
 }  // namespace
 
 TEST_CASE("workflow runner: a diamond runs in dependency order and passes results on", "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     oc::test::workflow_probe probe;
     probe.attach(c);
     std::string seen_by_join;  // written by the handler, read after get()
@@ -80,7 +70,7 @@ TEST_CASE("workflow runner: a diamond runs in dependency order and passes result
 
 TEST_CASE("workflow runner: a task's session reaches its task record and keeps it on one worker",
           "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     c.register_handler("where", [](oc::task_context& ctx) { return ctx.worker_id(); });
     wf::workflow_runner runner(c, fast);
     wf::task_spec first{.name = "first", .type = "where"};
@@ -105,7 +95,7 @@ TEST_CASE("workflow runner: a task's session reaches its task record and keeps i
 }
 
 TEST_CASE("workflow runner: a failure fails everything downstream, naming the dependency", "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     oc::test::workflow_probe probe;
     probe.attach(c);
     wf::workflow_runner runner(c, fast);
@@ -137,7 +127,7 @@ TEST_CASE("workflow runner: a failure fails everything downstream, naming the de
 }
 
 TEST_CASE("workflow runner: cancel stops running tasks and submits nothing more", "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     oc::test::workflow_probe probe;
     probe.attach(c);
     oc::test::gate_guard g{probe.blocker()};
@@ -160,7 +150,7 @@ TEST_CASE("workflow runner: cancel stops running tasks and submits nothing more"
 
 TEST_CASE("workflow runner: shards run in parallel and the aggregator gets their results in order",
           "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     std::atomic<int> wrong_count{0};
     c.register_handler("square", [&](oc::task_context& ctx) {
         const auto i = *wf::shard_index(ctx);
@@ -186,7 +176,7 @@ TEST_CASE("workflow runner: shards run in parallel and the aggregator gets their
 }
 
 TEST_CASE("workflow runner: one failed shard fails the aggregator, which never runs", "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     std::atomic<int> aggregated{0};
     c.register_handler("shard", [](oc::task_context& ctx) -> std::string {
         if (*wf::shard_index(ctx) == 5) throw oc::non_retryable_error("shard 5 broke");
@@ -211,7 +201,7 @@ TEST_CASE("workflow runner: one failed shard fails the aggregator, which never r
 }
 
 TEST_CASE("workflow runner: workflow events, idempotent submission with an id, co_await", "[workflow][runner]") {
-    oc::coordinator c{runner_options()};
+    oc::coordinator c{oc::test::workflow_options()};
     std::mutex m;
     std::vector<std::pair<oc::event_kind, std::string>> seen;
     auto sub = c.events().subscribe(oc::event_channel::tasks, [&](const oc::event& e) {
