@@ -13,6 +13,7 @@
 #include "lease_round.hpp"
 #include "node_op.hpp"
 #include "node_wakeups.hpp"
+#include "serial_runs.hpp"
 
 #include <orchcore/node_backend.hpp>
 #include <orchcore/transport.hpp>
@@ -220,10 +221,10 @@ private:
     std::optional<std::vector<worker_record>> registry_view;  // empty: not read yet
     std::map<std::string, steady::time_point> unplaceable_since;
     std::size_t io_inflight = 0;  // transport/store work outside the lock (stop waits for it)
-    bool feeding = false, feed_again = false;  // feed(): one thread at a time
+    serial_runs feeds;                         // feed(): one run at a time
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
     std::vector<dist_op> retry_ops;            // changes the backend failed to carry out, for the next tick
-    bool flushing_ops = false;                 // a thread is carrying them out
+    serial_runs flushes;                       // flush_ops(): one run at a time
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
     // The node's I/O threads (one feeds, one flushes finished tasks'

@@ -11,8 +11,8 @@ void node_engine::kick_feed() {
     {
         std::lock_guard lk(c.mu);
         if (c.stopping) return;
-        if (feeding) {
-            feed_again = true;
+        if (feeds.running()) {
+            (void)feeds.request();  // the feed under way leases once more
             return;
         }
         ++io_inflight;  // stop() waits for the posted feed
@@ -36,12 +36,7 @@ void node_engine::kick_feed() {
 void node_engine::feed() {
     {
         std::lock_guard lk(c.mu);
-        if (feeding) {
-            feed_again = true;
-            return;
-        }
-        feeding = true;
-        feed_again = false;
+        if (!feeds.request()) return;
     }
     for (;;) {
         try {
@@ -49,15 +44,11 @@ void node_engine::feed() {
                 if (!path->feed_once()) break;
         } catch (...) {
             std::lock_guard lk(c.mu);
-            feeding = false;
+            feeds.abandon();
             throw;
         }
         std::lock_guard lk(c.mu);
-        if (!feed_again) {
-            feeding = false;
-            return;
-        }
-        feed_again = false;
+        if (!feeds.round_done()) return;
     }
 }
 

@@ -245,24 +245,29 @@ void node_engine::submit_op(dist_op op) {
     {
         std::lock_guard lk(c.mu);
         pending_ops.push_back(std::move(op));
-        if (flushing_ops) return;  // the flush under way takes it
-        flushing_ops = true;
+        if (!flushes.request()) return;  // the flush under way takes it in its next round
     }
     asio::post(io, [this] { flush_ops(); });
 }
 
+// Every request of a flush comes with an op, so a round owed means ops
+// are pending.
 void node_engine::flush_ops() {
     for (;;) {
         std::vector<dist_op> batch;
         {
             std::lock_guard lk(c.mu);
-            if (pending_ops.empty()) {
-                flushing_ops = false;
-                return;
-            }
             batch.swap(pending_ops);
         }
-        path->flush(batch);
+        try {
+            if (!batch.empty()) path->flush(batch);
+        } catch (...) {
+            std::lock_guard lk(c.mu);
+            flushes.abandon();
+            throw;
+        }
+        std::lock_guard lk(c.mu);
+        if (!flushes.round_done()) return;
     }
 }
 
