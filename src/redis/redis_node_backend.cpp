@@ -16,46 +16,27 @@ namespace orchcore {
 
 namespace {
 
-// After the transport prelude, the store's prelude and its record writes
-// (redis_store_scripts::record_write_fns, the store's own update), which
-// are the script's library; it starts with the transport's begin().
-// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
-// its registry and count hash of completed, failed, cancelled.
-// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
-// worker, the finish channel, '1' if the key types are trusted (else
-// checked, the transport's and the store's: then begin() reads only the
-// :state fields TRUSTED_STATE), then three counted lists (types, tags,
-// hold keys), then the count of outcomes and OUT_ARGS per outcome (see
-// finish()).
-//
-// Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
-// {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
-// but not started, 2 leased, the record not a hash here (fields empty);
-// fields: the record's HGETALL as read, before the start's writes (the
-// caller applies node_backend::started, which writes the same values).
-// Each terminal outcome recorded is PUBLISHed on the finish channel (its
-// id), as redis_transport::publish_finished does. (Whether anyone listens
-// is not known here: in a cluster, PUBLISH counts only this shard's
-// subscribers.)
-constexpr const char* node_body = R"lua(
-begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
-local TP, NOW, NOW_NS, MAXN, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local WRAW, CHAN = ARGV[7], ARGV[8]
-if ARGV[9] ~= '1' then
-  expect(KEYS[8], 'set')
-  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
-end
+// The node script's own library part (after the transport's and the
+// store's): the per-call values the body sets, and the functions over them.
+constexpr const char* node_lib = R"lua(
+-- Set by each call (node_body).
+local TP, NOW, NOW_NS, DUR, WRAW, CHAN
+-- The start spec: types (a set and a list), tags (a set), hold keys (a list).
+local TYPES, TYPEL, TAGS, HOLDS
+local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
+local acked, nacked, stale, woken, first_due  -- what the finishes did
+local OUT  -- the leased tasks (fetch())
 local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
-local pos = 10
-local function list()
-  local n, s, l = tonumber(ARGV[pos]), {}, {}
+local NONE = {}  -- an empty list or set (never written)
+-- The counted list at ARGV[pos]: its values as a set and as a list, and
+-- the position after it.
+local function list(pos)
+  local n = tonumber(ARGV[pos])
+  if n == 0 then return NONE, NONE, pos + 1 end
+  local s, l = {}, {}
   for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
-  pos = pos + n + 1
-  return s, l
+  return s, l, pos + n + 1
 end
-local TYPES, TYPEL = list()
-local TAGS = list()
-local _, HOLDS = list()
 
 -- Decimal nanoseconds as (seconds, nanoseconds), exact for any int64.
 local function split_ns(v)
@@ -66,7 +47,6 @@ local function split_ns(v)
   local sec = math.floor(n / 1e9)
   return sec, n - sec * 1e9
 end
-local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
 -- Whether the whole-task timeout of record `m` (field map) has not passed:
 -- created + timeout > now.
 local function in_time(m)
@@ -115,9 +95,9 @@ local function write_start(rk, m)
   return true
 end
 
--- Appends one leased task, started if its record allows.
-local function start(out, id, tok, att)
-  local rk = TP .. id
+-- Appends one leased task to OUT, started if its record allows.
+local function start(id, tok, att)
+  local rk, out = TP .. id, OUT
   out[#out + 1] = id; out[#out + 1] = tok; out[#out + 1] = att
   local flat, m = redis.pcall('HGETALL', rk), {}
   if flat.err or #flat == 0 then
@@ -131,16 +111,15 @@ end
 
 -- Leases up to `max` as the transport's lease does, and starts them.
 local function fetch(max)
-  local out = {}
-  lease_batch(NOW, max, DUR, WRAW, 1000, function(id, tok, att) start(out, id, tok, att) end)
-  return out
+  OUT = {}
+  lease_batch(NOW, max, DUR, WRAW, 1000, start)
+  return OUT
 end
 
 -- One outcome at ARGV[i]: token, expected status, nack delay ms, the
 -- store's index arguments (7, the id first) and the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
 local OUT_ARGS = 10 + #STATE_FIELDS
-local acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
 local function finish(i)
   local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local e = entry(id)
@@ -176,7 +155,44 @@ local function finish(i)
   end
   return 0
 end
+)lua";
 
+// After the transport prelude, the store's prelude and its record writes
+// (redis_store_scripts::record_write_fns, the store's own update) and
+// node_lib, which are the script's library; it starts with the transport's
+// begin().
+// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
+// its registry and count hash of completed, failed, cancelled.
+// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
+// worker, the finish channel, '1' if the key types are trusted (else
+// checked, the transport's and the store's: then begin() reads only the
+// :state fields TRUSTED_STATE), then three counted lists (types, tags,
+// hold keys), then the count of outcomes and OUT_ARGS per outcome (see
+// finish()).
+//
+// Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
+// {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
+// but not started, 2 leased, the record not a hash here (fields empty);
+// fields: the record's HGETALL as read, before the start's writes (the
+// caller applies node_backend::started, which writes the same values).
+// Each terminal outcome recorded is PUBLISHed on the finish channel (its
+// id), as redis_transport::publish_finished does. (Whether anyone listens
+// is not known here: in a cluster, PUBLISH counts only this shard's
+// subscribers.)
+constexpr const char* node_body = R"lua(
+begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
+TP, NOW, NOW_NS, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6])
+WRAW, CHAN = ARGV[7], ARGV[8]
+NOW_S, NOW_R = nil, nil
+if ARGV[9] ~= '1' then
+  expect(KEYS[8], 'set')
+  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+end
+local pos, _
+TYPES, TYPEL, pos = list(10)
+TAGS, _, pos = list(pos)
+_, HOLDS, pos = list(pos)
+acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
 local settled = {}
 local nout = tonumber(ARGV[pos])
 for i = pos + 1, pos + OUT_ARGS * nout, OUT_ARGS do
@@ -186,7 +202,7 @@ count('acked', acked)
 count('nacked', nacked)
 count('stale', stale)
 wake(woken)
-local leased = fetch(MAXN)
+local leased = fetch(tonumber(ARGV[5]))
 if first_due then wake(1) end
 flush()
 return {settled, leased}
@@ -210,7 +226,7 @@ std::string field_names() {
 const redis_script& node_script() {
     static const redis_script s("node.finish_and_fetch",
                                 std::string(redis_detail::transport_prelude()) + redis_store_scripts::prelude() +
-                                    redis_store_scripts::record_write_fns() + field_names(),
+                                    redis_store_scripts::record_write_fns() + field_names() + node_lib,
                                 node_body);
     return s;
 }
