@@ -183,9 +183,10 @@ local function count(field, n)
   end
 end
 local function flush()
-  local set = {}
-  for f, v in pairs(PENDING) do set[#set + 1] = f; set[#set + 1] = v end
-  if #set > 0 then redis.call('HSET', ST, unpack(set)) end
+  if next(PENDING) == nil then return end
+  local set, n = {}, 0
+  for f, v in pairs(PENDING) do set[n + 1] = f; set[n + 2] = v; n = n + 2 end
+  redis.call('HSET', ST, unpack(set))
   PENDING = {}
 end
 -- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
@@ -304,8 +305,10 @@ end
 -- checked here if the policy uses it).
 local function begin(fields)
   W, L, D, LS, ST, DL, WK = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-  M = ARGV[1]
-  MB = string.sub(M, 1, -3) .. 'mb:'
+  if M ~= ARGV[1] then  -- (a function keeps them from its last call)
+    M = ARGV[1]
+    MB = string.sub(M, 1, -3) .. 'mb:'
+  end
   S = fields and some_state(fields) or state()
   POL = S.policy or 'reject-new'
   LS_OK = not fields
