@@ -16,44 +16,27 @@ namespace orchcore {
 
 namespace {
 
-// After the transport prelude, the store's prelude and its record writes
-// (redis_store_scripts::record_write_fns, the store's own update), which
-// are the script's library; it starts with the transport's begin().
-// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
-// its registry and count hash of completed, failed, cancelled.
-// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
-// worker, the finish channel, '1' if the types of the store's keys are
-// trusted (else checked), then three counted lists (types, tags, hold
-// keys), then the count of outcomes and OUT_ARGS per outcome (see
-// finish()).
-//
-// Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
-// {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
-// but not started, 2 leased, the record not a hash here (fields empty);
-// fields: the record's HGETALL as read, before the start's writes (the
-// caller applies node_backend::started, which writes the same values).
-// Each terminal outcome recorded is PUBLISHed on the finish channel (its
-// id), as redis_transport::publish_finished does. (Whether anyone listens
-// is not known here: in a cluster, PUBLISH counts only this shard's
-// subscribers.)
-constexpr const char* node_body = R"lua(
-local TP, NOW, NOW_NS, MAXN, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local WRAW, CHAN = ARGV[7], ARGV[8]
-if ARGV[9] ~= '1' then
-  expect(KEYS[8], 'set')
-  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
-end
+// The node script's own library part (after the transport's and the
+// store's): the per-call values the body sets, and the functions over them.
+constexpr const char* node_lib = R"lua(
+-- Set by each call (node_body).
+local TP, NOW, NOW_NS, DUR, WRAW, CHAN
+-- The start spec: types (a set and a list), tags (a set), hold keys (a list).
+local TYPES, TYPEL, TAGS, HOLDS
+local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
+local acked, nacked, stale, woken, first_due  -- what the finishes did
+local OUT  -- the leased tasks (fetch())
 local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
-local pos = 10
-local function list()
-  local n, s, l = tonumber(ARGV[pos]), {}, {}
+local NONE = {}  -- an empty list or set (never written)
+-- The counted list at ARGV[pos]: its values as a set and as a list, and
+-- the position after it.
+local function list(pos)
+  local n = tonumber(ARGV[pos])
+  if n == 0 then return NONE, NONE, pos + 1 end
+  local s, l = {}, {}
   for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
-  pos = pos + n + 1
-  return s, l
+  return s, l, pos + n + 1
 end
-local TYPES, TYPEL = list()
-local TAGS = list()
-local _, HOLDS = list()
 
 -- Decimal nanoseconds as (seconds, nanoseconds), exact for any int64.
 local function split_ns(v)
@@ -64,7 +47,6 @@ local function split_ns(v)
   local sec = math.floor(n / 1e9)
   return sec, n - sec * 1e9
 end
-local NOW_S, NOW_R = split_ns(NOW_NS)
 -- Whether the whole-task timeout of record `m` (field map) has not passed:
 -- created + timeout > now.
 local function in_time(m)
@@ -76,6 +58,7 @@ local function in_time(m)
   if tm <= 0 then return true end
   local cs, cr = split_ns(m[F_CREATED])
   if not cs then return false end
+  if not NOW_S then NOW_S, NOW_R = split_ns(NOW_NS) end
   local ds, dr = cs + math.floor(tm / 1000), cr + (tm % 1000) * 1e6
   if dr >= 1e9 then ds, dr = ds + 1, dr - 1e9 end
   return ds > NOW_S or (ds == NOW_S and dr > NOW_R)
@@ -97,20 +80,24 @@ local function startable(m)
   end
   return in_time(m)
 end
--- The state fields the start writes into record `m` (node_backend::started),
--- or nil if a counter cannot be read.
-local function start_fields(m)
+-- Writes the start into record `rk` whose fields are `m`
+-- (node_backend::started). False if a counter cannot be read.
+local function write_start(rk, m)
   local a, l = uint(m[F_ATTEMPTS] or '0', MAX_ATTEMPT), uint(m[F_LOSSES] or '0', MAX_ATTEMPT)
-  if not a or not l then return nil end
-  local w = {[F_STATUS] = 'running', [F_ATTEMPTS] = fmt(a + 1), [F_WORKER] = WRAW}
-  if not m[F_STARTED] then w[F_STARTED] = NOW_NS end
-  if m[F_STATUS] == 'running' then w[F_LOSSES] = fmt(l + 1) end
-  return w
+  if not a or not l then return false end
+  local set = {F_STATUS, 'running', F_ATTEMPTS, a + 1, F_WORKER, WRAW}
+  if not m[F_STARTED] then set[7], set[8] = F_STARTED, NOW_NS end
+  if m[F_STATUS] == 'running' then
+    set[#set + 1] = F_LOSSES
+    set[#set + 1] = l + 1
+  end
+  redis.call('HSET', rk, unpack(set))
+  return true
 end
 
--- Appends one leased task, started if its record allows.
-local function start(out, id, tok, att)
-  local rk = TP .. id
+-- Appends one leased task to OUT, started if its record allows.
+local function start(id, tok, att)
+  local rk, out = TP .. id, OUT
   out[#out + 1] = id; out[#out + 1] = tok; out[#out + 1] = att
   local flat, m = redis.pcall('HGETALL', rk), {}
   if flat.err or #flat == 0 then
@@ -118,31 +105,29 @@ local function start(out, id, tok, att)
     return
   end
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
-  local w = startable(m) and start_fields(m)
-  if w then
-    local set = {}
-    for f, v in pairs(w) do set[#set + 1] = f; set[#set + 1] = v end
-    redis.call('HSET', rk, unpack(set))
-  end
-  out[#out + 1] = w and 1 or 0; out[#out + 1] = flat
+  local started = startable(m) and write_start(rk, m)
+  out[#out + 1] = started and 1 or 0; out[#out + 1] = flat
 end
 
 -- Leases up to `max` as the transport's lease does, and starts them.
 local function fetch(max)
-  local out = {}
-  lease_batch(NOW, max, DUR, WRAW, 1000, function(id, tok, att) start(out, id, fmt(tok), att) end)
-  return out
+  OUT = {}
+  lease_batch(NOW, max, DUR, WRAW, 1000, start)
+  return OUT
 end
 
 -- One outcome at ARGV[i]: token, expected status, nack delay ms, the
 -- store's index arguments (7, the id first) and the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
 local OUT_ARGS = 10 + #STATE_FIELDS
-local acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
 local function finish(i)
   local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local e = entry(id)
-  local dl = e and e.traw == tok and redis.call('ZSCORE', LS, id)
+  local dl = false
+  if e and e.traw == tok then
+    dl = redis.call('ZSCORE', LS, id)
+    LS_OK = true  -- (else that call failed)
+  end
   if not dl or tonumber(dl) < NOW then
     stale = stale + 1
     return 1
@@ -151,24 +136,63 @@ local function finish(i)
   local terminal = class_of(vals[1])
   local k = CLASS_KEYS[terminal or 'completed']
   if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals) == 0 then return 2 end
-  redis.call('ZREM', LS, id)
   if terminal then
+    redis.call('ZREM', LS, id)
     redis.call('DEL', M .. id, MB .. id)
     acked = acked + 1
     redis.call('PUBLISH', CHAN, id)
   else
-    redis.call('HDEL', M .. id, 't', 'w')
+    -- Into its waiting or delayed set before out of the leases (see begin()).
     if delay > 0 then
       if delay_until(id, NOW + delay) then first_due = true end
     else
       make_waiting(id, e)
       woken = woken + 1
     end
+    redis.call('ZREM', LS, id)
+    redis.call('HDEL', M .. id, 't', 'w')
     nacked = nacked + 1
   end
   return 0
 end
+)lua";
 
+// After the transport prelude, the store's prelude and its record writes
+// (redis_store_scripts::record_write_fns, the store's own update) and
+// node_lib, which are the script's library; it starts with the transport's
+// begin().
+// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
+// its registry and count hash of completed, failed, cancelled.
+// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
+// worker, the finish channel, '1' if the key types are trusted (else
+// checked, the transport's and the store's: then begin() reads only the
+// :state fields TRUSTED_STATE), then three counted lists (types, tags,
+// hold keys), then the count of outcomes and OUT_ARGS per outcome (see
+// finish()).
+//
+// Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
+// {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
+// but not started, 2 leased, the record not a hash here (fields empty);
+// fields: the record's HGETALL as read, before the start's writes (the
+// caller applies node_backend::started, which writes the same values).
+// Each terminal outcome recorded is PUBLISHed on the finish channel (its
+// id), as redis_transport::publish_finished does. (Whether anyone listens
+// is not known here: in a cluster, PUBLISH counts only this shard's
+// subscribers.)
+constexpr const char* node_body = R"lua(
+begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
+TP, NOW, NOW_NS, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6])
+WRAW, CHAN = ARGV[7], ARGV[8]
+NOW_S, NOW_R = nil, nil
+if ARGV[9] ~= '1' then
+  expect(KEYS[8], 'set')
+  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+end
+local pos, _
+TYPES, TYPEL, pos = list(10)
+TAGS, _, pos = list(pos)
+_, HOLDS, pos = list(pos)
+acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
 local settled = {}
 local nout = tonumber(ARGV[pos])
 for i = pos + 1, pos + OUT_ARGS * nout, OUT_ARGS do
@@ -178,7 +202,7 @@ count('acked', acked)
 count('nacked', nacked)
 count('stale', stale)
 wake(woken)
-local leased = fetch(MAXN)
+local leased = fetch(tonumber(ARGV[5]))
 if first_due then wake(1) end
 flush()
 return {settled, leased}
@@ -194,14 +218,16 @@ std::string field_names() {
                                   std::pair{"F_LOSSES", tf::worker_losses}, std::pair{"F_WORKER", tf::worker_id},
                                   std::pair{"F_STARTED", tf::started_at}})
         out += "local " + std::string(name) + " = '" + std::string(f) + "'\n";
+    // The :state fields a call that trusts the key types reads (begin()).
+    out += "local TRUSTED_STATE = {'policy', 'token', 'ewma', 'deq_last', 'acked', 'nacked', 'stale', 'granted'}\n";
     return out;
 }
 
 const redis_script& node_script() {
     static const redis_script s("node.finish_and_fetch",
                                 std::string(redis_detail::transport_prelude()) + redis_store_scripts::prelude() +
-                                    redis_store_scripts::record_write_fns() + field_names(),
-                                std::string("begin()\n") + node_body);
+                                    redis_store_scripts::record_write_fns() + field_names() + node_lib,
+                                node_body);
     return s;
 }
 
@@ -294,13 +320,15 @@ std::vector<node_task> redis_node_backend::decode_next(redis_reply& r, const sta
     return out;
 }
 
-// One script call. The types of the store's keys (the live set, the
-// registries and counts) are checked on the backend's first call, after
-// any call that failed and at least every key_check_every; the calls in
-// between trust them (the transport's keys are checked on every call). A
-// store key damaged since makes a trusting call fail part-way, after a
-// record write and before its lease is settled (Redis keeps what the
-// script changed): that lease expires and recovery settles the task, as
+// One script call. The types of the transport's and the store's keys (the
+// queue's sets and :state; the live set, the registries and counts) are
+// checked on the backend's first call, after any call that failed and at
+// least every key_check_every; the calls in between trust them (and read
+// and check only the :state fields they use). A key damaged since makes a
+// trusting call fail part-way (Redis keeps what the script changed): a
+// store key after a record write and before its lease is settled, a queue
+// key before a task leaves the set it is in (see the transport prelude's
+// begin()), so that the lease expires and recovery settles the task, as
 // for a node that died there. The failure is reported as a checking call
 // reports it, naming the key, by a checking call that leases and records
 // nothing.

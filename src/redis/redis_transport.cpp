@@ -45,6 +45,8 @@ local W, L, D, LS, ST, DL, WK, M, MB, S, POL
 -- The :state fields this call changes (field -> value), written by one HSET
 -- at its end (flush()).
 local PENDING
+-- Whether :leases is known to be a sorted set in this call (see begin()).
+local LS_OK
 local SHIFT = 70368744177664
 local EXACT = 9007199254740992  -- 2^53: larger integers are not exact in Lua
 local MAX_MS = 9223372036854    -- unix ms that a system_clock time_point holds
@@ -84,21 +86,34 @@ end
 local COUNTERS = {accepted = 1, rej_full = 1, rej_invalid = 1, evicted = 1, cancelled = 1, granted = 1,
                   acked = 1, nacked = 1, recovered = 1, stale = 1, dead = 1}
 local POLICIES = {['reject-new'] = 1, ['drop-lru'] = 1, priority = 1}
--- The checked :state (policy, seq, token, ewma, last).
+-- Checks :state field f = v into s (the state as read); a bad value ends
+-- the script naming the field.
+local function take(s, f, v)
+  local ok = true
+  if COUNTERS[f] then s.c[f] = uint(v, EXACT); ok = s.c[f] ~= nil
+  elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
+  elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
+  elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
+  elseif f == 'ewma' then s.ewma = real(v); ok = s.ewma ~= nil
+  elseif f == 'deq_last' then s.last = int(v, -MAX_MS, MAX_MS); ok = s.last ~= nil
+  end
+  if not ok then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+end
+-- The checked :state (policy, seq, token, ewma, last, counters c), after
+-- checking the type of every queue key.
 local function state()
   expect(W, 'zset'); expect(L, 'zset'); expect(D, 'zset'); expect(LS, 'zset')
   expect(ST, 'hash'); expect(DL, 'hash')
   local h, s = redis.call('HGETALL', ST), {seq = 0, token = 0, c = {}}
-  for i = 1, #h, 2 do
-    local f, v, ok = h[i], h[i + 1], true
-    if COUNTERS[f] then s.c[f] = uint(v, EXACT); ok = s.c[f] ~= nil
-    elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
-    elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
-    elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
-    elseif f == 'ewma' then s.ewma = real(v); ok = s.ewma ~= nil
-    elseif f == 'deq_last' then s.last = int(v, -MAX_MS, MAX_MS); ok = s.last ~= nil
-    end
-    if not ok then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+  for i = 1, #h, 2 do take(s, h[i], h[i + 1]) end
+  return s
+end
+-- Only the :state fields `fields`, checked as state() checks them; the key
+-- types are not checked (see begin()).
+local function some_state(fields)
+  local h, s = redis.call('HMGET', ST, unpack(fields)), {seq = 0, token = 0, c = {}}
+  for i = 1, #fields do
+    if h[i] then take(s, fields[i], h[i]) end
   end
   return s
 end
@@ -107,31 +122,43 @@ local function wait_score(p, s)
   return s
 end
 local MISSING = 'entry is missing'
-local LIMITS = {p = 20, s = SHIFT - 1, a = MAX_ATTEMPT, t = EXACT, x = MAX_ATTEMPT}
+local function bad_field(f, v) return nil, 'field ' .. f .. ' = ' .. shown(v) .. ' is not valid' end
 -- A task's entry, checked: {p, s, a, t, traw, w, x}; or nil and the reason
--- (MISSING if there is no entry).
+-- (MISSING if there is no entry). Fields p and s must be there; a and x
+-- default to 0; t and w are there while the task is leased.
 local function entry(id)
   local m = redis.pcall('HMGET', M .. id, 'p', 's', 'a', 't', 'w', 'x')
   if m.err then return nil, 'entry is not a hash' end
-  if not (m[1] or m[2] or m[3] or m[4] or m[5] or m[6]) then return nil, MISSING end
-  local e = {traw = m[4] or nil, w = m[5] or nil}
-  for i, f in ipairs({'p', 's', 'a', 't', 'w', 'x'}) do
-    local v = m[i]
-    if f ~= 'w' and v then
-      e[f] = uint(v, LIMITS[f])
-      if not e[f] then return nil, 'field ' .. f .. ' = ' .. shown(v) .. ' is not valid' end
-    elseif not v and (f == 'p' or f == 's') then
-      return nil, 'field ' .. f .. ' is missing'
-    end
+  local p, s, a, t, w, x = m[1], m[2], m[3], m[4], m[5], m[6]
+  if not (p or s or a or t or w or x) then return nil, MISSING end
+  if not p then return nil, 'field p is missing' end
+  local pn = uint(p, 20)
+  if not pn then return bad_field('p', p) end
+  if not s then return nil, 'field s is missing' end
+  local sn = uint(s, SHIFT - 1)
+  if not sn then return bad_field('s', s) end
+  local an, tn, xn = 0, nil, 0
+  if a then
+    an = uint(a, MAX_ATTEMPT)
+    if not an then return bad_field('a', a) end
   end
-  e.a, e.x = e.a or 0, e.x or 0
-  return e
+  if t then
+    tn = uint(t, EXACT)
+    if not tn then return bad_field('t', t) end
+  end
+  if x then
+    xn = uint(x, MAX_ATTEMPT)
+    if not xn then return bad_field('x', x) end
+  end
+  return {p = pn, s = sn, a = an, t = tn, traw = t or nil, w = w or nil, x = xn}
 end
 -- A task whose entry cannot be used: out of the waiting sets, into the
 -- leases as expired at the earliest time (for recovery to bury and report).
+-- Into the leases first: a set of the wrong type met after that (see
+-- begin()) leaves the task where recovery finds it.
 local function park(id)
-  redis.call('ZREM', W, id); redis.call('ZREM', L, id); redis.call('ZREM', D, id)
   redis.call('ZADD', LS, -MAX_MS, id)
+  redis.call('ZREM', W, id); redis.call('ZREM', D, id); redis.call('ZREM', L, id)
 end
 -- Recovery's end for such a task: out of every set, into the dead letters.
 local function bury(id, why)
@@ -139,9 +166,11 @@ local function bury(id, why)
   redis.call('DEL', M .. id, MB .. id)
   redis.call('HSET', DL, id, 'corrupted entry ' .. M .. id .. ': ' .. why)
 end
+-- (Scores, counters and tokens below 2^53 go to redis.call as numbers:
+-- Redis writes an integral one as plain digits, as fmt() would.)
 local function make_waiting(id, e)
-  redis.call('ZADD', W, fmt(wait_score(e.p, e.s)), id)
-  if POL == 'drop-lru' then redis.call('ZADD', L, fmt(e.p * SHIFT + e.s), id) end
+  redis.call('ZADD', W, wait_score(e.p, e.s), id)
+  if POL == 'drop-lru' then redis.call('ZADD', L, e.p * SHIFT + e.s, id) end
 end
 local function remove_waiting(id)
   redis.call('ZREM', W, id)
@@ -150,13 +179,14 @@ end
 local function count(field, n)
   if n > 0 then
     S.c[field] = (S.c[field] or 0) + n
-    PENDING[field] = fmt(S.c[field])
+    PENDING[field] = S.c[field]
   end
 end
 local function flush()
-  local set = {}
-  for f, v in pairs(PENDING) do set[#set + 1] = f; set[#set + 1] = v end
-  if #set > 0 then redis.call('HSET', ST, unpack(set)) end
+  if next(PENDING) == nil then return end
+  local set, n = {}, 0
+  for f, v in pairs(PENDING) do set[n + 1] = f; set[n + 2] = v; n = n + 2 end
+  redis.call('HSET', ST, unpack(set))
   PENDING = {}
 end
 -- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
@@ -199,7 +229,7 @@ end
 -- first due time (or not at all), so the caller wakes one (wake(1), after
 -- any lease of its own, which drops tokens) to wait for this one instead.
 local function delay_until(id, due)
-  redis.call('ZADD', D, fmt(due), id)
+  redis.call('ZADD', D, due, id)
   return redis.call('ZRANGE', D, 0, 0)[1] == id
 end
 -- Leases up to `max` tasks to `worker` until `now + dur`: first moves at
@@ -210,11 +240,16 @@ end
 local function lease_batch(now, max, dur, worker, promote, granted)
   max = math.min(max, 1000000000)
   if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
-  local due = redis.call('ZRANGEBYSCORE', D, '-inf', fmt(now), 'LIMIT', 0, promote)
+  if not LS_OK then expect(LS, 'zset'); LS_OK = true end  -- before a popped task goes there
+  local due = redis.call('ZRANGEBYSCORE', D, '-inf', now, 'LIMIT', 0, promote)
   for _, id in ipairs(due) do
-    redis.call('ZREM', D, id)
     local e = entry(id)
-    if e then make_waiting(id, e) else park(id) end
+    if e then
+      make_waiting(id, e)
+      redis.call('ZREM', D, id)
+    else
+      park(id)
+    end
   end
   if max <= 0 then return end
   local ids, atts = {}, {}
@@ -238,12 +273,12 @@ local function lease_batch(now, max, dur, worker, promote, granted)
   if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
   local first = S.token
   S.token = S.token + n
-  PENDING.token = fmt(S.token)
-  local deadline = fmt(now + dur)
+  PENDING.token = S.token
+  local deadline = now + dur
   local z = {}
   for i, id in ipairs(ids) do
     local tok = first + i
-    redis.call('HSET', M .. id, 'a', fmt(atts[i]), 't', fmt(tok), 'w', worker)
+    redis.call('HSET', M .. id, 'a', atts[i], 't', tok, 'w', worker)
     z[#z + 1] = deadline
     z[#z + 1] = id
     granted(id, tok, atts[i])
@@ -255,16 +290,29 @@ local function lease_batch(now, max, dur, worker, promote, granted)
     local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
     PENDING.ewma = string.format('%.17g', e)
   end
-  PENDING.deq_last = fmt(now)
+  PENDING.deq_last = now
   flush()  -- the tokens handed out are written with the leases
 end
--- The start of every call.
-local function begin()
+-- The start of every call. begin() checks the type of every queue key and
+-- every :state field (state()). begin(fields) reads and checks only the
+-- :state fields `fields` the call uses (some_state()) and trusts the key
+-- types: for a caller that checked them by a call of begin() shortly
+-- before, and redoes a checking call when one fails with WRONGTYPE (a key
+-- damaged since). Such a failure may come part-way, after other changes,
+-- but never between taking a task out of one set and putting it into the
+-- next: every such move writes its destination first or uses a set this
+-- call has already used (:leases, else lease_batch checks it; :bylevel,
+-- checked here if the policy uses it).
+local function begin(fields)
   W, L, D, LS, ST, DL, WK = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-  M = ARGV[1]
-  MB = string.sub(M, 1, -3) .. 'mb:'
-  S = state()
+  if M ~= ARGV[1] then  -- (a function keeps them from its last call)
+    M = ARGV[1]
+    MB = string.sub(M, 1, -3) .. 'mb:'
+  end
+  S = fields and some_state(fields) or state()
   POL = S.policy or 'reject-new'
+  LS_OK = not fields
+  if fields and POL == 'drop-lru' then expect(L, 'zset') end
   PENDING = {}
 end
 )lua";

@@ -97,10 +97,10 @@ local function file_record(rec, live, reg, counts, x, entering)
   end
 end
 local function write_state(rec, live, reg, counts, x, expected, vals)
-  local set, del = {}, {}
-  for i, f in ipairs(STATE_FIELDS) do
-    local v = vals[i]
-    if v == '' then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+  local set, del, n = {}, {}, 0
+  for i = 1, #STATE_FIELDS do
+    local f, v = STATE_FIELDS[i], vals[i]
+    if v == '' then del[#del + 1] = f else set[n + 1] = f; set[n + 2] = v; n = n + 2 end
   end
   -- The status and which fields to delete are there. (Not a hash: HMGET
   -- fails, and nothing is written.)

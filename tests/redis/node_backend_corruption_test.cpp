@@ -145,3 +145,66 @@ TEST_CASE("redis_node_backend: a store key damaged after the backend checked it 
     // Repaired: the next call works.
     CHECK(f.nb->lease_and_start(f.spec(), 2, f.now).size() == 2);
 }
+
+TEST_CASE("redis_node_backend: a queue key damaged after the backend checked it fails the call by name, "
+          "and no task is lost",
+          "[redis][corruption][node_backend]") {
+    node_fixture f("nqtrust");
+    SECTION("the delayed set, met by the lease after a finish") {
+        f.submit({"a", "b"});
+        const auto got = f.nb->lease_and_start(f.spec(), 1, f.now);  // checks every key
+        REQUIRE(got.size() == 1);
+        f.client->command({"SET", f.key(":delayed"), "not a zset"});
+        auto done = *got[0].record;
+        done.status = task_status::completed;
+        done.finished_at = f.now;
+        const std::vector<node_outcome> outs{{done, task_status::running, got[0].lease.token, {}}};
+        CHECK_THAT(error_of([&] { f.nb->finish_and_fetch(outs, f.spec(), 1, f.now); }),
+                   Catch::Contains(f.key(":delayed")) && Catch::Contains("string"));
+        f.client->command({"DEL", f.key(":delayed")});
+        CHECK(f.tp->leased_count() == 0);  // the finish was recorded, nothing more leased
+        CHECK(f.store->get(got[0].lease.task_id)->status == task_status::completed);
+        const auto next = f.nb->lease_and_start(f.spec(), 2, f.now);
+        REQUIRE(next.size() == 1);
+        CHECK(next[0].lease.task_id != got[0].lease.task_id);
+    }
+    SECTION("the waiting set, met by a nack: the task stays leased, for recovery") {
+        f.submit({"a"});
+        const auto got = f.nb->lease_and_start(f.spec(), 1, f.now);
+        REQUIRE(got.size() == 1);
+        f.client->command({"SET", f.key(":waiting"), "not a zset"});
+        auto again = *got[0].record;
+        again.status = task_status::queued;
+        const std::vector<node_outcome> outs{{again, task_status::running, got[0].lease.token, {}}};
+        CHECK_THAT(error_of([&] { f.nb->finish_and_fetch(outs, f.spec(), 1, f.now); }),
+                   Catch::Contains(f.key(":waiting")));
+        f.client->command({"DEL", f.key(":waiting")});
+        CHECK(f.tp->leased_count() == 1);
+        std::set<std::string> recovered;
+        for (const auto& l : f.tp->recover_expired(f.now + std::chrono::hours(1), 100)) recovered.insert(l.task_id);
+        CHECK(recovered == std::set<std::string>{"a"});
+        CHECK(ids_of(f.nb->lease_and_start(f.spec(), 1, f.now + std::chrono::hours(1))) ==
+              std::set<std::string>{"a"});
+    }
+    SECTION("the leases, met by a lease without a finish before it moves a task") {
+        f.submit({"a"});
+        REQUIRE(f.nb->lease_and_start(f.spec(), 0, f.now).empty());  // checks every key
+        f.client->command({"SET", f.key(":leases"), "not a zset"});
+        CHECK_THAT(error_of([&] { f.nb->lease_and_start(f.spec(), 1, f.now); }),
+                   Catch::Contains(f.key(":leases")));
+        f.client->command({"DEL", f.key(":leases")});
+        CHECK(f.tp->size_approx() == 1);
+        CHECK(ids_of(f.nb->lease_and_start(f.spec(), 1, f.now)) == std::set<std::string>{"a"});
+    }
+    SECTION("the queue state, read by the trusting call too") {
+        f.submit({"a", "b"});
+        const auto got = f.nb->lease_and_start(f.spec(), 1, f.now);
+        REQUIRE(got.size() == 1);
+        f.client->command({"HSET", f.key(":state"), "granted", "many"});
+        CHECK_THAT(error_of([&] { f.nb->lease_and_start(f.spec(), 1, f.now); }),
+                   Catch::Contains(f.key(":state")) && Catch::Contains("granted = 'many'"));
+        CHECK(f.tp->size_approx() == 1);
+        f.client->command({"HSET", f.key(":state"), "granted", "1"});
+        CHECK(f.nb->lease_and_start(f.spec(), 1, f.now).size() == 1);
+    }
+}

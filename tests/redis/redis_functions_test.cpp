@@ -83,3 +83,26 @@ TEST_CASE("redis_client: a library error names the script", "[redis][functions]"
         CHECK_THAT(std::string(e.what()), Catch::Contains("test.broken"));
     }
 }
+
+// The queue scripts pass integral Lua numbers (tokens, counters, scores,
+// unix ms) to redis.call as they are, relying on Redis to write them as
+// plain digits, exactly, up to 2^53.
+TEST_CASE("redis_client: an integral Lua number passed to redis.call arrives as its exact digits",
+          "[redis][functions]") {
+    static const redis_script write_numbers("test.numbers", R"lua(
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'max', 9007199254740992 - 1, 'top', 9007199254740992, 'ms', 9223372036854,
+           'neg', -9223372036854, 'zero', 0, 'now', 1764950000123, 'level', 21 * 70368744177664 - 1)
+redis.call('ZADD', KEYS[2], 9223372036854 + 600000, 'a')
+return {redis.call('HMGET', KEYS[1], 'max', 'top', 'ms', 'neg', 'zero', 'now', 'level'), redis.call('ZSCORE', KEYS[2], 'a')}
+)lua");
+    auto c = orchcore::test::shared_redis_server().client("numbers");
+    const auto p = c->options().prefix;
+    const auto r = c->eval(write_numbers, std::vector<std::string>{p + ":h", p + ":z"}, {});
+    REQUIRE(r.elements.size() == 2);
+    std::vector<std::string> got;
+    for (const auto& e : r.elements[0].elements) got.push_back(e.str);
+    CHECK(got == std::vector<std::string>{"9007199254740991", "9007199254740992", "9223372036854", "-9223372036854",
+                                          "0", "1764950000123", "1477743627730943"});
+    CHECK(r.elements[1].str == "9223372636854");
+}

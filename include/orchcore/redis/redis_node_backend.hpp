@@ -15,10 +15,12 @@
 // start with the transport's checks (key types, :state fields, per-task
 // entries; an unusable entry is parked as an expired lease for recovery to
 // dead-letter), so damaged keys are refused or repaired exactly as by
-// redis_transport; the types of the store's keys, though, only on a
-// backend's first call, after a failed call and every key_check_every (one
-// damaged in between fails a call part-way, before the lease is settled:
-// reported naming the key). finish_and_fetch
+// redis_transport; the types of the queue's and the store's keys and the
+// :state fields a call does not use, though, only on a backend's first
+// call, after a failed call and every key_check_every (a key damaged in
+// between fails a call part-way, before the task's lease is settled or
+// before it leaves the set it is in: reported naming the key; the task is
+// left to recovery). finish_and_fetch
 // PUBLISHes the finish notification of each terminal record it writes
 // (node_batch::announced).
 //
@@ -62,8 +64,8 @@ public:
 
     /// Outcomes per script call (bounds how long one script blocks the server).
     static constexpr std::size_t batch_chunk = redis_transport::batch_chunk;
-    /// How long the scripts trust the store's key types checked by a call
-    /// that succeeded.
+    /// How long the scripts trust the key types (and the :state fields
+    /// they do not use) checked by a call that succeeded.
     static constexpr std::chrono::milliseconds key_check_every{1'000};
 
 private:
