@@ -3,6 +3,7 @@
 #pragma once
 
 #include "counted_cv.hpp"
+#include "shared_text.hpp"
 
 #include <orchcore/coordinator.hpp>
 #include <orchcore/worker_pool.hpp>
@@ -32,8 +33,10 @@ struct attempt_state {
     // cannot wait for an executor that may no longer be run. Reset when the
     // attempt ends (no cycle outlives stop(), which drops every attempt).
     std::shared_ptr<coordinator_impl> keep_alive;
-    std::string id, type, payload, worker_id;
-    std::map<std::string, std::string> metadata;
+    std::string id, type, worker_id;
+    shared_text payload;  ///< shared with the task's record
+    // The task's metadata block, shared with its record (never changed in place).
+    std::shared_ptr<const std::map<std::string, std::string>> metadata;
     std::uint32_t attempt = 0, turn = 0;
     std::uint64_t token = 0;
     hold_id hold = 0;  // its resources on its worker (worker_entry::res); 0: none (mu)

@@ -79,10 +79,10 @@ entry_record::operator task_record() const {
     task_record r;
     r.id = id;
     r.type = type;
-    r.payload = payload;
+    r.payload = payload.str();
     r.priority = priority;
     r.owner = x.owner;
-    r.metadata = x.metadata;
+    r.metadata = metadata_of(x.metadata);
     r.tags = x.tags;
     r.resources = x.resources;
     r.session = x.session;
@@ -98,7 +98,7 @@ entry_record::operator task_record() const {
     r.retries = retries;
     r.turns = turns;
     r.worker_losses = worker_losses;
-    r.worker_id = worker_id;
+    r.worker_id = worker_id.str();
     r.progress = progress;
     r.progress_message = x.progress_message;
     r.result = x.result;
@@ -107,7 +107,12 @@ entry_record::operator task_record() const {
 }
 
 const std::string& entry_record::owner() const noexcept { return view().owner; }
-const std::map<std::string, std::string>& entry_record::metadata() const noexcept { return view().metadata; }
+const metadata_map& metadata_of(const std::shared_ptr<const metadata_map>& m) noexcept {
+    static const metadata_map none;
+    return m ? *m : none;
+}
+
+const std::map<std::string, std::string>& entry_record::metadata() const noexcept { return metadata_of(view().metadata); }
 const std::vector<std::string>& entry_record::tags() const noexcept { return view().tags; }
 const std::string& entry_record::progress_message() const noexcept { return view().progress_message; }
 const std::string& entry_record::result() const noexcept { return view().result; }
@@ -118,10 +123,18 @@ void entry_record::set_owner(std::string v) {
     if (x_ || !v.empty()) more().owner = std::move(v);
 }
 void entry_record::set_metadata(std::map<std::string, std::string> v) {
-    if (x_ || !v.empty()) more().metadata = std::move(v);
+    if (v.empty()) {
+        if (x_) x_->metadata.reset();
+        return;
+    }
+    more().metadata = std::make_shared<const metadata_map>(std::move(v));
 }
+// Copy on write: attempts holding the block keep the metadata they started with.
 void entry_record::erase_metadata(const std::string& key) {
-    if (x_) x_->metadata.erase(key);
+    if (!x_ || !x_->metadata || !x_->metadata->count(key)) return;
+    auto next = *x_->metadata;
+    next.erase(key);
+    set_metadata(std::move(next));
 }
 void entry_record::set_tags(std::vector<std::string> v) {
     if (x_ || !v.empty()) more().tags = std::move(v);

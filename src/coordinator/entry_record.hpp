@@ -2,9 +2,12 @@
 // inline, the rarely set ones (owner, metadata, tags, timeouts, progress
 // message, result, error, a backoff other than the default) in one block allocated
 // when the first of them is set. Converts to and from task_record.
+// The metadata is an immutable block shared with the task's attempts
+// (and with copies of the record): a change replaces the block.
 #pragma once
 
 #include "clock.hpp"
+#include "shared_text.hpp"
 
 #include <orchcore/task.hpp>
 
@@ -37,30 +40,16 @@ private:
     TimePoint t_ = none();
 };
 
-// A name many records share (a worker's id): one allocation per worker,
-// not a string per task.
-class shared_name {
-public:
-    shared_name() = default;
-    shared_name(std::shared_ptr<const std::string> s) noexcept : s_(std::move(s)) {}  // NOLINT
-    shared_name& operator=(std::string s) {
-        s_ = s.empty() ? nullptr : std::make_shared<const std::string>(std::move(s));
-        return *this;
-    }
-    operator const std::string&() const noexcept { return s_ ? *s_ : empty(); }  // NOLINT
+using metadata_map = std::map<std::string, std::string>;
 
-private:
-    static const std::string& empty() noexcept {
-        static const std::string none;
-        return none;
-    }
-    std::shared_ptr<const std::string> s_;
-};
+/// The metadata of a shared block; an empty map for none.
+const metadata_map& metadata_of(const std::shared_ptr<const metadata_map>& m) noexcept;
 
 class entry_record {
 public:
-    std::string id, type, payload;
-    shared_name worker_id;
+    std::string id, type;
+    shared_text payload;  ///< shared with the task's attempts
+    shared_text worker_id;
     wall::time_point created_at{};
     opt_time<wall::time_point> started_at, finished_at;
     double progress = 0.0;
@@ -80,6 +69,8 @@ public:
 
     const std::string& owner() const noexcept;
     const std::map<std::string, std::string>& metadata() const noexcept;
+    /// The metadata block itself (null: none), for an attempt to share.
+    const std::shared_ptr<const metadata_map>& shared_metadata() const noexcept { return view().metadata; }
     const std::vector<std::string>& tags() const noexcept;
     const resource_request& resources() const noexcept { return view().resources; }
     const std::string& session() const noexcept { return view().session; }
@@ -106,7 +97,7 @@ public:
 private:
     struct extras {
         std::string owner;
-        std::map<std::string, std::string> metadata;
+        std::shared_ptr<const metadata_map> metadata;  ///< null or not empty
         std::vector<std::string> tags;
         resource_request resources;
         std::string session;

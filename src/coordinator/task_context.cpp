@@ -11,7 +11,9 @@ namespace orchcore {
 const std::string& task_context::id() const noexcept { return s_->id; }
 const std::string& task_context::type() const noexcept { return s_->type; }
 const std::string& task_context::payload() const noexcept { return s_->payload; }
-const std::map<std::string, std::string>& task_context::metadata() const noexcept { return s_->metadata; }
+const std::map<std::string, std::string>& task_context::metadata() const noexcept {
+    return detail::metadata_of(s_->metadata);
+}
 std::uint32_t task_context::attempt() const noexcept { return s_->attempt; }
 std::uint32_t task_context::turn() const noexcept { return s_->turn; }
 const std::string& task_context::worker_id() const noexcept { return s_->worker_id; }

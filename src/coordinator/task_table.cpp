@@ -55,7 +55,7 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
     a->id = t.rec.id;
     a->type = t.rec.type;
     a->payload = t.rec.payload;
-    a->metadata = t.rec.metadata();
+    a->metadata = t.rec.shared_metadata();
     a->worker_id = w.w->id();
     a->attempt = t.rec.attempts;
     a->turn = t.rec.turns;

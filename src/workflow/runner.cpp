@@ -115,8 +115,17 @@ void runner_impl::on_finished(const std::string& id) {
             if (it == held.end() || it->second.end) return;
             // A shard's id after its first round ends in "@r<round>": the
             // runner looks at the record of the shard's current round.
-            if (slash == std::string::npos) jobs.push_back({.workflow = id});
-            else jobs.push_back({.workflow = it->first, .task = id.substr(slash + 1, id.find('@', slash) - slash - 1)});
+            if (slash == std::string::npos) {
+                jobs.push_back({.workflow = id});
+            } else {
+                const auto task = std::string_view(id).substr(slash + 1, id.find('@', slash) - slash - 1);
+                // Tasks of one workflow ending in a row make one job (as the
+                // runner thread would merge them), one name a line.
+                if (!jobs.empty() && !jobs.back().task.empty() && jobs.back().workflow == it->first)
+                    jobs.back().task.append(1, '\n').append(task);
+                else
+                    jobs.push_back({.workflow = it->first, .task = std::string(task)});
+            }
         }
     }
     cv.notify_one();

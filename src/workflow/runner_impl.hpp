@@ -53,7 +53,7 @@ struct live_workflow {
 /// One unit of work for the runner thread.
 struct runner_job {
     std::string workflow;
-    std::string task{};     ///< a task that ended (empty: see below)
+    std::string task{};     ///< tasks that ended, one name a line (empty: see below)
     std::string spec{};     ///< a driver turn of a workflow not held here: the spec, to rebuild from
     bool cancel = false;    ///< the workflow was cancelled
     std::shared_ptr<std::promise<void>> done{};  ///< set once the job was processed

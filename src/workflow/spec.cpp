@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <queue>
 #include <utility>
 
@@ -263,11 +264,16 @@ std::vector<std::string> result_references(std::string_view payload) {
 
 workflow_graph::workflow_graph(std::string name, std::vector<task_node> tasks)
     : name_(std::move(name)), tasks_(std::move(tasks)) {
+    index_.reserve(tasks_.size());
     for (std::size_t i = 0; i < tasks_.size(); ++i) index_.emplace(tasks_[i].name, i);
     deps_.resize(tasks_.size());
+    dependants_.resize(tasks_.size());
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
         deps_[i].reserve(tasks_[i].depends_on.size());
-        for (const auto& d : tasks_[i].depends_on) deps_[i].push_back(index_.find(d)->second);
+        for (const auto& d : tasks_[i].depends_on) {
+            deps_[i].push_back(index_.find(d)->second);
+            dependants_[deps_[i].back()].push_back(i);
+        }
     }
 }
 
@@ -286,6 +292,11 @@ const task_node& workflow_graph::at(std::string_view task) const {
 const std::vector<std::size_t>& workflow_graph::dependency_indices(std::size_t i) const {
     if (i >= deps_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
     return deps_[i];
+}
+
+const std::vector<std::size_t>& workflow_graph::dependant_indices(std::size_t i) const {
+    if (i >= dependants_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
+    return dependants_[i];
 }
 
 workflow_graph expand(const workflow_spec& spec, const spec_limits& limits) {

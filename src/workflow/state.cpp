@@ -44,16 +44,15 @@ workflow_state::workflow_state(workflow_graph graph)
 workflow_state::workflow_state(std::shared_ptr<const workflow_graph> graph)
     : graph_{non_null(std::move(graph))},
       progress_(graph_.size()),
-      dependants_(graph_.size()),
       waiting_on_(graph_.size(), 0),
       rounds_(graph_.size(), 1),
+      ready_at_(graph_.size(), not_ready),
       unfinished_(graph_.size()) {
     counts_[static_cast<std::size_t>(task_state::pending)] = graph_.size();
     const auto& tasks = graph_.tasks();
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         waiting_on_[i] = tasks[i].depends_on.size();
-        if (waiting_on_[i] == 0) ready_.insert(ready_.end(), i);
-        for (const auto d : graph_.p->dependency_indices(i)) dependants_[d].push_back(i);
+        if (waiting_on_[i] == 0) make_ready(i);
     }
 }
 
@@ -76,12 +75,31 @@ const std::vector<std::size_t>& workflow_state::dependencies_of(std::size_t i) c
     return graph_.p->dependency_indices(require(i));
 }
 
-std::vector<std::size_t> workflow_state::runnable_indices() const { return {ready_.begin(), ready_.end()}; }
+void workflow_state::make_ready(std::size_t i) {
+    if (ready_at_[i] != not_ready) return;
+    ready_at_[i] = ready_.size();
+    ready_.push_back(i);
+}
+
+void workflow_state::make_unready(std::size_t i) noexcept {
+    const auto at = ready_at_[i];
+    if (at == not_ready) return;
+    ready_[at] = ready_.back();
+    ready_at_[ready_[at]] = at;
+    ready_.pop_back();
+    ready_at_[i] = not_ready;
+}
+
+std::vector<std::size_t> workflow_state::runnable_indices() const {
+    std::vector<std::size_t> out(ready_);
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 std::vector<std::string> workflow_state::runnable() const {
     std::vector<std::string> out;
     out.reserve(ready_.size());
-    for (const auto i : ready_) out.push_back(graph_.tasks()[i].name);
+    for (const auto i : runnable_indices()) out.push_back(graph_.tasks()[i].name);
     return out;
 }
 
@@ -101,7 +119,7 @@ void workflow_state::start_at(std::size_t i, time_point now) {
 void workflow_state::set_state(std::size_t i, task_state s) noexcept {
     --counts_[static_cast<std::size_t>(progress_[i].state)];
     ++counts_[static_cast<std::size_t>(s)];
-    if (progress_[i].state == task_state::pending) ready_.erase(i);
+    if (progress_[i].state == task_state::pending) make_unready(i);
     progress_[i].state = s;
 }
 
@@ -120,8 +138,8 @@ bool workflow_state::finish(std::size_t i, task_state s, std::string text, time_
     (s == task_state::completed ? p.result : p.reason) = std::move(text);
     end(i, s, now);
     if (s == task_state::completed) {
-        for (const auto d : dependants_[i]) {
-            if (--waiting_on_[d] == 0 && progress_[d].state == task_state::pending) ready_.insert(d);
+        for (const auto d : graph_.p->dependant_indices(i)) {
+            if (--waiting_on_[d] == 0 && progress_[d].state == task_state::pending) make_ready(d);
         }
         return true;
     }
@@ -153,7 +171,7 @@ bool workflow_state::next_round(std::size_t shard, task_state s) {
         if (is_terminal(progress_[i].state)) ++unfinished_;
         set_state(i, task_state::pending);
         progress_[i] = task_progress{};
-        if (waiting_on_[i] == 0) ready_.insert(i);
+        if (waiting_on_[i] == 0) make_ready(i);
     }
     waiting_on_[a] = aggregator.shards.size();
     return true;
@@ -210,7 +228,7 @@ void workflow_state::fail_downstream(std::size_t origin, time_point now) {
         const auto i = stack.back();
         stack.pop_back();
         const auto& dep = graph_.tasks()[i].name;
-        for (const auto d : dependants_[i]) {
+        for (const auto d : graph_.p->dependant_indices(i)) {
             auto& p = progress_[d];
             // A dependant cannot be running: it waits for this task to complete.
             if (p.state != task_state::pending) continue;

@@ -109,6 +109,31 @@ TEST_CASE("entry_record: a record with the defaults reads back the defaults", "[
     require_same(task_record(e), want);
 }
 
+TEST_CASE("entry_record: the metadata block handed out never changes", "[coordinator][entry_record]") {
+    // An attempt holds the record's metadata block (shared_metadata): a later
+    // change of the record's metadata replaces the block, so the attempt
+    // keeps what it started with and the record reads the change.
+    rc::prop("copy on write", [](std::map<std::string, std::string> metadata, std::string extra_key) {
+        od::entry_record e;
+        e.set_metadata(metadata);
+        RC_ASSERT(e.metadata() == metadata);
+        RC_ASSERT((e.shared_metadata() == nullptr) == metadata.empty());
+        const auto held = e.shared_metadata();
+        const od::entry_record copy(e);
+        RC_ASSERT(copy.shared_metadata() == held);  // copies share the block too
+        auto key = metadata.empty() ? extra_key : metadata.begin()->first;
+        e.erase_metadata(key);
+        auto want = metadata;
+        want.erase(key);
+        RC_ASSERT(e.metadata() == want);
+        RC_ASSERT(od::metadata_of(held) == metadata);
+        RC_ASSERT(copy.metadata() == metadata);
+        e.set_metadata({});
+        RC_ASSERT(e.metadata().empty());
+        RC_ASSERT(od::metadata_of(held) == metadata);
+    });
+}
+
 TEST_CASE("opt_time: the clock's minimum stays a time, distinct from none", "[coordinator][entry_record]") {
     od::opt_time<wall_tp> none;
     REQUIRE_FALSE(none);

@@ -15,6 +15,9 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -66,6 +69,44 @@ TEST_CASE("workflow runner: a diamond runs in dependency order and passes result
     CHECK(probe.starts() == std::map<std::string, int>{{"left", 1}, {"right", 1}, {"root", 1}});
     CHECK(h.status() == wf::workflow_status::completed);
     REQUIRE(c.get_task(wf::task_id(h.id(), "join")));
+}
+
+TEST_CASE("workflow runner: every attempt of a task sees the metadata submitted with it", "[workflow][runner]") {
+    // The task's record and each of its attempts share one metadata block:
+    // a retry sees what the first attempt saw, and both equal the record.
+    auto opts = oc::test::workflow_options();
+    opts.default_backoff = {.base = 1ms, .cap = 2ms, .jitter = false};
+    oc::coordinator c{opts};
+    oc::test::workflow_probe probe;
+    probe.attach(c);
+    std::mutex m;
+    std::vector<std::map<std::string, std::string>> seen;  // per attempt of "join"
+    c.register_handler("flaky", [&](oc::task_context& ctx) {
+        std::lock_guard lk(m);
+        seen.push_back(ctx.metadata());
+        if (ctx.attempt() == 1) throw std::runtime_error("first attempt fails");
+        return std::string("joined");
+    });
+    wf::workflow_runner runner(c, fast);
+    wf::task_spec join{.name = "join", .type = "flaky", .depends_on = {"left", "right"}};
+    join.options.retries = 1;
+    wf::workflow_spec spec{.name = "meta", .tasks = {op("left"), op("right"), join}};
+    auto h = runner.submit_workflow(spec);
+    REQUIRE(h.get().status == wf::workflow_status::completed);
+    const std::map<std::string, std::string> expected{
+        {std::string(wf::meta::deps), "left\nright"},
+        {std::string(wf::meta::workflow), h.id()},
+        {std::string(wf::meta::result_prefix) + "left", "left-done"},
+        {std::string(wf::meta::result_prefix) + "right", "right-done"},
+        {std::string(wf::meta::task), "join"}};
+    std::lock_guard lk(m);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] == expected);
+    CHECK(seen[1] == expected);
+    const auto rec = c.get_task(wf::task_id(h.id(), "join"));
+    REQUIRE(rec);
+    CHECK(rec->metadata == expected);
+    CHECK(rec->attempts == 2);
 }
 
 TEST_CASE("workflow runner: a task's session reaches its task record and keeps it on one worker",

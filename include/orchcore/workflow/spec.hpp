@@ -10,10 +10,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace orchcore::workflow {
@@ -123,6 +123,9 @@ public:
     /// The indices in tasks() of task i's depends_on, in the same order
     /// (no name lookup). Throws invalid_argument if i >= size().
     const std::vector<std::size_t>& dependency_indices(std::size_t i) const;
+    /// The indices in tasks() of the tasks that depend on task i, in
+    /// graph order. Throws invalid_argument if i >= size().
+    const std::vector<std::size_t>& dependant_indices(std::size_t i) const;
 
 private:
     friend workflow_graph expand(const workflow_spec& spec, const spec_limits& limits);
@@ -130,8 +133,13 @@ private:
 
     std::string name_;
     std::vector<task_node> tasks_;
-    std::map<std::string, std::size_t, std::less<>> index_;
+    struct name_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, std::size_t, name_hash, std::equal_to<>> index_;
     std::vector<std::vector<std::size_t>> deps_;
+    std::vector<std::vector<std::size_t>> dependants_;
 };
 
 /// Validates and expands a spec. Throws spec_error naming the culprit: an

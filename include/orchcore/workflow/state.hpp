@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,10 +128,15 @@ private:
     };
     shared_graph graph_;
     std::vector<task_progress> progress_;
-    std::vector<std::vector<std::size_t>> dependants_;
     std::vector<std::size_t> waiting_on_;  ///< dependencies not yet completed
     std::vector<std::uint32_t> rounds_;    ///< per aggregator: its fan-out's round
-    std::set<std::size_t> ready_;          ///< pending with waiting_on_ == 0
+    /// Pending with waiting_on_ == 0, in no order (runnable*() sort them);
+    /// ready_at_[i]: task i's place in ready_, or not_ready.
+    std::vector<std::size_t> ready_;
+    std::vector<std::size_t> ready_at_;
+    static constexpr std::size_t not_ready = static_cast<std::size_t>(-1);
+    void make_ready(std::size_t i);
+    void make_unready(std::size_t i) noexcept;
     std::array<std::size_t, 6> counts_{};  ///< tasks per task_state
     std::size_t unfinished_ = 0;
     bool started_any_ = false;
