@@ -24,10 +24,28 @@
 
 namespace {
 
-void BM_CacheLineRoundTrip(benchmark::State& state) {
+// Runs `once(trips)` per iteration, which makes `trips` round trips and
+// returns the seconds they took, and reports the mean time of one round
+// trip as `counter` (seconds times `scale`).
+template <class Once>
+void round_trips(benchmark::State& state, const char* counter, double scale, Once once) {
     const auto trips = static_cast<int>(state.range(0));
     double total = 0;  // seconds timed
     for (auto _ : state) {
+        const double took = once(trips);
+        total += took;
+        state.SetIterationTime(took);
+    }
+    state.SetItemsProcessed(state.iterations() * trips);
+    state.counters[counter] = total * scale / static_cast<double>(state.iterations() * trips);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void BM_CacheLineRoundTrip(benchmark::State& state) {
+    round_trips(state, "ns_per_round_trip", 1e9, [](int trips) {
         alignas(64) std::atomic<int> flag{0};
         std::thread peer([&] {
             for (int i = 0; i < trips; ++i) {
@@ -42,21 +60,15 @@ void BM_CacheLineRoundTrip(benchmark::State& state) {
             while (flag.load(std::memory_order_acquire) != 0) {
             }
         }
-        const auto t1 = std::chrono::steady_clock::now();
+        const double took = seconds_since(t0);
         peer.join();
-        const double took = std::chrono::duration<double>(t1 - t0).count();
-        total += took;
-        state.SetIterationTime(took);
-    }
-    state.SetItemsProcessed(state.iterations() * trips);
-    state.counters["ns_per_round_trip"] = total * 1e9 / static_cast<double>(state.iterations() * trips);
+        return took;
+    });
 }
 BENCHMARK(BM_CacheLineRoundTrip)->Arg(100'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 void BM_WakeRoundTrip(benchmark::State& state) {
-    const auto trips = static_cast<int>(state.range(0));
-    double total = 0;  // seconds timed
-    for (auto _ : state) {
+    round_trips(state, "us_per_round_trip", 1e6, [](int trips) {
         std::mutex m;
         std::condition_variable cv;
         int turn = 0;
@@ -75,14 +87,10 @@ void BM_WakeRoundTrip(benchmark::State& state) {
             cv.notify_one();
             cv.wait(lk, [&] { return turn == 0; });
         }
-        const auto t1 = std::chrono::steady_clock::now();
+        const double took = seconds_since(t0);
         peer.join();
-        const double took = std::chrono::duration<double>(t1 - t0).count();
-        total += took;
-        state.SetIterationTime(took);
-    }
-    state.SetItemsProcessed(state.iterations() * trips);
-    state.counters["us_per_round_trip"] = total * 1e6 / static_cast<double>(state.iterations() * trips);
+        return took;
+    });
 }
 BENCHMARK(BM_WakeRoundTrip)->Arg(10'000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
