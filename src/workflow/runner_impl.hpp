@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -170,6 +171,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void apply_ended(live_workflow& w, std::vector<std::size_t> ended);
     void apply(live_workflow& w, std::size_t i, const task_outcome& r);
     void submit_runnable(live_workflow& w);
+    bool submit_chunk(live_workflow& w, std::span<const std::size_t> part);
     void finish(live_workflow& w);
     void promote_drivers();
     void sweep();

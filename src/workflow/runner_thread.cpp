@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace orchcore::workflow {
@@ -258,33 +259,60 @@ void runner_impl::apply(live_workflow& w, std::size_t i, const task_outcome& r) 
     for (const auto& id : round) (void)c.cancel(id);
 }
 
+// The runnable tasks go in chunks, each admitted (and its tasks offered to
+// the workers) before the next is built: the first tasks of a wide fan-out
+// start while the rest are still being submitted. Chunks grow from
+// first_chunk to max_chunk, so a wide fan-out still goes in few calls.
+namespace {
+constexpr std::size_t first_chunk = 32;
+constexpr std::size_t max_chunk = 512;
+}  // namespace
+
 void runner_impl::submit_runnable(live_workflow& w) {
+    // A task not admitted ends (its fan-out fails, or starts a new round):
+    // what is runnable is looked at again.
     for (auto ready = w.state.runnable_indices(); !ready.empty(); ready = w.state.runnable_indices()) {
-        std::vector<task_request> reqs;
-        reqs.reserve(ready.size());
-        const auto now = clock::now();
-        for (const auto i : ready) {
-            reqs.push_back(request_for(w.id, w.state, i));
-            w.state.start_at(i, now);
+        bool all_admitted = true;
+        std::size_t chunk = 0;
+        for (std::size_t from = 0; all_admitted && from < ready.size(); from += chunk) {
+            chunk = std::min(from == 0 ? first_chunk : 2 * chunk, max_chunk);
+            chunk = std::min(chunk, ready.size() - from);
+            all_admitted = submit_chunk(w, std::span<const std::size_t>(ready).subspan(from, chunk));
         }
-        std::vector<submit_result> results;
-        try {
-            results = c.submit_many(std::move(reqs));
-        } catch (const std::exception& e) {
-            for (const auto i : ready)
-                w.state.end_at(i, task_state::failed, std::string("not admitted: ") + e.what(), now);
-            continue;
-        }
-        bool any_failed = false;
-        for (std::size_t k = 0; k < ready.size(); ++k) {
-            const auto& a = results[k].admission;
-            if (a.accepted() || a.detail.starts_with("duplicate id")) continue;
-            w.state.end_at(ready[k], task_state::failed,
-                           "not admitted: " + std::string(to_string(a.reason)) + ": " + std::string(a.detail), now);
-            any_failed = true;
-        }
-        if (!any_failed) return;
+        if (all_admitted) return;
     }
+}
+
+// Submits the tasks `part`; whether all were admitted. A submission that
+// throws fails them all. A task is ended only while it is still running:
+// an earlier end may have started a new round or failed the fan-out.
+bool runner_impl::submit_chunk(live_workflow& w, std::span<const std::size_t> part) {
+    std::vector<task_request> reqs;
+    reqs.reserve(part.size());
+    const auto now = clock::now();
+    for (const auto i : part) {
+        reqs.push_back(request_for(w.id, w.state, i));
+        w.state.start_at(i, now);
+    }
+    const auto fail = [&](std::size_t i, const std::string& why) {
+        if (w.state.task_at(i).state == task_state::running)
+            w.state.end_at(i, task_state::failed, "not admitted: " + why, now);
+    };
+    std::vector<submit_result> results;
+    try {
+        results = c.submit_many(std::move(reqs));
+    } catch (const std::exception& e) {
+        for (const auto i : part) fail(i, e.what());
+        return false;
+    }
+    bool all_admitted = true;
+    for (std::size_t k = 0; k < part.size(); ++k) {
+        const auto& a = results[k].admission;
+        if (a.accepted() || a.detail.starts_with("duplicate id")) continue;
+        fail(part[k], std::string(to_string(a.reason)) + ": " + std::string(a.detail));
+        all_admitted = false;
+    }
+    return all_admitted;
 }
 
 void runner_impl::finish(live_workflow& w) {

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace oc = orchcore;
@@ -158,5 +159,53 @@ TEST_CASE("workflow runner: cancelling a workflow in a later shard round cancels
             [&] { return c.get_status(wf::task_id(h.id(), name, 2)) == oc::task_status::cancelled; }, 10s));
     }
     CHECK_FALSE(c.get_status(wf::task_id(h.id(), "fan#0", 3)));
+    CHECK(probe.starts_of("after") == 0);
+}
+
+// The runnable tasks go in chunks that grow from 32: with 3 free workers
+// and a queue of 40, the first chunk of a fan-out of 200 is admitted and
+// the queue fills in the second. The fan-out is not shrunk to what got in.
+TEST_CASE("workflow runner: a shard refused admission in a later chunk fails the fan-out; no aggregator runs",
+          "[workflow][runner][rounds]") {
+    const auto rounds = GENERATE(1u, 2u);
+    INFO("rounds " << rounds);
+    auto o = oc::test::workflow_options();
+    o.queue.capacity = 40;
+    oc::coordinator c{o};
+    std::atomic<bool> release{false};
+    std::atomic<int> aggregated{0};
+    c.register_handler("shard", [&](oc::task_context& ctx) -> std::string {
+        while (!release && !ctx.cancellation_requested()) std::this_thread::sleep_for(2ms);
+        return "ok";
+    });
+    c.register_handler("agg", [&](oc::task_context&) {
+        ++aggregated;
+        return std::string("merged");
+    });
+    // Refused shards of the last round: the fan-out's end is decided.
+    std::atomic<int> refused_last{0};
+    const std::string last = rounds == 1 ? "" : "@r2";
+    auto sub = c.events().subscribe(oc::event_channel::tasks, [&](const oc::event& e) {
+        if (e.kind == oc::event_kind::task_rejected && e.task_id.ends_with(last)) ++refused_last;
+    });
+    oc::test::workflow_probe probe;
+    probe.attach(c);
+    wf::workflow_runner runner(c, fast);
+    auto h = runner.submit_workflow(fan_spec(200, rounds));
+    REQUIRE(oc::test::eventually([&] { return refused_last > 0; }, 20s));
+    release = true;  // the shards admitted may end now
+    CHECK_THROWS(h.get());
+    // The workflow's end is its driver's (a shard refused has no record).
+    const auto driver = c.get_task(h.id());
+    REQUIRE(driver);
+    CHECK(driver->status == oc::task_status::failed);
+    CHECK_THAT(driver->error, Catch::Contains("failed: not admitted: queue_full"));
+    const auto at = driver->error.find("'fan#");
+    REQUIRE(at != std::string::npos);
+    if (rounds == 1) CHECK(std::stoul(driver->error.substr(at + 5)) >= 32);  // in the second chunk
+    CHECK(c.get_status(wf::task_id(h.id(), "fan#0")));          // the first chunk was admitted
+    CHECK_FALSE(c.get_status(wf::task_id(h.id(), "fan#199")));  // the last chunks never went
+    CHECK_FALSE(c.get_status(wf::task_id(h.id(), "fan")));      // nor the aggregator
+    CHECK(aggregated == 0);
     CHECK(probe.starts_of("after") == 0);
 }
