@@ -58,7 +58,10 @@ void local_engine::admit_local(std::string& type, std::string& payload, task_opt
     c.emit_task(event_kind::task_queued, t);
     if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags(), t.rec.resources(), t.rec.session()), fx);
     out.admission.is_accepted = true;
-    out.admission.id = id;
+    // A caller's id is the task's (only a generated one can collide): it
+    // moves into the result instead of a copy of `id`.
+    if (o.id) out.admission.id = std::move(o.id);
+    else out.admission.id = id;
     out.handle = coordinator_impl::make_handle(owner, std::move(id));
 }
 

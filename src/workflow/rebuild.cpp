@@ -86,6 +86,7 @@ workflow_records read_records(coordinator& c, const std::string& id, const workf
         if (n.is_aggregator() && n.shard_rounds > 1) open.push_back(i);
     }
     w.records = c.get_outcomes(ids);  // one round trip
+    w.first_ids = std::move(ids);
     while (!(open = retried(graph, w, std::move(open))).empty()) open = read_next_round(c, id, graph, w, open);
     return w;
 }
@@ -147,7 +148,9 @@ workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workfl
     return s;
 }
 
-workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver) {
+workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver,
+                            std::vector<std::string> first_ids) {
+    const bool ids_given = first_ids.size() == state.graph().size();
     workflow_record r;
     r.id = id;
     r.name = state.graph().name();
@@ -158,7 +161,9 @@ workflow_record make_record(const std::string& id, const workflow_state& state, 
     for (std::size_t i = 0; i < state.graph().size(); ++i) {
         const auto& n = state.graph().tasks()[i];
         const auto& p = state.task_at(i);
-        r.tasks.push_back({n.name, node_task_id(id, state, n), p.state, p.result, p.reason, p.cause});
+        const bool first_round = !n.is_shard() || state.round(n.name) == 1;
+        auto tid = ids_given && first_round ? std::move(first_ids[i]) : node_task_id(id, state, n);
+        r.tasks.push_back({n.name, std::move(tid), p.state, p.result, p.reason, p.cause});
     }
     return r;
 }

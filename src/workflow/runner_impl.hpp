@@ -72,6 +72,7 @@ struct runner_job {
 struct workflow_records {
     std::vector<std::optional<task_outcome>> records;
     std::vector<std::uint32_t> rounds;
+    std::vector<std::string> first_ids{};  ///< first_ids[i]: the id of task i in its first round (the batch read)
 };
 /// Reads them (how each task ended): one batch, and one more per later round of a fan-out found.
 workflow_records read_records(coordinator& c, const std::string& id, const workflow_graph& graph);
@@ -83,8 +84,10 @@ std::string node_task_id(const std::string& workflow, const workflow_state& s, c
 /// The state of a graph rebuilt from its tasks' records, each fan-out in
 /// the round of its records; `driver_cancelled` cancels what has not ended.
 workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workflow_records& r, bool driver_cancelled);
-/// The record of a workflow from its state.
-workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver);
+/// The record of a workflow from its state; a task in its first round takes
+/// its id from `first_ids` (read_records' ids) when given, instead of a new one.
+workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver,
+                            std::vector<std::string> first_ids = {});
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_outcome& r, bool apply_cancel);
 bool apply_record(workflow_state& state, std::size_t i, const task_outcome& r, bool apply_cancel);

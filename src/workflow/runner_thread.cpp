@@ -69,7 +69,7 @@ task_request request_for(const std::string& wf, const workflow_state& s, std::si
         std::string key;
         key.reserve(meta::result_prefix.size() + n.depends_on[k].size());
         key.append(meta::result_prefix).append(n.depends_on[k]);
-        m.emplace(std::move(key), s.task_at(deps[k]).result);
+        m.emplace_hint(m.end(), std::move(key), s.task_at(deps[k]).result);  // at the end when the names ascend
     }
     if (n.is_shard()) {
         m.emplace_hint(m.end(), meta::shard_count, std::to_string(n.shard_count));

@@ -22,8 +22,9 @@ std::optional<workflow_record> runner_impl::record_of(const std::string& id) con
     const auto driver = c.get_task(id);
     if (!driver) return std::nullopt;
     const auto graph = graph_of(driver->payload);
-    const auto state = rebuild(graph, read_records(c, id, *graph), driver->status == task_status::cancelled);
-    auto r = make_record(id, state, *driver);
+    auto records = read_records(c, id, *graph);
+    const auto state = rebuild(graph, records, driver->status == task_status::cancelled);
+    auto r = make_record(id, state, *driver, std::move(records.first_ids));
     // Until its driver ends, a workflow whose tasks all ended is still being wound up.
     if (!is_terminal(driver->status) && r.finished()) r.status = workflow_status::running;
     return r;

@@ -434,6 +434,33 @@ TEST_CASE("coordinator: submit_many in local mode", "[coordinator][bulk]") {
         if (r) CHECK(r.handle.wait_for(5s));
 }
 
+TEST_CASE("coordinator: submit_many keeps each caller's id in the admission, the handle and the record",
+          "[coordinator][bulk]") {
+    oc::coordinator c{oc::coordinator_options{}};
+    c.register_handler("t", [](oc::task_context& ctx) { return ctx.id(); });
+    std::vector<oc::task_request> batch;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+        ids.push_back("a-caller-chosen-id-longer-than-a-short-string/" + std::to_string(i));
+        batch.push_back({"t", {}, {}});
+        batch.back().options.id = ids.back();
+    }
+    batch.push_back({"t", {}, {}});  // a generated id beside them
+    const auto rs = c.submit_many(batch);
+    REQUIRE(rs.size() == 4);
+    for (std::size_t i = 0; i < 3; ++i) {
+        INFO(i);
+        REQUIRE(rs[i].accepted());
+        CHECK(rs[i].admission.id == ids[i]);
+        CHECK(rs[i].handle.id() == ids[i]);
+        CHECK(rs[i].handle.get() == ids[i]);
+        CHECK(c.get_task(ids[i])->id == ids[i]);
+    }
+    REQUIRE(rs[3].accepted());
+    REQUIRE(rs[3].admission.id);
+    CHECK(*rs[3].admission.id == rs[3].handle.id());
+}
+
 TEST_CASE("coordinator: local submit_many admits in chunks; each task decided as if alone", "[coordinator][bulk]") {
     // 200 tasks span several of submit_many's lock chunks; with drop_lru and
     // capacity 50 and nothing running, the last 50 stay queued and the first
