@@ -16,6 +16,27 @@ std::string failure_of(const workflow_record& r) {
     return "workflow " + r.id + " failed";
 }
 
+// A workflow whose driver has ended while tasks of it have no end on
+// record: a task refused admission, or never submitted because the
+// workflow had failed first, has no record of its own. The workflow ended
+// as its driver did; its tasks that never started end with it (failed or
+// cancelled, naming the driver's error), so that the record agrees with
+// what get() reports and nobody waits for them.
+void end_with_driver(workflow_record& r, const task_record& driver) {
+    if (!is_terminal(driver.status) || r.finished()) return;
+    if (driver.status == task_status::completed) {
+        r.status = workflow_status::completed;
+        return;
+    }
+    const bool cancelled = driver.status == task_status::cancelled;
+    r.status = cancelled ? workflow_status::cancelled : workflow_status::failed;
+    for (auto& t : r.tasks) {
+        if (t.state != task_state::pending) continue;
+        t.state = cancelled ? task_state::cancelled : task_state::failed;
+        t.reason = "the workflow ended before this task ran: " + driver.error;
+    }
+}
+
 }  // namespace
 
 std::optional<workflow_record> runner_impl::record_of(const std::string& id) const {
@@ -27,6 +48,7 @@ std::optional<workflow_record> runner_impl::record_of(const std::string& id) con
     auto r = make_record(id, state, *driver, std::move(records.first_ids));
     // Until its driver ends, a workflow whose tasks all ended is still being wound up.
     if (!is_terminal(driver->status) && r.finished()) r.status = workflow_status::running;
+    end_with_driver(r, *driver);
     return r;
 }
 

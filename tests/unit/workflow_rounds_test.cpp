@@ -208,4 +208,11 @@ TEST_CASE("workflow runner: a shard refused admission in a later chunk fails the
     CHECK_FALSE(c.get_status(wf::task_id(h.id(), "fan")));      // nor the aggregator
     CHECK(aggregated == 0);
     CHECK(probe.starts_of("after") == 0);
+    // The record agrees: the workflow failed, and a shard that was never
+    // submitted is not left pending.
+    const auto r = h.wait();
+    CHECK(r.status == wf::workflow_status::failed);
+    CHECK(r.task("fan#199").state == wf::task_state::failed);
+    CHECK_THAT(r.task("fan#199").reason, Catch::Contains("not admitted: queue_full"));
+    CHECK(r.task("fan").state == wf::task_state::failed);
 }
