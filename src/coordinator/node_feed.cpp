@@ -38,18 +38,10 @@ void node_engine::feed() {
         std::lock_guard lk(c.mu);
         if (!feeds.request()) return;
     }
-    for (;;) {
-        try {
-            for (int round = 0; round < 8; ++round)
-                if (!path->feed_once()) break;
-        } catch (...) {
-            std::lock_guard lk(c.mu);
-            feeds.abandon();
-            throw;
-        }
-        std::lock_guard lk(c.mu);
-        if (!feeds.round_done()) return;
-    }
+    carry_out_run(c.mu, feeds, [this] {
+        for (int round = 0; round < 8; ++round)
+            if (!path->feed_once()) break;
+    });
 }
 
 // One lease round trip; true if it filled every slot it asked for (so

@@ -253,22 +253,14 @@ void node_engine::submit_op(dist_op op) {
 // Every request of a flush comes with an op, so a round owed means ops
 // are pending.
 void node_engine::flush_ops() {
-    for (;;) {
+    carry_out_run(c.mu, flushes, [this] {
         std::vector<dist_op> batch;
         {
             std::lock_guard lk(c.mu);
             batch.swap(pending_ops);
         }
-        try {
-            if (!batch.empty()) path->flush(batch);
-        } catch (...) {
-            std::lock_guard lk(c.mu);
-            flushes.abandon();
-            throw;
-        }
-        std::lock_guard lk(c.mu);
-        if (!flushes.round_done()) return;
-    }
+        if (!batch.empty()) path->flush(batch);
+    });
 }
 
 void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome o) {

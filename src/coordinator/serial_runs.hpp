@@ -6,6 +6,8 @@
 // holds its lock around every call and carries the runs out.
 #pragma once
 
+#include <mutex>
+
 namespace orchcore::detail {
 
 class serial_runs {
@@ -48,5 +50,23 @@ private:
     bool running_ = false;
     bool again_ = false;
 };
+
+/// Carries out a run that `runs` (guarded by `mu`) let the caller start:
+/// `round()` (outside the lock) until no request came during the last
+/// one. A round that throws ends the run and the exception goes on.
+template <class Mutex, class Round>
+void carry_out_run(Mutex& mu, serial_runs& runs, Round&& round) {
+    for (;;) {
+        try {
+            round();
+        } catch (...) {
+            std::lock_guard lk(mu);
+            runs.abandon();
+            throw;
+        }
+        std::lock_guard lk(mu);
+        if (!runs.round_done()) return;
+    }
+}
 
 }  // namespace orchcore::detail

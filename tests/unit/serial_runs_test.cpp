@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
 
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 using orchcore::detail::serial_runs;
@@ -66,4 +68,25 @@ TEST_CASE("serial runs: every request is served by a later round; never two runs
             RC_ASSERT(r.running() == (runs == 1));
         }
     });
+}
+
+TEST_CASE("serial runs: carry_out_run does a round per request made during a round; a throw ends the run",
+          "[serial_runs]") {
+    std::mutex mu;
+    serial_runs r;
+    REQUIRE(r.request());
+    int rounds = 0;
+    orchcore::detail::carry_out_run(mu, r, [&] {
+        if (++rounds < 3) {
+            std::lock_guard lk(mu);
+            CHECK_FALSE(r.request());  // asked during the round: one more
+        }
+    });
+    CHECK(rounds == 3);
+    CHECK_FALSE(r.running());
+    REQUIRE(r.request());
+    CHECK_THROWS_AS(orchcore::detail::carry_out_run(mu, r, [] { throw std::runtime_error("round failed"); }),
+                    std::runtime_error);
+    CHECK_FALSE(r.running());
+    CHECK(r.request());  // the next request starts a new run
 }
