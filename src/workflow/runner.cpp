@@ -122,7 +122,7 @@ void runner_impl::on_finished(const std::string& id) {
                 // Tasks of one workflow ending in a row make one job (as the
                 // runner thread would merge them), one name a line.
                 if (!jobs.empty() && !jobs.back().task.empty() && jobs.back().workflow == it->first)
-                    jobs.back().task.append(1, '\n').append(task);
+                    add_task_names(jobs.back().task, task);
                 else
                     jobs.push_back({.workflow = it->first, .task = std::string(task)});
             }

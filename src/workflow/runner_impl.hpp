@@ -66,6 +66,13 @@ struct runner_job {
     bool turn = false;   ///< a driver turn
 };
 
+/// Adds `names` (a task name, or a list of them, one a line) to the list
+/// `task` of a runner_job.
+inline void add_task_names(std::string& task, std::string_view names) {
+    if (!task.empty()) task.push_back('\n');
+    task.append(names);
+}
+
 /// The records of a workflow's tasks: records[i] and rounds[i] belong to
 /// graph.tasks()[i]; a shard's record is of the latest round of its fan-out
 /// that has records (rounds[i], as for its aggregator; 1 for other tasks).

@@ -112,7 +112,7 @@ std::vector<runner_job> coalesced(std::deque<runner_job>& batch) {
         }
         const auto [it, fresh] = merged.try_emplace(j.workflow, out.size());
         if (fresh) out.push_back({.workflow = j.workflow});
-        out[it->second].task.append(j.task).push_back('\n');
+        add_task_names(out[it->second].task, j.task);
     }
     return out;
 }
