@@ -16,14 +16,18 @@ std::string failure_of(const workflow_record& r) {
     return "workflow " + r.id + " failed";
 }
 
-// A workflow whose driver has ended while tasks of it have no end on
-// record: a task refused admission, or never submitted because the
-// workflow had failed first, has no record of its own. The workflow ended
-// as its driver did; its tasks that never started end with it (failed or
-// cancelled, naming the driver's error), so that the record agrees with
-// what get() reports and nobody waits for them.
-void end_with_driver(workflow_record& r, const task_record& driver) {
-    if (!is_terminal(driver.status) || r.finished()) return;
+// The record's status as the driver has it. Until its driver ends, a
+// workflow whose tasks all ended is still being wound up. Once it has
+// ended, tasks with no end on record (a task refused admission, or never
+// submitted because the workflow had failed first, has no record of its
+// own) end with it (failed or cancelled, naming the driver's error), so
+// that the record agrees with what get() reports and nobody waits for them.
+void settle_with_driver(workflow_record& r, const task_record& driver) {
+    if (!is_terminal(driver.status)) {
+        if (r.finished()) r.status = workflow_status::running;
+        return;
+    }
+    if (r.finished()) return;
     if (driver.status == task_status::completed) {
         r.status = workflow_status::completed;
         return;
@@ -46,9 +50,7 @@ std::optional<workflow_record> runner_impl::record_of(const std::string& id) con
     auto records = read_records(c, id, *graph);
     const auto state = rebuild(graph, records, driver->status == task_status::cancelled);
     auto r = make_record(id, state, *driver, std::move(records.first_ids));
-    // Until its driver ends, a workflow whose tasks all ended is still being wound up.
-    if (!is_terminal(driver->status) && r.finished()) r.status = workflow_status::running;
-    end_with_driver(r, *driver);
+    settle_with_driver(r, *driver);
     return r;
 }
 
