@@ -192,3 +192,68 @@ TEST_CASE("artifacts are removed one by one, per task, and by expiry", "[workflo
     CHECK(store.list("new").empty());
     CHECK_FALSE(fs::exists(root.path / "new"));
 }
+
+TEST_CASE("a symbolic link planted below the root never leads a read, write or removal outside it",
+          "[workflow][artifacts]") {
+    temp_root root;
+    temp_root outside;
+    fs::create_directories(outside.path);
+    std::ofstream(outside.path / "secret") << "keep";
+    wf::filesystem_artifact_store store({.root = root.path});
+    store.put("t", "real", "1");
+    fs::create_directory_symlink(outside.path, root.path / "t" / "link");          // a directory in a name
+    fs::create_symlink(outside.path / "secret", root.path / "t" / "file-link");   // an artifact's own name
+    fs::create_directory_symlink(outside.path, root.path / "linked-task");         // a task directory
+
+    CHECK(store.get("t", "link/secret") == std::nullopt);
+    CHECK(store.get("t", "file-link") == std::nullopt);
+    CHECK(store.get("linked-task", "secret") == std::nullopt);
+    CHECK(names_of(store.list("t")) == std::vector<std::string>{"real"});
+    CHECK(store.list("linked-task").empty());
+    CHECK_FALSE(store.remove("t", "link/secret"));
+    CHECK_FALSE(store.remove("linked-task", "secret"));
+    const auto link_error = [&](auto&& fn) -> std::string {
+        try {
+            fn();
+        } catch (const orchcore::error& e) {
+            return e.what();
+        }
+        return "no exception";
+    };
+    CHECK_THAT(link_error([&] { store.put("t", "link/planted", "x"); }),
+               Catch::EndsWith("link is a symbolic link; artifact paths never follow links"));
+    CHECK_THAT(link_error([&] { store.put("linked-task", "planted", "x"); }),
+               Catch::EndsWith("linked-task is a symbolic link; artifact paths never follow links"));
+    // A put over a link replaces the link, not what it points to.
+    store.put("t", "file-link", "new");
+    CHECK(store.get("t", "file-link") == "new");
+    CHECK(store.remove_task("linked-task") == 0);
+    CHECK(store.remove_expired(std::chrono::system_clock::now() + 1h) == std::vector<std::string>{"t"});
+
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(outside.path)) left.push_back(e.path().filename().string());
+    CHECK(left == std::vector<std::string>{"secret"});
+    std::ifstream in(outside.path / "secret");
+    std::string content;
+    in >> content;
+    CHECK(content == "keep");
+}
+
+TEST_CASE("an artifact name that collides with another's directory, or goes through a file, is refused by name",
+          "[workflow][artifacts]") {
+    temp_root root;
+    wf::filesystem_artifact_store store({.root = root.path});
+    using orchcore::test::invalid_field;
+    store.put("t", "a/b", "1");
+    CHECK_THAT(invalid_field([&] { store.put("t", "a", "2"); }),
+               Catch::StartsWith("artifact name | ") && Catch::EndsWith("is a directory of other artifacts"));
+    CHECK_THAT(invalid_field([&] { store.put("t", "a/b/c", "3"); }),
+               Catch::StartsWith("artifact name | ") && Catch::EndsWith("is a file, not a directory of artifacts"));
+    CHECK(store.get("t", "a/b") == "1");
+    CHECK(store.get("t", "a/b/c") == std::nullopt);
+    CHECK(store.get("t", "a") == std::nullopt);
+    CHECK(names_of(store.list("t")) == std::vector<std::string>{"a/b"});
+    std::size_t files = 0;
+    for (const auto& e : fs::recursive_directory_iterator(root.path)) files += e.is_regular_file() ? 1 : 0;
+    CHECK(files == 1);  // no temporary file left behind
+}
