@@ -1,5 +1,7 @@
 #include <orchcore/workflow/json.hpp>
 
+#include "spec_path.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -23,12 +25,7 @@ std::string describe(const json::value& v) {
     return text;
 }
 
-std::string member(const std::string& path, std::string_view key) {
-    std::string out = path;
-    if (!out.empty()) out.append(".");
-    out.append(key);
-    return out;
-}
+std::string member(const std::string& path, std::string_view key) { return detail::member_path(path, key); }
 
 std::string element(const std::string& path, std::size_t i) { return path + "[" + std::to_string(i) + "]"; }
 

@@ -116,6 +116,13 @@ TEST_CASE("a malformed JSON spec is refused with the path of the offending field
     CHECK(refusal(R"([1])") == "(document): expected an object (got [1])");
     CHECK_THAT(refusal(R"({"tasks": [)"), Catch::StartsWith("(document): not valid JSON"));
     CHECK(refusal(R"({"tasks": [], "owner": "me"})") == R"(owner: unknown field (got "me"))");
+    // A key that is not a plain name is quoted in the path, so the path
+    // still names it (an empty key, dots, quotes, control characters).
+    CHECK(refusal(R"({"": 1})") == R"([""]: unknown field (got 1))");
+    CHECK(refusal(one_task(R"("a.b": 1)")) == R"(tasks[0]["a.b"]: unknown field (got 1))");
+    CHECK(refusal(one_task(R"("q\"\n": 1)")) == R"(tasks[0]["q\"\n"]: unknown field (got 1))");
+    CHECK(refusal("{\"" + std::string(100, 'k') + " \": 1}") ==
+          "[\"" + std::string(64, 'k') + "...\"]: unknown field (got 1)");
 }
 
 TEST_CASE("a JSON spec is validated as a whole (cycles, dangling dependencies)", "[workflow][json]") {

@@ -4,6 +4,8 @@
 #include <orchcore/workflow/json.hpp>
 #include <orchcore/workflow/yaml.hpp>
 
+#include "../spec_path.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <yaml-cpp/yaml.h>
@@ -56,7 +58,7 @@ json::object to_object(const YAML::Node& node, const std::string& path, int dept
             throw spec_error(path.empty() ? "(document)" : path, "", "a mapping key is not a string");
         }
         const auto& key = kv.first.Scalar();
-        out[key] = to_json(kv.second, path.empty() ? key : path + "." + key, depth + 1);
+        out[key] = to_json(kv.second, detail::member_path(path, key), depth + 1);
     }
     return out;
 }

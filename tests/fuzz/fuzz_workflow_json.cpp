@@ -1,0 +1,25 @@
+// The workflow spec JSON parser on arbitrary bytes: it refuses with a
+// spec_error naming the offending field's path, or returns a spec that
+// round-trips through to_workflow_json and whose graph runs to an end with
+// every task in one terminal state. Anything else (a crash, a hang, a
+// sanitizer report, another exception) is a defect.
+#include "workflow_fuzz_run.hpp"
+
+#include <orchcore/workflow/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    orchcore::workflow::workflow_spec spec;
+    try {
+        spec = orchcore::workflow::parse_workflow_json(text, orchcore::fuzz::fuzz_limits());
+    } catch (const orchcore::workflow::spec_error& e) {
+        orchcore::fuzz::check_refusal(e);
+        return 0;
+    }
+    orchcore::fuzz::check_accepted(spec, text);
+    return 0;
+}
