@@ -31,9 +31,34 @@ public:
     }
 };
 
+// The value as a message shows it: at most shown_bytes of it (cut at a
+// UTF-8 character boundary, with its full size after), control bytes and
+// NUL as \xNN, so that a huge or binary value keeps the message readable.
+constexpr std::size_t shown_bytes = 256;
+
+void append_shown(std::string& s, std::string_view value) {
+    std::size_t n = value.size();
+    if (n > shown_bytes) {
+        n = shown_bytes;
+        while (n > 0 && (static_cast<unsigned char>(value[n]) & 0xC0) == 0x80) --n;
+    }
+    for (const char c : value.substr(0, n)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            constexpr char hex[] = "0123456789abcdef";
+            s.append("\\x").push_back(hex[u >> 4]);
+            s.push_back(hex[u & 0xF]);
+        } else {
+            s.push_back(c);
+        }
+    }
+    if (n < value.size()) s.append("... (").append(std::to_string(value.size())).append(" bytes)");
+}
+
 std::string describe_invalid(std::string_view field, std::string_view value, std::string_view reason) {
     std::string s = "orchcore: invalid ";
-    s.append(field).append(" = ").append(value);
+    s.append(field).append(" = ");
+    append_shown(s, value);
     if (!reason.empty()) s.append(": ").append(reason);
     return s;
 }

@@ -62,7 +62,9 @@ private:
 };
 
 /// Bad input. The message has the form
-/// "orchcore: invalid <field> = <value>: <reason>".
+/// "orchcore: invalid <field> = <value>: <reason>", the value shown with
+/// control bytes as \xNN and cut after 256 bytes ("... (<size> bytes)");
+/// value() is the value as given.
 class invalid_argument : public error {
 public:
     invalid_argument(std::string_view field, std::string_view value, std::string_view reason);
