@@ -20,7 +20,7 @@ namespace {
 // store's): the per-call values the body sets, and the functions over them.
 constexpr const char* node_lib = R"lua(
 -- Set by each call (node_body).
-local TP, NOW, NOW_NS, DUR, WRAW, CHAN
+local TP, NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW, CHAN
 -- The start spec: types (a set and a list), tags (a set), hold keys (a list).
 local TYPES, TYPEL, TAGS, HOLDS
 local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
@@ -31,8 +31,8 @@ local NONE = {}  -- an empty list or set (never written)
 -- The counted list at ARGV[pos]: its values as a set and as a list, and
 -- the position after it.
 local function list(pos)
+  if ARGV[pos] == '0' then return NONE, NONE, pos + 1 end
   local n = tonumber(ARGV[pos])
-  if n == 0 then return NONE, NONE, pos + 1 end
   local s, l = {}, {}
   for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
   return s, l, pos + n + 1
@@ -85,11 +85,11 @@ end
 local function write_start(rk, m)
   local a, l = uint(m[F_ATTEMPTS] or '0', MAX_ATTEMPT), uint(m[F_LOSSES] or '0', MAX_ATTEMPT)
   if not a or not l then return false end
-  local set = {F_STATUS, 'running', F_ATTEMPTS, a + 1, F_WORKER, WRAW}
+  local set = {F_STATUS, 'running', F_ATTEMPTS, itoa(a + 1), F_WORKER, WRAW}
   if not m[F_STARTED] then set[7], set[8] = F_STARTED, NOW_NS end
   if m[F_STATUS] == 'running' then
     set[#set + 1] = F_LOSSES
-    set[#set + 1] = l + 1
+    set[#set + 1] = itoa(l + 1)
   end
   redis.call('HSET', rk, unpack(set))
   return true
@@ -112,7 +112,7 @@ end
 -- Leases up to `max` as the transport's lease does, and starts them.
 local function fetch(max)
   OUT = {}
-  lease_batch(NOW, max, DUR, WRAW, 1000, start)
+  lease_batch(NOW, NOW_TEXT, max, DEADLINE, WRAW, 1000, start)
   return OUT
 end
 
@@ -120,11 +120,21 @@ end
 -- store's index arguments (7, the id first) and the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
 local OUT_ARGS = 10 + #STATE_FIELDS
+-- Whether the lease is current: for a terminal outcome, as the transport's
+-- ack decides, by the entry's token alone (the entry goes); else the whole
+-- entry is read and checked (the task goes back to a set).
 local function finish(i)
-  local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local e = entry(id)
+  local tok, exp, id = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  local terminal = class_of(ARGV[i + 10])
+  local e, t
+  if terminal then
+    t = redis.pcall('HGET', M .. id, 't')
+  else
+    e = entry(id)
+    t = e and e.traw
+  end
   local dl = false
-  if e and e.traw == tok then
+  if t == tok then
     dl = redis.call('ZSCORE', LS, id)
     LS_OK = true  -- (else that call failed)
   end
@@ -133,7 +143,6 @@ local function finish(i)
     return 1
   end
   local x, vals = {unpack(ARGV, i + 3, i + 9)}, {unpack(ARGV, i + 10, i + OUT_ARGS - 1)}
-  local terminal = class_of(vals[1])
   local k = CLASS_KEYS[terminal or 'completed']
   if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals) == 0 then return 2 end
   if terminal then
@@ -143,6 +152,7 @@ local function finish(i)
     redis.call('PUBLISH', CHAN, id)
   else
     -- Into its waiting or delayed set before out of the leases (see begin()).
+    local delay = tonumber(ARGV[i + 2])
     if delay > 0 then
       if delay_until(id, NOW + delay) then first_due = true end
     else
@@ -163,8 +173,8 @@ end
 // begin().
 // KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
 // its registry and count hash of completed, failed, cancelled.
-// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
-// worker, the finish channel, '1' if the key types are trusted (else
+// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, the lease
+// deadline (unix ms), worker, the finish channel, '1' if the key types are trusted (else
 // checked, the transport's and the store's: then begin() reads only the
 // :state fields TRUSTED_STATE), then three counted lists (types, tags,
 // hold keys), then the count of outcomes and OUT_ARGS per outcome (see
@@ -181,7 +191,7 @@ end
 // subscribers.)
 constexpr const char* node_body = R"lua(
 begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
-TP, NOW, NOW_NS, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6])
+TP, NOW, NOW_TEXT, NOW_NS, DEADLINE = ARGV[2], tonumber(ARGV[3]), ARGV[3], ARGV[4], ARGV[6]
 WRAW, CHAN = ARGV[7], ARGV[8]
 NOW_S, NOW_R = nil, nil
 if ARGV[9] ~= '1' then
@@ -268,12 +278,13 @@ std::shared_ptr<redis_node_backend> redis_node_backend::combining(std::shared_pt
 std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std::size_t max, time_point now) const {
     check_args(s);
     const auto dur = redis_detail::clamp_wait(s.lease_duration);
+    const auto now_ms = detail::to_unix_ms(now);
     std::vector<std::string> a{rtp_->key_base() + ":m:",
                                rtp_->key_base() + ":task:",
-                               std::to_string(detail::to_unix_ms(now)),
+                               std::to_string(now_ms),
                                std::to_string(redis_codec::to_unix_ns(now)),
                                std::to_string(max),
-                               std::to_string(dur.count()),
+                               std::to_string(detail::unix_ms_after(now_ms, dur)),
                                s.worker,
                                rtp_->key_base() + ":finished",
                                "0"};  // trust_arg

@@ -87,8 +87,8 @@ local function file_record(rec, live, reg, counts, x, entering)
     redis.call('ZADD', reg, x[4], x[3])
     if tonumber(x[6]) > 0 then redis.call('PEXPIREAT', list, x[6]) end
   end
-  redis.call('HINCRBY', counts, x[3], 1)
-  redis.call('HINCRBY', counts, 'total', 1)
+  redis.call('HINCRBY', counts, x[3], '1')
+  redis.call('HINCRBY', counts, 'total', '1')
   if tonumber(x[5]) > 0 then redis.call('PEXPIREAT', rec, x[5]) end
   if not opened then return end
   for _, b in ipairs(redis.call('ZRANGE', reg, 0, 1)) do
