@@ -42,9 +42,15 @@ constexpr const char* prelude = R"lua(
 -- "{p:q}:mb:" (the steering mailboxes), S: the checked :state, POL: the
 -- queue's policy.
 local W, L, D, LS, ST, DL, WK, M, MB, S, POL
--- The :state fields this call changes (field -> value), written by one HSET
--- at its end (flush()).
-local PENDING
+-- The :state fields this call changes (field -> value, a number; PTEXT:
+-- field -> its text where the call has it), written by one HSET at its end
+-- (flush()).
+local PENDING, PTEXT
+-- :state texts known to be valid, with their values: the last read (and
+-- checked) or written by this library, per :state key (KNOWN[key] = {texts,
+-- values}, kept across calls of a function). take() compares the text it
+-- meets with the known one before parsing it. KT, KV: this queue's.
+local KNOWN, KNOWN_N, KT, KV = {}, 0
 -- Whether :leases is known to be a sorted set in this call (see begin()).
 local LS_OK
 local SHIFT = 70368744177664
@@ -100,15 +106,27 @@ local POLICIES = {['reject-new'] = 1, ['drop-lru'] = 1, priority = 1}
 -- Checks :state field f = v into s (the state as read); a bad value ends
 -- the script naming the field.
 local function take(s, f, v)
-  local ok = true
-  if COUNTERS[f] then s.c[f] = uint(v, EXACT); ok = s.c[f] ~= nil
-  elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
-  elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
-  elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
-  elseif f == 'ewma' then s.ewma = real(v); ok = s.ewma ~= nil
-  elseif f == 'deq_last' then s.last = int(v, -MAX_MS, MAX_MS); ok = s.last ~= nil
+  local n
+  if KT[f] == v then
+    n = KV[f]
+  else
+    if COUNTERS[f] or f == 'token' then n = uint(v, EXACT)
+    elseif f == 'policy' then n = POLICIES[v] and v
+    elseif f == 'seq' then n = uint(v, SHIFT - 1)
+    elseif f == 'ewma' then n = real(v)
+    elseif f == 'deq_last' then n = int(v, -MAX_MS, MAX_MS)
+    else return
+    end
+    if n == nil then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+    KT[f], KV[f] = v, n
   end
-  if not ok then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+  if COUNTERS[f] then s.c[f] = n
+  elseif f == 'policy' then s.policy = n
+  elseif f == 'seq' then s.seq = n
+  elseif f == 'token' then s.token = n
+  elseif f == 'ewma' then s.ewma = n
+  else s.last = n
+  end
 end
 -- The checked :state (policy, seq, token, ewma, last, counters c), after
 -- checking the type of every queue key.
@@ -196,12 +214,14 @@ local function flush()
   if next(PENDING) == nil then return end
   local set, n = {}, 0
   for f, v in pairs(PENDING) do
+    local text = PTEXT[f] or itoa(v)
     set[n + 1] = f
-    set[n + 2] = type(v) == 'number' and itoa(v) or v
+    set[n + 2] = text
     n = n + 2
+    if v <= EXACT then KT[f], KV[f] = text, v else KT[f] = nil end
   end
   redis.call('HSET', ST, unpack(set))
-  PENDING = {}
+  PENDING, PTEXT = {}, {}
 end
 -- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
 -- by Lua's C stack).
@@ -302,9 +322,9 @@ local function lease_batch(now, nows, max, deadline, worker, promote, granted)
   if S.last then
     local iv = math.max(0, (now - S.last) / n)
     local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
-    PENDING.ewma = string.format('%.17g', e)
+    PENDING.ewma, PTEXT.ewma = e, string.format('%.17g', e)
   end
-  PENDING.deq_last = nows
+  PENDING.deq_last, PTEXT.deq_last = now, nows
   flush()  -- the tokens handed out are written with the leases
 end
 -- The start of every call. begin() checks the type of every queue key and
@@ -323,11 +343,18 @@ local function begin(fields)
     M = ARGV[1]
     MB = string.sub(M, 1, -3) .. 'mb:'
   end
+  local k = KNOWN[ST]
+  if not k then
+    if KNOWN_N >= 256 then KNOWN, KNOWN_N = {}, 0 end
+    k = {{}, {}}
+    KNOWN[ST], KNOWN_N = k, KNOWN_N + 1
+  end
+  KT, KV = k[1], k[2]
   S = fields and some_state(fields) or state()
   POL = S.policy or 'reject-new'
   LS_OK = not fields
   if fields and POL == 'drop-lru' then expect(L, 'zset') end
-  PENDING = {}
+  PENDING, PTEXT = {}, {}
 end
 )lua";
 
@@ -416,7 +443,7 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = victim
   out[#out + 1] = vprio
 end
-if seq ~= S.seq then PENDING.seq = fmt(seq) end
+if seq ~= S.seq then PENDING.seq, PTEXT.seq = seq, fmt(seq) end
 count('accepted', accepted)
 wake(accepted)
 count('rej_full', full)
