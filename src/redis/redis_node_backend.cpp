@@ -26,6 +26,10 @@ local TYPES, TYPEL, TAGS, HOLDS
 local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
 local acked, nacked, stale, woken, first_due  -- what the finishes did
 local OUT  -- the leased tasks (fetch())
+-- With more than one outcome, the terminal ones recorded: their records to
+-- file (file_batch()) and their ids, whose leases are then settled
+-- (settle()); else nil (filed and settled at once).
+local FILING, DONE
 local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
 local NONE = {}  -- an empty list or set (never written)
 -- The counted list at ARGV[pos]: its values as a set and as a list, and
@@ -119,6 +123,8 @@ end
 -- One outcome at ARGV[i]: token, expected status, nack delay ms, the
 -- store's index arguments (7, the id first) and the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
+-- A terminal one's record is filed and its lease settled at once, or with
+-- the call's other terminal outcomes (DONE, settle()).
 local OUT_ARGS = 10 + #STATE_FIELDS
 -- Whether the lease is current: for a terminal outcome, as the transport's
 -- ack decides, by the entry's token alone (the entry goes); else the whole
@@ -144,12 +150,16 @@ local function finish(i)
   end
   local x, vals = {unpack(ARGV, i + 3, i + 9)}, {unpack(ARGV, i + 10, i + OUT_ARGS - 1)}
   local k = CLASS_KEYS[terminal or 'completed']
-  if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals) == 0 then return 2 end
+  if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals, FILING) == 0 then return 2 end
   if terminal then
-    redis.call('ZREM', LS, id)
-    redis.call('DEL', M .. id, MB .. id)
     acked = acked + 1
-    redis.call('PUBLISH', CHAN, id)
+    if DONE then
+      DONE[#DONE + 1] = id
+    else
+      redis.call('ZREM', LS, id)
+      redis.call('DEL', M .. id, MB .. id)
+      redis.call('PUBLISH', CHAN, id)
+    end
   else
     -- Into its waiting or delayed set before out of the leases (see begin()).
     local delay = tonumber(ARGV[i + 2])
@@ -165,6 +175,17 @@ local function finish(i)
   end
   return 0
 end
+-- Files the records of the terminal outcomes recorded, then settles their
+-- leases (out of the leases, the entries deleted, the finish published).
+local function settle()
+  file_batch(FILING)
+  if #DONE == 0 then return end
+  local keys = {}
+  for i, id in ipairs(DONE) do keys[2 * i - 1], keys[2 * i] = M .. id, MB .. id end
+  redis.call('ZREM', LS, unpack(DONE))
+  redis.call('DEL', unpack(keys))
+  for _, id in ipairs(DONE) do redis.call('PUBLISH', CHAN, id) end
+end
 )lua";
 
 // After the transport prelude, the store's prelude and its record writes
@@ -174,11 +195,13 @@ end
 // KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
 // its registry and count hash of completed, failed, cancelled.
 // ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, the lease
-// deadline (unix ms), worker, the finish channel, '1' if the key types are trusted (else
-// checked, the transport's and the store's: then begin() reads only the
-// :state fields TRUSTED_STATE), then three counted lists (types, tags,
-// hold keys), then the count of outcomes and OUT_ARGS per outcome (see
-// finish()).
+// deadline (unix ms), worker, the finish channel, '1' if the key types are
+// trusted (else checked, the transport's and the store's: then begin()
+// reads only the :state fields TRUSTED_STATE), then three counted lists
+// (types, tags, hold keys), then the count of outcomes and OUT_ARGS per
+// outcome (see finish()). With more than one outcome, the terminal ones are
+// recorded first, then their records filed (per bucket at once) and their
+// leases settled, then the others.
 //
 // Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
 // {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
@@ -203,10 +226,20 @@ TYPES, TYPEL, pos = list(10)
 TAGS, _, pos = list(pos)
 _, HOLDS, pos = list(pos)
 acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
-local settled = {}
-local nout = tonumber(ARGV[pos])
-for i = pos + 1, pos + OUT_ARGS * nout, OUT_ARGS do
-  settled[#settled + 1] = finish(i)
+local settled, nout = {}, tonumber(ARGV[pos])
+if nout == 1 then
+  FILING, DONE = nil, nil
+  settled[1] = finish(pos + 1)
+elseif nout > 1 then
+  -- The terminal outcomes first (recorded, filed, settled), then the others.
+  FILING, DONE = {}, {}
+  local again = {}
+  for k = 1, nout do
+    local i = pos + 1 + (k - 1) * OUT_ARGS
+    if class_of(ARGV[i + 10]) then settled[k] = finish(i) else again[#again + 1] = k end
+  end
+  settle()
+  for _, k in ipairs(again) do settled[k] = finish(pos + 1 + (k - 1) * OUT_ARGS) end
 end
 count('acked', acked)
 count('nacked', nacked)
