@@ -20,7 +20,25 @@ namespace {
 // store's): the per-call values the body sets, and the functions over them.
 constexpr const char* node_lib = R"lua(
 -- Set by each call (node_body).
-local TP, NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW, CHAN
+local NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW
+-- The store's keys and the finish channel, made from M ("{p:q}:m:") when it
+-- changes (a function keeps them from its last call): record prefix TP,
+-- live set LIVE, per class its registry REG, count hash CNT and bucket key
+-- prefix BUCKETS.
+local KEYS_OF, TP, CHAN, LIVE
+local REG, CNT, BUCKETS = {}, {}, {}
+local CLASSES = {'completed', 'failed', 'cancelled'}
+local function store_keys()
+  if KEYS_OF == M then return end
+  KEYS_OF = M
+  local base = string.sub(M, 1, -4)
+  TP, CHAN, LIVE = base .. ':task:', base .. ':finished', base .. ':tasks'
+  for _, c in ipairs(CLASSES) do
+    REG[c] = base .. ':finished:' .. c
+    CNT[c] = REG[c] .. ':count'
+    BUCKETS[c] = REG[c] .. ':'
+  end
+end
 -- The start spec: types (a set and a list), tags (a set), hold keys (a list).
 local TYPES, TYPEL, TAGS, HOLDS
 local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
@@ -30,7 +48,6 @@ local OUT  -- the leased tasks (fetch())
 -- file (file_batch()) and their ids, whose leases are then settled
 -- (settle()); else nil (filed and settled at once).
 local FILING, DONE
-local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
 local NONE = {}  -- an empty list or set (never written)
 -- The counted list at ARGV[pos]: its values as a set and as a list, and
 -- the position after it.
@@ -120,18 +137,19 @@ local function fetch(max)
   return OUT
 end
 
--- One outcome at ARGV[i]: token, expected status, nack delay ms, the
--- store's index arguments (7, the id first) and the state values
+-- One outcome at ARGV[i]: token, expected status, nack delay ms, id, and of
+-- the store's index arguments the bucket, record expire-at and bucket
+-- expire-at (the others follow from the status), then the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
 -- A terminal one's record is filed and its lease settled at once, or with
 -- the call's other terminal outcomes (DONE, settle()).
-local OUT_ARGS = 10 + #STATE_FIELDS
+local OUT_ARGS = 7 + #STATE_FIELDS
 -- Whether the lease is current: for a terminal outcome, as the transport's
 -- ack decides, by the entry's token alone (the entry goes); else the whole
 -- entry is read and checked (the task goes back to a set).
 local function finish(i)
   local tok, exp, id = ARGV[i], ARGV[i + 1], ARGV[i + 3]
-  local terminal = class_of(ARGV[i + 10])
+  local terminal = class_of(ARGV[i + 7])
   local e, t
   if terminal then
     t = redis.pcall('HGET', M .. id, 't')
@@ -148,9 +166,10 @@ local function finish(i)
     stale = stale + 1
     return 1
   end
-  local x, vals = {unpack(ARGV, i + 3, i + 9)}, {unpack(ARGV, i + 10, i + OUT_ARGS - 1)}
-  local k = CLASS_KEYS[terminal or 'completed']
-  if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals, FILING) == 0 then return 2 end
+  local c, b = terminal or 'completed', ARGV[i + 4]
+  local x = {id, terminal or '', b, b == 'never' and '+inf' or b, ARGV[i + 5], ARGV[i + 6], BUCKETS[c]}
+  local vals = {unpack(ARGV, i + 7, i + OUT_ARGS - 1)}
+  if write_state(TP .. id, LIVE, REG[c], CNT[c], x, exp, vals, FILING) == 0 then return 2 end
   if terminal then
     acked = acked + 1
     if DONE then
@@ -192,12 +211,12 @@ end
 // (redis_store_scripts::record_write_fns, the store's own update) and
 // node_lib, which are the script's library; it starts with the transport's
 // begin().
-// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
-// its registry and count hash of completed, failed, cancelled.
-// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, the lease
-// deadline (unix ms), worker, the finish channel, '1' if the key types are
-// trusted (else checked, the transport's and the store's: then begin()
-// reads only the :state fields TRUSTED_STATE), then three counted lists
+// KEYS[1..7]: the transport's (the store's keys, of the same queue, are
+// made from M: store_keys()).
+// ARGV: M, now ms, now ns, max, the lease deadline (unix ms), worker, '1'
+// if the key types are trusted (else checked, the transport's and the
+// store's: then begin() reads only the :state fields TRUSTED_STATE), then
+// three counted lists
 // (types, tags, hold keys), then the count of outcomes and OUT_ARGS per
 // outcome (see finish()). With more than one outcome, the terminal ones are
 // recorded first, then their records filed (per bucket at once) and their
@@ -213,16 +232,16 @@ end
 // is not known here: in a cluster, PUBLISH counts only this shard's
 // subscribers.)
 constexpr const char* node_body = R"lua(
-begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
-TP, NOW, NOW_TEXT, NOW_NS, DEADLINE = ARGV[2], tonumber(ARGV[3]), ARGV[3], ARGV[4], ARGV[6]
-WRAW, CHAN = ARGV[7], ARGV[8]
+begin(ARGV[7] == '1' and TRUSTED_STATE or nil)
+store_keys()
+NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW = tonumber(ARGV[2]), ARGV[2], ARGV[3], ARGV[5], ARGV[6]
 NOW_S, NOW_R = nil, nil
-if ARGV[9] ~= '1' then
-  expect(KEYS[8], 'set')
-  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+if ARGV[7] ~= '1' then
+  expect(LIVE, 'set')
+  for _, c in ipairs(CLASSES) do expect(REG[c], 'zset'); expect(CNT[c], 'hash') end
 end
 local pos, _
-TYPES, TYPEL, pos = list(10)
+TYPES, TYPEL, pos = list(8)
 TAGS, _, pos = list(pos)
 _, HOLDS, pos = list(pos)
 acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
@@ -236,7 +255,7 @@ elseif nout > 1 then
   local again = {}
   for k = 1, nout do
     local i = pos + 1 + (k - 1) * OUT_ARGS
-    if class_of(ARGV[i + 10]) then settled[k] = finish(i) else again[#again + 1] = k end
+    if class_of(ARGV[i + 7]) then settled[k] = finish(i) else again[#again + 1] = k end
   end
   settle()
   for _, k in ipairs(again) do settled[k] = finish(pos + 1 + (k - 1) * OUT_ARGS) end
@@ -245,7 +264,7 @@ count('acked', acked)
 count('nacked', nacked)
 count('stale', stale)
 wake(woken)
-local leased = fetch(tonumber(ARGV[5]))
+local leased = fetch(tonumber(ARGV[4]))
 if first_due then wake(1) end
 flush()
 return {settled, leased}
@@ -287,11 +306,7 @@ redis_node_backend::redis_node_backend(std::shared_ptr<redis_transport> t, std::
         throw invalid_argument("store", rstore_->client_->options().describe(),
                                "must be on the transport's server " + rtp_->client()->options().describe());
     keys_ = {base + ":waiting", base + ":bylevel", base + ":delayed", base + ":leases",
-             base + ":state",   base + ":poisoned", base + ":wake",  rstore_->live_key_};
-    for (std::size_t c = 0; c < rstore_->registry_.size(); ++c) {
-        keys_.push_back(rstore_->registry_[c]);
-        keys_.push_back(rstore_->counts_[c]);
-    }
+             base + ":state",   base + ":poisoned", base + ":wake"};
 }
 
 bool redis_node_backend::fits(const redis_transport& t, const redis_task_store& s) noexcept {
@@ -313,13 +328,11 @@ std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std:
     const auto dur = redis_detail::clamp_wait(s.lease_duration);
     const auto now_ms = detail::to_unix_ms(now);
     std::vector<std::string> a{rtp_->key_base() + ":m:",
-                               rtp_->key_base() + ":task:",
                                std::to_string(now_ms),
                                std::to_string(redis_codec::to_unix_ns(now)),
                                std::to_string(max),
                                std::to_string(detail::unix_ms_after(now_ms, dur)),
                                s.worker,
-                               rtp_->key_base() + ":finished",
                                "0"};  // trust_arg
     a.push_back(std::to_string(s.types.size()));
     a.insert(a.end(), s.types.begin(), s.types.end());
@@ -423,7 +436,8 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
         for (const auto& o : part) {
             args.insert(args.end(), {std::to_string(o.token), std::string(to_string(o.expected)),
                                      std::to_string(o.delay.count())});
-            for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
+            auto x = rstore_->index_args(o.rec);  // id, class, bucket, score, expire-at, bucket's, prefix
+            args.insert(args.end(), {std::move(x[0]), std::move(x[2]), std::move(x[4]), std::move(x[5])});
             for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
         }
         auto reply = eval(args, s, now);
