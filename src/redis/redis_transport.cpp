@@ -60,7 +60,15 @@ local MAX_ATTEMPT = 4294967294  -- so that one more still fits 32 bits
 local function fmt(n) return string.format('%.0f', n) end
 -- An integer (|n| < 2^53) as decimal text. Numbers go to redis.call as
 -- text: Redis formats a Lua number with '%.17g', several times the cost.
-local function itoa(n) return string.format('%d', n) end
+-- The texts of 0..4096 are kept once made (across calls of a function).
+local TEXT = {}
+local function itoa(n)
+  local t = TEXT[n]
+  if t then return t end
+  t = string.format('%d', n)
+  if n >= 0 and n <= 4096 then TEXT[n] = t end
+  return t
+end
 local function shown(v)
   v = tostring(v)
   if #v > 64 then v = string.sub(v, 1, 64) .. '...' end
