@@ -20,19 +20,40 @@ namespace {
 // store's): the per-call values the body sets, and the functions over them.
 constexpr const char* node_lib = R"lua(
 -- Set by each call (node_body).
-local TP, NOW, NOW_NS, DUR, WRAW, CHAN
+local NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW
+-- The store's keys and the finish channel, made from M ("{p:q}:m:") when it
+-- changes (a function keeps them from its last call): record prefix TP,
+-- live set LIVE, per class its registry REG, count hash CNT and bucket key
+-- prefix BUCKETS.
+local KEYS_OF, TP, CHAN, LIVE
+local REG, CNT, BUCKETS = {}, {}, {}
+local CLASSES = {'completed', 'failed', 'cancelled'}
+local function store_keys()
+  if KEYS_OF == M then return end
+  KEYS_OF = M
+  local base = string.sub(M, 1, -4)
+  TP, CHAN, LIVE = base .. ':task:', base .. ':finished', base .. ':tasks'
+  for _, c in ipairs(CLASSES) do
+    REG[c] = base .. ':finished:' .. c
+    CNT[c] = REG[c] .. ':count'
+    BUCKETS[c] = REG[c] .. ':'
+  end
+end
 -- The start spec: types (a set and a list), tags (a set), hold keys (a list).
 local TYPES, TYPEL, TAGS, HOLDS
 local NOW_S, NOW_R  -- split_ns(NOW_NS), once a timeout needs it
 local acked, nacked, stale, woken, first_due  -- what the finishes did
 local OUT  -- the leased tasks (fetch())
-local CLASS_KEYS = {completed = 9, failed = 11, cancelled = 13}
+-- With more than one outcome, the terminal ones recorded: their records to
+-- file (file_batch()) and their ids, whose leases are then settled
+-- (settle()); else nil (filed and settled at once).
+local FILING, DONE
 local NONE = {}  -- an empty list or set (never written)
 -- The counted list at ARGV[pos]: its values as a set and as a list, and
 -- the position after it.
 local function list(pos)
+  if ARGV[pos] == '0' then return NONE, NONE, pos + 1 end
   local n = tonumber(ARGV[pos])
-  if n == 0 then return NONE, NONE, pos + 1 end
   local s, l = {}, {}
   for i = pos + 1, pos + n do s[ARGV[i]] = true; l[#l + 1] = ARGV[i] end
   return s, l, pos + n + 1
@@ -85,11 +106,11 @@ end
 local function write_start(rk, m)
   local a, l = uint(m[F_ATTEMPTS] or '0', MAX_ATTEMPT), uint(m[F_LOSSES] or '0', MAX_ATTEMPT)
   if not a or not l then return false end
-  local set = {F_STATUS, 'running', F_ATTEMPTS, a + 1, F_WORKER, WRAW}
+  local set = {F_STATUS, 'running', F_ATTEMPTS, itoa(a + 1), F_WORKER, WRAW}
   if not m[F_STARTED] then set[7], set[8] = F_STARTED, NOW_NS end
   if m[F_STATUS] == 'running' then
     set[#set + 1] = F_LOSSES
-    set[#set + 1] = l + 1
+    set[#set + 1] = itoa(l + 1)
   end
   redis.call('HSET', rk, unpack(set))
   return true
@@ -112,19 +133,32 @@ end
 -- Leases up to `max` as the transport's lease does, and starts them.
 local function fetch(max)
   OUT = {}
-  lease_batch(NOW, max, DUR, WRAW, 1000, start)
+  lease_batch(NOW, NOW_TEXT, max, DEADLINE, WRAW, 1000, start)
   return OUT
 end
 
--- One outcome at ARGV[i]: token, expected status, nack delay ms, the
--- store's index arguments (7, the id first) and the state values
+-- One outcome at ARGV[i]: token, expected status, nack delay ms, id, and of
+-- the store's index arguments the bucket, record expire-at and bucket
+-- expire-at (the others follow from the status), then the state values
 -- (STATE_FIELDS order): the record is written by the store's write_state.
-local OUT_ARGS = 10 + #STATE_FIELDS
+-- A terminal one's record is filed and its lease settled at once, or with
+-- the call's other terminal outcomes (DONE, settle()).
+local OUT_ARGS = 7 + #STATE_FIELDS
+-- Whether the lease is current: for a terminal outcome, as the transport's
+-- ack decides, by the entry's token alone (the entry goes); else the whole
+-- entry is read and checked (the task goes back to a set).
 local function finish(i)
-  local tok, exp, delay, id = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local e = entry(id)
+  local tok, exp, id = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  local terminal = class_of(ARGV[i + 7])
+  local e, t
+  if terminal then
+    t = redis.pcall('HGET', M .. id, 't')
+  else
+    e = entry(id)
+    t = e and e.traw
+  end
   local dl = false
-  if e and e.traw == tok then
+  if t == tok then
     dl = redis.call('ZSCORE', LS, id)
     LS_OK = true  -- (else that call failed)
   end
@@ -132,17 +166,22 @@ local function finish(i)
     stale = stale + 1
     return 1
   end
-  local x, vals = {unpack(ARGV, i + 3, i + 9)}, {unpack(ARGV, i + 10, i + OUT_ARGS - 1)}
-  local terminal = class_of(vals[1])
-  local k = CLASS_KEYS[terminal or 'completed']
-  if write_state(TP .. id, KEYS[8], KEYS[k], KEYS[k + 1], x, exp, vals) == 0 then return 2 end
+  local c, b = terminal or 'completed', ARGV[i + 4]
+  local x = {id, terminal or '', b, b == 'never' and '+inf' or b, ARGV[i + 5], ARGV[i + 6], BUCKETS[c]}
+  local vals = {unpack(ARGV, i + 7, i + OUT_ARGS - 1)}
+  if write_state(TP .. id, LIVE, REG[c], CNT[c], x, exp, vals, FILING) == 0 then return 2 end
   if terminal then
-    redis.call('ZREM', LS, id)
-    redis.call('DEL', M .. id, MB .. id)
     acked = acked + 1
-    redis.call('PUBLISH', CHAN, id)
+    if DONE then
+      DONE[#DONE + 1] = id
+    else
+      redis.call('ZREM', LS, id)
+      redis.call('DEL', M .. id, MB .. id)
+      redis.call('PUBLISH', CHAN, id)
+    end
   else
     -- Into its waiting or delayed set before out of the leases (see begin()).
+    local delay = tonumber(ARGV[i + 2])
     if delay > 0 then
       if delay_until(id, NOW + delay) then first_due = true end
     else
@@ -155,20 +194,33 @@ local function finish(i)
   end
   return 0
 end
+-- Files the records of the terminal outcomes recorded, then settles their
+-- leases (out of the leases, the entries deleted, the finish published).
+local function settle()
+  file_batch(FILING)
+  if #DONE == 0 then return end
+  local keys = {}
+  for i, id in ipairs(DONE) do keys[2 * i - 1], keys[2 * i] = M .. id, MB .. id end
+  redis.call('ZREM', LS, unpack(DONE))
+  redis.call('DEL', unpack(keys))
+  for _, id in ipairs(DONE) do redis.call('PUBLISH', CHAN, id) end
+end
 )lua";
 
 // After the transport prelude, the store's prelude and its record writes
 // (redis_store_scripts::record_write_fns, the store's own update) and
 // node_lib, which are the script's library; it starts with the transport's
 // begin().
-// KEYS[1..7]: the transport's; KEYS[8]: the store's live set, KEYS[9..14]:
-// its registry and count hash of completed, failed, cancelled.
-// ARGV: M, record prefix "{p:q}:task:", now ms, now ns, max, lease ms,
-// worker, the finish channel, '1' if the key types are trusted (else
-// checked, the transport's and the store's: then begin() reads only the
-// :state fields TRUSTED_STATE), then three counted lists (types, tags,
-// hold keys), then the count of outcomes and OUT_ARGS per outcome (see
-// finish()).
+// KEYS[1..7]: the transport's (the store's keys, of the same queue, are
+// made from M: store_keys()).
+// ARGV: M, now ms, now ns, max, the lease deadline (unix ms), worker, '1'
+// if the key types are trusted (else checked, the transport's and the
+// store's: then begin() reads only the :state fields TRUSTED_STATE), then
+// three counted lists
+// (types, tags, hold keys), then the count of outcomes and OUT_ARGS per
+// outcome (see finish()). With more than one outcome, the terminal ones are
+// recorded first, then their records filed (per bucket at once) and their
+// leases settled, then the others.
 //
 // Returns {settled codes (0 recorded, 1 stale, 2 conflict), leased:
 // {id, token, attempt, code, fields, ...}} with code 1 started, 0 leased
@@ -180,29 +232,39 @@ end
 // is not known here: in a cluster, PUBLISH counts only this shard's
 // subscribers.)
 constexpr const char* node_body = R"lua(
-begin(ARGV[9] == '1' and TRUSTED_STATE or nil)
-TP, NOW, NOW_NS, DUR = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6])
-WRAW, CHAN = ARGV[7], ARGV[8]
+begin(ARGV[7] == '1' and TRUSTED_STATE or nil)
+store_keys()
+NOW, NOW_TEXT, NOW_NS, DEADLINE, WRAW = tonumber(ARGV[2]), ARGV[2], ARGV[3], ARGV[5], ARGV[6]
 NOW_S, NOW_R = nil, nil
-if ARGV[9] ~= '1' then
-  expect(KEYS[8], 'set')
-  for i = 9, 14, 2 do expect(KEYS[i], 'zset'); expect(KEYS[i + 1], 'hash') end
+if ARGV[7] ~= '1' then
+  expect(LIVE, 'set')
+  for _, c in ipairs(CLASSES) do expect(REG[c], 'zset'); expect(CNT[c], 'hash') end
 end
 local pos, _
-TYPES, TYPEL, pos = list(10)
+TYPES, TYPEL, pos = list(8)
 TAGS, _, pos = list(pos)
 _, HOLDS, pos = list(pos)
 acked, nacked, stale, woken, first_due = 0, 0, 0, 0, false
-local settled = {}
-local nout = tonumber(ARGV[pos])
-for i = pos + 1, pos + OUT_ARGS * nout, OUT_ARGS do
-  settled[#settled + 1] = finish(i)
+local settled, nout = {}, tonumber(ARGV[pos])
+if nout == 1 then
+  FILING, DONE = nil, nil
+  settled[1] = finish(pos + 1)
+elseif nout > 1 then
+  -- The terminal outcomes first (recorded, filed, settled), then the others.
+  FILING, DONE = {}, {}
+  local again = {}
+  for k = 1, nout do
+    local i = pos + 1 + (k - 1) * OUT_ARGS
+    if class_of(ARGV[i + 7]) then settled[k] = finish(i) else again[#again + 1] = k end
+  end
+  settle()
+  for _, k in ipairs(again) do settled[k] = finish(pos + 1 + (k - 1) * OUT_ARGS) end
 end
 count('acked', acked)
 count('nacked', nacked)
 count('stale', stale)
 wake(woken)
-local leased = fetch(tonumber(ARGV[5]))
+local leased = fetch(tonumber(ARGV[4]))
 if first_due then wake(1) end
 flush()
 return {settled, leased}
@@ -244,11 +306,7 @@ redis_node_backend::redis_node_backend(std::shared_ptr<redis_transport> t, std::
         throw invalid_argument("store", rstore_->client_->options().describe(),
                                "must be on the transport's server " + rtp_->client()->options().describe());
     keys_ = {base + ":waiting", base + ":bylevel", base + ":delayed", base + ":leases",
-             base + ":state",   base + ":poisoned", base + ":wake",  rstore_->live_key_};
-    for (std::size_t c = 0; c < rstore_->registry_.size(); ++c) {
-        keys_.push_back(rstore_->registry_[c]);
-        keys_.push_back(rstore_->counts_[c]);
-    }
+             base + ":state",   base + ":poisoned", base + ":wake"};
 }
 
 bool redis_node_backend::fits(const redis_transport& t, const redis_task_store& s) noexcept {
@@ -268,14 +326,13 @@ std::shared_ptr<redis_node_backend> redis_node_backend::combining(std::shared_pt
 std::vector<std::string> redis_node_backend::spec_args(const start_spec& s, std::size_t max, time_point now) const {
     check_args(s);
     const auto dur = redis_detail::clamp_wait(s.lease_duration);
+    const auto now_ms = detail::to_unix_ms(now);
     std::vector<std::string> a{rtp_->key_base() + ":m:",
-                               rtp_->key_base() + ":task:",
-                               std::to_string(detail::to_unix_ms(now)),
+                               std::to_string(now_ms),
                                std::to_string(redis_codec::to_unix_ns(now)),
                                std::to_string(max),
-                               std::to_string(dur.count()),
+                               std::to_string(detail::unix_ms_after(now_ms, dur)),
                                s.worker,
-                               rtp_->key_base() + ":finished",
                                "0"};  // trust_arg
     a.push_back(std::to_string(s.types.size()));
     a.insert(a.end(), s.types.begin(), s.types.end());
@@ -379,7 +436,8 @@ node_batch redis_node_backend::finish_and_fetch(std::span<const node_outcome> ou
         for (const auto& o : part) {
             args.insert(args.end(), {std::to_string(o.token), std::string(to_string(o.expected)),
                                      std::to_string(o.delay.count())});
-            for (auto& v : rstore_->index_args(o.rec)) args.push_back(std::move(v));  // id first
+            auto x = rstore_->index_args(o.rec);  // id, class, bucket, score, expire-at, bucket's, prefix
+            args.insert(args.end(), {std::move(x[0]), std::move(x[2]), std::move(x[4]), std::move(x[5])});
             for (auto& v : redis_codec::encode_task_state(o.rec)) args.push_back(std::move(v));
         }
         auto reply = eval(args, s, now);

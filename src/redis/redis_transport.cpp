@@ -42,9 +42,15 @@ constexpr const char* prelude = R"lua(
 -- "{p:q}:mb:" (the steering mailboxes), S: the checked :state, POL: the
 -- queue's policy.
 local W, L, D, LS, ST, DL, WK, M, MB, S, POL
--- The :state fields this call changes (field -> value), written by one HSET
--- at its end (flush()).
-local PENDING
+-- The :state fields this call changes (field -> value, a number; PTEXT:
+-- field -> its text where the call has it), written by one HSET at its end
+-- (flush()).
+local PENDING, PTEXT
+-- :state texts known to be valid, with their values: the last read (and
+-- checked) or written by this library, per :state key (KNOWN[key] = {texts,
+-- values}, kept across calls of a function). take() compares the text it
+-- meets with the known one before parsing it. KT, KV: this queue's.
+local KNOWN, KNOWN_N, KT, KV = {}, 0
 -- Whether :leases is known to be a sorted set in this call (see begin()).
 local LS_OK
 local SHIFT = 70368744177664
@@ -52,16 +58,35 @@ local EXACT = 9007199254740992  -- 2^53: larger integers are not exact in Lua
 local MAX_MS = 9223372036854    -- unix ms that a system_clock time_point holds
 local MAX_ATTEMPT = 4294967294  -- so that one more still fits 32 bits
 local function fmt(n) return string.format('%.0f', n) end
+-- An integer (|n| < 2^53) as decimal text. Numbers go to redis.call as
+-- text: Redis formats a Lua number with '%.17g', several times the cost.
+-- The texts of 0..4096 are kept once made (across calls of a function).
+local TEXT = {}
+local function itoa(n)
+  local t = TEXT[n]
+  if t then return t end
+  t = string.format('%d', n)
+  if n >= 0 and n <= 4096 then TEXT[n] = t end
+  return t
+end
 local function shown(v)
   v = tostring(v)
   if #v > 64 then v = string.sub(v, 1, 64) .. '...' end
   return "'" .. v .. "'"
 end
 local function fail(msg) error({err = 'ORCHCORE corrupted queue: ' .. msg}) end
--- Decimal digits only, at most `hi`; else nil.
+-- Decimal digits only, at most `hi`; else nil. Small values met before are
+-- looked up (SMALL, kept across calls of a function) instead of parsed.
+local SMALL, SMALL_N = {}, 0
 local function uint(v, hi)
+  local n = SMALL[v]
+  if n then
+    if n > hi then return nil end
+    return n
+  end
   if type(v) ~= 'string' or #v > 16 or not string.find(v, '^%d+$') then return nil end
-  local n = tonumber(v)
+  n = tonumber(v)
+  if n < 1000 and SMALL_N < 4096 then SMALL[v], SMALL_N = n, SMALL_N + 1 end
   if n > hi then return nil end
   return n
 end
@@ -89,15 +114,27 @@ local POLICIES = {['reject-new'] = 1, ['drop-lru'] = 1, priority = 1}
 -- Checks :state field f = v into s (the state as read); a bad value ends
 -- the script naming the field.
 local function take(s, f, v)
-  local ok = true
-  if COUNTERS[f] then s.c[f] = uint(v, EXACT); ok = s.c[f] ~= nil
-  elseif f == 'policy' then s.policy = v; ok = POLICIES[v] ~= nil
-  elseif f == 'seq' then s.seq = uint(v, SHIFT - 1); ok = s.seq ~= nil
-  elseif f == 'token' then s.token = uint(v, EXACT); ok = s.token ~= nil
-  elseif f == 'ewma' then s.ewma = real(v); ok = s.ewma ~= nil
-  elseif f == 'deq_last' then s.last = int(v, -MAX_MS, MAX_MS); ok = s.last ~= nil
+  local n
+  if KT[f] == v then
+    n = KV[f]
+  else
+    if COUNTERS[f] or f == 'token' then n = uint(v, EXACT)
+    elseif f == 'policy' then n = POLICIES[v] and v
+    elseif f == 'seq' then n = uint(v, SHIFT - 1)
+    elseif f == 'ewma' then n = real(v)
+    elseif f == 'deq_last' then n = int(v, -MAX_MS, MAX_MS)
+    else return
+    end
+    if n == nil then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+    KT[f], KV[f] = v, n
   end
-  if not ok then fail(ST .. ' field ' .. f .. ' = ' .. shown(v)) end
+  if COUNTERS[f] then s.c[f] = n
+  elseif f == 'policy' then s.policy = n
+  elseif f == 'seq' then s.seq = n
+  elseif f == 'token' then s.token = n
+  elseif f == 'ewma' then s.ewma = n
+  else s.last = n
+  end
 end
 -- The checked :state (policy, seq, token, ewma, last, counters c), after
 -- checking the type of every queue key.
@@ -166,11 +203,10 @@ local function bury(id, why)
   redis.call('DEL', M .. id, MB .. id)
   redis.call('HSET', DL, id, 'corrupted entry ' .. M .. id .. ': ' .. why)
 end
--- (Scores, counters and tokens below 2^53 go to redis.call as numbers:
--- Redis writes an integral one as plain digits, as fmt() would.)
+-- (Scores, counters and tokens below 2^53 go to redis.call as itoa() text.)
 local function make_waiting(id, e)
-  redis.call('ZADD', W, wait_score(e.p, e.s), id)
-  if POL == 'drop-lru' then redis.call('ZADD', L, e.p * SHIFT + e.s, id) end
+  redis.call('ZADD', W, itoa(wait_score(e.p, e.s)), id)
+  if POL == 'drop-lru' then redis.call('ZADD', L, itoa(e.p * SHIFT + e.s), id) end
 end
 local function remove_waiting(id)
   redis.call('ZREM', W, id)
@@ -185,9 +221,15 @@ end
 local function flush()
   if next(PENDING) == nil then return end
   local set, n = {}, 0
-  for f, v in pairs(PENDING) do set[n + 1] = f; set[n + 2] = v; n = n + 2 end
+  for f, v in pairs(PENDING) do
+    local text = PTEXT[f] or itoa(v)
+    set[n + 1] = f
+    set[n + 2] = text
+    n = n + 2
+    if v <= EXACT then KT[f], KV[f] = text, v else KT[f] = nil end
+  end
   redis.call('HSET', ST, unpack(set))
-  PENDING = {}
+  PENDING, PTEXT = {}, {}
 end
 -- Runs `cmd key a[i..j]` over `arr` in slices of `step` (unpack is bounded
 -- by Lua's C stack).
@@ -214,14 +256,14 @@ end
 -- empties the waiting set drops them all (their tasks are leased: a token
 -- left would only wake an idle consumer for nothing). A damaged wake key
 -- is left alone (its waiters time out instead).
-local WAKE_MAX = 256
+local WAKE_MAX, WAKE_MAX_TEXT = 256, '255'
 local function wake(n)
   if not WK or n <= 0 then return end
   local t = {}
   for i = 1, math.min(n, WAKE_MAX) do t[i] = '1' end
   if type(redis.pcall('LPUSH', WK, unpack(t))) == 'number' then
-    redis.call('LTRIM', WK, 0, WAKE_MAX - 1)
-    redis.call('PEXPIRE', WK, 60000)
+    redis.call('LTRIM', WK, '0', WAKE_MAX_TEXT)
+    redis.call('PEXPIRE', WK, '60000')
   end
 end
 -- Puts `id` in the delayed set until `due`. True if it is now the first to
@@ -229,19 +271,20 @@ end
 -- first due time (or not at all), so the caller wakes one (wake(1), after
 -- any lease of its own, which drops tokens) to wait for this one instead.
 local function delay_until(id, due)
-  redis.call('ZADD', D, due, id)
-  return redis.call('ZRANGE', D, 0, 0)[1] == id
+  redis.call('ZADD', D, itoa(due), id)
+  return redis.call('ZRANGE', D, '0', '0')[1] == id
 end
--- Leases up to `max` tasks to `worker` until `now + dur`: first moves at
--- most `promote` due delayed tasks to the waiting set, then pops a batch.
--- Every popped task is checked before anything is written; an unusable
--- one is parked and the batch filled up from the waiting set. Calls
+-- Leases up to `max` tasks to `worker` until `deadline` (unix ms, text):
+-- first moves at most `promote` due delayed tasks to the waiting set, then
+-- pops a batch. `now`: unix ms, a number and `nows`, its text. Every
+-- popped task is checked before anything is written; an unusable one is
+-- parked and the batch filled up from the waiting set. Calls
 -- granted(id, token, attempt) for each lease, in order.
-local function lease_batch(now, max, dur, worker, promote, granted)
+local function lease_batch(now, nows, max, deadline, worker, promote, granted)
   max = math.min(max, 1000000000)
   if S.token + max > EXACT then fail(ST .. ' field token = ' .. fmt(S.token) .. ' leaves too few tokens') end
   if not LS_OK then expect(LS, 'zset'); LS_OK = true end  -- before a popped task goes there
-  local due = redis.call('ZRANGEBYSCORE', D, '-inf', now, 'LIMIT', 0, promote)
+  local due = redis.call('ZRANGEBYSCORE', D, '-inf', nows, 'LIMIT', '0', itoa(promote))
   for _, id in ipairs(due) do
     local e = entry(id)
     if e then
@@ -254,7 +297,7 @@ local function lease_batch(now, max, dur, worker, promote, granted)
   if max <= 0 then return end
   local ids, atts = {}, {}
   while #ids < max do
-    local popped = redis.call('ZPOPMIN', W, max - #ids)
+    local popped = redis.call('ZPOPMIN', W, itoa(max - #ids))
     if #popped == 0 then break end
     for i = 1, #popped, 2 do
       local id = popped[i]
@@ -267,18 +310,17 @@ local function lease_batch(now, max, dur, worker, promote, granted)
       end
     end
   end
-  if #ids < max and WK then redis.pcall('LTRIM', WK, 1, 0) end
+  if #ids < max and WK then redis.pcall('LTRIM', WK, '1', '0') end
   local n = #ids
   if n == 0 then return end
   if POL == 'drop-lru' then bulk('ZREM', L, ids, 4000) end
   local first = S.token
   S.token = S.token + n
   PENDING.token = S.token
-  local deadline = now + dur
   local z = {}
   for i, id in ipairs(ids) do
     local tok = first + i
-    redis.call('HSET', M .. id, 'a', atts[i], 't', tok, 'w', worker)
+    redis.call('HSET', M .. id, 'a', itoa(atts[i]), 't', itoa(tok), 'w', worker)
     z[#z + 1] = deadline
     z[#z + 1] = id
     granted(id, tok, atts[i])
@@ -288,9 +330,9 @@ local function lease_batch(now, max, dur, worker, promote, granted)
   if S.last then
     local iv = math.max(0, (now - S.last) / n)
     local e = S.ewma and (0.8 * S.ewma + 0.2 * iv) or iv
-    PENDING.ewma = string.format('%.17g', e)
+    PENDING.ewma, PTEXT.ewma = e, string.format('%.17g', e)
   end
-  PENDING.deq_last = now
+  PENDING.deq_last, PTEXT.deq_last = now, nows
   flush()  -- the tokens handed out are written with the leases
 end
 -- The start of every call. begin() checks the type of every queue key and
@@ -309,11 +351,18 @@ local function begin(fields)
     M = ARGV[1]
     MB = string.sub(M, 1, -3) .. 'mb:'
   end
+  local k = KNOWN[ST]
+  if not k then
+    if KNOWN_N >= 256 then KNOWN, KNOWN_N = {}, 0 end
+    k = {{}, {}}
+    KNOWN[ST], KNOWN_N = k, KNOWN_N + 1
+  end
+  KT, KV = k[1], k[2]
   S = fields and some_state(fields) or state()
   POL = S.policy or 'reject-new'
   LS_OK = not fields
   if fields and POL == 'drop-lru' then expect(L, 'zset') end
-  PENDING = {}
+  PENDING, PTEXT = {}, {}
 end
 )lua";
 
@@ -383,10 +432,10 @@ for i = 4, #ARGV, 2 do
     end
     if code == 0 then
       seq = seq + 1
-      redis.call('HSET', M .. id, 'p', p, 's', seq, 'a', 0)
+      redis.call('HSET', M .. id, 'p', itoa(p), 's', itoa(seq), 'a', '0')
       local score = wait_score(p, seq)
-      redis.call('ZADD', W, fmt(score), id)
-      if POL == 'drop-lru' then redis.call('ZADD', L, fmt(p * SHIFT + seq), id) end
+      redis.call('ZADD', W, itoa(score), id)
+      if POL == 'drop-lru' then redis.call('ZADD', L, itoa(p * SHIFT + seq), id) end
       if POL == 'priority' then
         pos = redis.call('ZCOUNT', W, '-inf', '(' .. fmt(score))
       else
@@ -402,7 +451,7 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = victim
   out[#out + 1] = vprio
 end
-if seq ~= S.seq then PENDING.seq = fmt(seq) end
+if seq ~= S.seq then PENDING.seq, PTEXT.seq = seq, fmt(seq) end
 count('accepted', accepted)
 wake(accepted)
 count('rej_full', full)
@@ -416,7 +465,7 @@ return {S.ewma and string.format('%.17g', S.ewma) or '', out}
 const redis_script lease_script = with_prelude("transport.lease", R"lua(
 local now, max, dur, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local out = {}
-lease_batch(now, max, dur, worker, tonumber(ARGV[6]), function(id, tok, att)
+lease_batch(now, ARGV[2], max, itoa(now + dur), worker, tonumber(ARGV[6]), function(id, tok, att)
   out[#out + 1] = id
   out[#out + 1] = tok
   out[#out + 1] = att

@@ -66,37 +66,63 @@ end
 // ms, 0 = none), bucket key prefix of the class. `reg`, `counts`: registry
 // and count hash of the record's class (any class when not terminal).
 //
-// file_record(rec, live, reg, counts, x, entering) files the record: a
-// terminal one, when it enters its class, into its bucket (and its expiry);
-// when that opens a bucket, up to 2 of the class's oldest buckets that
-// Redis expired leave the registry. write_state(rec, live, reg, counts, x, expected, vals) is the
-// update: if the record is a hash whose status is `expected`, it writes the
-// state values `vals` (redis_codec::task_state_fields order, '' = HDEL),
-// files it and returns 1; else it changes nothing and returns 0.
+// file_record(rec, live, reg, counts, x, entering, batch) files the
+// record: a terminal one, when it enters its class, into its bucket (and
+// its expiry); when that opens a bucket, up to 2 of the class's oldest
+// buckets that Redis expired leave the registry. With `batch` (a table), a
+// terminal record gets its expiry and is collected into `batch` instead,
+// which file_batch(batch) files later, all of a bucket at once (one SREM,
+// RPUSH and count per bucket). write_state(rec, live, reg, counts, x,
+// expected, vals, batch) is the update: if the record is a hash whose status
+// is `expected`, it writes the state values `vals`
+// (redis_codec::task_state_fields order, '' = HDEL), files it and returns
+// 1; else it changes nothing and returns 0.
 inline std::string record_write_fns() {
     return "local STATE_FIELDS = " + redis_codec::lua_task_state_fields() + "\n" + R"lua(
-local function file_record(rec, live, reg, counts, x, entering)
+-- Files the ids `ids` (at most a few thousand) of one bucket: x: the index
+-- arguments of one of them.
+local function file_ids(live, reg, counts, x, ids)
+  local n, b = #ids, x[3]
+  redis.call('SREM', live, unpack(ids))
+  local list = x[7] .. b
+  local opened = redis.call('RPUSH', list, unpack(ids)) == n
+  if opened then
+    drop_bucket(reg, counts, b)
+    redis.call('ZADD', reg, x[4], b)
+    if x[6] ~= '0' then redis.call('PEXPIREAT', list, x[6]) end
+  end
+  local by = n == 1 and '1' or string.format('%d', n)
+  redis.call('HINCRBY', counts, b, by)
+  redis.call('HINCRBY', counts, 'total', by)
+  if not opened then return end
+  for _, o in ipairs(redis.call('ZRANGE', reg, '0', '1')) do
+    if redis.call('EXISTS', x[7] .. o) == 1 then break end
+    drop_bucket(reg, counts, o)
+  end
+end
+local function file_record(rec, live, reg, counts, x, entering, batch)
   local id = x[1]
   if x[2] == '' then redis.call('SADD', live, id) return end
   if not entering then return end
-  redis.call('SREM', live, id)
+  if not batch then
+    file_ids(live, reg, counts, x, {id})
+    if x[5] ~= '0' then redis.call('PEXPIREAT', rec, x[5]) end
+    return
+  end
+  if x[5] ~= '0' then redis.call('PEXPIREAT', rec, x[5]) end
   local list = x[7] .. x[3]
-  local opened = redis.call('RPUSH', list, id) == 1
-  if opened then
-    drop_bucket(reg, counts, x[3])
-    redis.call('ZADD', reg, x[4], x[3])
-    if tonumber(x[6]) > 0 then redis.call('PEXPIREAT', list, x[6]) end
+  local g = batch[list]
+  if not g then
+    g = {live, reg, counts, x, {}}
+    batch[list] = g
+    batch[#batch + 1] = g
   end
-  redis.call('HINCRBY', counts, x[3], 1)
-  redis.call('HINCRBY', counts, 'total', 1)
-  if tonumber(x[5]) > 0 then redis.call('PEXPIREAT', rec, x[5]) end
-  if not opened then return end
-  for _, b in ipairs(redis.call('ZRANGE', reg, 0, 1)) do
-    if redis.call('EXISTS', x[7] .. b) == 1 then break end
-    drop_bucket(reg, counts, b)
-  end
+  g[5][#g[5] + 1] = id
 end
-local function write_state(rec, live, reg, counts, x, expected, vals)
+local function file_batch(batch)
+  for _, g in ipairs(batch) do file_ids(g[1], g[2], g[3], g[4], g[5]) end
+end
+local function write_state(rec, live, reg, counts, x, expected, vals, batch)
   local set, del, n = {}, {}, 0
   for i = 1, #STATE_FIELDS do
     local f, v = STATE_FIELDS[i], vals[i]
@@ -110,7 +136,7 @@ local function write_state(rec, live, reg, counts, x, expected, vals)
   for i = 2, #cur do if cur[i] then gone[#gone + 1] = del[i - 1] end end
   redis.call('HSET', rec, unpack(set))
   if #gone > 0 then redis.call('HDEL', rec, unpack(gone)) end
-  file_record(rec, live, reg, counts, x, class_of(expected) == nil)
+  file_record(rec, live, reg, counts, x, class_of(expected) == nil, batch)
   return 1
 end
 )lua";

@@ -147,6 +147,106 @@ TEST_CASE("redis_node_backend: a finish writes and files the record as the store
     CHECK(std::find(views[1].begin(), views[1].end(), "expires 1") != views[1].end());
 }
 
+namespace {
+
+// What the store and the queue keep for the tasks `ids` of queue `base`:
+// records, live set, Redis expiries, the buckets, registries and counts of
+// completed and failed, the leases and the waiting set.
+std::vector<std::string> queue_view(redis_client& c, const std::string& base, const std::vector<std::string>& ids,
+                                    const std::string& bucket) {
+    std::vector<std::string> out;
+    auto sorted = [](redis_reply r) {
+        std::vector<std::string> v;
+        for (const auto& e : r.elements)
+            v.push_back(e.type == redis_reply::kind::integer ? std::to_string(e.integer) : e.str);
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    for (const auto& id : ids) {
+        for (const auto& f : sorted(c.command({"HGETALL", base + ":task:" + id}))) out.push_back(id + " " + f);
+        out.push_back(id + " live " + std::to_string(c.command({"SISMEMBER", base + ":tasks", id}).integer));
+        out.push_back(id + " expires " + std::to_string(c.command({"PTTL", base + ":task:" + id}).integer > 0));
+    }
+    for (const std::string cls : {"completed", "failed"}) {
+        const auto k = base + ":finished:" + cls;
+        for (const auto& e : sorted(c.command({"LRANGE", k + ":" + bucket, "0", "-1"})))
+            out.push_back(cls + " bucket " + e);
+        out.push_back(cls + " bucket expires " + std::to_string(c.command({"PTTL", k + ":" + bucket}).integer > 0));
+        for (const auto& e : sorted(c.command({"ZRANGE", k, "0", "-1"}))) out.push_back(cls + " registry " + e);
+        for (const auto& e : sorted(c.command({"HGETALL", k + ":count"}))) out.push_back(cls + " count " + e);
+    }
+    for (const auto& e : sorted(c.command({"ZRANGE", base + ":leases", "0", "-1"}))) out.push_back("leased " + e);
+    for (const auto& e : sorted(c.command({"ZRANGE", base + ":waiting", "0", "-1"}))) out.push_back("waiting " + e);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis_node_backend: finishes in one call are recorded, filed and settled as in calls of their own",
+          "[redis][node_backend]") {
+    auto client = shared_redis_server().client("nbbatch");
+    const auto now = std::chrono::system_clock::now();
+    const auto finished = now + std::chrono::seconds(1);
+    const auto bucket =
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(finished.time_since_epoch()).count());
+    const std::vector<std::string> ids{"a", "b", "c", "d", "e"};
+    std::vector<std::vector<std::string>> views;
+    for (const bool one_call : {false, true}) {
+        auto tp = std::make_shared<redis_transport>(client, one_call ? "together" : "apart");
+        auto store = std::make_shared<redis_task_store>(client, one_call ? "together" : "apart");
+        redis_node_backend nb(tp, store);
+        for (const auto& id : ids) {
+            task_record r;
+            r.id = id;
+            r.type = "t";
+            r.status = task_status::queued;
+            r.created_at = now;
+            REQUIRE(store->create(r));
+            REQUIRE(tp->admit({id}).is_accepted);
+        }
+        start_spec s;
+        s.worker = "w";
+        auto got = nb.lease_and_start(s, ids.size(), now);
+        REQUIRE(got.size() == ids.size());
+        std::sort(got.begin(), got.end(),
+                  [](const auto& x, const auto& y) { return x.lease.task_id < y.lease.task_id; });
+        // a, e completed; b failed; c run again; d completed under a token not its own.
+        std::vector<node_outcome> outs;
+        for (auto& t : got) {
+            REQUIRE(t.started);
+            auto rec = *t.record;
+            const auto& id = t.lease.task_id;
+            rec.status = id == "b" ? task_status::failed : id == "c" ? task_status::queued : task_status::completed;
+            if (id != "c") rec.finished_at = finished;
+            if (id == "b") rec.error = "e";
+            outs.push_back({rec, task_status::running, t.lease.token + (id == "d" ? 100 : 0), {}});
+        }
+        std::vector<node_batch::fate> settled;
+        if (one_call) {
+            settled = nb.finish_and_fetch(outs, s, 0, finished).settled;
+        } else {
+            for (const auto& o : outs)
+                settled.push_back(nb.finish_and_fetch(std::span(&o, 1), s, 0, finished).settled.at(0));
+        }
+        using f = node_batch::fate;
+        CHECK(settled == std::vector<f>{f::recorded, f::recorded, f::recorded, f::stale, f::recorded});
+        CHECK(store->get("a")->status == task_status::completed);
+        CHECK(store->get("b")->status == task_status::failed);
+        CHECK(store->get("c")->status == task_status::queued);
+        CHECK(store->get("d")->status == task_status::running);
+        CHECK(tp->leased_count() == 1);
+        CHECK(tp->size_approx() == 1);
+        views.push_back(queue_view(*client, store->key_base(), ids, bucket));
+    }
+    // The views name no queue: the two queues keep the same.
+    CHECK(views[0] == views[1]);
+    const auto& v = views[1];
+    for (const char* want : {"completed bucket a", "completed bucket e", "completed count 2", "failed bucket b",
+                             "a expires 1", "b expires 1", "c live 1", "completed bucket expires 1", "leased d",
+                             "waiting c"})
+        CHECK(std::find(v.begin(), v.end(), want) != v.end());
+}
+
 TEST_CASE("redis_transport: offers redis_node_backend for a store of its queue on its server",
           "[redis][node_backend]") {
     auto client = shared_redis_server().client("offer");

@@ -73,13 +73,13 @@ private:
     std::vector<std::string> spec_args(const start_spec& s, std::size_t max, time_point now) const;
     std::vector<node_task> decode_next(redis_reply& r, const start_spec& s, time_point now) const;
     redis_reply eval(std::vector<std::string>& args, const start_spec& s, time_point now);
-    static constexpr std::size_t trust_arg = 8;  // ARGV[9] of the script
+    static constexpr std::size_t trust_arg = 6;  // ARGV[7] of the script
 
     std::shared_ptr<orchcore::transport> tp_;
     std::shared_ptr<task_store> store_;
     std::shared_ptr<redis_transport> rtp_;
     std::shared_ptr<redis_task_store> rstore_;
-    std::vector<std::string> keys_;  // transport's six, then store index and finished x3
+    std::vector<std::string> keys_;  // the transport's
     // steady_clock ticks of the last call that checked the key types and
     // succeeded; 0: the next call checks.
     std::atomic<std::chrono::steady_clock::rep> checked_at_{0};
