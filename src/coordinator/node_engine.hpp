@@ -227,7 +227,7 @@ private:
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
     std::vector<dist_op> retry_ops;            // changes the backend failed to carry out, for the next tick
     serial_runs flushes;                       // flush_ops(): one run at a time
-    bool flush_here_ok = true;                 // the last flush round met no backend failure
+    bool flush_here_ok = true;                 // c.mu: the last flush round met no backend failure
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
     // The node's I/O threads (one feeds, one flushes finished tasks'
