@@ -31,11 +31,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -116,22 +118,36 @@ struct first_start {
     std::atomic<steady::rep> at{0};
     std::atomic<double> unix_at{0};
     std::atomic<std::uint64_t> handled{0};  // handler calls
+    std::uint64_t target = 0;               // the handler call that wakes wait_handled (0: none)
+    std::mutex m;
+    std::condition_variable cv;
     void mark() {
-        handled.fetch_add(1, std::memory_order_relaxed);
+        if (handled.fetch_add(1, std::memory_order_relaxed) + 1 == target) {
+            std::lock_guard lk(m);
+            cv.notify_all();
+        }
         if (seen.exchange(true)) return;
         at.store(steady::now().time_since_epoch().count());
         unix_at.store(unix_now());
     }
     steady::time_point when() const { return steady::time_point(steady::duration(at.load())); }
+    // Until the handler has run `target` times or `until` passes.
+    void wait_handled(steady::time_point until) {
+        std::unique_lock lk(m);
+        cv.wait_until(lk, until, [&] { return handled.load(std::memory_order_relaxed) >= target; });
+    }
 };
 
 // Polls the node's counters until the work is done; returns the time of the
 // last completion seen. Throws when --timeout-s passes first. With --n, the
 // node's stats (which read the shared queue's depth from Redis: a round trip)
-// are polled only once the handler has run N times: the BullMQ driver counts
+// are polled only once the handler has run N times (the handler's Nth call
+// wakes this thread: no polling meanwhile, so the process makes no
+// context switches of its own beyond the node's): the BullMQ driver counts
 // 'completed' events, which cost no Redis call.
-steady::time_point wait_done(coordinator& node, const args& a, const first_start& first) {
+steady::time_point wait_done(coordinator& node, const args& a, first_start& first) {
     const auto give_up = steady::now() + std::chrono::seconds(a.timeout_s);
+    if (a.n > 0) first.wait_handled(give_up);
     std::uint64_t seen = 0;
     auto last = steady::now();
     for (;;) {
@@ -152,6 +168,7 @@ steady::time_point wait_done(coordinator& node, const args& a, const first_start
 void work(const args& a) {
     const double cpu0 = cpu_seconds();
     first_start first;
+    first.target = a.n;
     coordinator node{node_options(a, a.slots)};
     node.register_handler("noop", [&first](task_context&) {
         first.mark();

@@ -52,6 +52,11 @@ struct attempt_state {
     asio::cancellation_signal signal;
     // Plain handlers: the handler, kept alive for the attempt.
     std::shared_ptr<const task_handler> sync_handler;
+    // Set at launch, read by the thread that ends the attempt: a plain
+    // handler on a worker's own threads, so that thread is one of the
+    // worker's task slots, and the worker's spare thread carries its
+    // heartbeats whatever the slot waits for.
+    bool ends_on_slot = false;
 };
 
 struct launch {

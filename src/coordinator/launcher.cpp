@@ -82,6 +82,7 @@ void coordinator_impl::finish_attempt(const std::shared_ptr<attempt_state>& a, o
 
 void coordinator_impl::run_sync(const launch& ln) {
     ln.a->sync_handler = ln.sync;
+    ln.a->ends_on_slot = !ln.w->on_user_executor();
     // Through the worker's queue, not an Asio post per task: a stream of
     // launches keeps the worker's drainers busy instead of waking a
     // thread per task. The callable holds only `a`, so std::function

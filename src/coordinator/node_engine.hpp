@@ -154,8 +154,10 @@ private:
     void record_outcomes(std::vector<dist_op>& ops, const std::vector<fate>& f, const std::vector<bool>& io_error);
     void count_written(const dist_op& op);
     void announce_written(const std::vector<dist_op>& ops, const std::vector<fate>& f);
-    void submit_op(dist_op op);
+    void submit_op(dist_op op, bool on_slot);
+    void flush_here();
     void flush_ops();
+    void flush_round();
     std::optional<dist_op> op_for(task_entry& t, const decision& d, outcome& o, dist_op::why retry_why);
 
     // node_feed.cpp
@@ -225,10 +227,12 @@ private:
     std::vector<dist_op> pending_ops;          // finished attempts' changes not yet carried out
     std::vector<dist_op> retry_ops;            // changes the backend failed to carry out, for the next tick
     serial_runs flushes;                       // flush_ops(): one run at a time
+    bool flush_here_ok = true;                 // c.mu: the last flush round met no backend failure
     steady::time_point next_poll{}, next_recover{};
     std::chrono::milliseconds poll_backoff{0};
     // The node's I/O threads (one feeds, one flushes finished tasks'
-    // changes, at a time each).
+    // changes, at a time each; a flush's first round may run on the task
+    // slot that started it instead: submit_op).
     mutable asio::thread_pool io{2};
     std::unique_ptr<node_path> path;  // feed and flush steps, picked once
     // The wait for work (created on the first empty lease round), and the

@@ -7,12 +7,19 @@
 namespace orchcore::detail {
 
 // feed() on the node's I/O threads (from a worker thread or a submitter).
+// No thread is woken for a feed that would find no room (every free slot
+// taken, or reserved by a lease call in flight): note_no_room does what
+// that feed would, and whoever frees a slot next asks for its lease.
 void node_engine::kick_feed() {
     {
         std::lock_guard lk(c.mu);
         if (c.stopping) return;
         if (feeds.running()) {
             (void)feeds.request();  // the feed under way leases once more
+            return;
+        }
+        if (lease_round::to_ask(c.free_slots(), leasing, nopt.lease_batch) == 0) {
+            note_no_room();
             return;
         }
         ++io_inflight;  // stop() waits for the posted feed

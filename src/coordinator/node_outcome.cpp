@@ -234,33 +234,76 @@ void node_engine::count_written(const dist_op& op) {
     c.emit(c.make_event_rec(op.ev, op.rec, op.detail));
 }
 
-// Queues a finished attempt's record change for the node's I/O threads:
-// one flush at a time carries out everything queued, in batches, until
-// none is left. A lone completion is carried out at once; under load,
-// completions that arrive during one flush share the next. The worker
-// thread that finished the task never waits for Redis (a worker whose
-// threads all wait for a reconnecting Redis could not heartbeat, and
-// its running tasks' leases would lapse).
-void node_engine::submit_op(dist_op op) {
+// Queues a finished attempt's record change: one flush at a time carries
+// out everything queued, in rounds, until none is left; completions that
+// arrive during a round share the next. A lone completion is carried out
+// at once.
+//
+// Where a flush runs: `on_slot` says the caller is the task slot that ran
+// the attempt (a plain handler on a worker's own threads,
+// attempt_state::ends_on_slot). With a path whose flushes lease for the
+// slots they free (node_path::flush_fetches), such a slot carries out the
+// first round of a flush it starts itself: that round leases the slot's
+// next task, which the worker queues behind this very call, so the task
+// runs on the same thread with no hand-off; the slot had nothing to run
+// before that round returned anyway. Any further round goes to the node's
+// I/O threads, as do flushes started by any other thread, flushes of the
+// plain path (its feed leases the freed slot's next task meanwhile, and
+// the slot must be free to run it), and every flush after a round that met
+// a backend failure, until one does not (flush_here_ok). A slot waiting
+// for Redis holds nothing the node's liveness needs: heartbeats run on the
+// worker's spare thread, which no plain handler takes, lease renewals on
+// the control loop. A user's executor or a coroutine's strand never waits
+// for Redis.
+void node_engine::submit_op(dist_op op, bool on_slot) {
     {
         std::lock_guard lk(c.mu);
         pending_ops.push_back(std::move(op));
         if (!flushes.request()) return;  // the flush under way takes it in its next round
+        on_slot = on_slot && flush_here_ok && path->flush_fetches();
+    }
+    if (on_slot) flush_here();
+    else asio::post(io, [this] { flush_ops(); });
+}
+
+// The first round of a flush, on the calling thread; further rounds, if
+// requests came during it, on the I/O threads.
+void node_engine::flush_here() {
+    try {
+        flush_round();
+    } catch (...) {
+        std::lock_guard lk(c.mu);
+        flushes.abandon();
+        throw;
+    }
+    {
+        std::lock_guard lk(c.mu);
+        if (!flushes.round_done()) return;
     }
     asio::post(io, [this] { flush_ops(); });
 }
 
-// Every request of a flush comes with an op, so a round owed means ops
-// are pending.
+// The rounds of a flush started (flushes.request()) by the caller.
 void node_engine::flush_ops() {
-    carry_out_run(c.mu, flushes, [this] {
-        std::vector<dist_op> batch;
-        {
-            std::lock_guard lk(c.mu);
-            batch.swap(pending_ops);
-        }
-        if (!batch.empty()) path->flush(batch);
-    });
+    carry_out_run(c.mu, flushes, [this] { flush_round(); });
+}
+
+// One round: everything pending, in one batch. Every request of a flush
+// comes with an op, so a round owed means ops are pending. Whether the
+// round met a backend failure (of its own, or of any other call meanwhile)
+// decides where the next flushes run.
+void node_engine::flush_round() {
+    std::vector<dist_op> batch;
+    std::uint64_t errors = 0;
+    {
+        std::lock_guard lk(c.mu);
+        batch.swap(pending_ops);
+        errors = c.counters.backend_errors;
+    }
+    if (batch.empty()) return;
+    path->flush(batch);
+    std::lock_guard lk(c.mu);
+    flush_here_ok = c.counters.backend_errors == errors;
 }
 
 void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome o) {
@@ -283,7 +326,7 @@ void node_engine::attempt_ended(const std::shared_ptr<attempt_state>& a, outcome
     // (path->flush_fetches()), the flush that takes this outcome (started
     // for it, or the one under way, in its next round) leases for the
     // freed slot in the same call; otherwise a feed does.
-    if (op) submit_op(std::move(*op));
+    if (op) submit_op(std::move(*op), a->ends_on_slot);
     if (!op || !path->flush_fetches()) kick_feed();
 }
 

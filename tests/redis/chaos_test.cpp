@@ -24,6 +24,18 @@ TEST_CASE("redis/chaos: a paused redis-server declares no worker dead and runs n
     test::scenario_backend_pause(b, {[&] { server.pause(); }, [&] { server.resume(); }});
 }
 
+TEST_CASE("redis/chaos: tasks that finish while redis-server is paused are recorded once, and their worker "
+          "stays alive", "[redis][chaos]") {
+    test::redis_server server;  // private: the pause must not stall other tests
+    auto o = server.options("chaos");
+    o.command_timeout = std::chrono::milliseconds(8000);  // calls wait out the pause
+    auto client = std::make_shared<redis_client>(o);
+    const test::dist_backend b{std::make_shared<redis_transport>(client, "q"),
+                               std::make_shared<redis_task_store>(client, "q"),
+                               std::make_shared<redis_worker_registry>(client, "q")};
+    test::scenario_finish_during_pause(b, {[&] { server.pause(); }, [&] { server.resume(); }});
+}
+
 TEST_CASE("redis/chaos: outcomes that fail to be recorded during an outage are recorded once it ends",
           "[redis][chaos]") {
     auto client = test::shared_redis_server().client("chaos");

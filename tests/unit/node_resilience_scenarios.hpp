@@ -270,6 +270,84 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
     CHECK(sb.started == 0);
 }
 
+/// Tasks finish while the backend stops answering (~3 s: longer than
+/// worker_timeout, shorter than a lease), on one worker of four slots:
+/// the task slot that ran a finished task may carry out the record change
+/// itself (node_engine::submit_op) and so waits for the backend with it.
+/// The worker's heartbeats go on meanwhile (nobody is declared dead), the
+/// tasks still running through the pause finish and are recorded, and the
+/// tasks queued behind lease once the backend answers: every task
+/// completes once, each run once, with one attempt, and a neighbour
+/// recovering expired leases finds none.
+inline void scenario_finish_during_pause(const dist_backend& b, const backend_pause& ctl) {
+    constexpr std::size_t held = 4, n = 8;  // 2 end in the pause, 2 after it; 4 wait in the queue
+    std::array<std::atomic<int>, n> starts{};
+    std::atomic<std::size_t> running{0}, returned{0};
+    dist_gate in_pause, after_pause;
+    auto tune = [](coordinator_options o) {
+        o.worker_template.max_concurrent = held;
+        o.worker_template.heartbeat_interval = 200ms;
+        o.worker_timeout = 1500ms;  // shorter than the pause
+        o.node->lease_duration = 10s;  // longer than the pause
+        o.node->lease_renew_interval = 0ms;
+        o.maintenance_interval = 200ms;
+        return o;
+    };
+    coordinator pa{tune(node_options(b, 1, "fp"))};
+    dist_gate_guard open_in{in_pause}, open_after{after_pause};
+    pa.register_handler("t", [&](task_context& ctx) {
+        const auto i = std::stoul(ctx.payload());
+        starts.at(i).fetch_add(1);
+        running.fetch_add(1);
+        if (i < held) (i % 2 == 0 ? in_pause : after_pause).wait(30s);
+        running.fetch_sub(1);
+        returned.fetch_add(1);
+        return "done:" + ctx.payload();
+    });
+    std::optional<coordinator> pb;  // recovers expired leases: it may only requeue what pa would lose
+    struct resume_at_exit {
+        const backend_pause& c;
+        bool paused = false;
+        ~resume_at_exit() {
+            if (paused) c.resume();
+        }
+    } guard{ctl};
+
+    std::vector<task_handle> handles;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto r = pa.submit_async("t", std::to_string(i), {.id = "fp-" + std::to_string(i)});
+        REQUIRE(r);
+        handles.push_back(r.handle);
+        if (i + 1 == held) REQUIRE(dist_eventually([&] { return running.load() == held; }, 20s));
+    }
+    pb.emplace(tune(node_options(b, 0, "fq")));  // no worker: it only recovers
+    ctl.pause();
+    guard.paused = true;
+    in_pause.open();
+    REQUIRE(dist_eventually([&] { return returned.load() == 2; }));
+    std::this_thread::sleep_for(3s);  // the pause is the scenario, not an assertion
+    ctl.resume();
+    guard.paused = false;
+    after_pause.open();
+
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto done = handles[i].wait_for(30s);
+        REQUIRE(done);
+        INFO(done->id << ": " << done->error);
+        CHECK(status_of(done) == "completed");
+        CHECK(done->result == "done:" + std::to_string(i));
+        CHECK(done->attempts == 1);
+        CHECK(done->worker_losses == 0);
+        CHECK(starts[i].load() == 1);  // no duplicate run
+    }
+    CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
+    const auto sa = pa.get_stats(), sb = pb->get_stats();
+    CHECK(sa.workers_died == 0);
+    CHECK(sa.lease_renewals_refused == 0);
+    CHECK(sa.recovered + sb.recovered == 0);
+    CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
+}
+
 /// Four tasks finish while every backend call fails (~1 s, well within
 /// their leases): the node records their outcomes once the backend is
 /// back, instead of dropping them and letting the leases lapse. Each task

@@ -5,6 +5,7 @@
 #include "unit/node_resilience_scenarios.hpp"
 
 #include <orchcore/coordinator.hpp>
+#include <orchcore/node_backend.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -16,6 +17,20 @@ TEST_CASE("node resilience: a backend that stops answering for longer than worke
     auto held = test::holding(test::memory_backend());
     test::scenario_backend_pause(held.b, {[h = held.hold] { h->set(true); }, [h = held.hold] { h->set(false); }});
     CHECK(held.hold->held.load() > 0);  // the backend was called, and held, during the pause
+}
+
+TEST_CASE("node resilience: tasks that finish while the backend stops answering are recorded once, and "
+          "their worker stays alive", "[distributed][resilience][chaos]") {
+    auto held = test::holding(test::memory_backend());
+    test::scenario_finish_during_pause(held.b, {[h = held.hold] { h->set(true); }, [h = held.hold] { h->set(false); }});
+    CHECK(held.hold->held.load() > 0);
+}
+
+TEST_CASE("node resilience: the same on the combined hot path (node_backend)", "[distributed][resilience][chaos]") {
+    auto held = test::holding(test::memory_backend());
+    held.b.nb = std::make_shared<composed_node_backend>(held.b.tp, held.b.store);
+    test::scenario_finish_during_pause(held.b, {[h = held.hold] { h->set(true); }, [h = held.hold] { h->set(false); }});
+    CHECK(held.hold->held.load() > 0);
 }
 
 TEST_CASE("node resilience: outcomes that fail to be recorded during an outage are recorded once it ends",
