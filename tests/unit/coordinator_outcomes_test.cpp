@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -152,6 +153,45 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     {
         std::lock_guard lk(m);
         CHECK(told.size() == 4);
+    }
+    c.stop(oc::stop_mode::graceful);
+}
+
+TEST_CASE("watch_finished_many (local mode): the ids of the tasks that ended, in batches, each once",
+          "[coordinator][watch_finished]") {
+    auto o = one_worker();
+    o.queue.capacity = 64;
+    oc::coordinator c{o};
+    register_ops(c);
+    std::mutex m;
+    std::map<std::string, int> told;
+    std::vector<std::string> told_one_by_one;
+    std::size_t calls = 0;
+    auto watch = c.watch_finished_many([&](std::span<const std::string> ids) {
+        std::lock_guard lk(m);
+        CHECK_FALSE(ids.empty());
+        ++calls;
+        for (const auto& id : ids) ++told[id];
+    });
+    REQUIRE(watch);
+    // A watcher of single ids that throws is still told every other id of a batch.
+    auto throwing = c.watch_finished([&](const std::string& id) {
+        {
+            std::lock_guard lk(m);
+            told_one_by_one.push_back(id);
+        }
+        throw std::runtime_error("watcher failed");
+    });
+    std::vector<oc::task_handle> handles;
+    for (int i = 0; i < 20; ++i) handles.push_back(c.submit_async(i % 5 == 4 ? "bad" : "ok", std::to_string(i)).handle);
+    for (const auto& h : handles) (void)h.wait();
+    {
+        std::lock_guard lk(m);
+        REQUIRE(told.size() == 20);
+        for (const auto& h : handles) CHECK(told.at(h.id()) == 1);
+        CHECK(calls >= 1);
+        CHECK(calls <= 20);
+        CHECK(told_one_by_one.size() == 20);
     }
     c.stop(oc::stop_mode::graceful);
 }
