@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sync_helpers.hpp"
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -142,6 +144,11 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     const auto failed = c.submit_async("bad", "").handle;
     (void)good.wait();
     (void)failed.wait();
+    // Without event subscribers a wait may return before the watchers were told.
+    CHECK(oc::test::eventually([&] {
+        std::lock_guard lk(m);
+        return told.size() == 4;
+    }));
     {
         std::lock_guard lk(m);
         CHECK(told == std::map<std::string, int>{{held.id(), 1}, {queued.id(), 1}, {good.id(), 1}, {failed.id(), 1}});
@@ -185,9 +192,13 @@ TEST_CASE("watch_finished_many (local mode): the ids of the tasks that ended, in
     std::vector<oc::task_handle> handles;
     for (int i = 0; i < 20; ++i) handles.push_back(c.submit_async(i % 5 == 4 ? "bad" : "ok", std::to_string(i)).handle);
     for (const auto& h : handles) (void)h.wait();
+    // Without event subscribers a wait may return before the watchers were told.
+    REQUIRE(oc::test::eventually([&] {
+        std::lock_guard lk(m);
+        return told.size() == 20 && told_one_by_one.size() == 20;
+    }));
     {
         std::lock_guard lk(m);
-        REQUIRE(told.size() == 20);
         for (const auto& h : handles) CHECK(told.at(h.id()) == 1);
         CHECK(calls >= 1);
         CHECK(calls <= 20);
