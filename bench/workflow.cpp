@@ -21,11 +21,13 @@
 // Each row also reports cpu_ns_per_task: the CPU time of the whole process
 // (every thread: CLOCK_PROCESS_CPUTIME_ID) of the iteration / kTasks, the
 // firmer figure on a loaded machine, where wall time measures the
-// scheduler more than the code.
+// scheduler more than the code; and switches_per_task: the context
+// switches of the process (getrusage, voluntary and involuntary) of the
+// iteration / kTasks.
 //
 // After the rows, the program prints workflow/tracked (and workflow/
-// Taskflow) ratios of the per-task times and of the CPU per task (the
-// best iteration of each).
+// Taskflow) ratios of the per-task times, of the CPU and of the context
+// switches per task (the best iteration of each).
 #include <orchcore/coordinator.hpp>
 #include <orchcore/workflow/runner.hpp>
 
@@ -35,6 +37,7 @@
 #include <taskflow/taskflow.hpp>
 #endif
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -100,7 +103,7 @@ orchcore::coordinator_options coordinator_opts() {
 /// The best per-task wall and CPU time of each row, for the ratios
 /// printed at the end.
 struct per_task {
-    double wall = 0, cpu = 0;
+    double wall = 0, cpu = 0, switches = 0;
 };
 struct best_times {
     per_task workflow{}, tracked{}, taskflow{};
@@ -117,13 +120,22 @@ double process_cpu_ns() {
     return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
-/// Times one iteration, keeping the best wall and CPU time per task.
+/// Context switches of the process so far.
+double process_switches() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_nvcsw + u.ru_nivcsw);
+}
+
+/// Times one iteration, keeping the best wall and CPU time and the fewest
+/// context switches per task.
 class iteration_timer {
 public:
     explicit iteration_timer(per_task& best_so_far) : best_(best_so_far) {}
     ~iteration_timer() {
         best_.wall = std::min(best_.wall, per_task_ns(steady::now() - wall0_));
         best_.cpu = std::min(best_.cpu, (process_cpu_ns() - cpu0_) / kTasks);
+        best_.switches = std::min(best_.switches, (process_switches() - switches0_) / kTasks);
     }
     iteration_timer(const iteration_timer&) = delete;
     iteration_timer& operator=(const iteration_timer&) = delete;
@@ -132,16 +144,19 @@ private:
     per_task& best_;
     steady::time_point wall0_ = steady::now();
     double cpu0_ = process_cpu_ns();
+    double switches0_ = process_switches();
 };
 
 per_task unset() {
-    return {std::numeric_limits<double>::max(), std::numeric_limits<double>::max()};
+    constexpr auto none = std::numeric_limits<double>::max();
+    return {none, none, none};
 }
 
 void record(benchmark::State& state, per_task& slot, per_task best_row) {
     slot = best_row;
     state.counters["ns_per_task"] = best_row.wall;
     state.counters["cpu_ns_per_task"] = best_row.cpu;
+    state.counters["switches_per_task"] = best_row.switches;
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kTasks));
 }
 
@@ -216,8 +231,9 @@ int main(int argc, char** argv) {
     benchmark::Shutdown();
     const auto ratio = [](const char* what, per_task a, per_task b, const char* note) {
         if (a.wall <= 0 || b.wall <= 0) return;
-        std::printf("%s: %.2fx wall (%.0f ns vs %.0f ns per task), %.2fx CPU (%.0f ns vs %.0f ns per task)%s\n", what,
-                    a.wall / b.wall, a.wall, b.wall, a.cpu / b.cpu, a.cpu, b.cpu, note);
+        std::printf("%s: %.2fx wall (%.0f ns vs %.0f ns per task), %.2fx CPU (%.0f ns vs %.0f ns per task), "
+                    "%.3f vs %.3f context switches per task%s\n",
+                    what, a.wall / b.wall, a.wall, b.wall, a.cpu / b.cpu, a.cpu, b.cpu, a.switches, b.switches, note);
     };
     ratio("workflow task / tracked task", best.workflow, best.tracked, "; target <= 1.5x");
     ratio("workflow task / Taskflow task", best.workflow, best.taskflow, "");

@@ -415,6 +415,11 @@ public:
     /// no event). Distributed mode: the transport's finish notifications
     /// (transport::watch_finished); empty if the transport has none.
     std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished);
+    /// watch_finished, told the ids in batches: local mode, the ids of the
+    /// tasks that ended since the last call, in one call; distributed mode,
+    /// one id a call.
+    std::unique_ptr<transport_watch> watch_finished_many(
+        std::function<void(std::span<const std::string>)> on_finished);
     /// The result of a completed task; empty otherwise.
     std::optional<std::string> get_result(const std::string& id) const;
 
@@ -463,6 +468,9 @@ public:
 
     /// This node's id (distributed mode; "local" otherwise).
     const std::string& node_id() const noexcept;
+    /// Whether this coordinator is a node of a distributed deployment
+    /// (coordinator_options::node was set).
+    bool distributed() const noexcept;
 
 private:
     std::vector<submit_result> submit_many_dist(std::vector<task_request>& tasks);

@@ -108,6 +108,19 @@ std::vector<std::optional<task_outcome>> coordinator::get_outcomes(std::span<con
 }
 
 std::unique_ptr<transport_watch> coordinator::watch_finished(std::function<void(const std::string&)> on_finished) {
+    return impl_->eng->watch_finished([f = std::move(on_finished)](std::span<const std::string> ids) {
+        for (const auto& id : ids) {
+            try {
+                f(id);
+            } catch (...) {
+                // The watcher's failure for one id: it is still told the others.
+            }
+        }
+    });
+}
+
+std::unique_ptr<transport_watch> coordinator::watch_finished_many(
+    std::function<void(std::span<const std::string>)> on_finished) {
     return impl_->eng->watch_finished(std::move(on_finished));
 }
 
@@ -221,6 +234,7 @@ bool coordinator::stop_on(detail::coordinator_impl& c, stop_mode mode, std::chro
 }
 
 const std::string& coordinator::node_id() const noexcept { return impl_->node; }
+bool coordinator::distributed() const noexcept { return impl_->opt.node.has_value(); }
 
 void coordinator::suspend_heartbeats(const std::string& worker_id) {
     std::lock_guard lk(impl_->mu);

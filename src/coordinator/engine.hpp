@@ -66,8 +66,9 @@ public:
     virtual boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                                steady::time_point deadline) = 0;
     virtual coordinator_stats stats() const = 0;
-    /// coordinator::watch_finished: notifications of tasks that ended.
-    virtual std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) = 0;
+    /// coordinator::watch_finished_many: notifications of tasks that ended.
+    virtual std::unique_ptr<transport_watch> watch_finished(
+        std::function<void(std::span<const std::string>)> on_finished) = 0;
     /// Placement at submission (no lock held): whether a worker could ever
     /// hold the task's resource request with its tags. `listed`: the
     /// registry as read for an earlier task of the same submission.

@@ -42,12 +42,10 @@ void finish_watchers::notify(const std::vector<std::string>& ids) const {
         snapshot = state_->watchers;
     }
     for (const auto& [id, f] : *snapshot) {
-        for (const auto& task : ids) {
-            try {
-                (*f)(task);
-            } catch (...) {
-                // A watcher's failure is its own: the others are still told.
-            }
+        try {
+            (*f)(ids);
+        } catch (...) {
+            // A watcher's failure is its own: the others are still told.
         }
     }
 }

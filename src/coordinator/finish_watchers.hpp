@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,10 @@ namespace orchcore::detail {
 
 class finish_watchers {
 public:
-    using callback = std::function<void(const std::string&)>;
+    using callback = std::function<void(std::span<const std::string>)>;
 
-    /// Calls `f` with each id ended from now on, until the watch is destroyed.
+    /// Calls `f` with the ids ended from now on (those told together in
+    /// one call), until the watch is destroyed.
     std::unique_ptr<transport_watch> add(callback f);
     /// Lock held or not: whether anyone watches (ids are collected only then).
     bool any() const noexcept { return state_->count.load(std::memory_order_relaxed) != 0; }

@@ -296,7 +296,8 @@ void local_engine::worker_beat(worker_entry&, const std::string& id, wall::time_
 
 // The tasks that end in this coordinator, told after their events went
 // out (coordinator_impl::apply).
-std::unique_ptr<transport_watch> local_engine::watch_finished(std::function<void(const std::string&)> on_finished) {
+std::unique_ptr<transport_watch> local_engine::watch_finished(
+    std::function<void(std::span<const std::string>)> on_finished) {
     return c.finish_watch.add(std::move(on_finished));
 }
 

@@ -55,8 +55,10 @@ public:
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                        steady::time_point deadline) override;
     coordinator_stats stats() const override;
-    std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished) override {
-        return tp->watch_finished(std::move(on_finished));
+    std::unique_ptr<transport_watch> watch_finished(
+        std::function<void(std::span<const std::string>)> on_finished) override {
+        return tp->watch_finished(
+            [f = std::move(on_finished)](const std::string& id) { f(std::span<const std::string>(&id, 1)); });
     }
     bool placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) override;
     std::optional<bool> drain(stop_mode mode, std::chrono::milliseconds deadline) override;

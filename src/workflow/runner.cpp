@@ -58,15 +58,19 @@ void runner_impl::start() {
         if (!me) throw std::runtime_error("the workflow runner of this node is gone");
         return me->driver_turn(ctx);
     });
+    // Set before the watch: its callbacks read them.
+    notified = true;
+    advance_inline = !c.distributed();
     try {
-        watch = c.watch_finished([self](const std::string& id) {
-            if (auto me = self.lock()) me->on_finished(id);
+        watch = c.watch_finished_many([self](std::span<const std::string> ids) {
+            if (auto me = self.lock()) me->on_finished(ids);
         });
     } catch (const std::exception&) {
         watch.reset();  // the driver's turns look at the records instead
     }
-    notified = watch != nullptr;
-    if (!notified) {
+    if (!watch) {
+        notified = false;
+        advance_inline = false;
         sub = c.events().subscribe(event_channel::tasks, [self](const event& e) {
             if (auto me = self.lock()) me->on_event(e);
         });
@@ -78,10 +82,12 @@ void runner_impl::stop() {
     sub.reset();
     watch.reset();
     {
-        std::lock_guard lk(m);
+        std::unique_lock lk(m);
         stopping = true;
+        cv.notify_all();
+        // A thread advancing workflows ends its job first (unless it is this one).
+        cv.wait(lk, [&] { return !busy || busy_owner == std::this_thread::get_id(); });
     }
-    cv.notify_all();
     if (thread.joinable()) thread.join();
 }
 
@@ -96,39 +102,58 @@ void runner_impl::post(runner_job j) {
 void runner_impl::on_event(const event& e) {
     if (e.kind == event_kind::task_completed || e.kind == event_kind::task_failed ||
         e.kind == event_kind::task_cancelled || e.kind == event_kind::task_timed_out) {
-        on_finished(e.task_id);
+        on_finished(std::span<const std::string>(&e.task_id, 1));
     }
 }
 
-// A task ended: one of a held workflow's tasks (advance it), a held
+// Tasks ended: each one of a held workflow's tasks (advance it), a held
 // workflow's driver (look at its status), or "" (some notifications may
 // have been lost: look at every running task of every held workflow).
-void runner_impl::on_finished(const std::string& id) {
-    {
-        std::lock_guard lk(m);
-        if (id.empty()) {
-            for (const auto& [wf, h] : held)
-                if (!h.end) jobs.push_back({.workflow = wf, .full = true});
-        } else {
-            const auto slash = id.find('/');
-            const auto it = held.find(std::string_view(id).substr(0, slash));
-            if (it == held.end() || it->second.end) return;
-            // A shard's id after its first round ends in "@r<round>": the
-            // runner looks at the record of the shard's current round.
-            if (slash == std::string::npos) {
-                jobs.push_back({.workflow = id});
-            } else {
-                const auto task = std::string_view(id).substr(slash + 1, id.find('@', slash) - slash - 1);
-                // Tasks of one workflow ending in a row make one job (as the
-                // runner thread would merge them), one name a line.
-                if (!jobs.empty() && !jobs.back().task.empty() && jobs.back().workflow == it->first)
-                    add_task_names(jobs.back().task, task);
-                else
-                    jobs.push_back({.workflow = it->first, .task = std::string(task)});
-            }
-        }
+// In local mode this thread advances the workflows itself when no other
+// thread does; otherwise the thread that does takes the jobs before it
+// lets go, or the runner thread is woken.
+void runner_impl::on_finished(std::span<const std::string> ids) {
+    std::unique_lock lk(m);
+    bool queued = false;
+    for (const auto& id : ids) queued = queue_finished(id) || queued;
+    if (!queued) return;
+    if (advance_inline && !busy && !stopping) {
+        busy = true;
+        busy_owner = std::this_thread::get_id();
+        drain(lk);
+        release(lk, true);
+        return;
     }
-    cv.notify_one();
+    const bool wake = !busy;
+    lk.unlock();
+    if (wake) cv.notify_one();
+}
+
+// Lock held. Queues the job for a task that ended; false if none (not a
+// task of a workflow held here, or of one that ended).
+bool runner_impl::queue_finished(const std::string& id) {
+    if (id.empty()) {
+        for (const auto& [wf, h] : held)
+            if (!h.end) jobs.push_back({.workflow = wf, .full = true});
+        return true;
+    }
+    const auto slash = id.find('/');
+    const auto it = held.find(std::string_view(id).substr(0, slash));
+    if (it == held.end() || it->second.end) return false;
+    // A shard's id after its first round ends in "@r<round>": the
+    // runner looks at the record of the shard's current round.
+    if (slash == std::string::npos) {
+        jobs.push_back({.workflow = id});
+        return true;
+    }
+    const auto task = std::string_view(id).substr(slash + 1, id.find('@', slash) - slash - 1);
+    // Tasks of one workflow ending in a row make one job (as the runner
+    // would merge them), one name a line.
+    if (!jobs.empty() && !jobs.back().task.empty() && jobs.back().workflow == it->first)
+        add_task_names(jobs.back().task, task);
+    else
+        jobs.push_back({.workflow = it->first, .task = std::string(task)});
+    return true;
 }
 
 std::optional<workflow_end> runner_impl::take_end(const std::string& id, bool& held_here) {

@@ -1,6 +1,8 @@
 // The workflow runner's internals: the workflows this process drives
 // (their graph state, rebuilt from the task records when needed) and the
-// one thread that advances them.
+// thread that advances them. One thread at a time advances workflows (it
+// holds the claim `busy`): the runner's own thread, or, in local mode, the
+// thread told that a task ended, when no other thread holds the claim.
 #pragma once
 
 #include <orchcore/coordinator.hpp>
@@ -41,7 +43,8 @@ struct held_workflow {
     std::chrono::steady_clock::time_point seen = std::chrono::steady_clock::now();
 };
 
-/// One workflow this process holds. `state` is touched by the runner thread only.
+/// One workflow this process holds. `state` is touched by the thread holding
+/// runner_impl::busy only.
 struct live_workflow {
     live_workflow(std::string id_, std::shared_ptr<const workflow_graph> g) : id(std::move(id_)), state(std::move(g)) {}
     std::string id;
@@ -153,8 +156,18 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::deque<runner_job> jobs;
     std::map<std::string, held_workflow, std::less<>> held;
     bool stopping = false;
-    std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< runner thread only
-    /// Drivers of workflows that ended, to promote (runner thread only),
+    /// A thread is advancing workflows (it alone touches `live` and
+    /// `unpromoted`); it takes every job queued before it lets go.
+    bool busy = false;
+    std::thread::id busy_owner{};
+    bool promote_due = false;  ///< drivers are left to promote: the runner thread retries them
+    /// Local mode: the thread told that a task ended advances its workflow
+    /// itself when no other thread holds `busy` (no hop to the runner
+    /// thread and back). Distributed mode keeps notification threads free
+    /// of backend calls. Picked once, at start.
+    bool advance_inline = false;
+    std::map<std::string, std::shared_ptr<live_workflow>, std::less<>> live;  ///< `busy` holder only
+    /// Drivers of workflows that ended, to promote (`busy` holder only),
     /// with when to stop trying: by then the driver's poll brought it back.
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> unpromoted;
 
@@ -170,10 +183,13 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::string driver_turn(task_context& ctx);
     std::optional<workflow_end> take_end(const std::string& id, bool& held_here);
     void on_event(const event& e);
-    void on_finished(const std::string& task_id);
+    void on_finished(std::span<const std::string> task_ids);
+    bool queue_finished(const std::string& task_id);
 
-    // Runner thread.
+    // The thread holding `busy`.
     void run();
+    void drain(std::unique_lock<std::mutex>& lk);
+    void release(std::unique_lock<std::mutex>& lk, bool hand_over);
     void process(runner_job& j);
     std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
     void turn(live_workflow& w, bool full);

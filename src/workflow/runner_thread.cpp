@@ -1,6 +1,7 @@
-// The runner thread: advances the workflows this process holds. Nothing
-// else touches their graph state, so no lock is held while it reads records
-// or submits tasks.
+// Advancing the workflows this process holds: the runner thread, or a
+// thread told that a task ended (runner.cpp), whichever holds the claim
+// `busy`. Nothing else touches their graph state, so no lock is held while
+// it reads records or submits tasks.
 #include "result_refs.hpp"
 #include "runner_impl.hpp"
 
@@ -130,33 +131,71 @@ std::vector<std::size_t> indices_of(const workflow_graph& g, std::string_view s)
 
 }  // namespace
 
+// The runner thread: the jobs queued while no other thread advances
+// workflows (driver turns, cancellations; in distributed mode, ends of
+// tasks), drivers left to promote, the sweep.
 void runner_impl::run() {
-    auto next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    const auto sweep_every = std::chrono::seconds(1);
+    auto next_sweep = std::chrono::steady_clock::now() + sweep_every;
+    bool retry_soon = false;  // drivers are left to promote: tried again shortly
     std::unique_lock lk(m);
     for (;;) {
-        // A driver still to promote is tried again shortly.
         auto wake = next_sweep;
-        if (!unpromoted.empty()) wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::milliseconds(2));
-        cv.wait_until(lk, wake, [&] { return stopping || !jobs.empty(); });
+        if (retry_soon) wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::milliseconds(2));
+        cv.wait_until(lk, wake, [&] { return stopping || (!busy && (!jobs.empty() || promote_due)); });
         if (stopping) return;
-        auto batch = std::move(jobs);
-        jobs.clear();
-        lk.unlock();
-        for (auto& j : coalesced(batch)) {
-            try {
-                process(j);
-            } catch (const std::exception&) {
-                // A backend that does not answer: the next driver turn looks again.
-            }
-            if (j.done) j.done->set_value();
+        if (busy) {
+            // Timed out while another thread advances workflows: it takes the jobs.
+            next_sweep = std::max(next_sweep, std::chrono::steady_clock::now() + std::chrono::milliseconds(2));
+            continue;
         }
+        busy = true;
+        busy_owner = std::this_thread::get_id();
+        promote_due = false;
+        drain(lk);
+        lk.unlock();
         promote_drivers();
         if (std::chrono::steady_clock::now() >= next_sweep) {
             sweep();
-            next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            next_sweep = std::chrono::steady_clock::now() + sweep_every;
         }
+        retry_soon = !unpromoted.empty();
+        lk.lock();
+        release(lk, false);
+    }
+}
+
+// Lock held, `busy` claimed: processes the jobs queued until none is left
+// (jobs queued meanwhile by threads that found `busy` taken included).
+void runner_impl::drain(std::unique_lock<std::mutex>& lk) {
+    while (!jobs.empty() && !stopping) {
+        auto batch = std::move(jobs);
+        jobs.clear();
+        lk.unlock();
+        try {
+            for (auto& j : coalesced(batch)) {
+                try {
+                    process(j);
+                } catch (const std::exception&) {
+                    // A backend that does not answer: the next driver turn looks again.
+                }
+                if (j.done) j.done->set_value();
+            }
+        } catch (const std::exception&) {
+            // Out of memory merging the jobs: `busy` is still let go of.
+        }
+        promote_drivers();
         lk.lock();
     }
+}
+
+// Lock held: lets go of `busy`. Drivers still to promote are handed to the
+// runner thread (`hand_over`: the caller is not it), which retries them.
+void runner_impl::release(std::unique_lock<std::mutex>&, bool hand_over) {
+    if (hand_over && !unpromoted.empty()) promote_due = true;
+    busy = false;
+    busy_owner = {};
+    if (promote_due || stopping) cv.notify_all();
 }
 
 void runner_impl::process(runner_job& j) {

@@ -7,9 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sync_helpers.hpp"
+
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -141,6 +144,11 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     const auto failed = c.submit_async("bad", "").handle;
     (void)good.wait();
     (void)failed.wait();
+    // Without event subscribers a wait may return before the watchers were told.
+    CHECK(oc::test::eventually([&] {
+        std::lock_guard lk(m);
+        return told.size() == 4;
+    }));
     {
         std::lock_guard lk(m);
         CHECK(told == std::map<std::string, int>{{held.id(), 1}, {queued.id(), 1}, {good.id(), 1}, {failed.id(), 1}});
@@ -152,6 +160,49 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     {
         std::lock_guard lk(m);
         CHECK(told.size() == 4);
+    }
+    c.stop(oc::stop_mode::graceful);
+}
+
+TEST_CASE("watch_finished_many (local mode): the ids of the tasks that ended, in batches, each once",
+          "[coordinator][watch_finished]") {
+    auto o = one_worker();
+    o.queue.capacity = 64;
+    oc::coordinator c{o};
+    register_ops(c);
+    std::mutex m;
+    std::map<std::string, int> told;
+    std::vector<std::string> told_one_by_one;
+    std::size_t calls = 0;
+    auto watch = c.watch_finished_many([&](std::span<const std::string> ids) {
+        std::lock_guard lk(m);
+        CHECK_FALSE(ids.empty());
+        ++calls;
+        for (const auto& id : ids) ++told[id];
+    });
+    REQUIRE(watch);
+    // A watcher of single ids that throws is still told every other id of a batch.
+    auto throwing = c.watch_finished([&](const std::string& id) {
+        {
+            std::lock_guard lk(m);
+            told_one_by_one.push_back(id);
+        }
+        throw std::runtime_error("watcher failed");
+    });
+    std::vector<oc::task_handle> handles;
+    for (int i = 0; i < 20; ++i) handles.push_back(c.submit_async(i % 5 == 4 ? "bad" : "ok", std::to_string(i)).handle);
+    for (const auto& h : handles) (void)h.wait();
+    // Without event subscribers a wait may return before the watchers were told.
+    REQUIRE(oc::test::eventually([&] {
+        std::lock_guard lk(m);
+        return told.size() == 20 && told_one_by_one.size() == 20;
+    }));
+    {
+        std::lock_guard lk(m);
+        for (const auto& h : handles) CHECK(told.at(h.id()) == 1);
+        CHECK(calls >= 1);
+        CHECK(calls <= 20);
+        CHECK(told_one_by_one.size() == 20);
     }
     c.stop(oc::stop_mode::graceful);
 }

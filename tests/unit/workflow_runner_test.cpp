@@ -275,3 +275,40 @@ TEST_CASE("workflow runner: workflow events, idempotent submission with an id, c
     CHECK_THROWS_AS(runner.submit_workflow(spec, {.id = "a/b"}), oc::invalid_argument);
     CHECK_THROWS_AS(runner.handle("no-such-workflow").wait(), oc::error);
 }
+
+// In local mode the thread told that a task ended advances the workflow
+// itself: on one worker that is the worker that ran the task.
+TEST_CASE("workflow runner: on one worker, workflows run to their end side by side and the runner stops mid-graph",
+          "[workflow][runner]") {
+    auto o = oc::test::workflow_options();
+    o.scaling.min_workers = 1;
+    o.scaling.max_workers = 1;
+    o.worker_template.max_concurrent = 1;
+    o.queue.capacity = 1024;
+    oc::coordinator c{o};
+    std::atomic<int> ran{0};
+    c.register_handler("count", [&](oc::task_context& ctx) {
+        ++ran;
+        std::string deps;
+        for (const auto& d : wf::dependencies(ctx)) deps += wf::dependency_result(ctx, d);
+        return std::to_string(deps.size() + 1);
+    });
+    wf::workflow_spec spec{.name = "layers"};
+    for (int i = 0; i < 60; ++i) {
+        wf::task_spec t{.name = "t" + std::to_string(i), .type = "count"};
+        if (i >= 10) t.depends_on = {"t" + std::to_string(i - 10), "t" + std::to_string(i - 10 + (i % 10 == 9 ? -9 : 1))};
+        spec.tasks.push_back(std::move(t));
+    }
+    {
+        wf::workflow_runner runner(c, fast);
+        auto a = runner.submit_workflow(spec);
+        auto b = runner.submit_workflow(spec);
+        CHECK(a.get().status == wf::workflow_status::completed);
+        CHECK(b.get().status == wf::workflow_status::completed);
+        CHECK(ran.load() == 120);
+        // Stopped while a workflow's tasks are ending (and advancing it): nothing hangs.
+        (void)runner.submit_workflow(spec);
+        REQUIRE(oc::test::eventually([&] { return ran.load() > 125; }, 10s));
+    }
+    c.stop(oc::stop_mode::graceful);
+}
