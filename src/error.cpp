@@ -46,8 +46,8 @@ void append_shown(std::string& s, std::string_view value) {
         const auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u == 0x7f) {
             constexpr char hex[] = "0123456789abcdef";
-            s.append("\\x").push_back(hex[u >> 4]);
-            s.push_back(hex[u & 0xF]);
+            const char escaped[4] = {'\\', 'x', hex[u >> 4], hex[u & 0xF]};
+            s.append(escaped, sizeof escaped);
         } else {
             s.push_back(c);
         }
