@@ -191,6 +191,71 @@ struct backend_pause {
     std::function<void()> pause, resume;
 };
 
+/// A pause of the backend that ends when told, or at the latest when the
+/// scope exits (also if a REQUIRE fails: the nodes then stop on a live
+/// backend).
+class pause_scope {
+public:
+    explicit pause_scope(const backend_pause& c) : c_(c) {}
+    pause_scope(const pause_scope&) = delete;
+    pause_scope& operator=(const pause_scope&) = delete;
+    ~pause_scope() {
+        if (paused_) c_.resume();
+    }
+    void pause() {
+        c_.pause();
+        paused_ = true;
+    }
+    void resume() {
+        c_.resume();
+        paused_ = false;
+    }
+
+private:
+    const backend_pause& c_;
+    bool paused_ = false;
+};
+
+/// Options for a backend pause of ~3 s: longer than worker_timeout (local
+/// liveness must not wait for the backend), shorter than a lease.
+inline coordinator_options tuned_for_pause(coordinator_options o) {
+    o.worker_template.heartbeat_interval = 200ms;
+    o.worker_timeout = 1500ms;
+    o.node->lease_duration = 10s;
+    o.node->lease_renew_interval = 0ms;  // lease_duration / 3
+    o.maintenance_interval = 200ms;
+    return o;
+}
+
+/// Every task of `handles` (task i with payload i) completed once: result
+/// "done:<i>", one attempt, no worker lost, one run.
+template <std::size_t N>
+void check_completed_once(std::vector<task_handle>& handles, const std::array<std::atomic<int>, N>& starts) {
+    for (std::size_t i = 0; i < N; ++i) {
+        const auto done = handles[i].wait_for(30s);
+        REQUIRE(done);
+        INFO(done->id << ": " << done->error);
+        CHECK(status_of(done) == "completed");
+        CHECK(done->result == "done:" + std::to_string(i));
+        CHECK(done->attempts == 1);
+        CHECK(done->worker_losses == 0);
+        CHECK(starts[i].load() == 1);  // no duplicate run
+    }
+}
+
+/// After a pause, node `pa` recorded all `n` completions, and neither it
+/// nor its neighbour `pb` declared a worker dead, refused a renewal,
+/// recovered a lease or refused a stale token.
+inline void check_pause_cost_nothing(coordinator& pa, coordinator& pb, std::size_t n) {
+    // The counters follow the store writes: poll.
+    CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
+    const auto sa = pa.get_stats(), sb = pb.get_stats();
+    CHECK(sa.workers_died == 0);
+    CHECK(sa.lease_renewals_refused == 0);
+    CHECK(sa.recovered + sb.recovered == 0);
+    CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
+}
+
 /// Eight long tasks run on node "pa" (one per worker) while the backend
 /// stops answering for ~3 s: longer than worker_timeout and than several
 /// heartbeat intervals, shorter than a lease. The workers' own heartbeats
@@ -212,24 +277,10 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
         running.fetch_sub(1);
         return "done:" + ctx.payload();
     };
-    auto tune = [](coordinator_options o) {
-        o.worker_template.heartbeat_interval = 200ms;
-        o.worker_timeout = 1500ms;  // shorter than the pause: local liveness must not wait for the backend
-        o.node->lease_duration = 10s;     // longer than the pause
-        o.node->lease_renew_interval = 0ms;  // lease_duration / 3
-        o.maintenance_interval = 200ms;
-        return o;
-    };
-    coordinator pa{tune(node_options(b, n, "pa"))};
+    coordinator pa{tuned_for_pause(node_options(b, n, "pa"))};
     pa.register_handler("long", handler);
     std::optional<coordinator> pb;  // joins once pa runs every task: it may only take what pa would lose
-    struct resume_at_exit {  // also if a REQUIRE below fails: the nodes then stop on a live backend
-        const backend_pause& c;
-        bool paused = false;
-        ~resume_at_exit() {
-            if (paused) c.resume();
-        }
-    } guard{ctl};
+    pause_scope pause{ctl};
 
     std::vector<task_handle> handles;
     for (std::size_t i = 0; i < n; ++i) {
@@ -238,36 +289,16 @@ inline void scenario_backend_pause(const dist_backend& b, const backend_pause& c
         handles.push_back(r.handle);
     }
     REQUIRE(dist_eventually([&] { return running.load() == n; }, 20s));
-    pb.emplace(tune(node_options(b, 2, "pb")));
+    pb.emplace(tuned_for_pause(node_options(b, 2, "pb")));
     pb->register_handler("long", handler);
-    ctl.pause();
-    guard.paused = true;
+    pause.pause();
     std::this_thread::sleep_for(3s);  // the pause is the scenario, not an assertion
-    ctl.resume();
-    guard.paused = false;
+    pause.resume();
 
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto done = handles[i].wait_for(30s);
-        REQUIRE(done);
-        INFO(done->id << ": " << done->error);
-        CHECK(status_of(done) == "completed");
-        CHECK(done->result == "done:" + std::to_string(i));
-        CHECK(done->attempts == 1);
-        CHECK(done->worker_losses == 0);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-        INFO("task " << i);
-        CHECK(starts[i].load() == 1);  // no duplicate run
-    }
-    // The counters follow the store writes: poll.
-    CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
-    const auto sa = pa.get_stats(), sb = pb->get_stats();
-    CHECK(sa.workers_died == 0);
-    CHECK(sa.requeued_after_worker_death == 0);
-    CHECK(sa.lease_renewals_refused == 0);
-    CHECK(sa.recovered + sb.recovered == 0);
-    CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
-    CHECK(sb.started == 0);
+    check_completed_once(handles, starts);
+    check_pause_cost_nothing(pa, *pb, n);
+    CHECK(pa.get_stats().requeued_after_worker_death == 0);
+    CHECK(pb->get_stats().started == 0);
 }
 
 /// Tasks finish while the backend stops answering (~3 s: longer than
@@ -286,12 +317,7 @@ inline void scenario_finish_during_pause(const dist_backend& b, const backend_pa
     dist_gate in_pause, after_pause;
     auto tune = [](coordinator_options o) {
         o.worker_template.max_concurrent = held;
-        o.worker_template.heartbeat_interval = 200ms;
-        o.worker_timeout = 1500ms;  // shorter than the pause
-        o.node->lease_duration = 10s;  // longer than the pause
-        o.node->lease_renew_interval = 0ms;
-        o.maintenance_interval = 200ms;
-        return o;
+        return tuned_for_pause(std::move(o));
     };
     coordinator pa{tune(node_options(b, 1, "fp"))};
     dist_gate_guard open_in{in_pause}, open_after{after_pause};
@@ -305,13 +331,7 @@ inline void scenario_finish_during_pause(const dist_backend& b, const backend_pa
         return "done:" + ctx.payload();
     });
     std::optional<coordinator> pb;  // recovers expired leases: it may only requeue what pa would lose
-    struct resume_at_exit {
-        const backend_pause& c;
-        bool paused = false;
-        ~resume_at_exit() {
-            if (paused) c.resume();
-        }
-    } guard{ctl};
+    pause_scope pause{ctl};
 
     std::vector<task_handle> handles;
     for (std::size_t i = 0; i < n; ++i) {
@@ -321,31 +341,15 @@ inline void scenario_finish_during_pause(const dist_backend& b, const backend_pa
         if (i + 1 == held) REQUIRE(dist_eventually([&] { return running.load() == held; }, 20s));
     }
     pb.emplace(tune(node_options(b, 0, "fq")));  // no worker: it only recovers
-    ctl.pause();
-    guard.paused = true;
+    pause.pause();
     in_pause.open();
     REQUIRE(dist_eventually([&] { return returned.load() == 2; }));
     std::this_thread::sleep_for(3s);  // the pause is the scenario, not an assertion
-    ctl.resume();
-    guard.paused = false;
+    pause.resume();
     after_pause.open();
 
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto done = handles[i].wait_for(30s);
-        REQUIRE(done);
-        INFO(done->id << ": " << done->error);
-        CHECK(status_of(done) == "completed");
-        CHECK(done->result == "done:" + std::to_string(i));
-        CHECK(done->attempts == 1);
-        CHECK(done->worker_losses == 0);
-        CHECK(starts[i].load() == 1);  // no duplicate run
-    }
-    CHECK(dist_eventually([&] { return pa.get_stats().completed == n; }));
-    const auto sa = pa.get_stats(), sb = pb->get_stats();
-    CHECK(sa.workers_died == 0);
-    CHECK(sa.lease_renewals_refused == 0);
-    CHECK(sa.recovered + sb.recovered == 0);
-    CHECK(sa.stale_token_refusals + sb.stale_token_refusals == 0);
+    check_completed_once(handles, starts);
+    check_pause_cost_nothing(pa, *pb, n);
 }
 
 /// Four tasks finish while every backend call fails (~1 s, well within
