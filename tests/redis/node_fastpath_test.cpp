@@ -3,6 +3,7 @@
 // (tests/unit/node_fastpath_scenarios.hpp) over Redis.
 #include <orchcore/redis/redis.hpp>
 
+#include "redis/node_backend_support.hpp"
 #include "redis/redis_server_fixture.hpp"
 #include "unit/node_fastpath_scenarios.hpp"
 
@@ -195,15 +196,7 @@ TEST_CASE("redis_node_backend: finishes in one call are recorded, filed and sett
         auto tp = std::make_shared<redis_transport>(client, one_call ? "together" : "apart");
         auto store = std::make_shared<redis_task_store>(client, one_call ? "together" : "apart");
         redis_node_backend nb(tp, store);
-        for (const auto& id : ids) {
-            task_record r;
-            r.id = id;
-            r.type = "t";
-            r.status = task_status::queued;
-            r.created_at = now;
-            REQUIRE(store->create(r));
-            REQUIRE(tp->admit({id}).is_accepted);
-        }
+        for (const auto& id : ids) orchcore::test::create_and_admit(*store, *tp, id, now);
         start_spec s;
         s.worker = "w";
         auto got = nb.lease_and_start(s, ids.size(), now);
@@ -301,15 +294,7 @@ TEST_CASE("redis_node_backend: a finish publishes the notification of each termi
         return !heard().empty();
     }));
     const auto now = std::chrono::system_clock::now();
-    for (const char* id : {"again", "done"}) {
-        task_record r;
-        r.id = id;
-        r.type = "t";
-        r.status = task_status::queued;
-        r.created_at = now;
-        REQUIRE(store->create(r));
-        REQUIRE(tp->admit({id}).is_accepted);
-    }
+    for (const char* id : {"again", "done"}) orchcore::test::create_and_admit(*store, *tp, id, now);
     start_spec s;
     s.worker = "w";
     auto got = nb.lease_and_start(s, 2, now);

@@ -4,6 +4,7 @@
 // node backend's leases.
 #include <orchcore/redis/redis.hpp>
 
+#include "redis/node_backend_support.hpp"
 #include "redis/redis_server_fixture.hpp"
 #include "unit/promote_scenarios.hpp"
 
@@ -51,15 +52,7 @@ struct delay_fixture {
         return s;
     }();
 
-    void submit(const std::string& id) {
-        task_record r;
-        r.id = id;
-        r.type = "t";
-        r.status = task_status::queued;
-        r.created_at = now;
-        REQUIRE(store->create(r));
-        REQUIRE(tp->admit({id}).is_accepted);
-    }
+    void submit(const std::string& id) { orchcore::test::create_and_admit(*store, *tp, id, now); }
     // Leases one task through the node backend at now + `at`: its id or "".
     std::string lease_at(std::chrono::milliseconds at) {
         const auto got = nb.lease_and_start(spec, 1, now + at);
