@@ -80,4 +80,21 @@ inline void check_accepted(const workflow::workflow_spec& spec, std::string_view
     run_to_end(spec, bytes);
 }
 
+/// One fuzz input for a spec parser `parse(text, limits)`: a refusal must
+/// name its field (check_refusal), an accepted spec must hold up
+/// (check_accepted).
+template <class Parse>
+int check_parser(const std::uint8_t* data, std::size_t size, Parse parse) {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    workflow::workflow_spec spec;
+    try {
+        spec = parse(text, fuzz_limits());
+    } catch (const workflow::spec_error& e) {
+        check_refusal(e);
+        return 0;
+    }
+    check_accepted(spec, text);
+    return 0;
+}
+
 }  // namespace orchcore::fuzz
