@@ -3,6 +3,7 @@
 // `busy`. Nothing else touches their graph state, so no lock is held while
 // it reads records or submits tasks.
 #include "result_refs.hpp"
+#include "task_meta.hpp"
 #include "runner_impl.hpp"
 
 #include <orchcore/workflow/context.hpp>
@@ -19,15 +20,6 @@ namespace orchcore::workflow {
 namespace {
 
 using clock = std::chrono::system_clock;
-
-std::string joined(const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out.push_back('\n');
-        out.append(s);
-    }
-    return out;
-}
 
 std::vector<std::size_t> running_tasks(const workflow_state& s) {
     std::vector<std::size_t> out;
@@ -60,24 +52,16 @@ task_request request_for(const std::string& wf, const workflow_state& s, std::si
     o.timeout = n.options.timeout;
     o.turn_timeout = n.options.turn_timeout;
     o.max_retries = n.options.retries;
-    // In the keys' order ("...deps" < "...id" < "...result.*" < "...shard*"
-    // < "...task"), each placed at the end without a search.
-    auto& m = o.metadata;
-    m.emplace_hint(m.end(), meta::deps, joined(n.depends_on));
-    m.emplace_hint(m.end(), meta::workflow, wf);
     const auto& deps = s.dependencies_of(i);
-    for (std::size_t k = 0; k < deps.size(); ++k) {
-        std::string key;
-        key.reserve(meta::result_prefix.size() + n.depends_on[k].size());
-        key.append(meta::result_prefix).append(n.depends_on[k]);
-        m.emplace_hint(m.end(), std::move(key), s.task_at(deps[k]).result);  // at the end when the names ascend
-    }
-    if (n.is_shard()) {
-        m.emplace_hint(m.end(), meta::shard_count, std::to_string(n.shard_count));
-        m.emplace_hint(m.end(), meta::shard_index, std::to_string(n.shard_index));
-    }
-    if (n.is_aggregator()) m.emplace_hint(m.end(), meta::shards, joined(n.shards));
-    m.emplace_hint(m.end(), meta::task, n.name);
+    const detail::task_meta_fields f{.workflow = wf,
+                                     .task = n.name,
+                                     .shard_index = n.shard_index,
+                                     .shard_count = n.is_shard() ? n.shard_count : 0,
+                                     .dependencies = n.depends_on,
+                                     .shards = n.shards};
+    o.metadata.emplace(meta::block, detail::encode_task_meta(f, [&](std::size_t k) -> const std::string& {
+                           return s.task_at(deps[k]).result;
+                       }));
     return r;
 }
 

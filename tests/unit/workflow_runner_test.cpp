@@ -93,12 +93,8 @@ TEST_CASE("workflow runner: every attempt of a task sees the metadata submitted 
     wf::workflow_spec spec{.name = "meta", .tasks = {op("left"), op("right"), join}};
     auto h = runner.submit_workflow(spec);
     REQUIRE(h.get().status == wf::workflow_status::completed);
-    const std::map<std::string, std::string> expected{
-        {std::string(wf::meta::deps), "left\nright"},
-        {std::string(wf::meta::workflow), h.id()},
-        {std::string(wf::meta::result_prefix) + "left", "left-done"},
-        {std::string(wf::meta::result_prefix) + "right", "right-done"},
-        {std::string(wf::meta::task), "join"}};
+    const auto block = "1;" + std::to_string(h.id().size()) + ":" + h.id() + "4:join0;0;2;4:left9:left-done5:right10:right-done0;";
+    const std::map<std::string, std::string> expected{{std::string(wf::meta::block), block}};
     std::lock_guard lk(m);
     REQUIRE(seen.size() == 2);
     CHECK(seen[0] == expected);

@@ -1,8 +1,8 @@
 // What a handler of a workflow task reads of its place in the workflow:
 // the results of its dependencies, its shard index, and (for an aggregator)
 // its shards' results in shard order. The runner hands them over in the
-// task's metadata (keys starting with "orchcore.workflow."), so they are
-// there on whichever node runs the task.
+// task's metadata (one entry, meta::block), so they are there on whichever
+// node runs the task.
 //
 //   c.register_handler("train", [](orchcore::task_context& ctx) {
 //       auto data = orchcore::workflow::dependency_result(ctx, "prepare");
@@ -38,6 +38,12 @@ std::string workflow_id(const task_context& ctx);
 std::string task_name(const task_context& ctx);
 
 namespace meta {
+/// All of the above in one value (its format: docs/workflows.md). The
+/// accessors read it; a task without it is read from the keys below. A
+/// short key: it is stored inline in every workflow task's metadata.
+inline constexpr std::string_view block = "orchcore.wf";
+/// One key per field: what the runner wrote before meta::block, still read
+/// for a task that has no meta::block.
 inline constexpr std::string_view workflow = "orchcore.workflow.id";
 inline constexpr std::string_view task = "orchcore.workflow.task";
 inline constexpr std::string_view deps = "orchcore.workflow.deps";  ///< names, '\n'-separated
