@@ -37,8 +37,8 @@ struct task_meta_fields {
 
 namespace meta_codec {
 
-/// Writes blocks into a buffer sized beforehand (an upper bound), without a
-/// check or a reallocation per field.
+/// Writes a block into a buffer of its exact size, without a check or a
+/// reallocation per field.
 class writer {
 public:
     explicit writer(char* at) : at_(at) {}
@@ -52,32 +52,39 @@ public:
         if (!s.empty()) std::memcpy(at_, s.data(), s.size());
         at_ += s.size();
     }
-    char* at() const noexcept { return at_; }
 
 private:
     char* at_;
 };
 
-/// An upper bound of what writer::text writes for `s` (a length takes at
-/// most 20 digits); writer::number writes at most 21 bytes.
-constexpr std::size_t text_bound(std::string_view s) { return s.size() + 21; }
+constexpr std::size_t digits(std::size_t n) {
+    std::size_t d = 1;
+    for (; n >= 10; n /= 10) ++d;
+    return d;
+}
+/// The bytes writer::number and writer::text write.
+constexpr std::size_t number_size(std::size_t n) { return digits(n) + 1; }
+constexpr std::size_t text_size(std::string_view s) { return digits(s.size()) + 1 + s.size(); }
 
 }  // namespace meta_codec
 
 /// The block for `f`; `result_of(k)` is the result of f.dependencies[k].
 template <class ResultOf>
 std::string encode_task_meta(const task_meta_fields& f, ResultOf&& result_of) {
-    std::size_t size = 2 + meta_codec::text_bound(f.workflow) + meta_codec::text_bound(f.task) + 4 * 21;
+    using namespace meta_codec;
+    const std::uint32_t index = f.shard_count == 0 ? 0 : f.shard_index;
+    std::size_t size = 2 + text_size(f.workflow) + text_size(f.task) + number_size(index) +
+                       number_size(f.shard_count) + number_size(f.dependencies.size()) + number_size(f.shards.size());
     for (std::size_t k = 0; k < f.dependencies.size(); ++k)
-        size += meta_codec::text_bound(f.dependencies[k]) + meta_codec::text_bound(result_of(k));
-    for (const auto& s : f.shards) size += meta_codec::text_bound(s);
+        size += text_size(f.dependencies[k]) + text_size(result_of(k));
+    for (const auto& s : f.shards) size += text_size(s);
     std::string out(size, '\0');
     out[0] = '1';
     out[1] = ';';
-    meta_codec::writer w(out.data() + 2);
+    writer w(out.data() + 2);
     w.text(f.workflow);
     w.text(f.task);
-    w.number(f.shard_count == 0 ? 0 : f.shard_index);
+    w.number(index);
     w.number(f.shard_count);
     w.number(f.dependencies.size());
     for (std::size_t k = 0; k < f.dependencies.size(); ++k) {
@@ -86,7 +93,6 @@ std::string encode_task_meta(const task_meta_fields& f, ResultOf&& result_of) {
     }
     w.number(f.shards.size());
     for (const auto& s : f.shards) w.text(s);
-    out.resize(static_cast<std::size_t>(w.at() - out.data()));
     return out;
 }
 

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,8 +31,23 @@ struct decoded {
     std::vector<std::string> shards;
 };
 
+/// The block as docs/workflows.md spells it, field by field.
+std::string reference_block(const wf::detail::task_meta_fields& f, const std::vector<std::string>& results) {
+    const auto text = [](std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s); };
+    const auto number = [](std::size_t n) { return std::to_string(n) + ";"; };
+    auto out = "1;" + text(f.workflow) + text(f.task) + number(f.shard_count == 0 ? 0 : f.shard_index) +
+               number(f.shard_count) + number(f.dependencies.size());
+    for (std::size_t k = 0; k < f.dependencies.size(); ++k) out += text(f.dependencies[k]) + text(results[k]);
+    out += number(f.shards.size());
+    for (const auto& s : f.shards) out += text(s);
+    return out;
+}
+
+/// The block encode_task_meta writes; it must be exactly the reference block.
 std::string encode(const wf::detail::task_meta_fields& f, const std::vector<std::string>& results) {
-    return wf::detail::encode_task_meta(f, [&](std::size_t k) -> const std::string& { return results[k]; });
+    auto block = wf::detail::encode_task_meta(f, [&](std::size_t k) -> const std::string& { return results[k]; });
+    if (block != reference_block(f, results)) throw std::logic_error("the block differs from its reference");
+    return block;
 }
 
 decoded decode(std::string_view block) {
@@ -127,6 +143,8 @@ TEST_CASE("workflow task metadata: a block reads back what was encoded", "[workf
             results.push_back(std::string(static_cast<std::size_t>(i % 7) * 100, static_cast<char>('a' + i % 26)));
         }
         results[500] = std::string(std::size_t{4} << 20, 'x');  // 4 MiB
+        // Lengths where their number of digits changes.
+        for (const std::size_t n : {9, 10, 99, 100, 999, 1000, 9999, 10000}) results[n % 997 + 1] = std::string(n, 'y');
         check_round_trip({.workflow = "wf", .task = "big", .dependencies = deps, .shards = deps}, results);
     }
 }
