@@ -3,8 +3,8 @@
 // `busy`. Nothing else touches their graph state, so no lock is held while
 // it reads records or submits tasks.
 #include "result_refs.hpp"
-#include "task_meta.hpp"
 #include "runner_impl.hpp"
+#include "task_meta.hpp"
 
 #include <orchcore/workflow/context.hpp>
 #include <orchcore/workflow/json.hpp>
