@@ -3,7 +3,8 @@
 // Workload (identical for every queue): capacity 1024, payload a 64-bit
 // integer; each benchmark iteration moves kItemsPerIteration items from P
 // producers to C consumers (1x1 and 2x2) and ends when every item has been
-// consumed (or, for drop-lru, evicted). Reported: items/s (real time).
+// consumed (or, for drop-lru, evicted). Reported: items/s (real time) that
+// reached a consumer (evicted items do not count).
 //
 // Harness: one generic harness, templated on an adapter with
 //   bool          try_push(std::uint64_t)   // non-blocking; false = retry
@@ -40,8 +41,9 @@
 // Queues:
 //   Orchcore{RejectNew,DropLru,Priority,FailFast}: admission_queue<uint64_t,P>,
 //     try_push at priority normal (generated ids) + pop(). drop-lru evicts when full: evicted
-//     items count as processed (termination reads metrics().evicted) and the
-//     evicted share is reported as the counter evicted_pct. With equal
+//     items end the iteration like consumed ones (termination reads
+//     metrics().evicted) but do not count in items/s; the evicted share is
+//     reported as the counter evicted_pct. With equal
 //     priorities a full priority queue rejects (the newcomer does not
 //     outrank), so it behaves like reject-new. fail-fast admits only while a
 //     consumer is blocked in pop(); producers retry on policy_violation.
@@ -77,6 +79,8 @@
 //   BM_Transfer<...>     consumers use the queue's blocking pop (above);
 //   BM_TransferTry<...>  consumers call try_pop and retry with the common
 //                        backoff ("try ops": try_push + try_pop everywhere).
+// And BM_PushPop<...>: one thread, try_push then try_pop, for every try-ops
+// queue (the cost of the operations themselves, deterministic).
 //
 // Correctness checks: for runs without evictions the sum of consumed values
 // must equal the sum of produced values; a mismatch (or over-count) fails the
@@ -510,8 +514,10 @@ void BM_Transfer(benchmark::State& state, int producers, int consumers) {
     start.arrive_and_wait();
     for (auto& t : threads) t.join();
 
+    // The score counts items that reached a consumer: an evicted item was
+    // not delivered, so a queue cannot score by evicting fast.
     const auto iterations = static_cast<std::uint64_t>(state.iterations());
-    state.SetItemsProcessed(static_cast<std::int64_t>(iterations * n));
+    state.SetItemsProcessed(static_cast<std::int64_t>(iterations * n - lost_total));
     if (may_evict_v<Adapter>)
         state.counters["evicted_pct"] =
             100.0 * static_cast<double>(lost_total) / static_cast<double>(iterations * n);
@@ -531,6 +537,26 @@ void BM_Transfer(benchmark::State& state, int producers, int consumers) {
     } else if (lost_total == 0 && sum != iterations * (n * (n + 1) / 2)) {
         state.SkipWithError("checksum mismatch: items lost or duplicated");
     }
+}
+
+/// One thread, try_push then try_pop on the same queue: no contention and no
+/// waiting, so the row is the instruction cost of an admission plus a
+/// dequeue (count them with valgrind --tool=callgrind). Items moved per second.
+template <class Adapter>
+void BM_PushPop(benchmark::State& state) {
+    // glibc locks a std::mutex without atomic instructions while the process
+    // has never had a second thread; the queues here are for threads, so
+    // start one first.
+    std::thread([] {}).join();
+    auto q = std::make_unique<Adapter>();
+    std::uint64_t v = 0, sum = 0, next = 1;
+    for (auto _ : state) {
+        q->try_push(next++);
+        if (q->try_pop(v)) sum += v;
+    }
+    benchmark::DoNotOptimize(sum);
+    if (sum != (next - 1) * next / 2) state.SkipWithError("checksum mismatch: items lost or duplicated");
+    state.SetItemsProcessed(state.iterations());
 }
 
 // ---------------------------------------------------------------------------
@@ -569,9 +595,16 @@ void register_all(adapter_list<Adapters...>) {
     for (const auto& [producers, consumers] : configs) (register_one<Mode, Adapters>(producers, consumers), ...);
 }
 
+template <class... Adapters>
+void register_push_pop(adapter_list<Adapters...>) {
+    (benchmark::RegisterBenchmark((std::string("BM_PushPop<") + Adapters::name + ">").c_str(), BM_PushPop<Adapters>),
+     ...);
+}
+
 [[maybe_unused]] const bool registered = [] {
     register_all<consume::blocking>(blocking_adapters{});
     register_all<consume::try_ops>(try_adapters{});
+    register_push_pop(try_adapters{});
     return true;
 }();
 

@@ -463,9 +463,11 @@ private:
     mutable index_type index_;
     std::uint64_t handed_off_ = 0, cancelled_ = 0;
     std::array<std::uint64_t, rejection_reason_count> rejected_{};
-    latency_histogram wait_time_;
-    rate_estimator dequeue_rate_;
     detail::sampled_dequeue_rate sampled_rate_;
+    // What a stamped dequeue records, from a line boundary: the rate, then
+    // the histogram's totals and first buckets share one line.
+    alignas(64) rate_estimator dequeue_rate_;
+    latency_histogram wait_time_;
 };
 
 }  // namespace orchcore

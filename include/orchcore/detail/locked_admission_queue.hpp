@@ -209,7 +209,9 @@ private:
         bool linked = false;
     };
 
-    using lock_type = std::unique_lock<adaptive_mutex>;
+    // Every lock is held for exactly one scope: a lock_guard (no ownership
+    // flag to test and clear, unlike std::unique_lock).
+    using lock_type = std::lock_guard<adaptive_mutex>;
 
     lock_type acquire() const { return lock_type(mutex_); }
 
