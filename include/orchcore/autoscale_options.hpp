@@ -11,6 +11,12 @@
 
 namespace orchcore {
 
+/// Most workers a pool or a coordinator may be asked for (pool_options and
+/// autoscale_options::max_workers): each worker has threads of its own, so
+/// a larger count is refused with invalid_argument instead of creating
+/// threads until the system runs out.
+inline constexpr std::size_t max_worker_count = 4096;
+
 struct autoscale_options {
     std::size_t min_workers = 1;
     std::size_t max_workers = 4;
@@ -26,6 +32,9 @@ struct autoscale_options {
             throw invalid_argument("autoscale.min_workers", std::to_string(min_workers),
                                    "must be <= max_workers (" + std::to_string(max_workers) + ")");
         if (max_workers == 0) throw invalid_argument("autoscale.max_workers", "0", "must be at least 1");
+        if (max_workers > max_worker_count)
+            throw invalid_argument("autoscale.max_workers", std::to_string(max_workers),
+                                   "must be at most " + std::to_string(max_worker_count));
         if (scale_down_depth >= scale_up_depth)
             throw invalid_argument("autoscale.scale_down_depth", std::to_string(scale_down_depth),
                                    "must be < scale_up_depth (" + std::to_string(scale_up_depth) +

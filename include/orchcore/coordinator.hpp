@@ -27,6 +27,7 @@
 #include <orchcore/autoscale_options.hpp>
 #include <orchcore/backoff.hpp>
 #include <orchcore/codec.hpp>
+#include <orchcore/detail/saturating.hpp>
 #include <orchcore/error.hpp>
 #include <orchcore/event_bus.hpp>
 #include <orchcore/node_options.hpp>
@@ -49,6 +50,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -103,7 +105,11 @@ struct coordinator_impl;
 struct attempt_state;
 }  // namespace detail
 
-/// What a handler sees of its task during one attempt (or turn).
+/// What a handler sees of its task during one attempt (or turn). A copy
+/// kept past the handler reads its fields as before; its steering reads
+/// throw error(errc::stale_token), and its progress reports are refused as
+/// a fenced attempt's. Once the coordinator is destroyed, both throw
+/// error(errc::stale_token).
 class task_context {
 public:
     const std::string& id() const noexcept;
@@ -133,6 +139,19 @@ public:
     std::vector<std::string> receive_for(std::chrono::milliseconds timeout);
     /// Coroutine form of receive_for.
     boost::asio::awaitable<std::vector<std::string>> async_receive_for(std::chrono::milliseconds timeout);
+    /// receive_for / async_receive_for with any duration type (every
+    /// duration-taking member has this form): the duration is rounded up to
+    /// milliseconds, saturating, so hours::max() waits as long as
+    /// milliseconds::max(); a NaN count is zero.
+    template <class Rep, class Period>
+    std::vector<std::string> receive_for(const std::chrono::duration<Rep, Period>& timeout) {
+        return receive_for(detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
+    template <class Rep, class Period>
+    boost::asio::awaitable<std::vector<std::string>> async_receive_for(
+        const std::chrono::duration<Rep, Period>& timeout) {
+        return async_receive_for(detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
 
     /// Progress in [0, 1] with an optional message; published as an event.
     /// Values outside are clamped; NaN throws orchcore::invalid_argument.
@@ -143,6 +162,10 @@ public:
     /// after `delay`; the handler's return value is ignored. Undelivered
     /// steering messages stay in the mailbox for the next turn.
     void continue_later(std::chrono::milliseconds delay = std::chrono::milliseconds{0});
+    template <class Rep, class Period>
+    void continue_later(const std::chrono::duration<Rep, Period>& delay) {
+        continue_later(detail::saturating_ceil<std::chrono::milliseconds>(delay));
+    }
 
     explicit task_context(std::shared_ptr<detail::attempt_state> s) : s_(std::move(s)) {}
 
@@ -297,11 +320,30 @@ class coordinator;
 class task_handle {
 public:
     task_handle() = default;
+    task_handle(const task_handle&) = default;
+    task_handle& operator=(const task_handle&) = default;
+    /// A moved-from handle is empty (valid() is false; waits throw
+    /// error(errc::not_found)), not a handle to the id "".
+    task_handle(task_handle&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)), id_(std::move(o.id_)) {}
+    task_handle& operator=(task_handle&& o) noexcept {
+        if (this != &o) {
+            owner_ = std::exchange(o.owner_, nullptr);
+            id_ = std::move(o.id_);
+        }
+        return *this;
+    }
     const std::string& id() const noexcept { return id_; }
     bool valid() const noexcept { return owner_ != nullptr; }
     /// Waits until the task is terminal (or the timeout passes); empty on
-    /// timeout, or if the record expired meanwhile.
+    /// timeout, or if the record expired meanwhile. Any duration type is
+    /// taken, saturating (hours::max() waits as long as milliseconds::max()).
+    /// A plain handler waiting for its own task throws invalid_argument
+    /// (it would wait for itself); see coordinator::wait_until.
     std::optional<task_record> wait_for(std::chrono::milliseconds timeout) const;
+    template <class Rep, class Period>
+    std::optional<task_record> wait_for(const std::chrono::duration<Rep, Period>& timeout) const {
+        return wait_for(detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
     std::optional<task_record> wait_until(std::chrono::steady_clock::time_point deadline) const;
     task_record wait() const;
     /// Waits, then returns the result; throws task_failed_error or cancelled_error.
@@ -313,6 +355,11 @@ public:
     /// second in case one is lost; a transport without notifications is
     /// polled with a backoff of up to 50 ms). The handle's coordinator must outlive the wait.
     boost::asio::awaitable<std::optional<task_record>> async_wait_for(std::chrono::milliseconds timeout) const;
+    template <class Rep, class Period>
+    boost::asio::awaitable<std::optional<task_record>> async_wait_for(
+        const std::chrono::duration<Rep, Period>& timeout) const {
+        return async_wait_for(detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(
         std::chrono::steady_clock::time_point deadline) const;
     /// co_await h.async_get(): the result, or task_failed_error / cancelled_error.
@@ -393,13 +440,30 @@ public:
     /// task_failed_error or cancelled_error.
     std::string submit(std::string type, std::string payload, task_options options = {});
 
+    /// Waits until the task is terminal (or the deadline passes); empty on
+    /// timeout or if the record expired meanwhile; error(errc::not_found)
+    /// for an unknown id. Any duration type is taken, saturating. A plain
+    /// handler waiting for its own task (which cannot end before the
+    /// handler returns) throws invalid_argument naming the id. A handler
+    /// that waits for another task (or submit()s one) holds its slot
+    /// meanwhile: with every slot busy waiting, the waits end only at
+    /// their timeout or at stop().
     std::optional<task_record> wait_for(const std::string& id, std::chrono::milliseconds timeout);
+    template <class Rep, class Period>
+    std::optional<task_record> wait_for(const std::string& id, const std::chrono::duration<Rep, Period>& timeout) {
+        return wait_for(id, detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
     std::optional<task_record> wait_until(const std::string& id, std::chrono::steady_clock::time_point deadline);
     /// Coroutine forms of wait_for / wait_until (see task_handle).
     boost::asio::awaitable<std::optional<task_record>> async_wait_until(std::string id,
                                                                         std::chrono::steady_clock::time_point deadline);
     boost::asio::awaitable<std::optional<task_record>> async_wait_for(std::string id,
                                                                       std::chrono::milliseconds timeout);
+    template <class Rep, class Period>
+    boost::asio::awaitable<std::optional<task_record>> async_wait_for(
+        std::string id, const std::chrono::duration<Rep, Period>& timeout) {
+        return async_wait_for(std::move(id), detail::saturating_ceil<std::chrono::milliseconds>(timeout));
+    }
     std::optional<task_record> get_task(const std::string& id) const;
     std::optional<task_status> get_status(const std::string& id) const;
     /// get_task for many ids (result i belongs to ids[i]); distributed mode
@@ -413,7 +477,9 @@ public:
     /// destroyed (before the coordinator). Local mode: the tasks that end
     /// in this coordinator, told after their events went out (a watch builds
     /// no event). Distributed mode: the transport's finish notifications
-    /// (transport::watch_finished); empty if the transport has none.
+    /// (transport::watch_finished); empty if the transport has none. An
+    /// empty `on_finished` throws invalid_argument; one that throws is
+    /// ignored for that id (the others are still told).
     std::unique_ptr<transport_watch> watch_finished(std::function<void(const std::string&)> on_finished);
     /// watch_finished, told the ids in batches: local mode, the ids of the
     /// tasks that ended since the last call, in one call; distributed mode,
@@ -460,6 +526,12 @@ public:
     /// later stop() or the destructor on another thread waits for that stop.
     bool stop(stop_mode mode = stop_mode::graceful,
               std::chrono::milliseconds deadline = std::chrono::milliseconds{30'000});
+    /// stop() with any duration type, saturating (hours::max() is as long
+    /// as milliseconds::max()).
+    template <class Rep, class Period>
+    bool stop(stop_mode mode, const std::chrono::duration<Rep, Period>& deadline) {
+        return stop(mode, detail::saturating_ceil<std::chrono::milliseconds>(deadline));
+    }
 
     /// Fault injection for tests and drills: the worker stops heartbeating
     /// (as if hung or partitioned) until resume_heartbeats.

@@ -10,6 +10,7 @@
 // publisher or other subscribers.
 #pragma once
 
+#include <orchcore/error.hpp>
 #include <orchcore/task_status.hpp>
 
 #include <atomic>
@@ -136,7 +137,12 @@ public:
         std::uint64_t id_ = 0;
     };
 
+    /// Throws orchcore::invalid_argument for an empty handler or a channel
+    /// that is not an event_channel value (neither would ever be told).
     subscription subscribe(event_channel ch, handler h) {
+        if (!h) throw invalid_argument("handler", "empty", "a subscriber must be callable");
+        if (ch != event_channel::tasks && ch != event_channel::workers)
+            throw invalid_argument("channel", std::to_string(static_cast<int>(ch)), "not an event_channel value");
         std::lock_guard lk(state_->mutex);
         const auto id = ++state_->next_id;
         auto next = std::make_shared<detail::event_bus_state::subscriber_map>(*state_->subscribers);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace orchcore {
 
@@ -23,7 +24,8 @@ public:
         const auto ns = d.count() < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(d.count());
         ++buckets_[bucket_for(ns)];
         ++count_;
-        sum_ns_ += ns;
+        sum_ns_ = sum_ns_ > std::numeric_limits<std::uint64_t>::max() - ns ? std::numeric_limits<std::uint64_t>::max()
+                                                                            : sum_ns_ + ns;
         max_ns_ = std::max(max_ns_, ns);
     }
 
@@ -34,15 +36,18 @@ public:
     }
 
     std::uint64_t count() const noexcept { return count_; }
-    std::chrono::nanoseconds sum() const noexcept { return std::chrono::nanoseconds{static_cast<std::int64_t>(sum_ns_)}; }
-    std::chrono::nanoseconds max() const noexcept { return std::chrono::nanoseconds{static_cast<std::int64_t>(max_ns_)}; }
+    /// Sum of the samples, stopping at nanoseconds::max() (a few samples
+    /// near the maximum would otherwise wrap).
+    std::chrono::nanoseconds sum() const noexcept { return as_duration(sum_ns_); }
+    std::chrono::nanoseconds max() const noexcept { return as_duration(max_ns_); }
     std::uint64_t bucket(std::size_t i) const noexcept { return buckets_[i]; }
 
     /// Estimate of quantile q in [0,1]: the upper bound of the bucket holding
-    /// it, never more than the largest sample seen. Zero when empty.
+    /// it, never more than the largest sample seen. Zero when empty. A q
+    /// outside [0, 1] is clamped; NaN counts as 0.
     std::chrono::nanoseconds quantile(double q) const noexcept {
         if (count_ == 0) return std::chrono::nanoseconds{0};
-        q = std::clamp(q, 0.0, 1.0);
+        q = q >= 0.0 ? std::min(q, 1.0) : 0.0;  // NaN fails the comparison
         auto rank = static_cast<std::uint64_t>(q * static_cast<double>(count_));
         if (rank == 0) rank = 1;
         std::uint64_t seen = 0;
@@ -77,6 +82,11 @@ public:
     friend bool operator==(const latency_histogram&, const latency_histogram&) = default;
 
 private:
+    static std::chrono::nanoseconds as_duration(std::uint64_t ns) noexcept {
+        constexpr auto top = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+        return std::chrono::nanoseconds{static_cast<std::int64_t>(std::min(ns, top))};
+    }
+
     // The totals first: with them, a record() of a short wait (the first
     // buckets) writes one cache line, not two.
     std::uint64_t count_ = 0;

@@ -16,6 +16,7 @@
 // stderr. submit() delivers exceptions through the future instead.
 #pragma once
 
+#include <orchcore/autoscale_options.hpp>
 #include <orchcore/detail/adaptive_mutex.hpp>
 #include <orchcore/detail/spin.hpp>
 #include <orchcore/detail/thread_stripe.hpp>
@@ -464,6 +465,8 @@ private:
 };
 
 struct pool_options {
+    /// 0 is allowed: the pool then starts with no workers, and post()
+    /// refuses work until scale() adds one.
     std::size_t min_workers = 1;
     std::size_t max_workers = 4;
     worker_options worker_template{};  ///< options of workers the pool creates (id ignored)
@@ -472,6 +475,9 @@ struct pool_options {
 
     void validate() const {
         if (max_workers == 0) throw invalid_argument("pool.max_workers", "0", "must be at least 1");
+        if (max_workers > max_worker_count)
+            throw invalid_argument("pool.max_workers", std::to_string(max_workers),
+                                   "must be at most " + std::to_string(max_worker_count));
         if (min_workers > max_workers)
             throw invalid_argument("pool.min_workers", std::to_string(min_workers),
                                    "must be <= max_workers (" + std::to_string(max_workers) + ")");
@@ -520,7 +526,9 @@ public:
     /// robin if it has a free task slot, otherwise another one that has, and
     /// the next one in turn when all are busy. A worker whose queue runs dry
     /// takes work queued on a busy one, so an idle worker does not wait while
-    /// another has a backlog. Never blocks. Throws shutdown_error after stop().
+    /// another has a backlog. Never blocks. Throws shutdown_error after
+    /// stop(), and error(errc::rejected) while the pool has no workers
+    /// (min_workers = 0 and not scaled up): nothing could run `f`.
     template <class F>
     void post(F&& f) {
         // The reader section keeps the worker list (and the workers on it)
@@ -528,10 +536,15 @@ public:
         // atomic increments on the calling thread's own cache line.
         reader_gate::section in(gate_);
         const worker_list* list = current_.load(std::memory_order_seq_cst);
-        if (stopped_.load(std::memory_order_seq_cst) || list->empty()) {
+        if (stopped_.load(std::memory_order_seq_cst)) {
             in.leave();
             rejected_after_stop_.fetch_add(1, std::memory_order_relaxed);
             throw shutdown_error("orchcore: worker_pool::post after stop()");
+        }
+        if (list->empty()) {
+            in.leave();
+            throw error(errc::rejected,
+                        "orchcore: worker_pool::post: the pool has no workers (min_workers = 0: scale() it up first)");
         }
         worker& w = pick_worker(*list);
         const bool behind_busy = !w.has_free_slot();

@@ -28,6 +28,9 @@ struct coordinator_impl;
 
 struct attempt_state {
     coordinator_impl* c = nullptr;
+    // The same coordinator, for a task_context kept past its handler (a
+    // copy): once the coordinator is gone, its calls are refused.
+    std::weak_ptr<coordinator_impl> owner;
     // Coroutine attempts on an executor of the user's: the coordinator's
     // state stays alive until the coroutine is done with it, since stop()
     // cannot wait for an executor that may no longer be run. Reset when the
@@ -57,6 +60,24 @@ struct attempt_state {
     // worker's task slots, and the worker's spare thread carries its
     // heartbeats whatever the slot waits for.
     bool ends_on_slot = false;
+};
+
+/// The attempt whose plain handler runs on this thread, while it runs
+/// (null elsewhere): a handler's blocking wait for its own task is refused.
+const attempt_state*& attempt_on_this_thread() noexcept;
+
+/// Marks this thread as running `a`'s handler while it lives.
+class running_attempt {
+public:
+    explicit running_attempt(const attempt_state* a) noexcept : outer_(attempt_on_this_thread()) {
+        attempt_on_this_thread() = a;
+    }
+    ~running_attempt() { attempt_on_this_thread() = outer_; }
+    running_attempt(const running_attempt&) = delete;
+    running_attempt& operator=(const running_attempt&) = delete;
+
+private:
+    const attempt_state* outer_;
 };
 
 struct launch {

@@ -81,6 +81,10 @@ std::optional<task_record> coordinator::wait_for(const std::string& id, std::chr
 
 std::optional<task_record> coordinator::wait_until(const std::string& id,
                                                    std::chrono::steady_clock::time_point deadline) {
+    const detail::attempt_state* running = detail::attempt_on_this_thread();
+    if (running && running->c == impl_.get() && running->id == id)
+        throw invalid_argument("id", "\"" + id + "\"",
+                               "a handler cannot wait for its own task (it ends only when the handler returns)");
     return impl_->eng->wait_until(id, deadline);
 }
 
@@ -108,6 +112,7 @@ std::vector<std::optional<task_outcome>> coordinator::get_outcomes(std::span<con
 }
 
 std::unique_ptr<transport_watch> coordinator::watch_finished(std::function<void(const std::string&)> on_finished) {
+    if (!on_finished) throw invalid_argument("on_finished", "empty", "a watcher must be callable");
     return impl_->eng->watch_finished([f = std::move(on_finished)](std::span<const std::string> ids) {
         for (const auto& id : ids) {
             try {
@@ -121,6 +126,7 @@ std::unique_ptr<transport_watch> coordinator::watch_finished(std::function<void(
 
 std::unique_ptr<transport_watch> coordinator::watch_finished_many(
     std::function<void(std::span<const std::string>)> on_finished) {
+    if (!on_finished) throw invalid_argument("on_finished", "empty", "a watcher must be callable");
     return impl_->eng->watch_finished(std::move(on_finished));
 }
 

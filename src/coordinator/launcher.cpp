@@ -80,6 +80,11 @@ void coordinator_impl::finish_attempt(const std::shared_ptr<attempt_state>& a, o
     eng->attempt_ended(a, std::move(o));
 }
 
+const attempt_state*& attempt_on_this_thread() noexcept {
+    thread_local const attempt_state* a = nullptr;
+    return a;
+}
+
 void coordinator_impl::run_sync(const launch& ln) {
     ln.a->sync_handler = ln.sync;
     ln.a->ends_on_slot = !ln.w->on_user_executor();
@@ -91,6 +96,7 @@ void coordinator_impl::run_sync(const launch& ln) {
         outcome o;
         try {
             task_context ctx(a);
+            running_attempt mark(a.get());
             o.result = (*a->sync_handler)(ctx);
         } catch (const non_retryable_error& e) {
             o = {outcome::failure, {}, e.what(), false};

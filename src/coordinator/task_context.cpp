@@ -24,20 +24,39 @@ void task_context::throw_if_cancelled() const {
     if (cancellation_requested()) throw cancelled_error("orchcore: task " + s_->id + " was cancelled");
 }
 
-std::vector<std::string> task_context::receive() { return s_->c->eng->receive(*s_); }
+namespace {
+
+// The attempt's coordinator, held for one call: a context copied out of its
+// handler and used after the coordinator was destroyed is refused (its
+// attempt holds nothing any more) instead of reaching freed state.
+std::shared_ptr<detail::coordinator_impl> coordinator_of(const detail::attempt_state& a) {
+    auto c = a.owner.lock();
+    if (!c)
+        throw error(errc::stale_token, "orchcore: attempt " + std::to_string(a.attempt) + " of task " + a.id +
+                                           " no longer holds it (its coordinator is gone)");
+    return c;
+}
+
+}  // namespace
+
+std::vector<std::string> task_context::receive() { return coordinator_of(*s_)->eng->receive(*s_); }
 
 std::vector<std::string> task_context::receive_for(std::chrono::milliseconds timeout) {
-    return s_->c->eng->receive_for(*s_, detail::deadline_after(timeout));
+    return coordinator_of(*s_)->eng->receive_for(*s_, detail::deadline_after(timeout));
 }
 
 asio::awaitable<std::vector<std::string>> task_context::async_receive_for(std::chrono::milliseconds timeout) {
     auto s = s_;  // the attempt outlives this frame's suspension
+    // Checked, not held across the suspension: a running coroutine's
+    // coordinator outlives it (stop() ends it, or keep_alive holds it).
+    (void)coordinator_of(*s);
     co_return co_await s->c->eng->async_receive_for(s, detail::deadline_after(timeout));
 }
 
 void task_context::report_progress(double fraction, std::string message) {
     if (std::isnan(fraction)) throw invalid_argument("progress fraction", "nan", "must be a number within [0, 1]");
-    auto& c = *s_->c;
+    const auto held = coordinator_of(*s_);
+    auto& c = *held;
     detail::effects fx;
     {
         std::lock_guard lk(c.mu);

@@ -52,6 +52,7 @@ std::shared_ptr<attempt_state> coordinator_impl::new_attempt(const task_entry& t
                                                              std::uint64_t token) {
     auto a = std::make_shared<attempt_state>();
     a->c = this;
+    a->owner = weak_from_this();
     a->id = t.rec.id;
     a->type = t.rec.type;
     a->payload = t.rec.payload;

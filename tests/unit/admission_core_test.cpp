@@ -10,6 +10,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -775,6 +776,22 @@ TEST_CASE("the wait_time histogram counts every dequeue and estimates quantiles"
     std::uint64_t total = 0;
     for (std::size_t i = 0; i < oc::latency_histogram::bucket_count; ++i) total += h.bucket(i);
     REQUIRE(total == 100u);
+}
+
+TEST_CASE("latency_histogram: samples at nanoseconds::max() saturate the sum; a NaN quantile is 0", "[metrics]") {
+    oc::latency_histogram h;
+    h.record(std::chrono::nanoseconds::max());
+    h.record(std::chrono::nanoseconds::max());
+    h.record(std::chrono::nanoseconds::max());
+    CHECK(h.count() == 3u);
+    CHECK(h.sum() == std::chrono::nanoseconds::max());  // not wrapped into the negative
+    CHECK(h.max() == std::chrono::nanoseconds::max());
+    oc::latency_histogram small;
+    small.record(1us);
+    small.record(std::chrono::hours(1));
+    CHECK(small.quantile(std::numeric_limits<double>::quiet_NaN()) == 1us);
+    CHECK(small.quantile(-std::numeric_limits<double>::infinity()) == 1us);
+    CHECK(small.quantile(std::numeric_limits<double>::infinity()) == small.max());
 }
 
 TEST_CASE("latency_histogram: bucket i holds samples <= 2^i microseconds", "[metrics]") {

@@ -134,6 +134,9 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     });
     REQUIRE(watch);
     auto throwing = c.watch_finished([](const std::string&) { throw std::runtime_error("watcher failed"); });
+    // An empty watcher would never be told anything: refused.
+    CHECK_THROWS_AS(c.watch_finished({}), oc::invalid_argument);
+    CHECK_THROWS_AS(c.watch_finished_many({}), oc::invalid_argument);
 
     const auto held = c.submit_async("hold", "").handle;
     const auto queued = c.submit_async("ok", "q").handle;  // waits behind `held`

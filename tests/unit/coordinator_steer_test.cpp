@@ -222,3 +222,31 @@ TEST_CASE("coordinator: cancelling a coroutine handler wakes its async_receive_f
     CHECK(saw_cancel.load());
     CHECK(c.get_stats().stale_token_refusals == 0);
 }
+
+TEST_CASE("coordinator: a task_context kept past its handler is refused, also after the coordinator is gone",
+          "[coordinator][steer]") {
+    std::optional<oc::task_context> kept;
+    auto c = std::make_unique<oc::coordinator>(fast_options(1, 1));
+    c->register_handler("keep", [&](oc::task_context& ctx) {
+        kept.emplace(ctx);
+        return std::string("done");
+    });
+    CHECK(c->submit("keep", "") == "done");
+    REQUIRE(kept);
+    auto code_of = [](auto&& call) {
+        try {
+            call();
+        } catch (const oc::error& e) {
+            return e.code();
+        }
+        return std::error_code{};
+    };
+    CHECK(code_of([&] { (void)kept->receive(); }) == oc::errc::stale_token);
+    CHECK_NOTHROW(kept->report_progress(0.5));  // refused as a fenced attempt's, counted
+    c.reset();
+    CHECK_FALSE(kept->id().empty());  // its own fields stay readable
+    CHECK_FALSE(kept->cancellation_requested());
+    CHECK(code_of([&] { (void)kept->receive(); }) == oc::errc::stale_token);
+    CHECK(code_of([&] { (void)kept->receive_for(1ms); }) == oc::errc::stale_token);
+    CHECK(code_of([&] { kept->report_progress(0.5); }) == oc::errc::stale_token);
+}

@@ -173,6 +173,51 @@ TEST_CASE("coordinator: a user type with its own codec specialisation", "[coordi
     CHECK_THAT(rec->error, Catch::Contains("not a point"));
 }
 
+TEST_CASE("coordinator: a handler waiting for its own task is refused, not left waiting forever",
+          "[coordinator][wait]") {
+    oc::coordinator c{fast_options(1, 1)};
+    c.register_handler("self", [&](oc::task_context& ctx) -> std::string {
+        try {
+            (void)c.wait_for(ctx.id(), std::chrono::milliseconds::max());
+            return "waited";
+        } catch (const oc::invalid_argument& e) {
+            return e.field() + "=" + e.value();
+        }
+    });
+    c.register_handler("other", [&](oc::task_context& ctx) -> std::string {
+        // Waiting for another task is allowed (here: one that is finished).
+        auto r = c.wait_for(ctx.payload(), 5s);
+        return r ? std::string(oc::to_string(r->status)) : "none";
+    });
+    auto r = c.submit_async("self", "");
+    REQUIRE(r);
+    const auto rec = r.handle.wait_for(30s);
+    REQUIRE(rec);
+    CHECK(st(rec) == "completed");
+    CHECK(rec->result == "id=\"" + r.handle.id() + "\"");
+    CHECK(c.submit("other", r.handle.id()) == "completed");
+}
+
+TEST_CASE("coordinator: a moved-from task_handle is empty", "[coordinator]") {
+    oc::coordinator c{fast_options(1, 1)};
+    c.register_handler("echo", [](oc::task_context& ctx) { return ctx.payload(); });
+    auto r = c.submit_async("echo", "x");
+    REQUIRE(r);
+    const std::string id = r.handle.id();
+    oc::task_handle moved = std::move(r.handle);
+    CHECK(moved.valid());
+    CHECK(moved.id() == id);
+    CHECK_FALSE(r.handle.valid());  // NOLINT(bugprone-use-after-move): the documented moved-from state
+    CHECK_THROWS_AS(r.handle.wait_for(1ms), oc::error);
+    oc::task_handle assigned;
+    assigned = std::move(moved);
+    CHECK_FALSE(moved.valid());  // NOLINT(bugprone-use-after-move)
+    CHECK(assigned.get() == "x");
+    oc::task_handle copy = assigned;  // copies stay valid on both sides
+    CHECK(copy.valid());
+    CHECK(assigned.valid());
+}
+
 TEST_CASE("coordinator: unknown task type throws invalid_argument naming \"type\"", "[coordinator]") {
     oc::coordinator c{fast_options()};
     try {

@@ -1,6 +1,8 @@
 // Coordinator: TTL expiry, post(), options validation.
 #include "unit/coordinator_test_support.hpp"
 
+#include <cstdint>
+
 // ---------------------------------------------------------------------------
 // TTL, post(), options
 // ---------------------------------------------------------------------------
@@ -132,6 +134,12 @@ TEST_CASE("coordinator: options validation names the offending field", "[coordin
     CHECK(field_of(o) == "default_max_retries");
     o = fast_options(3, 2);
     CHECK(field_of(o) == "autoscale.min_workers");
+    // A huge worker count is refused, not served by creating threads until
+    // the system runs out.
+    o = fast_options(1, SIZE_MAX);
+    CHECK(field_of(o) == "autoscale.max_workers");
+    o = fast_options(oc::max_worker_count + 1, oc::max_worker_count + 1);
+    CHECK(field_of(o) == "autoscale.max_workers");
     o = fast_options();
     o.default_backoff = {.base = 10ms, .cap = 5ms};
     CHECK(field_of(o) == "backoff.cap");

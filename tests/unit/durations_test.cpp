@@ -306,3 +306,65 @@ TEST_CASE("durations: wait_for, receive_for and stop(graceful) at max return onc
     REQUIRE(r);
     CHECK(r->status == oc::task_status::completed);
 }
+
+TEST_CASE("durations: waits, receive_for, continue_later and stop take any duration type at its max",
+          "[durations][wait][stop]") {
+    // hours::max() or seconds::max() converted to milliseconds by the
+    // caller would overflow (into a negative wait): the API takes them as
+    // they are and saturates.
+    oc::coordinator c{base_options()};
+    gate g;
+    gate_guard guard{g};
+    c.register_handler("t", [&](oc::task_context& ctx) {
+        if (ctx.turn() == 0) {
+            ctx.continue_later(std::chrono::hours::max());  // parks the task
+            return std::string();
+        }
+        auto msgs = ctx.receive_for(std::chrono::minutes::max());  // returns once a message arrives
+        g.wait(bound);
+        return msgs.empty() ? std::string("none") : msgs.front();
+    });
+    auto h = c.submit_async("t", "");
+    REQUIRE(h);
+    const auto id = h.handle.id();
+    REQUIRE(eventually([&] { return c.get_stats().delayed == 1; }, bound));
+    let_ticks_pass(c);
+    CHECK(c.get_stats().delayed == 1);  // the delay did not wrap into the past
+    auto by_coordinator = std::async(std::launch::async, [&] { return c.wait_for(id, std::chrono::seconds::max()); });
+    auto by_handle = std::async(std::launch::async, [&] { return h.handle.wait_for(std::chrono::hours::max()); });
+    boost::asio::io_context io;
+    auto by_coroutine =
+        boost::asio::co_spawn(io, h.handle.async_wait_for(std::chrono::hours::max()), boost::asio::use_future);
+    std::thread io_thread([&] { io.run(); });
+    REQUIRE(c.promote(id));
+    REQUIRE(eventually([&] { return c.get_status(id) == oc::task_status::running; }, bound));
+    c.steer(id, {"steered"});
+    auto stopped = std::async(std::launch::async, [&] { return c.stop(oc::stop_mode::graceful, std::chrono::hours::max()); });
+    g.open();
+    REQUIRE(stopped.wait_for(bound) == std::future_status::ready);
+    CHECK(stopped.get());  // nothing had to be cancelled
+    for (auto* f : {&by_coordinator, &by_handle, &by_coroutine}) {
+        REQUIRE(f->wait_for(bound) == std::future_status::ready);
+        const auto r = f->get();
+        REQUIRE(r);
+        CHECK(r->status == oc::task_status::completed);
+        CHECK(r->result == "steered");
+    }
+    io_thread.join();
+}
+
+TEST_CASE("durations: a NaN or infinite floating-point duration saturates, it is not converted blindly",
+          "[durations][queue]") {
+    using fsec = std::chrono::duration<double>;
+    const double inf = std::numeric_limits<double>::infinity();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    CHECK(oc::detail::saturating_ceil<std::chrono::milliseconds>(fsec(nan)) == std::chrono::milliseconds::zero());
+    CHECK(oc::detail::saturating_ceil<std::chrono::nanoseconds>(fsec(inf)) == std::chrono::nanoseconds::max());
+    CHECK(oc::detail::saturating_ceil<std::chrono::nanoseconds>(fsec(-inf)) == std::chrono::nanoseconds::min());
+    const auto now = steady::now();
+    CHECK(oc::detail::saturating_add(now, fsec(nan)) == now);
+    oc::admission_queue<int> q{{.capacity = 4}};
+    CHECK_FALSE(q.pop_for(fsec(nan)));  // a NaN wait counts as zero
+    REQUIRE(q.try_push(1));
+    CHECK(q.pop_for(fsec(inf)));
+}

@@ -97,6 +97,26 @@ TEST_CASE("event_bus: every kind has a name and a channel", "[event_bus]") {
     }
 }
 
+TEST_CASE("event_bus: an empty handler or an unknown channel is refused at subscribe", "[event_bus]") {
+    oc::event_bus bus;
+    try {
+        (void)bus.subscribe(oc::event_channel::tasks, oc::event_bus::handler{});
+        FAIL("expected invalid_argument");
+    } catch (const oc::invalid_argument& e) {
+        CHECK(e.field() == "handler");
+    }
+    try {
+        (void)bus.subscribe(static_cast<oc::event_channel>(7), [](const oc::event&) {});
+        FAIL("expected invalid_argument");
+    } catch (const oc::invalid_argument& e) {
+        CHECK(e.field() == "channel");
+        CHECK(e.value() == "7");
+    }
+    CHECK_FALSE(bus.has_subscribers());
+    bus.publish(make(oc::event_kind::task_failed));
+    CHECK(bus.handler_errors() == 0);
+}
+
 TEST_CASE("event_bus: a throwing subscriber does not affect the others and is counted", "[event_bus]") {
     oc::event_bus bus;
     int before = 0, after = 0;

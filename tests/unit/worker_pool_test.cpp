@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <exception>
 #include <future>
@@ -237,6 +238,26 @@ TEST_CASE("worker_pool: after stop, post and scale throw shutdown_error", "[work
     CHECK(pool.stats().posted == 0);
 }
 
+TEST_CASE("worker_pool: with no workers (min_workers = 0), post is refused as such, not as after stop()",
+          "[worker_pool]") {
+    oc::worker_pool pool{opts(0, 2)};
+    CHECK(pool.size() == 0);
+    try {
+        pool.post([] {});
+        FAIL("expected orchcore::error");
+    } catch (const oc::shutdown_error&) {
+        FAIL("refused as if stopped");
+    } catch (const oc::error& e) {
+        CHECK(e.code() == oc::errc::rejected);
+        CHECK_THAT(std::string(e.what()), Catch::Contains("no workers"));
+    }
+    CHECK_THROWS_AS(pool.submit([] { return 1; }), oc::error);
+    CHECK_FALSE(pool.stopped());
+    CHECK(pool.stats().rejected_after_stop == 0);
+    pool.scale(1);
+    CHECK(pool.submit([] { return 7; }).get() == 7);
+}
+
 TEST_CASE("worker_pool: options validation names the field", "[worker_pool][options]") {
     auto field_of = [](oc::pool_options o) -> std::string {
         try {
@@ -249,6 +270,9 @@ TEST_CASE("worker_pool: options validation names the field", "[worker_pool][opti
     CHECK(field_of(opts(1, 1)) == "<valid>");
     CHECK(field_of(opts(0, 0)) == "pool.max_workers");
     CHECK(field_of(opts(3, 2)) == "pool.min_workers");
+    CHECK(field_of(opts(1, SIZE_MAX)) == "pool.max_workers");
+    CHECK(field_of(opts(SIZE_MAX, SIZE_MAX)) == "pool.max_workers");
+    CHECK(field_of(opts(1, oc::max_worker_count)) == "<valid>");
     auto o = opts(1, 1);
     o.worker_template.max_concurrent = 0;
     CHECK(field_of(o) == "worker.max_concurrent");

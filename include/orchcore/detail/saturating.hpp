@@ -16,11 +16,13 @@ namespace orchcore::detail {
 /// `d` in `To`, rounded up (a deadline is never earlier than asked). A `d`
 /// beyond half of `To`'s range becomes To::max() (or To::min() if
 /// negative): past that point every value means "forever", and the margin
-/// keeps the decision exact whatever the two units are.
+/// keeps the decision exact whatever the two units are. A NaN count (a
+/// floating-point duration) is zero.
 template <class To, class Rep, class Period>
 constexpr To saturating_ceil(const std::chrono::duration<Rep, Period>& d) noexcept {
     using ratio = std::ratio_divide<Period, typename To::period>;  // To ticks per tick of d
     const long double v = static_cast<long double>(d.count()) * ratio::num / ratio::den;
+    if (v != v) return To::zero();
     constexpr long double limit = static_cast<long double>(std::numeric_limits<typename To::rep>::max()) / 2;
     if (v >= limit) return To::max();
     if (v <= -limit) return To::min();
