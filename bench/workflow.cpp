@@ -1,8 +1,9 @@
 // The workflow runner's overhead per task, in one process.
 //
-// One graph, made once with a fixed seed: kTasks no-op tasks, task i
-// depending on min(i, 3) distinct tasks drawn uniformly from the tasks
-// before it (a random DAG, about 3 dependencies each). Every row runs on
+// One graph (bench/workflow_graph.hpp), made once with a fixed seed:
+// kTasks no-op tasks, task i depending on min(i, 3) distinct tasks drawn
+// uniformly from the tasks before it (a random DAG, about 3 dependencies
+// each). Every row runs on
 // two executing threads and reports ns_per_task (wall time of one
 // iteration / kTasks):
 //
@@ -29,6 +30,8 @@
 // Taskflow) ratios of the per-task times, of the CPU and of the context
 // switches per task (the best iteration of each).
 #include <orchcore/coordinator.hpp>
+#include "workflow_graph.hpp"
+
 #include <orchcore/workflow/runner.hpp>
 
 #include <benchmark/benchmark.h>
@@ -44,61 +47,16 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
 namespace {
 
-constexpr std::size_t kTasks = 10'000;
-constexpr std::size_t kDeps = 3;
-constexpr std::uint64_t kSeed = 20260101;
-
+using orchcore_bench::coordinator_opts;
+using orchcore_bench::dag;
+using orchcore_bench::dag_spec;
+using orchcore_bench::kTasks;
 using steady = std::chrono::steady_clock;
-
-/// deps[i]: the tasks task i depends on (all before it).
-std::vector<std::vector<std::size_t>> random_dag() {
-    std::mt19937_64 rng(kSeed);
-    std::vector<std::vector<std::size_t>> deps(kTasks);
-    for (std::size_t i = 1; i < kTasks; ++i) {
-        std::uniform_int_distribution<std::size_t> pick(0, i - 1);
-        while (deps[i].size() < std::min(i, kDeps)) {
-            const auto d = pick(rng);
-            if (std::find(deps[i].begin(), deps[i].end(), d) == deps[i].end()) deps[i].push_back(d);
-        }
-    }
-    return deps;
-}
-
-const std::vector<std::vector<std::size_t>>& dag() {
-    static const auto d = random_dag();
-    return d;
-}
-
-orchcore::workflow::workflow_spec dag_spec() {
-    orchcore::workflow::workflow_spec s;
-    s.name = "bench-dag";
-    s.tasks.reserve(kTasks);
-    for (std::size_t i = 0; i < kTasks; ++i) {
-        orchcore::workflow::task_spec t;
-        t.name = "t" + std::to_string(i);
-        t.type = "noop";
-        for (const auto d : dag()[i]) t.depends_on.push_back("t" + std::to_string(d));
-        s.tasks.push_back(std::move(t));
-    }
-    return s;
-}
-
-orchcore::coordinator_options coordinator_opts() {
-    orchcore::coordinator_options o;
-    o.queue.capacity = 2 * kTasks;
-    o.worker_template.max_concurrent = 1;
-    o.scaling.min_workers = 2;
-    o.scaling.max_workers = 2;
-    // Records stay readable while the runner applies them.
-    o.completed_ttl = std::chrono::seconds(60);
-    return o;
-}
 
 /// The best per-task wall and CPU time of each row, for the ratios
 /// printed at the end.

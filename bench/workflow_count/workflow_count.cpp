@@ -8,61 +8,19 @@
 //   valgrind --tool=callgrind orchcore_workflow_count dag 1
 //   valgrind --tool=callgrind orchcore_workflow_count dag 3
 //   (and `tracked` for the tracked-task row)
+#include "../workflow_graph.hpp"
+
 #include <orchcore/coordinator.hpp>
 #include <orchcore/workflow/runner.hpp>
 
-#include <algorithm>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace {
-
-constexpr std::size_t kTasks = 10'000;
-constexpr std::size_t kDeps = 3;
-constexpr std::uint64_t kSeed = 20260101;  // as bench/workflow.cpp
-
-std::string task_name(std::size_t i) {
-    std::string name(1, 't');
-    name.append(std::to_string(i));
-    return name;
-}
-
-orchcore::workflow::workflow_spec dag_spec() {
-    std::mt19937_64 rng(kSeed);
-    orchcore::workflow::workflow_spec s;
-    s.name = "bench-dag";
-    for (std::size_t i = 0; i < kTasks; ++i) {
-        orchcore::workflow::task_spec t;
-        t.name = task_name(i);
-        t.type = "noop";
-        if (i > 0) {
-            std::uniform_int_distribution<std::size_t> pick(0, i - 1);
-            std::vector<std::size_t> deps;
-            while (deps.size() < std::min(i, kDeps)) {
-                const auto d = pick(rng);
-                if (std::find(deps.begin(), deps.end(), d) == deps.end()) deps.push_back(d);
-            }
-            for (const auto d : deps) t.depends_on.push_back(task_name(d));
-        }
-        s.tasks.push_back(std::move(t));
-    }
-    return s;
-}
-
-orchcore::coordinator_options coordinator_opts() {
-    orchcore::coordinator_options o;
-    o.queue.capacity = 2 * kTasks;
-    o.worker_template.max_concurrent = 1;
-    o.scaling.min_workers = 2;
-    o.scaling.max_workers = 2;
-    o.completed_ttl = std::chrono::seconds(60);
-    return o;
-}
-
-}  // namespace
+using orchcore_bench::coordinator_opts;
+using orchcore_bench::dag_spec;
+using orchcore_bench::kTasks;
 
 int main(int argc, char** argv) {
     const std::string_view mode = argc > 1 ? argv[1] : "";
