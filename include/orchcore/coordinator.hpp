@@ -486,6 +486,15 @@ public:
     /// one id a call.
     std::unique_ptr<transport_watch> watch_finished_many(
         std::function<void(std::span<const std::string>)> on_finished);
+    /// Local mode: watch_finished_many, told with each id how the task
+    /// ended (its outcome as get_outcomes reads it at that moment), so the
+    /// watcher reads nothing back. Batches come in the order the tasks
+    /// ended, after their events went out. Distributed mode: nullptr
+    /// (tasks end on other nodes; use watch_finished and get_outcomes).
+    /// An empty `on_finished` throws invalid_argument; one that throws is
+    /// ignored for that batch.
+    std::unique_ptr<transport_watch> watch_outcomes(
+        std::function<void(std::span<const finished_task>)> on_finished);
     /// The result of a completed task; empty otherwise.
     std::optional<std::string> get_result(const std::string& id) const;
 

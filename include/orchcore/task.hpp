@@ -81,4 +81,10 @@ struct task_outcome {
     }
 };
 
+/// A task that ended and how (coordinator::watch_outcomes).
+struct finished_task {
+    std::string id;
+    task_outcome outcome;
+};
+
 }  // namespace orchcore

@@ -130,6 +130,12 @@ std::unique_ptr<transport_watch> coordinator::watch_finished_many(
     return impl_->eng->watch_finished(std::move(on_finished));
 }
 
+std::unique_ptr<transport_watch> coordinator::watch_outcomes(
+    std::function<void(std::span<const finished_task>)> on_finished) {
+    if (!on_finished) throw invalid_argument("on_finished", "empty", "a watcher must be callable");
+    return impl_->eng->watch_outcomes(std::move(on_finished));
+}
+
 std::optional<std::string> coordinator::get_result(const std::string& id) const {
     auto r = get_task(id);
     if (!r || r->status != task_status::completed) return std::nullopt;

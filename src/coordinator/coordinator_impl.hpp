@@ -90,7 +90,8 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     std::shared_ptr<task_store> store;
     std::shared_ptr<worker_registry> registry;
     event_bus bus;
-    finish_watchers finish_watch;  // local mode: coordinator::watch_finished
+    finish_watchers finish_watch;    // local mode: coordinator::watch_finished
+    outcome_watchers outcome_watch;  // local mode: coordinator::watch_outcomes
     coordinator_stats counters;
     std::mt19937_64 rng;
     std::atomic<std::uint64_t> task_seq{0};  // generated task ids
@@ -99,6 +100,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // Local mode, while anyone watches: tasks that ended, told to the
     // watchers after the events before them in the outbox (flush_events).
     std::vector<std::string> finished_ids;
+    std::vector<finished_task> finished_notes;  // the same, with how they ended
     bool publishing = false;   // a thread is draining the outbox
     std::thread::id publisher{};               // which one
     std::uint64_t emitted = 0, delivered = 0;  // events put in the outbox / published
@@ -206,7 +208,7 @@ struct coordinator_impl : std::enable_shared_from_this<coordinator_impl> {
     // outbox.cpp
     void emit(event e);
     void emit_task(event_kind k, const task_entry& t, std::string detail = {});
-    void emit_finished(const std::string& id);
+    void emit_finished(const task_entry& t);
     bool delivered_up_to(std::uint64_t seq) const;
     void flush_events();
     void apply(effects& fx);

@@ -69,6 +69,10 @@ public:
     /// coordinator::watch_finished_many: notifications of tasks that ended.
     virtual std::unique_ptr<transport_watch> watch_finished(
         std::function<void(std::span<const std::string>)> on_finished) = 0;
+    /// coordinator::watch_outcomes: tasks that ended, with how; nullptr
+    /// where tasks end elsewhere.
+    virtual std::unique_ptr<transport_watch> watch_outcomes(
+        std::function<void(std::span<const finished_task>)> on_finished) = 0;
     /// Placement at submission (no lock held): whether a worker could ever
     /// hold the task's resource request with its tags. `listed`: the
     /// registry as read for an earlier task of the same submission.

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <exception>
-#include <tuple>
 
 namespace orchcore::detail {
 
@@ -30,39 +29,41 @@ void local_engine::reject(submit_result& out, const task_options& o, rejection_r
 }
 
 /// Lock held. Admits one task or rejects it, filling `out`. The caller has
-/// checked its handler and options, and dispatches.
+/// checked its handler and options, and dispatches. The entry goes into the
+/// table first (one lookup: the insertion, which finds a duplicate id) and
+/// leaves it again if admission refuses the task.
 void local_engine::admit_local(std::string& type, std::string& payload, task_options& o, submit_result& out,
                                coordinator* owner, effects& fx, wall::time_point created_at) {
     constexpr std::chrono::milliseconds now_or_never{0};
     if (c.stopping) return reject(out, o, rejection_reason::closed, "coordinator is stopping", now_or_never);
-    if (o.id && c.tasks.count(*o.id))
+    const auto it = insert_entry(o);
+    if (it == c.tasks.end())
         return reject(out, o, rejection_reason::invalid_request, "duplicate id: a task with this id exists",
                       now_or_never);
-    if (!priority::is_valid(o.priority))
+    if (!priority::is_valid(o.priority)) {
+        c.tasks.erase(it);
         return reject(out, o, rejection_reason::invalid_request, "priority out of range [0, 20]", now_or_never);
-    const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
-    std::string id = o.id ? *o.id : "task-" + std::to_string(++c.task_seq);
-    job_id queue_id = 0;
-    if (!enqueue(id, o, out, queue_id, fx)) return;
-    auto it = insert_entry(id, o, out, queue_id);
-    if (it == c.tasks.end()) return;
+    }
     task_entry& t = it->second;
-    t.queue_id = queue_id;
+    if (!enqueue(t.rec.id, o, out, t.queue_id, fx)) {
+        c.tasks.erase(it);
+        return;
+    }
+    const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
     fill_record(t, type, payload, o, created_at);
     if (!fail_fast) t.where = location::queue;
     if (o.timeout.count() > 0) {
         t.set_deadline(deadline_after(o.timeout));
-        deadlines.emplace(*t.deadline(), id);
+        deadlines.emplace(*t.deadline(), t.rec.id);
     }
     ++c.counters.submitted;
     c.emit_task(event_kind::task_queued, t);
     if (fail_fast) start_attempt(t, *c.pick_worker(t.rec.tags(), t.rec.resources(), t.rec.session()), fx);
     out.admission.is_accepted = true;
-    // A caller's id is the task's (only a generated one can collide): it
-    // moves into the result instead of a copy of `id`.
+    // A caller's id is the task's: it moves into the result instead of a copy.
     if (o.id) out.admission.id = std::move(o.id);
-    else out.admission.id = id;
-    out.handle = coordinator_impl::make_handle(owner, std::move(id));
+    else out.admission.id = t.rec.id;
+    out.handle = coordinator_impl::make_handle(owner, t.rec.id);
 }
 
 /// Lock held. The admission decision: fail-fast admits only if a fitting
@@ -102,31 +103,18 @@ bool local_engine::enqueue(const std::string& id, const task_options& o, submit_
     return true;
 }
 
-/// Lock held. One lookup: the insertion itself. A generated id can collide
-/// only with a caller's "task-<n>"; then the task takes the next number.
-/// end(): rejected (`out` says why).
-task_table::iterator local_engine::insert_entry(std::string& id, const task_options& o, submit_result& out,
-                                                job_id& queue_id) {
-    const bool fail_fast = c.opt.policy == queue_policy::fail_fast;
-    auto [it, inserted] = c.tasks.try_emplace(id);
-    while (!inserted) {
-        if (!fail_fast) queue->cancel(queue_id);
-        id = "task-" + std::to_string(++c.task_seq);
-        std::tie(it, inserted) = c.tasks.try_emplace(id);
-        if (inserted && !fail_fast) {
-            // Back in under the new id, in the room the cancel freed; a
-            // refusal is still handled rather than assumed away.
-            auto r = queue->try_push(std::string(id), {.priority = o.priority});
-            if (!r) {
-                c.tasks.erase(it);
-                reject(out, o, r.reason, r.detail, r.retry_after);
-                return c.tasks.end();
-            }
-            queue_id = *r.id;
-            out.admission.position = r.position;
-        }
+/// Lock held. A new entry under the caller's id (end() if the table has
+/// one with that id) or under a generated "task-<n>", the next number
+/// free (a caller may have taken one).
+task_table::iterator local_engine::insert_entry(const task_options& o) {
+    if (o.id) {
+        const auto [it, inserted] = c.tasks.try_emplace(*o.id);
+        return inserted ? it : c.tasks.end();
     }
-    return it;
+    for (;;) {
+        const auto [it, inserted] = c.tasks.try_emplace("task-" + std::to_string(++c.task_seq));
+        if (inserted) return it;
+    }
 }
 
 /// The record of a newly admitted task.

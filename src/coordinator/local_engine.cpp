@@ -301,4 +301,9 @@ std::unique_ptr<transport_watch> local_engine::watch_finished(
     return c.finish_watch.add(std::move(on_finished));
 }
 
+std::unique_ptr<transport_watch> local_engine::watch_outcomes(
+    std::function<void(std::span<const finished_task>)> on_finished) {
+    return c.outcome_watch.add(std::move(on_finished));
+}
+
 }  // namespace orchcore::detail

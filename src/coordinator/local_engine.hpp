@@ -33,6 +33,8 @@ public:
     coordinator_stats stats() const override;
     std::unique_ptr<transport_watch> watch_finished(
         std::function<void(std::span<const std::string>)> on_finished) override;
+    std::unique_ptr<transport_watch> watch_outcomes(
+        std::function<void(std::span<const finished_task>)> on_finished) override;
     bool placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) override;
     std::optional<bool> drain(stop_mode mode, std::chrono::milliseconds deadline) override;
 
@@ -72,7 +74,7 @@ private:
     void reject(submit_result& out, const task_options& o, rejection_reason r, std::string_view why,
                 std::chrono::milliseconds retry_after);
     bool enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id, effects& fx);
-    task_table::iterator insert_entry(std::string& id, const task_options& o, submit_result& out, job_id& queue_id);
+    task_table::iterator insert_entry(const task_options& o);
     void fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o,
                      wall::time_point created_at) const;
 

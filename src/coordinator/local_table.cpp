@@ -60,7 +60,7 @@ void local_engine::finish(task_entry& t, task_status to, std::string error, effe
     }
     c.emit_task(k, t, to == task_status::completed ? std::string{} : t.rec.error());
     t.terminal_event_seq = c.emitted;
-    c.emit_finished(t.rec.id);
+    c.emit_finished(t);
     fx.wake_waiters = true;
 }
 

@@ -60,6 +60,10 @@ public:
         return tp->watch_finished(
             [f = std::move(on_finished)](const std::string& id) { f(std::span<const std::string>(&id, 1)); });
     }
+    /// Tasks end on other nodes too, told by id only: none.
+    std::unique_ptr<transport_watch> watch_outcomes(std::function<void(std::span<const finished_task>)>) override {
+        return nullptr;
+    }
     bool placeable(const task_options& o, std::optional<std::vector<worker_record>>& listed) override;
     std::optional<bool> drain(stop_mode mode, std::chrono::milliseconds deadline) override;
     void join_io() override {

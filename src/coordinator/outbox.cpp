@@ -24,9 +24,15 @@ void coordinator_impl::emit_task(event_kind k, const task_entry& t, std::string 
 
 // Lock held. A task ended: its watchers are told once the events emitted
 // so far went out.
-void coordinator_impl::emit_finished(const std::string& id) {
-    if (!finish_watch.any()) return;
-    finished_ids.push_back(id);
+void coordinator_impl::emit_finished(const task_entry& t) {
+    const bool ids = finish_watch.any(), notes = outcome_watch.any();
+    if (!ids && !notes) return;
+    const auto& r = t.rec;
+    if (ids) finished_ids.push_back(r.id);
+    if (notes) {
+        finished_notes.push_back(
+            {r.id, {r.status, r.created_at, r.started_at.get(), r.finished_at.get(), r.result(), r.error()}});
+    }
     outbox_nonempty.store(true, std::memory_order_relaxed);
 }
 
@@ -49,15 +55,18 @@ void coordinator_impl::flush_events() {
     if (publishing) return;
     publishing = true;
     publisher = std::this_thread::get_id();
-    while (!outbox.empty() || !finished_ids.empty()) {
+    while (!outbox.empty() || !finished_ids.empty() || !finished_notes.empty()) {
         std::deque<event> batch;
         batch.swap(outbox);
         std::vector<std::string> ended;
         ended.swap(finished_ids);
+        std::vector<finished_task> notes;
+        notes.swap(finished_notes);
         outbox_nonempty.store(false, std::memory_order_relaxed);
         lk.unlock();
         for (const auto& e : batch) bus.publish(e);  // never throws: the bus catches subscriber errors
-        finish_watch.notify(ended);                   // nor does this
+        finish_watch.notify(ended);                   // nor do these
+        outcome_watch.notify(notes);
         lk.lock();
         delivered += batch.size();
         if (!async_waiters.empty()) wake_async_waiters();

@@ -62,9 +62,17 @@ void runner_impl::start() {
     notified = true;
     advance_inline = !c.distributed();
     try {
-        watch = c.watch_finished_many([self](std::span<const std::string> ids) {
-            if (auto me = self.lock()) me->on_finished(ids);
-        });
+        // Local mode: told how each task ended, nothing is read back.
+        // Distributed mode: told ids, the records are read.
+        if (advance_inline) {
+            watch = c.watch_outcomes([self](std::span<const finished_task> ended) {
+                if (auto me = self.lock()) me->on_outcomes(ended);
+            });
+        } else {
+            watch = c.watch_finished_many([self](std::span<const std::string> ids) {
+                if (auto me = self.lock()) me->on_finished(ids);
+            });
+        }
     } catch (const std::exception&) {
         watch.reset();  // the driver's turns look at the records instead
     }
@@ -127,6 +135,37 @@ void runner_impl::on_finished(std::span<const std::string> ids) {
     const bool wake = !busy;
     lk.unlock();
     if (wake) cv.notify_one();
+}
+
+// Local mode: tasks ended, with how. This thread applies them and advances
+// their workflows when no other thread does; otherwise the thread that does
+// takes those of workflows held here before it lets go (drain), or the
+// runner thread does (run).
+void runner_impl::on_outcomes(std::span<const finished_task> ended) {
+    std::unique_lock lk(m);
+    if (busy || stopping) {
+        for (const auto& f : ended)
+            if (holds_task(f.id)) outcomes.push_back(f);
+        return;
+    }
+    busy = true;
+    busy_owner = std::this_thread::get_id();
+    lk.unlock();
+    try {
+        apply_outcomes(ended);
+    } catch (const std::exception&) {
+        // Out of memory: the next driver turn looks at the running tasks.
+    }
+    lk.lock();
+    drain(lk);
+    release(lk, true);
+}
+
+// Lock held. Whether `task_id` names a workflow held here that has not
+// ended (its driver) or a task of one.
+bool runner_impl::holds_task(std::string_view task_id) const {
+    const auto it = held.find(task_id.substr(0, task_id.find('/')));
+    return it != held.end() && !it->second.end;
 }
 
 // Lock held. Queues the job for a task that ended; false if none (not a

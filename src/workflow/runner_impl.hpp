@@ -154,6 +154,9 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::mutex m;
     std::condition_variable cv;
     std::deque<runner_job> jobs;
+    /// Local mode: tasks of held workflows that ended while another thread
+    /// advanced workflows (it applies them before it lets go).
+    std::vector<finished_task> outcomes;
     std::map<std::string, held_workflow, std::less<>> held;
     bool stopping = false;
     /// A thread is advancing workflows (it alone touches `live` and
@@ -184,6 +187,8 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::optional<workflow_end> take_end(const std::string& id, bool& held_here);
     void on_event(const event& e);
     void on_finished(std::span<const std::string> task_ids);
+    void on_outcomes(std::span<const finished_task> ended);
+    bool holds_task(std::string_view task_id) const;
     bool queue_finished(const std::string& task_id);
 
     // The thread holding `busy`.
@@ -191,6 +196,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void drain(std::unique_lock<std::mutex>& lk);
     void release(std::unique_lock<std::mutex>& lk, bool hand_over);
     void process(runner_job& j);
+    void apply_outcomes(std::span<const finished_task> ended);
     std::shared_ptr<live_workflow> load(const std::string& id, const std::string& spec, bool first);
     void turn(live_workflow& w, bool full);
     void advance(live_workflow& w, std::vector<std::size_t> ended, bool check_driver);

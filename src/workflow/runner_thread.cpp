@@ -10,6 +10,7 @@
 #include <orchcore/workflow/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <optional>
 #include <span>
@@ -126,7 +127,8 @@ void runner_impl::run() {
     for (;;) {
         auto wake = next_sweep;
         if (retry_soon) wake = std::min(wake, std::chrono::steady_clock::now() + std::chrono::milliseconds(2));
-        cv.wait_until(lk, wake, [&] { return stopping || (!busy && (!jobs.empty() || promote_due)); });
+        cv.wait_until(lk, wake,
+                      [&] { return stopping || (!busy && (!jobs.empty() || !outcomes.empty() || promote_due)); });
         if (stopping) return;
         if (busy) {
             // Timed out while another thread advances workflows: it takes the jobs.
@@ -149,13 +151,21 @@ void runner_impl::run() {
     }
 }
 
-// Lock held, `busy` claimed: processes the jobs queued until none is left
-// (jobs queued meanwhile by threads that found `busy` taken included).
+// Lock held, `busy` claimed: processes the ends of tasks and the jobs
+// queued until none is left (those queued meanwhile by threads that found
+// `busy` taken included).
 void runner_impl::drain(std::unique_lock<std::mutex>& lk) {
-    while (!jobs.empty() && !stopping) {
+    while ((!jobs.empty() || !outcomes.empty()) && !stopping) {
         auto batch = std::move(jobs);
         jobs.clear();
+        auto ended = std::move(outcomes);
+        outcomes.clear();
         lk.unlock();
+        try {
+            apply_outcomes(ended);
+        } catch (const std::exception&) {
+            // Out of memory: the next driver turn looks at the running tasks.
+        }
         try {
             for (auto& j : coalesced(batch)) {
                 try {
@@ -206,6 +216,62 @@ void runner_impl::process(runner_job& j) {
         turn(*it->second, true);
     } else {
         advance(*it->second, indices_of(it->second->state.graph(), j.task), j.task.empty());
+    }
+}
+
+namespace {
+
+// The round in a task id's rest after the workflow's "<id>/": "<name>" is
+// round 1, "<name>@r<n>" round n (0 if malformed).
+std::uint32_t round_in(std::string_view rest, std::size_t at) {
+    if (at == std::string_view::npos) return 1;
+    std::uint32_t round = 0;
+    const auto digits = rest.substr(std::min(rest.size(), at + 2));
+    if (!rest.substr(at).starts_with("@r") ||
+        std::from_chars(digits.data(), digits.data() + digits.size(), round).ptr != digits.data() + digits.size())
+        return 0;
+    return round;
+}
+
+}  // namespace
+
+// Local mode: the ends of tasks as the coordinator told them, each applied
+// to its workflow if held here and of the task's current round (an earlier
+// round's end was dealt with when the round ended); the workflows touched
+// then advance. A driver that ended is looked at (a cancelled one cancels
+// its workflow).
+void runner_impl::apply_outcomes(std::span<const finished_task> ended) {
+    std::vector<std::shared_ptr<live_workflow>> touched;
+    std::vector<std::shared_ptr<live_workflow>> drivers;
+    for (const auto& f : ended) {
+        const auto id = std::string_view(f.id);
+        const auto slash = id.find('/');
+        const auto wf = id.substr(0, slash);
+        auto at = std::find_if(touched.begin(), touched.end(), [&](const auto& w) { return w->id == wf; });
+        if (at == touched.end()) {
+            const auto it = live.find(wf);
+            if (it == live.end()) continue;
+            at = touched.insert(touched.end(), it->second);
+        }
+        auto& w = **at;
+        if (slash == std::string_view::npos) {
+            drivers.push_back(*at);
+            continue;
+        }
+        const auto rest = id.substr(slash + 1);
+        const auto mark = rest.find('@');
+        const auto i = w.state.graph().index_of(rest.substr(0, mark));
+        if (!i) continue;
+        const auto& n = w.state.graph().tasks()[*i];
+        if (round_in(rest, mark) == (n.is_shard() ? w.state.round(n.name) : 1)) apply(w, *i, f.outcome);
+    }
+    for (const auto& w : touched) {
+        try {
+            const bool driver_ended = std::find(drivers.begin(), drivers.end(), w) != drivers.end();
+            advance(*w, {}, driver_ended);
+        } catch (const std::exception&) {
+            // A backend that does not answer: the next driver turn looks again.
+        }
     }
 }
 

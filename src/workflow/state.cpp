@@ -62,14 +62,12 @@ std::size_t workflow_state::require(std::string_view name) const {
     return *i;
 }
 
-std::size_t workflow_state::require(std::size_t i) const {
-    if (i >= progress_.size()) throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
-    return i;
+void workflow_state::no_such_index(std::size_t i) const {
+    throw invalid_argument("task", std::to_string(i), "no task of the workflow has this index");
 }
 
 const task_progress& workflow_state::task(std::string_view name) const { return progress_[require(name)]; }
 
-const task_progress& workflow_state::task_at(std::size_t i) const { return progress_[require(i)]; }
 
 const std::vector<std::size_t>& workflow_state::dependencies_of(std::size_t i) const {
     return graph_.p->dependency_indices(require(i));

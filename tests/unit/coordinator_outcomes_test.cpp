@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "distributed_scenarios.hpp"
 #include "support/sync_helpers.hpp"
 
 #include <atomic>
@@ -207,5 +208,64 @@ TEST_CASE("watch_finished_many (local mode): the ids of the tasks that ended, in
         CHECK(calls <= 20);
         CHECK(told_one_by_one.size() == 20);
     }
+    c.stop(oc::stop_mode::graceful);
+}
+
+TEST_CASE("watch_outcomes (local mode): every task that ends, once, with the outcome its record holds",
+          "[coordinator][watch_finished]") {
+    auto o = one_worker();
+    o.queue.capacity = 64;
+    oc::coordinator c{o};
+    register_ops(c);
+    std::atomic<bool> release{false};
+    c.register_handler("hold", [&](oc::task_context&) {
+        while (!release.load()) std::this_thread::sleep_for(1ms);
+        return std::string{};
+    });
+    std::mutex m;
+    std::map<std::string, std::vector<oc::task_outcome>> told;
+    auto watch = c.watch_outcomes([&](std::span<const oc::finished_task> ended) {
+        std::lock_guard lk(m);
+        CHECK_FALSE(ended.empty());
+        for (const auto& f : ended) told[f.id].push_back(f.outcome);
+    });
+    REQUIRE(watch);
+    // A watcher that throws does not keep the others from being told.
+    auto throwing = c.watch_outcomes([](std::span<const oc::finished_task>) { throw std::runtime_error("failed"); });
+    CHECK_THROWS_AS(c.watch_outcomes({}), oc::invalid_argument);
+
+    const auto held = c.submit_async("hold", "").handle;
+    const auto queued = c.submit_async("ok", "q").handle;  // waits behind `held`
+    REQUIRE(c.cancel(queued.id()));
+    release = true;
+    (void)held.wait();
+    std::vector<oc::task_handle> handles;
+    for (int i = 0; i < 20; ++i) handles.push_back(c.submit_async(i % 5 == 4 ? "bad" : "ok", std::to_string(i)).handle);
+    for (const auto& h : handles) (void)h.wait();
+    handles.push_back(held);
+    handles.push_back(queued);
+    REQUIRE(oc::test::eventually([&] {
+        std::lock_guard lk(m);
+        return told.size() == handles.size();
+    }));
+    std::lock_guard lk(m);
+    for (const auto& h : handles) {
+        const auto& notes = told.at(h.id());
+        REQUIRE(notes.size() == 1);
+        const auto rec = c.get_task(h.id());
+        REQUIRE(rec);
+        check_same(notes.front(), *rec);
+    }
+    CHECK(told.at(queued.id()).front().status == oc::task_status::cancelled);
+    CHECK(told.at(handles[4].id()).front().status == oc::task_status::failed);
+    CHECK(told.at(handles[4].id()).front().error == "broken");
+    CHECK(told.at(handles[3].id()).front().result == "done:3");
+    CHECK_FALSE(c.events().has_subscribers());
+}
+
+TEST_CASE("watch_outcomes: none in distributed mode, where tasks end on other nodes", "[coordinator][watch_finished]") {
+    const auto b = oc::test::memory_backend();
+    oc::coordinator c{oc::test::node_options(b, 1, "n1")};
+    CHECK(c.watch_outcomes([](std::span<const oc::finished_task>) {}) == nullptr);
     c.stop(oc::stop_mode::graceful);
 }

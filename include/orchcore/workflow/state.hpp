@@ -49,7 +49,10 @@ public:
 
     /// By index in graph().tasks() (no name lookup); throws
     /// invalid_argument if out of range.
-    const task_progress& task_at(std::size_t i) const;
+    const task_progress& task_at(std::size_t i) const {
+        if (i >= progress_.size()) no_such_index(i);
+        return progress_[i];
+    }
     /// The indices of the dependencies of task i, in declaration order.
     const std::vector<std::size_t>& dependencies_of(std::size_t i) const;
 
@@ -107,7 +110,11 @@ public:
 
 private:
     std::size_t require(std::string_view name) const;
-    std::size_t require(std::size_t i) const;
+    std::size_t require(std::size_t i) const {
+        if (i >= progress_.size()) no_such_index(i);
+        return i;
+    }
+    [[noreturn]] void no_such_index(std::size_t i) const;
     bool finish(std::size_t i, task_state s, std::string text, time_point now);
     void fail_downstream(std::size_t origin, time_point now);
     void cancel_siblings(std::size_t shard, time_point now);
