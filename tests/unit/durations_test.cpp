@@ -270,41 +270,62 @@ TEST_CASE("durations: cancel_grace at max waits for a cooperative handler instea
     CHECK_THAT(r->error, !Catch::Contains("cancel_grace"));
 }
 
-TEST_CASE("durations: wait_for, receive_for and stop(graceful) at max return once the work is done",
-          "[durations][wait][stop]") {
-    oc::coordinator c{base_options()};
-    gate g;
-    gate_guard guard{g};
-    c.register_handler("t", [&](oc::task_context& ctx) {
-        auto msgs = ctx.receive_for(forever);  // returns once a message arrives
-        g.wait(bound);
-        return msgs.empty() ? std::string("none") : msgs.front();
-    });
-    auto h = c.submit_async("t", "");
-    REQUIRE(h);
-    auto by_coordinator = std::async(std::launch::async, [&] { return c.wait_for(h.handle.id(), forever); });
-    auto by_handle = std::async(std::launch::async, [&] { return h.handle.wait_for(forever); });
+namespace {
+
+// A handler's body for the two cases below: waits for a message with
+// receive_for(wait) (it returns once one arrives), then for g, and returns
+// the message.
+template <class Rep, class Period>
+std::string receive_then_pass(oc::task_context& ctx, gate& g, std::chrono::duration<Rep, Period> wait) {
+    auto msgs = ctx.receive_for(wait);
+    g.wait(bound);
+    return msgs.empty() ? std::string("none") : msgs.front();
+}
+
+// Waits for h's task (whose handler is receive_then_pass on g) by the
+// coordinator, its handle and a coroutine, each for its own duration;
+// `start` then lets the task run. Steered while running, and the
+// coordinator stopped gracefully for `stop_for` while g holds the handler:
+// once g opens, the stop returns having cancelled nothing and every wait
+// returns the completed, steered task.
+template <class Start, class CoordinatorWait, class HandleWait, class CoroutineWait, class StopWait>
+void check_waits_and_stop(oc::coordinator& c, gate& g, const oc::task_handle& h, Start start,
+                          CoordinatorWait by_coordinator_for, HandleWait by_handle_for,
+                          CoroutineWait by_coroutine_for, StopWait stop_for) {
+    const auto id = h.id();
+    auto by_coordinator = std::async(std::launch::async, [&] { return c.wait_for(id, by_coordinator_for); });
+    auto by_handle = std::async(std::launch::async, [&] { return h.wait_for(by_handle_for); });
     boost::asio::io_context io;
-    auto by_coroutine = boost::asio::co_spawn(io, h.handle.async_wait_for(forever), boost::asio::use_future);
+    auto by_coroutine = boost::asio::co_spawn(io, h.async_wait_for(by_coroutine_for), boost::asio::use_future);
     std::thread io_thread([&] { io.run(); });
-    REQUIRE(eventually([&] { return c.get_status(h.handle.id()) == oc::task_status::running; }, bound));
-    c.steer(h.handle.id(), {"steered"});
-    auto stopped = std::async(std::launch::async, [&] { return c.stop(oc::stop_mode::graceful, forever); });
+    start();
+    REQUIRE(eventually([&] { return c.get_status(id) == oc::task_status::running; }, bound));
+    c.steer(id, {"steered"});
+    auto stopped = std::async(std::launch::async, [&] { return c.stop(oc::stop_mode::graceful, stop_for); });
     g.open();
     REQUIRE(stopped.wait_for(bound) == std::future_status::ready);
     CHECK(stopped.get());  // nothing had to be cancelled
-    for (auto* f : {&by_coordinator, &by_handle}) {
+    for (auto* f : {&by_coordinator, &by_handle, &by_coroutine}) {
         REQUIRE(f->wait_for(bound) == std::future_status::ready);
         const auto r = f->get();
         REQUIRE(r);
         CHECK(r->status == oc::task_status::completed);
         CHECK(r->result == "steered");
     }
-    REQUIRE(by_coroutine.wait_for(bound) == std::future_status::ready);
-    const auto r = by_coroutine.get();
     io_thread.join();
-    REQUIRE(r);
-    CHECK(r->status == oc::task_status::completed);
+}
+
+}  // namespace
+
+TEST_CASE("durations: wait_for, receive_for and stop(graceful) at max return once the work is done",
+          "[durations][wait][stop]") {
+    oc::coordinator c{base_options()};
+    gate g;
+    gate_guard guard{g};
+    c.register_handler("t", [&](oc::task_context& ctx) { return receive_then_pass(ctx, g, forever); });
+    auto h = c.submit_async("t", "");
+    REQUIRE(h);
+    check_waits_and_stop(c, g, h.handle, [] {}, forever, forever, forever, forever);
 }
 
 TEST_CASE("durations: waits, receive_for, continue_later and stop take any duration type at its max",
@@ -320,9 +341,7 @@ TEST_CASE("durations: waits, receive_for, continue_later and stop take any durat
             ctx.continue_later(std::chrono::hours::max());  // parks the task
             return std::string();
         }
-        auto msgs = ctx.receive_for(std::chrono::minutes::max());  // returns once a message arrives
-        g.wait(bound);
-        return msgs.empty() ? std::string("none") : msgs.front();
+        return receive_then_pass(ctx, g, std::chrono::minutes::max());
     });
     auto h = c.submit_async("t", "");
     REQUIRE(h);
@@ -330,27 +349,9 @@ TEST_CASE("durations: waits, receive_for, continue_later and stop take any durat
     REQUIRE(eventually([&] { return c.get_stats().delayed == 1; }, bound));
     let_ticks_pass(c);
     CHECK(c.get_stats().delayed == 1);  // the delay did not wrap into the past
-    auto by_coordinator = std::async(std::launch::async, [&] { return c.wait_for(id, std::chrono::seconds::max()); });
-    auto by_handle = std::async(std::launch::async, [&] { return h.handle.wait_for(std::chrono::hours::max()); });
-    boost::asio::io_context io;
-    auto by_coroutine =
-        boost::asio::co_spawn(io, h.handle.async_wait_for(std::chrono::hours::max()), boost::asio::use_future);
-    std::thread io_thread([&] { io.run(); });
-    REQUIRE(c.promote(id));
-    REQUIRE(eventually([&] { return c.get_status(id) == oc::task_status::running; }, bound));
-    c.steer(id, {"steered"});
-    auto stopped = std::async(std::launch::async, [&] { return c.stop(oc::stop_mode::graceful, std::chrono::hours::max()); });
-    g.open();
-    REQUIRE(stopped.wait_for(bound) == std::future_status::ready);
-    CHECK(stopped.get());  // nothing had to be cancelled
-    for (auto* f : {&by_coordinator, &by_handle, &by_coroutine}) {
-        REQUIRE(f->wait_for(bound) == std::future_status::ready);
-        const auto r = f->get();
-        REQUIRE(r);
-        CHECK(r->status == oc::task_status::completed);
-        CHECK(r->result == "steered");
-    }
-    io_thread.join();
+    check_waits_and_stop(
+        c, g, h.handle, [&] { REQUIRE(c.promote(id)); }, std::chrono::seconds::max(), std::chrono::hours::max(),
+        std::chrono::hours::max(), std::chrono::hours::max());
 }
 
 TEST_CASE("durations: a NaN or infinite floating-point duration saturates, it is not converted blindly",
