@@ -171,6 +171,7 @@ void local_engine::admit_created(task_request& r, const creation& made, submit_r
 }
 
 std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& tasks, coordinator* owner) {
+    if (!c.write_through) return submit_many_unstored(tasks, owner);
     {
         // Every type first: a missing handler rejects the whole call.
         std::lock_guard lk(c.mu);
@@ -202,6 +203,29 @@ std::vector<submit_result> local_engine::submit_many(std::vector<task_request>& 
         }
         c.apply(fx);
         if (store_error) std::rethrow_exception(store_error);
+    }
+    return out;
+}
+
+// Without a user's store nothing is created outside the lock: one lock
+// round trip per chunk, the first also checking every type.
+std::vector<submit_result> local_engine::submit_many_unstored(std::vector<task_request>& tasks, coordinator* owner) {
+    std::vector<submit_result> out(tasks.size());
+    constexpr std::size_t chunk = 64;
+    for (std::size_t first = 0; first < tasks.size(); first += chunk) {
+        const std::size_t last = std::min(tasks.size(), first + chunk);
+        const auto created_at = wall::now();
+        effects fx;
+        {
+            std::lock_guard lk(c.mu);
+            // Every type first: a missing handler rejects the whole call.
+            if (first == 0)
+                for (const auto& t : tasks) require_handler(t.type);
+            for (std::size_t i = first; i < last; ++i)
+                admit_local(tasks[i].type, tasks[i].payload, tasks[i].options, out[i], owner, fx, created_at);
+            dispatch(fx);
+        }
+        c.apply(fx);
     }
     return out;
 }

@@ -75,6 +75,7 @@ private:
                 std::chrono::milliseconds retry_after);
     bool enqueue(const std::string& id, const task_options& o, submit_result& out, job_id& queue_id, effects& fx);
     task_table::iterator insert_entry(const task_options& o);
+    std::vector<submit_result> submit_many_unstored(std::vector<task_request>& tasks, coordinator* owner);
     void fill_record(task_entry& t, std::string& type, std::string& payload, task_options& o,
                      wall::time_point created_at) const;
 

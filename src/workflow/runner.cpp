@@ -226,12 +226,23 @@ std::string runner_impl::driver_turn(task_context& ctx) {
         ctx.continue_later(options.poll_interval);
         return {};
     }
-    const auto kind = end->status == workflow_status::completed ? event_kind::workflow_completed
-                      : end->status == workflow_status::cancelled ? event_kind::workflow_cancelled
-                                                                  : event_kind::workflow_failed;
-    publish(c, kind, ctx.id(), end->reason);
+    announce_end(ctx.id(), *end);
     if (end->status != workflow_status::completed) throw non_retryable_error(end->reason);
     return end->reason;
+}
+
+// The workflow's end event, after its workflow.submitted: a workflow that
+// ends before its submitter published that (a short one, the submitting
+// thread descheduled) waits for it, a second at most.
+void runner_impl::announce_end(const std::string& id, const workflow_end& end) {
+    {
+        std::unique_lock lk(m);
+        cv.wait_for(lk, std::chrono::seconds(1), [&] { return !announcing.contains(id); });
+    }
+    const auto kind = end.status == workflow_status::completed   ? event_kind::workflow_completed
+                      : end.status == workflow_status::cancelled ? event_kind::workflow_cancelled
+                                                                 : event_kind::workflow_failed;
+    publish(c, kind, id, end.reason);
 }
 
 // The spec's JSON text and graph: validated and expanded once per spec,
@@ -249,6 +260,33 @@ std::shared_ptr<const encoded_spec> runner_impl::encode(const workflow_spec& spe
     return e;
 }
 
+namespace {
+
+// A submission in progress, from before its driver is admitted to after
+// its workflow.submitted event went out (however it ends).
+class announcing_guard {
+public:
+    announcing_guard(runner_impl& r, const std::string& id) : r_(r), id_(id) {
+        std::lock_guard lk(r_.m);
+        r_.announcing.insert(id_);
+    }
+    ~announcing_guard() {
+        {
+            std::lock_guard lk(r_.m);
+            r_.announcing.erase(r_.announcing.find(id_));
+        }
+        r_.cv.notify_all();
+    }
+    announcing_guard(const announcing_guard&) = delete;
+    announcing_guard& operator=(const announcing_guard&) = delete;
+
+private:
+    runner_impl& r_;
+    const std::string& id_;
+};
+
+}  // namespace
+
 workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_options o) {
     const auto encoded = encode(spec);
     const auto& json = encoded->json;
@@ -258,14 +296,16 @@ workflow_handle runner_impl::submit(const workflow_spec& spec, workflow_submit_o
     to.id = chosen ? *o.id : generated_id(c.node_id());
     to.priority = options.driver_priority;
     to.metadata[std::string(meta_name)] = spec.name;
-    auto r = c.submit_async(std::string(driver_type), json, to);
+    const auto id = *to.id;
+    const announcing_guard guard(*this, id);
+    auto r = c.submit_async(std::string(driver_type), json, std::move(to));
     if (!r.accepted()) {
-        if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), *to.id);
+        if (chosen && is_duplicate(r.admission.detail)) return workflow_handle(shared_from_this(), id);
         throw rejected_error(r.admission.reason, r.admission.retry_after,
                              "workflow not admitted: " + std::string(r.admission.detail));
     }
-    publish(c, event_kind::workflow_submitted, *to.id, spec.name);
-    return workflow_handle(shared_from_this(), *to.id);
+    publish(c, event_kind::workflow_submitted, id, spec.name);
+    return workflow_handle(shared_from_this(), id);
 }
 
 bool runner_impl::cancel(const std::string& id) {

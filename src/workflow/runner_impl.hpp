@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -52,6 +53,8 @@ struct live_workflow {
     /// The last look at every running task's record (the safety net for
     /// finish notifications that were lost).
     std::chrono::steady_clock::time_point full_look = std::chrono::steady_clock::now();
+    /// The runnable tasks being submitted (submit_runnable), kept to reuse its room.
+    std::vector<std::size_t> ready{};
 };
 
 /// One unit of work for the runner thread.
@@ -159,6 +162,9 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     std::vector<finished_task> outcomes;
     std::map<std::string, held_workflow, std::less<>> held;
     bool stopping = false;
+    /// Workflows submitted here whose workflow.submitted event is not out
+    /// yet: their end event waits for it (announce_end).
+    std::multiset<std::string, std::less<>> announcing;
     /// A thread is advancing workflows (it alone touches `live` and
     /// `unpromoted`); it takes every job queued before it lets go.
     bool busy = false;
@@ -184,6 +190,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void post(runner_job j);
     workflow_handle submit(const workflow_spec& spec, workflow_submit_options o);
     std::string driver_turn(task_context& ctx);
+    void announce_end(const std::string& id, const workflow_end& end);
     std::optional<workflow_end> take_end(const std::string& id, bool& held_here);
     void on_event(const event& e);
     void on_finished(std::span<const std::string> task_ids);

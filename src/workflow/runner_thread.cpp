@@ -9,6 +9,8 @@
 #include <orchcore/workflow/context.hpp>
 #include <orchcore/workflow/json.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -241,8 +243,9 @@ std::uint32_t round_in(std::string_view rest, std::size_t at) {
 // then advance. A driver that ended is looked at (a cancelled one cancels
 // its workflow).
 void runner_impl::apply_outcomes(std::span<const finished_task> ended) {
-    std::vector<std::shared_ptr<live_workflow>> touched;
-    std::vector<std::shared_ptr<live_workflow>> drivers;
+    // Most often one task of one workflow: no allocation for these.
+    boost::container::small_vector<std::shared_ptr<live_workflow>, 2> touched;
+    boost::container::small_vector<std::shared_ptr<live_workflow>, 1> drivers;
     for (const auto& f : ended) {
         const auto id = std::string_view(f.id);
         const auto slash = id.find('/');
@@ -360,7 +363,8 @@ constexpr std::size_t max_chunk = 512;
 void runner_impl::submit_runnable(live_workflow& w) {
     // A task not admitted ends (its fan-out fails, or starts a new round):
     // what is runnable is looked at again.
-    for (auto ready = w.state.runnable_indices(); !ready.empty(); ready = w.state.runnable_indices()) {
+    auto& ready = w.ready;
+    for (w.state.runnable_indices(ready); !ready.empty(); w.state.runnable_indices(ready)) {
         bool all_admitted = true;
         std::size_t chunk = 0;
         for (std::size_t from = 0; all_admitted && from < ready.size(); from += chunk) {

@@ -89,9 +89,14 @@ void workflow_state::make_unready(std::size_t i) noexcept {
 }
 
 std::vector<std::size_t> workflow_state::runnable_indices() const {
-    std::vector<std::size_t> out(ready_);
-    std::sort(out.begin(), out.end());
+    std::vector<std::size_t> out;
+    runnable_indices(out);
     return out;
+}
+
+void workflow_state::runnable_indices(std::vector<std::size_t>& out) const {
+    out.assign(ready_.begin(), ready_.end());
+    std::sort(out.begin(), out.end());
 }
 
 std::vector<std::string> workflow_state::runnable() const {

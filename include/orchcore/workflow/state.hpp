@@ -60,6 +60,8 @@ public:
     /// (kept as tasks end: the cost is the number of such tasks).
     std::vector<std::string> runnable() const;
     std::vector<std::size_t> runnable_indices() const;
+    /// runnable_indices into `out`, reusing its capacity.
+    void runnable_indices(std::vector<std::size_t>& out) const;
     /// Marks a runnable task running. Throws invalid_argument if the task is
     /// unknown or not runnable.
     void start(std::string_view name, time_point now);
