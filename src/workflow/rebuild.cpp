@@ -165,6 +165,7 @@ workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workfl
 // (its pending siblings cancelled), which a rebuild reads otherwise.
 bool rebuilds_the_same(const workflow_state& s) {
     if (!s.finished() || s.count(task_state::cancelled) != 0) return false;
+    if (s.count(task_state::completed) == s.graph().size()) return true;
     std::size_t origins = 0;
     for (std::size_t i = 0; i < s.graph().size(); ++i) {
         const auto& p = s.task_at(i);
