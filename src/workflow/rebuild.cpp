@@ -1,6 +1,8 @@
 #include "runner_impl.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 
 namespace orchcore::workflow {
 
@@ -58,18 +60,26 @@ std::vector<std::size_t> read_next_round(coordinator& c, const std::string& id, 
 
 }  // namespace
 
-std::string task_id(std::string_view workflow_id, std::string_view task) {
-    std::string id;
-    id.reserve(workflow_id.size() + 1 + task.size());
-    id.append(workflow_id).append("/").append(task);
+// Written into a string of its exact size (one allocation, no check per part).
+std::string task_id(std::string_view workflow_id, std::string_view task, std::uint32_t round) {
+    char digits[10];
+    std::size_t n = 0;
+    if (round > 1) n = static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, round).ptr - digits);
+    std::string id(workflow_id.size() + 1 + task.size() + (n == 0 ? 0 : 2 + n), '/');
+    char* at = id.data();
+    if (!workflow_id.empty()) std::memcpy(at, workflow_id.data(), workflow_id.size());
+    at += workflow_id.size() + 1;  // past the '/'
+    if (!task.empty()) std::memcpy(at, task.data(), task.size());
+    at += task.size();
+    if (n != 0) {
+        *at++ = '@';
+        *at++ = 'r';
+        std::memcpy(at, digits, n);
+    }
     return id;
 }
 
-std::string task_id(std::string_view workflow_id, std::string_view task, std::uint32_t round) {
-    auto id = task_id(workflow_id, task);
-    if (round > 1) id.append("@r").append(std::to_string(round));
-    return id;
-}
+std::string task_id(std::string_view workflow_id, std::string_view task) { return task_id(workflow_id, task, 1); }
 
 std::string node_task_id(const std::string& workflow, const workflow_state& s, const task_node& n) {
     return task_id(workflow, n.name, n.is_shard() ? s.round(n.name) : 1);
@@ -148,7 +158,24 @@ workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workfl
     return s;
 }
 
-workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver,
+// A failure's downstream fails the same way in a rebuild (the same walk
+// from the same task); with two failures, which one a task downstream of
+// both names as its cause depends on the order they are applied in, which
+// a rebuild takes from the records' times. A failed shard ends its round
+// (its pending siblings cancelled), which a rebuild reads otherwise.
+bool rebuilds_the_same(const workflow_state& s) {
+    if (!s.finished() || s.count(task_state::cancelled) != 0) return false;
+    if (s.count(task_state::completed) == s.graph().size()) return true;
+    std::size_t origins = 0;
+    for (std::size_t i = 0; i < s.graph().size(); ++i) {
+        const auto& p = s.task_at(i);
+        if (p.state == task_state::completed || !p.cause.empty()) continue;
+        if (s.graph().tasks()[i].is_shard() || ++origins > 1) return false;
+    }
+    return true;
+}
+
+workflow_record make_record(const std::string& id, const workflow_state& state, const task_outcome& driver,
                             std::vector<std::string> first_ids) {
     const bool ids_given = first_ids.size() == state.graph().size();
     workflow_record r;
@@ -161,9 +188,14 @@ workflow_record make_record(const std::string& id, const workflow_state& state, 
     for (std::size_t i = 0; i < state.graph().size(); ++i) {
         const auto& n = state.graph().tasks()[i];
         const auto& p = state.task_at(i);
-        const bool first_round = !n.is_shard() || state.round(n.name) == 1;
-        auto tid = ids_given && first_round ? std::move(first_ids[i]) : node_task_id(id, state, n);
-        r.tasks.push_back({n.name, std::move(tid), p.state, p.result, p.reason, p.cause});
+        auto& t = r.tasks.emplace_back();
+        t.name = n.name;
+        const bool first_round = ids_given && (!n.is_shard() || state.round(n.name) == 1);
+        t.id = first_round ? std::move(first_ids[i]) : node_task_id(id, state, n);
+        t.state = p.state;
+        if (!p.result.empty()) t.result = p.result;
+        if (!p.reason.empty()) t.reason = p.reason;
+        if (!p.cause.empty()) t.cause = p.cause;
     }
     return r;
 }

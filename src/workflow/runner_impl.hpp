@@ -55,6 +55,9 @@ struct live_workflow {
     std::chrono::steady_clock::time_point full_look = std::chrono::steady_clock::now();
     /// The runnable tasks being submitted (submit_runnable), kept to reuse its room.
     std::vector<std::size_t> ready{};
+    /// A task ended without a record of its own (refused admission): a
+    /// state rebuilt from the records would not have that end.
+    bool unrecorded_end = false;
 };
 
 /// One unit of work for the runner thread.
@@ -99,8 +102,13 @@ std::string node_task_id(const std::string& workflow, const workflow_state& s, c
 workflow_state rebuild(std::shared_ptr<const workflow_graph> graph, const workflow_records& r, bool driver_cancelled);
 /// The record of a workflow from its state; a task in its first round takes
 /// its id from `first_ids` (read_records' ids) when given, instead of a new one.
-workflow_record make_record(const std::string& id, const workflow_state& state, const task_record& driver,
+workflow_record make_record(const std::string& id, const workflow_state& state, const task_outcome& driver,
                             std::vector<std::string> first_ids = {});
+/// Whether rebuilding from the records gives `s` back, task for task (the
+/// state of a workflow that ended where it was held): it finished, nothing
+/// was cancelled, and at most one task ended unsuccessfully on its own (not
+/// a shard), so that no order of ends decides a cause.
+bool rebuilds_the_same(const workflow_state& s);
 /// Applies a task's terminal record to a running task; false if not terminal.
 bool apply_record(workflow_state& state, const std::string& name, const task_outcome& r, bool apply_cancel);
 bool apply_record(workflow_state& state, std::size_t i, const task_outcome& r, bool apply_cancel);
@@ -123,6 +131,47 @@ private:
     mutable std::mutex m_;
     std::unordered_map<std::string, std::shared_ptr<const workflow_graph>, text_hash, std::equal_to<>> graphs_;
     std::deque<const std::string*> order_;  ///< the keys in graphs_, oldest first
+};
+
+/// The final state of a workflow that ended where it was held, with what
+/// tells whether the task records still give it: the driver's record's
+/// creation time (a later workflow of the same id has another) and the ids
+/// of the tasks whose records expire first (of each end, the one that
+/// ended first).
+struct final_state {
+    workflow_state state;
+    time_point driver_created{};
+    std::vector<std::string> witnesses{};
+};
+
+/// The final states of the last workflows that ended on this node while it
+/// held them, so that reading the record of a workflow that ended here
+/// (workflow_handle::get) neither reads every task's record nor rebuilds
+/// the state. Bounded in count and in the bytes of results and reasons
+/// held. Thread-safe.
+class final_states {
+public:
+    void put(std::string id, std::shared_ptr<const final_state> s);
+    std::shared_ptr<const final_state> find(std::string_view id) const;
+    /// Drops the entry of `id` if it is `which` (another may have come
+    /// since); null: whichever it is.
+    void erase(std::string_view id, const final_state* which);
+    /// The workflows held, with their driver's creation time.
+    std::vector<std::pair<std::string, time_point>> entries() const;
+
+    static constexpr std::size_t capacity = 16;
+    static constexpr std::size_t max_bytes = std::size_t{64} << 20;
+
+private:
+    struct entry {
+        std::string id;
+        std::shared_ptr<const final_state> state;
+        std::size_t bytes = 0;
+    };
+    mutable std::mutex m_;
+    std::deque<entry> entries_;  ///< oldest first
+    std::size_t bytes_ = 0;
+    void erase_at(std::deque<entry>::iterator it);
 };
 
 /// A spec submitted before, with its JSON text (the driver's payload) and
@@ -179,6 +228,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     /// Drivers of workflows that ended, to promote (`busy` holder only),
     /// with when to stop trying: by then the driver's poll brought it back.
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> unpromoted;
+    std::chrono::steady_clock::time_point finals_due{};  ///< the next sweep_finals (`busy` holder only)
 
     event_bus::subscription sub;              ///< without finish notifications: this node's task events
     std::unique_ptr<transport_watch> watch;  ///< finish notifications (every node)
@@ -212,6 +262,7 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     void submit_runnable(live_workflow& w);
     bool submit_chunk(live_workflow& w, std::span<const std::size_t> part);
     void finish(live_workflow& w);
+    void keep_final_state(live_workflow& w);
     void promote_drivers();
     void sweep();
 
@@ -220,7 +271,10 @@ struct runner_impl : std::enable_shared_from_this<runner_impl> {
     spec_cache specs;
     std::shared_ptr<const encoded_spec> encode(const workflow_spec& spec);
     std::shared_ptr<const workflow_graph> graph_of(const std::string& spec) const;
+    mutable final_states finals;
     std::optional<workflow_record> record_of(const std::string& id) const;
+    std::optional<workflow_record> final_record(const std::string& id) const;
+    void sweep_finals();
     bool cancel(const std::string& id);
 };
 

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <array>
 #include <map>
 #include <optional>
 #include <span>
@@ -41,17 +42,18 @@ std::string payload_for(const workflow_state& s, const task_node& n) {
     });
 }
 
-task_request request_for(const std::string& wf, const workflow_state& s, std::size_t i) {
+// Fills the request for task i in place (in the batch: nothing is moved
+// after); copies only the options a task has.
+void fill_request(task_request& r, const std::string& wf, const workflow_state& s, std::size_t i) {
     const auto& n = s.graph().tasks()[i];
-    task_request r;
     r.type = n.type;
     r.payload = payload_for(s, n);
     auto& o = r.options;
     o.id = node_task_id(wf, s, n);
     o.priority = n.options.priority;
-    o.tags = n.options.tags;
-    o.resources = n.resources;
-    o.session = n.options.session;
+    if (!n.options.tags.empty()) o.tags = n.options.tags;
+    if (n.resources != resource_request{}) o.resources = n.resources;
+    if (!n.options.session.empty()) o.session = n.options.session;
     o.timeout = n.options.timeout;
     o.turn_timeout = n.options.turn_timeout;
     o.max_retries = n.options.retries;
@@ -65,7 +67,6 @@ task_request request_for(const std::string& wf, const workflow_state& s, std::si
     o.metadata.emplace(meta::block, detail::encode_task_meta(f, [&](std::size_t k) -> const std::string& {
                            return s.task_at(deps[k]).result;
                        }));
-    return r;
 }
 
 workflow_end end_of(const workflow_state& s) {
@@ -298,6 +299,7 @@ void runner_impl::turn(live_workflow& w, bool full) {
 std::shared_ptr<live_workflow> runner_impl::load(const std::string& id, const std::string& spec, bool first) {
     const auto graph = graph_of(spec);
     auto w = std::make_shared<live_workflow>(id, graph);
+    finals.erase(id, nullptr);  // a workflow of this id ended here before: this is another one
     if (!first) w->state = rebuild(graph, read_records(c, id, *graph), false);
     live[id] = w;
     std::lock_guard lk(m);
@@ -380,16 +382,16 @@ void runner_impl::submit_runnable(live_workflow& w) {
 // throws fails them all. A task is ended only while it is still running:
 // an earlier end may have started a new round or failed the fan-out.
 bool runner_impl::submit_chunk(live_workflow& w, std::span<const std::size_t> part) {
-    std::vector<task_request> reqs;
-    reqs.reserve(part.size());
+    std::vector<task_request> reqs(part.size());
     const auto now = clock::now();
-    for (const auto i : part) {
-        reqs.push_back(request_for(w.id, w.state, i));
-        w.state.start_at(i, now);
+    for (std::size_t k = 0; k < part.size(); ++k) {
+        fill_request(reqs[k], w.id, w.state, part[k]);
+        w.state.start_at(part[k], now);
     }
     const auto fail = [&](std::size_t i, const std::string& why) {
-        if (w.state.task_at(i).state == task_state::running)
-            w.state.end_at(i, task_state::failed, "not admitted: " + why, now);
+        if (w.state.task_at(i).state != task_state::running) return;
+        w.state.end_at(i, task_state::failed, "not admitted: " + why, now);
+        w.unrecorded_end = true;
     };
     std::vector<submit_result> results;
     try {
@@ -411,6 +413,7 @@ bool runner_impl::submit_chunk(live_workflow& w, std::span<const std::size_t> pa
 void runner_impl::finish(live_workflow& w) {
     if (!w.state.finished()) return;
     auto end = end_of(w.state);
+    keep_final_state(w);
     const auto id = w.id;
     live.erase(id);  // w is gone from here on
     {
@@ -418,6 +421,67 @@ void runner_impl::finish(live_workflow& w) {
         held[id].end = std::move(end);
     }
     unpromoted.emplace_back(id, std::chrono::steady_clock::now() + options.poll_interval);
+}
+
+namespace {
+
+// The tasks whose records expire first (of each end a task can have a
+// record of, the task that ended first), and the shards of the earlier
+// rounds of a fan-out (a rebuild reads a round only after a shard failed in
+// the one before).
+std::vector<std::string> witnesses_of(const std::string& wf, const workflow_state& s) {
+    std::array<std::optional<std::size_t>, 3> first;  // completed, failed, timed out
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < s.graph().size(); ++i) {
+        const auto& n = s.graph().tasks()[i];
+        if (n.is_aggregator()) {
+            const auto rounds = s.round(n.name);
+            for (std::uint32_t r = 1; r < rounds; ++r)
+                for (const auto& shard : n.shards) out.push_back(task_id(wf, shard, r));
+        }
+        const auto& p = s.task_at(i);
+        if (!p.cause.empty() || !p.finished_at) continue;
+        const auto k = p.state == task_state::completed ? 0 : p.state == task_state::failed ? 1 : 2;
+        if (!first[k] || *p.finished_at < *s.task_at(*first[k]).finished_at) first[k] = i;
+    }
+    for (const auto& i : first)
+        if (i) out.push_back(node_task_id(wf, s, s.graph().tasks()[*i]));
+    return out;
+}
+
+}  // namespace
+
+// The final state of a workflow that ended here, for reading its record
+// (runner_impl::final_record), unless a rebuild from the records would
+// tell otherwise. Moves the state out of `w`, which is about to go.
+void runner_impl::keep_final_state(live_workflow& w) {
+    if (w.unrecorded_end || !rebuilds_the_same(w.state)) return;
+    try {
+        const auto driver = c.get_outcomes(std::span<const std::string>(&w.id, 1));
+        if (!driver[0]) return;
+        auto witnesses = witnesses_of(w.id, w.state);
+        finals.put(w.id, std::make_shared<const final_state>(
+                             final_state{std::move(w.state), driver[0]->created_at, std::move(witnesses)}));
+    } catch (const std::exception&) {
+        // A backend that does not answer: the record is read from the task records.
+    }
+}
+
+// Now and then, drops the final states of workflows whose driver's record is
+// gone (expired) or is another one (the id was used again), so that they do
+// not hold their results until pushed out. (A read checks the driver itself.)
+void runner_impl::sweep_finals() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < finals_due) return;
+    finals_due = now + std::chrono::seconds(10);
+    const auto kept = finals.entries();
+    if (kept.empty()) return;
+    std::vector<std::string> ids;
+    ids.reserve(kept.size());
+    for (const auto& e : kept) ids.push_back(e.first);
+    const auto drivers = c.get_outcomes(ids);
+    for (std::size_t k = 0; k < kept.size(); ++k)
+        if (!drivers[k] || drivers[k]->created_at != kept[k].second) finals.erase(ids[k], nullptr);
 }
 
 // The driver of a workflow that ended is made due at once (its next turn
@@ -450,6 +514,11 @@ void runner_impl::sweep() {
         const auto now = std::chrono::steady_clock::now();
         for (const auto& [id, h] : held)
             if (now - h.seen > quiet) candidates.push_back(id);
+    }
+    try {
+        sweep_finals();
+    } catch (const std::exception&) {
+        // A backend that does not answer: tried again at the next sweep.
     }
     for (const auto& id : candidates) {
         const auto st = c.get_status(id);

@@ -1,5 +1,7 @@
 #include "runner_impl.hpp"
 
+#include <algorithm>
+
 namespace orchcore::workflow {
 
 namespace {
@@ -22,7 +24,7 @@ std::string failure_of(const workflow_record& r) {
 // submitted because the workflow had failed first, has no record of its
 // own) end with it (failed or cancelled, naming the driver's error), so
 // that the record agrees with what get() reports and nobody waits for them.
-void settle_with_driver(workflow_record& r, const task_record& driver) {
+void settle_with_driver(workflow_record& r, const task_outcome& driver) {
     if (!is_terminal(driver.status)) {
         if (r.finished()) r.status = workflow_status::running;
         return;
@@ -43,14 +45,41 @@ void settle_with_driver(workflow_record& r, const task_record& driver) {
 
 }  // namespace
 
-std::optional<workflow_record> runner_impl::record_of(const std::string& id) const {
-    const auto driver = c.get_task(id);
-    if (!driver) return std::nullopt;
-    const auto graph = graph_of(driver->payload);
-    auto records = read_records(c, id, *graph);
-    const auto state = rebuild(graph, records, driver->status == task_status::cancelled);
-    auto r = make_record(id, state, *driver, std::move(records.first_ids));
+// A workflow that ended on this node while it held it, with its driver
+// ended (not cancelled: a cancellation's ends are read from the records):
+// its record from the final state kept, without reading every task's
+// record or rebuilding, while the records still tell the same (the
+// driver's is the same one, the first to expire are still there).
+std::optional<workflow_record> runner_impl::final_record(const std::string& id) const {
+    const auto kept = finals.find(id);
+    if (!kept) return std::nullopt;
+    std::vector<std::string> ids;
+    ids.reserve(1 + kept->witnesses.size());
+    ids.push_back(id);
+    ids.insert(ids.end(), kept->witnesses.begin(), kept->witnesses.end());
+    const auto reads = c.get_outcomes(ids);
+    const auto& driver = reads[0];
+    if (!driver || driver->created_at != kept->driver_created ||
+        std::any_of(reads.begin() + 1, reads.end(), [](const auto& r) { return !r.has_value(); })) {
+        finals.erase(id, kept.get());
+        return std::nullopt;
+    }
+    if (!is_terminal(driver->status) || driver->status == task_status::cancelled) return std::nullopt;
+    auto r = make_record(id, kept->state, *driver);
     settle_with_driver(r, *driver);
+    return r;
+}
+
+std::optional<workflow_record> runner_impl::record_of(const std::string& id) const {
+    if (auto r = final_record(id)) return r;
+    auto task = c.get_task(id);
+    if (!task) return std::nullopt;
+    const auto graph = graph_of(task->payload);
+    const auto driver = task_outcome::of(std::move(*task));
+    auto records = read_records(c, id, *graph);
+    const auto state = rebuild(graph, records, driver.status == task_status::cancelled);
+    auto r = make_record(id, state, driver, std::move(records.first_ids));
+    settle_with_driver(r, driver);
     return r;
 }
 
