@@ -12,8 +12,8 @@
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <array>
+#include <charconv>
 #include <map>
 #include <optional>
 #include <span>
