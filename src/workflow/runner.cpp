@@ -143,7 +143,8 @@ void runner_impl::on_finished(std::span<const std::string> ids) {
 // runner thread does (run).
 void runner_impl::on_outcomes(std::span<const finished_task> ended) {
     std::unique_lock lk(m);
-    if (busy || stopping) {
+    if (stopping) return;
+    if (busy) {
         for (const auto& f : ended)
             if (holds_task(f.id)) outcomes.push_back(f);
         return;
