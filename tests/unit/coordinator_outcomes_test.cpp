@@ -12,11 +12,13 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace oc = orchcore;
@@ -36,6 +38,22 @@ oc::coordinator_options one_worker() {
 void register_ops(oc::coordinator& c) {
     c.register_handler("ok", [](oc::task_context& ctx) { return "done:" + ctx.payload(); });
     c.register_handler("bad", [](oc::task_context&) -> std::string { throw oc::non_retryable_error("broken"); });
+}
+
+// On a coordinator of one worker: a task that holds the worker, and one
+// queued behind it that is cancelled; returns once the first completed.
+std::pair<oc::task_handle, oc::task_handle> hold_and_cancel_one(oc::coordinator& c) {
+    auto release = std::make_shared<std::atomic<bool>>(false);
+    c.register_handler("hold", [release](oc::task_context&) {
+        while (!release->load()) std::this_thread::sleep_for(1ms);
+        return std::string{};
+    });
+    auto held = c.submit_async("hold", "").handle;
+    auto queued = c.submit_async("ok", "q").handle;  // waits behind `held`
+    REQUIRE(c.cancel(queued.id()));
+    release->store(true);
+    (void)held.wait();
+    return {std::move(held), std::move(queued)};
 }
 
 void check_same(const oc::task_outcome& o, const oc::task_record& r) {
@@ -122,11 +140,6 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     o.queue.capacity = 16;
     oc::coordinator c{o};
     register_ops(c);
-    std::atomic<bool> release{false};
-    c.register_handler("hold", [&](oc::task_context&) {
-        while (!release.load()) std::this_thread::sleep_for(1ms);
-        return std::string{};
-    });
     std::mutex m;
     std::map<std::string, int> told;
     auto watch = c.watch_finished([&](const std::string& id) {
@@ -139,11 +152,7 @@ TEST_CASE("watch_finished (local mode): every task that ends, once, with no even
     CHECK_THROWS_AS(c.watch_finished({}), oc::invalid_argument);
     CHECK_THROWS_AS(c.watch_finished_many({}), oc::invalid_argument);
 
-    const auto held = c.submit_async("hold", "").handle;
-    const auto queued = c.submit_async("ok", "q").handle;  // waits behind `held`
-    REQUIRE(c.cancel(queued.id()));
-    release = true;
-    (void)held.wait();
+    const auto [held, queued] = hold_and_cancel_one(c);
     const auto good = c.submit_async("ok", "g").handle;
     const auto failed = c.submit_async("bad", "").handle;
     (void)good.wait();
@@ -217,11 +226,6 @@ TEST_CASE("watch_outcomes (local mode): every task that ends, once, with the out
     o.queue.capacity = 64;
     oc::coordinator c{o};
     register_ops(c);
-    std::atomic<bool> release{false};
-    c.register_handler("hold", [&](oc::task_context&) {
-        while (!release.load()) std::this_thread::sleep_for(1ms);
-        return std::string{};
-    });
     std::mutex m;
     std::map<std::string, std::vector<oc::task_outcome>> told;
     auto watch = c.watch_outcomes([&](std::span<const oc::finished_task> ended) {
@@ -234,11 +238,7 @@ TEST_CASE("watch_outcomes (local mode): every task that ends, once, with the out
     auto throwing = c.watch_outcomes([](std::span<const oc::finished_task>) { throw std::runtime_error("failed"); });
     CHECK_THROWS_AS(c.watch_outcomes({}), oc::invalid_argument);
 
-    const auto held = c.submit_async("hold", "").handle;
-    const auto queued = c.submit_async("ok", "q").handle;  // waits behind `held`
-    REQUIRE(c.cancel(queued.id()));
-    release = true;
-    (void)held.wait();
+    const auto [held, queued] = hold_and_cancel_one(c);
     std::vector<oc::task_handle> handles;
     for (int i = 0; i < 20; ++i) handles.push_back(c.submit_async(i % 5 == 4 ? "bad" : "ok", std::to_string(i)).handle);
     for (const auto& h : handles) (void)h.wait();
