@@ -9,8 +9,10 @@
 // retry-after hint and tries again (backpressure), so every task is
 // eventually admitted. A submission that fails because Redis cannot be
 // reached (restarting, say) is retried with the same id after a pause
-// (counted in submit_errors); if the retry finds the id taken, the first
-// try is taken as having got through. (The coordinator already retries each
+// (counted in submit_errors): the library accepts the same submission again
+// while the task has not started, and finishes what the failed try began;
+// if the retry finds the id taken (the task has started), the first try got
+// through. (The coordinator already retries each
 // store and transport call of a submission a few times, so this happens only
 // when Redis stays unreachable for longer.) With --wait, it then waits (up to --wait-timeout-s)
 // for every task to finish, wherever it runs, and counts the outcomes.
@@ -155,7 +157,7 @@ int main(int argc, char** argv) {
                     continue;
                 }
                 if (errored && r.admission.reason == orchcore::rejection_reason::invalid_request) {
-                    ids.push_back(*opts.id);  // the failed try got through
+                    ids.push_back(*opts.id);  // the failed try got through, and the task has started
                     break;
                 }
                 ++refused;  // duplicate id (a rerun with the same prefix), closed...

@@ -24,6 +24,7 @@ struct node_engine::submit_batch {
     std::vector<std::size_t> live;       // indexes still in the running
     std::vector<task_record> recs;
     std::vector<task_record> evicted;    // records this node cancelled for the admission policy
+    std::vector<bool> resumed;           // an earlier failed try of this submission left the record
     std::size_t accepted = 0;
 
     void reject(std::size_t i, rejection_reason r, std::string_view detail, std::chrono::milliseconds ra,
@@ -70,11 +71,31 @@ bool ours(const task_record& cur, const task_record& rec) {
                std::chrono::duration_cast<ms>(rec.created_at.time_since_epoch());
 }
 
+// Whether a stored record was left by an earlier try of the same
+// submission (same id and content, not started, not cancelled) that
+// failed with backend_unavailable after creating it: the record may or may
+// not have reached the shared queue, and nobody else would ever put it there.
+// Empty if there is none, or the store cannot be read now (the id is then
+// refused as a duplicate, as any other).
+std::optional<task_record> earlier_try(const task_store& store, const task_record& rec) {
+    std::optional<task_record> cur;
+    try {
+        cur = store.get(rec.id);
+    } catch (const error&) {
+        return std::nullopt;
+    }
+    if (cur && cur->status == task_status::queued && cur->attempts == 0 && cur->type == rec.type &&
+        cur->payload == rec.payload && cur->owner == rec.owner && cur->priority == rec.priority &&
+        cur->metadata.count(node_engine::cancel_key) == 0)
+        return cur;
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::vector<submit_result> node_engine::submit_many(std::vector<task_request>& tasks, coordinator* owner) {
     submit_batch b{tasks, std::vector<submit_result>(tasks.size()), {}, {}, std::vector<task_record>(tasks.size()),
-                   {}, 0};
+                   {}, std::vector<bool>(tasks.size(), false), 0};
     gate(b);
     fill_records(b);
     create_records(b);
@@ -180,6 +201,15 @@ bool node_engine::create_one(submit_batch& b, std::size_t i, bool created, bool 
         auto cur = with_retries([&] { return c.store->get(b.recs[i].id); }, [] {});
         ok = cur && ours(*cur, b.recs[i]);
     }
+    if (!ok && b.tasks[i].options.id) {
+        // The caller's id: perhaps of an earlier call that failed half-way;
+        // this one finishes it (admits the id if it is not in the queue yet).
+        if (auto cur = earlier_try(*c.store, b.recs[i])) {
+            b.recs[i] = std::move(*cur);
+            b.resumed[i] = true;
+            ok = true;
+        }
+    }
     // A generated id may collide with one of an earlier process that used
     // the same node_id: take the next.
     for (int tries = 0; !ok && !b.tasks[i].options.id && tries < 100; ++tries) {
@@ -207,10 +237,10 @@ void node_engine::admit_ids(submit_batch& b, coordinator* owner) {
     }
     for (std::size_t k = 0; k < b.live.size(); ++k) {
         auto& adm = adms[k];
-        if (admit_unsure && !adm && adm.reason == rejection_reason::invalid_request &&
+        if ((admit_unsure || b.resumed[b.live[k]]) && !adm && adm.reason == rejection_reason::invalid_request &&
             adm.detail == detail::transport_text_duplicate) {
-            // An earlier try got in (the record is new, so the id in the
-            // transport is this task).
+            // An earlier try got in (the record is new, or an earlier
+            // call's own, so the id in the transport is this task).
             adm = transport_admission{};
             adm.is_accepted = true;
             adm.id = b.recs[b.live[k]].id;

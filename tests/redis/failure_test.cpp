@@ -57,6 +57,11 @@ TEST_CASE("redis/failure: every store and transport call fails for 2 s mid-run; 
     test::scenario_backend_outage_window(redis_backend);
 }
 
+TEST_CASE("redis/failure: a submission that failed half-way, submitted again, is accepted and runs once",
+          "[redis][failure][submit]") {
+    test::scenario_resubmit_after_half_done_submission(redis_backend);
+}
+
 TEST_CASE("redis/failure: graceful stop drains running tasks that finish before the deadline",
           "[redis][failure][stop]") {
     test::scenario_graceful_stop_drains(redis_backend);

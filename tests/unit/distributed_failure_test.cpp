@@ -29,3 +29,9 @@ TEST_CASE("coordinator/distributed/failure: two recoverers racing on a hung node
           "[coordinator][distributed][failure][recovery]") {
     oc::test::scenario_racing_recoverers(oc::test::memory_backend);
 }
+
+TEST_CASE("coordinator/distributed/failure: a submission that failed half-way, submitted again, is accepted and "
+          "runs once",
+          "[coordinator][distributed][failure][submit]") {
+    oc::test::scenario_resubmit_after_half_done_submission(oc::test::memory_backend);
+}
