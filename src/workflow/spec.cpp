@@ -1,5 +1,7 @@
 #include <orchcore/workflow/spec.hpp>
 
+#include <orchcore/resources.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -16,10 +18,28 @@ std::string quoted(std::string_view s) {
     return out;
 }
 
+/// A value as a message shows it: control characters escaped (a NUL would
+/// end what()), and at most `shown` bytes of it, so that a 1 MB name does
+/// not make a 1 MB message.
+std::string shown_value(std::string_view value) {
+    constexpr std::size_t shown = 96;
+    static constexpr char hex[] = "0123456789abcdef";
+    std::size_t n = std::min(value.size(), shown);
+    while (n < value.size() && n > 0 && (static_cast<unsigned char>(value[n]) & 0xc0) == 0x80) --n;  // whole UTF-8 characters
+    std::string out;
+    for (const char ch : value.substr(0, n)) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c != 0x7f) out.push_back(ch);
+        else out.append("\\u00").append(1, hex[c >> 4]).append(1, hex[c & 0xf]);
+    }
+    if (n < value.size()) out.append("...");
+    return out;
+}
+
 std::string spec_message(std::string_view path, std::string_view value, std::string_view reason) {
-    std::string out(path);
+    std::string out = shown_value(path);
     out.append(": ").append(reason);
-    if (!value.empty()) out.append(" (got ").append(value).append(")");
+    if (!value.empty()) out.append(" (got ").append(shown_value(value)).append(")");
     return out;
 }
 
@@ -38,6 +58,28 @@ std::vector<entry> collect(const workflow_spec& spec) {
     return out;
 }
 
+/// What the coordinator would refuse at submission, refused here instead
+/// with the path of the field.
+void check_options(const entry& e) {
+    const auto& o = e.spec->options;
+    constexpr std::uint32_t max_retries = 1000;  // as orchcore::task_options::max_retries
+    if (o.retries && *o.retries > max_retries) {
+        throw spec_error(e.path + ".retries", std::to_string(*o.retries),
+                         "expected at most " + std::to_string(max_retries) + " retries");
+    }
+    if (o.timeout.count() < 0) throw spec_error(e.path + ".timeout_ms", std::to_string(o.timeout.count()), "must be >= 0");
+    if (o.turn_timeout.count() < 0) {
+        throw spec_error(e.path + ".turn_timeout_ms", std::to_string(o.turn_timeout.count()), "must be >= 0");
+    }
+    try {
+        validate(e.spec->resources, e.path + ".resources");
+    } catch (const invalid_argument& bad) {
+        // what(): "orchcore: invalid <field> = <value>: <reason>"
+        const std::string_view what = bad.what();
+        throw spec_error(bad.field(), bad.value(), what.substr(what.rfind(": ") + 2));
+    }
+}
+
 void check_entry(const entry& e, const spec_limits& limits) {
     const auto& t = *e.spec;
     if (!is_valid_name(t.name, limits.max_name_length)) {
@@ -49,6 +91,7 @@ void check_entry(const entry& e, const spec_limits& limits) {
     if (t.options.priority < 0 || t.options.priority > 20) {
         throw spec_error(e.path + ".priority", std::to_string(t.options.priority), "expected a priority in [0, 20]");
     }
+    check_options(e);
     if (t.shards) {
         if (t.shards->count == 0 || t.shards->count > limits.max_shards) {
             throw spec_error(e.path + ".shards.count", std::to_string(t.shards->count),
@@ -101,21 +144,34 @@ void link(std::vector<entry>& entries, const name_index& names, std::size_t firs
     }
 }
 
-/// Depth-first search for a cycle; returns its entries in dependency order.
-bool find_cycle(const std::vector<entry>& entries, std::size_t i, std::vector<int>& colour,
+/// Depth-first search for a cycle from `start`, without recursion (a cycle
+/// may run through every task); returns its entries in dependency order.
+bool find_cycle(const std::vector<entry>& entries, std::size_t start, std::vector<int>& colour,
                 std::vector<std::size_t>& path) {
-    colour[i] = 1;
-    path.push_back(i);
-    for (const auto d : entries[i].deps) {
+    std::vector<std::size_t> next;  // next[k]: the next dependency of path[k] to look at
+    colour[start] = 1;
+    path.push_back(start);
+    next.push_back(0);
+    while (!path.empty()) {
+        const auto i = path.back();
+        if (next.back() == entries[i].deps.size()) {
+            colour[i] = 2;
+            path.pop_back();
+            next.pop_back();
+            continue;
+        }
+        const auto d = entries[i].deps[next.back()++];
         if (colour[d] == 1) {
             path.erase(path.begin(), std::find(path.begin(), path.end(), d));
             path.push_back(d);
             return true;
         }
-        if (colour[d] == 0 && find_cycle(entries, d, colour, path)) return true;
+        if (colour[d] == 0) {
+            colour[d] = 1;
+            path.push_back(d);
+            next.push_back(0);
+        }
     }
-    colour[i] = 2;
-    path.pop_back();
     return false;
 }
 

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -167,4 +168,52 @@ TEST_CASE("the task limit counts shards", "[workflow][spec]") {
     spec.tasks[0].shards = wf::shard_spec{9, "m"};
     CHECK(refusal(spec, {.max_tasks = 10}) == "accepted");
     CHECK(refusal(spec, {.max_tasks = 9}) == "tasks: more than 9 tasks after expanding shards (got 10)");
+}
+
+TEST_CASE("a cycle through every task of a large workflow is refused, not a stack overflow", "[workflow][spec]") {
+    constexpr int n = 100'000;
+    wf::workflow_spec spec;
+    for (int i = 0; i < n; ++i) spec.tasks.push_back(task("t" + std::to_string(i), {"t" + std::to_string((i + 1) % n)}));
+    CHECK_THAT(refusal(spec), Catch::StartsWith("tasks[0].depends_on: dependency cycle (got t0 -> t1 -> t2 -> "));
+}
+
+TEST_CASE("a refused value is shown escaped and bounded in the message", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task(std::string("a\0b", 3))};
+    CHECK(refusal(spec) == "tasks[0].name: a name is 1 to 128 letters, digits, '_', '-' or '.' (got \"a\\u0000b\")");
+    spec.tasks = {task(std::string(1 << 20, 'n'))};
+    const auto message = refusal(spec);
+    CHECK(message.size() < 300);
+    CHECK_THAT(message, Catch::EndsWith("nnn...)"));
+    spec.tasks = {task("a", {std::string(1 << 20, 'g')})};
+    try {
+        (void)wf::expand(spec);
+        FAIL("accepted");
+    } catch (const wf::spec_error& e) {
+        CHECK(e.value().size() == (1 << 20) + 2);  // value() keeps it whole
+        CHECK(std::string(e.what()).size() < 300);
+    }
+}
+
+TEST_CASE("options and resources the coordinator would refuse are refused by path", "[workflow][spec]") {
+    wf::workflow_spec spec;
+    spec.tasks = {task("a")};
+    spec.tasks[0].options.retries = 1001;
+    CHECK(refusal(spec) == "tasks[0].retries: expected at most 1000 retries (got 1001)");
+    spec.tasks[0].options.retries = 1000;
+    CHECK(refusal(spec) == "accepted");
+    spec.tasks[0].options.timeout = std::chrono::milliseconds(-5);
+    CHECK(refusal(spec) == "tasks[0].timeout_ms: must be >= 0 (got -5)");
+    spec.tasks[0].options.timeout = {};
+    spec.tasks[0].options.turn_timeout = std::chrono::milliseconds(-1);
+    CHECK(refusal(spec) == "tasks[0].turn_timeout_ms: must be >= 0 (got -1)");
+    spec.tasks[0].options.turn_timeout = {};
+    spec.tasks[0].resources.gpu.count = 1025;
+    CHECK(refusal(spec) == "tasks[0].resources.gpu.count: must be at most 1024 (got 1025)");
+    spec.tasks[0].resources.gpu.count = 0;
+    spec.tasks[0].resources.gpu.type = "a100";
+    CHECK(refusal(spec) == "tasks[0].resources.gpu.type: needs gpu.count >= 1 (got \"a100\")");
+    spec.tasks[0].resources.gpu.type.clear();
+    spec.tasks[0].resources.labels = {"zone=eu", ""};
+    CHECK(refusal(spec) == "tasks[0].resources.labels[1]: a label must not be empty (got \"\")");
 }

@@ -90,4 +90,19 @@ tasks:
     CHECK_THAT(refusal(deep + "}]"), Catch::EndsWith("nested deeper than 32 levels"));
 }
 
+TEST_CASE("a YAML spec whose aliases expand to too many nodes is refused", "[workflow][yaml]") {
+    // Nine levels of nine aliases each: 9^9 nodes from a few hundred bytes.
+    std::string text = "l0: &l0 [x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level < 9; ++level) {
+        const auto prev = "*l" + std::to_string(level - 1);
+        text += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+        for (int i = 0; i < 9; ++i) text += (i ? ", " : "") + prev;
+        text += "]\n";
+    }
+    CHECK_THAT(refusal(text), Catch::EndsWith("the document expands to too many nodes (aliases)"));
+    // Aliases that expand moderately are read.
+    CHECK(refusal("r: &r {cpu: 2}\ntasks: [{name: a, type: t, resources: *r}, {name: b, type: t, resources: *r}]\n") ==
+          R"(r: unknown field (got {"cpu":2}))");
+}
+
 #endif  // ORCHCORE_TEST_WITH_YAML

@@ -146,8 +146,10 @@ private:
 /// empty or invalid name (letters, digits, '_', '-', '.'), a duplicate name,
 /// a dependency on an unknown task or on itself, a dependency cycle (its
 /// tasks in order), a shard count or shard rounds of 0 or above the limit, a result
-/// reference to a task that is not a dependency, an empty type or a
-/// priority out of range.
+/// reference to a task that is not a dependency, an empty type, a
+/// priority out of range, or options and resources the coordinator would
+/// refuse (retries above 1000, a negative timeout, more than 1024 GPUs,
+/// a GPU type or memory without a count, an empty label).
 workflow_graph expand(const workflow_spec& spec, const spec_limits& limits = {});
 
 /// The name of shard `index` of task `task`: "<task>#<index>". '#' is not

@@ -10,7 +10,9 @@
 #include <boost/json/value.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <regex>
 #include <string>
@@ -49,24 +51,37 @@ json::value plain_scalar(const std::string& s) {
     return json::string(s);
 }
 
-json::value to_json(const YAML::Node& node, const std::string& path, int depth);
+/// How many nodes the document may still expand to. Aliases repeat what
+/// they name, so a few hundred bytes of nested aliases would otherwise
+/// expand to billions of nodes; a document without aliases has fewer nodes
+/// than bytes.
+struct node_budget {
+    std::size_t left;
+    explicit node_budget(std::size_t text_size) : left(std::max<std::size_t>(text_size, 100'000)) {}
+    void take(const std::string& path) {
+        if (left-- == 0) throw spec_error(path.empty() ? "(document)" : path, "", "the document expands to too many nodes (aliases)");
+    }
+};
 
-json::object to_object(const YAML::Node& node, const std::string& path, int depth) {
+json::value to_json(const YAML::Node& node, const std::string& path, int depth, node_budget& budget);
+
+json::object to_object(const YAML::Node& node, const std::string& path, int depth, node_budget& budget) {
     json::object out;
     for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
             throw spec_error(path.empty() ? "(document)" : path, "", "a mapping key is not a string");
         }
         const auto& key = kv.first.Scalar();
-        out[key] = to_json(kv.second, detail::member_path(path, key), depth + 1);
+        out[key] = to_json(kv.second, detail::member_path(path, key), depth + 1, budget);
     }
     return out;
 }
 
-json::value to_json(const YAML::Node& node, const std::string& path, int depth) {
+json::value to_json(const YAML::Node& node, const std::string& path, int depth, node_budget& budget) {
     if (depth >= max_depth && (node.IsMap() || node.IsSequence())) {
         throw spec_error(path, "", "nested deeper than " + std::to_string(max_depth) + " levels");
     }
+    budget.take(path);
     switch (node.Type()) {
         case YAML::NodeType::Scalar:
             // The "!" tag marks a quoted (non-plain) scalar: always a string.
@@ -74,11 +89,11 @@ json::value to_json(const YAML::Node& node, const std::string& path, int depth) 
         case YAML::NodeType::Sequence: {
             json::array out;
             for (std::size_t i = 0; i < node.size(); ++i) {
-                out.push_back(to_json(node[i], path + "[" + std::to_string(i) + "]", depth + 1));
+                out.push_back(to_json(node[i], path + "[" + std::to_string(i) + "]", depth + 1, budget));
             }
             return out;
         }
-        case YAML::NodeType::Map: return to_object(node, path, depth);
+        case YAML::NodeType::Map: return to_object(node, path, depth, budget);
         default: return nullptr;
     }
 }
@@ -94,7 +109,8 @@ workflow_spec parse_workflow_yaml(std::string_view text, const spec_limits& limi
                          "not valid YAML: line " + std::to_string(e.mark.line + 1) + ", column " +
                              std::to_string(e.mark.column + 1) + ": " + e.msg);
     }
-    return parse_workflow_json(json::serialize(to_json(doc, "", 0)), limits);
+    node_budget budget(text.size());
+    return parse_workflow_json(json::serialize(to_json(doc, "", 0, budget)), limits);
 }
 
 }  // namespace orchcore::workflow
