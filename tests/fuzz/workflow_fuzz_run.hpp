@@ -6,6 +6,7 @@
 #include <orchcore/workflow/spec.hpp>
 #include <orchcore/workflow/state.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -30,12 +31,28 @@ inline workflow::spec_limits fuzz_limits() {
     return l;
 }
 
+/// A path as a refusal's message shows it: control characters as \u00XX,
+/// at most 96 bytes (whole UTF-8 characters), then "...".
+inline std::string shown_path(std::string_view path) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::size_t n = std::min<std::size_t>(path.size(), 96);
+    while (n < path.size() && n > 0 && (static_cast<unsigned char>(path[n]) & 0xc0) == 0x80) --n;
+    std::string out;
+    for (const char ch : path.substr(0, n)) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c != 0x7f) out.push_back(ch);
+        else out.append("\\u00").append(1, hex[c >> 4]).append(1, hex[c & 0xf]);
+    }
+    if (n < path.size()) out.append("...");
+    return out;
+}
+
 /// A refusal must name the offending field's path, and its message must
-/// start with that path.
+/// start with that path (as shown: escaped and bounded).
 inline void check_refusal(const workflow::spec_error& e) {
     const std::string_view what = e.what();
     if (e.field().empty()) fail("a refusal without a field", what);
-    if (!what.starts_with(e.field())) fail("a refusal whose message does not start with its field", what);
+    if (!what.starts_with(shown_path(e.field()))) fail("a refusal whose message does not start with its field", what);
 }
 
 /// Runs the expanded graph to its end, each task's ending picked by the
